@@ -1,0 +1,24 @@
+// One Jest run for every package. swc compiles TypeScript to CommonJS with legacy decorators and
+// decorator metadata (what Nest needs); Nest 12 and its dependencies ship ESM only, so swc
+// transforms them too instead of Jest's default "never transform node_modules".
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+  },
+];
+const esmOnly = ['@nestjs', 'uid', 'iterare', 'load-esm', 'file-type', 'strtok3', 'token-types', '@tokenizer', 'uint8array-extras'];
+
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/packages', '<rootDir>/apps'].filter((p) => require('fs').existsSync(p.replace('<rootDir>', __dirname))),
+  testMatch: ['**/test/**/*.test.ts'],
+  transform: { '^.+\\.(t|j|mj)s$': swc },
+  transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
+  testTimeout: 30000,
+};

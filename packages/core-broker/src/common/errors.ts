@@ -1,0 +1,54 @@
+/**
+ * Every failure RocketNest reports is a {@link RocketError} with a stable `code` from this table.
+ * The table is shared by the store, the broker, the wire protocol and the clients, so a code means
+ * the same thing wherever it surfaces. `retriable` tells the caller whether trying again (later, or
+ * on another broker) can succeed without changing the request.
+ */
+export const ERROR_CODES = {
+  /** A request field is malformed: bad topic or group name, oversize body, bad property. */
+  INVALID_ARGUMENT: { retriable: false },
+  /** A tag expression or SQL92 filter does not parse; the message gives the position. */
+  INVALID_FILTER: { retriable: false },
+  /** An option passed to a constructor or `open()` is out of range or of the wrong type. */
+  INVALID_OPTION: { retriable: false },
+  /** The store's disk is above its full-ratio watermark; appends are refused until space is freed. */
+  DISK_FULL: { retriable: true },
+  /** The broker is over a flow-control watermark; back off and retry. */
+  BROKER_BUSY: { retriable: true },
+  /** A write or flush of the store failed; the store refuses appends until it is reopened. */
+  STORE_IO_ERROR: { retriable: true },
+  /** Data on disk failed its checksum or has an impossible layout. */
+  STORE_CORRUPT: { retriable: false },
+  /** The store (or client, or broker) was closed, or is closing. */
+  CLOSED: { retriable: false },
+  /** An operation did not complete within its time limit. */
+  TIMEOUT: { retriable: true },
+} as const satisfies Record<string, { retriable: boolean }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface RocketErrorOptions {
+  /** The underlying error, when this one wraps another. */
+  cause?: unknown;
+  /** Overrides the code's default retriability when the situation says otherwise. */
+  retriable?: boolean;
+}
+
+/** The one base class of every error RocketNest throws or rejects with. */
+export class RocketError extends Error {
+  override readonly name = 'RocketError';
+  readonly code: ErrorCode;
+  /** True when the same request may succeed if tried again later or elsewhere. */
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: RocketErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = options.retriable ?? ERROR_CODES[code].retriable;
+  }
+}
+
+/** True when `error` is a {@link RocketError}, optionally with the given code. */
+export function isRocketError(error: unknown, code?: ErrorCode): error is RocketError {
+  return error instanceof RocketError && (code === undefined || error.code === code);
+}

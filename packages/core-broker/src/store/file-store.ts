@@ -1,0 +1,552 @@
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { assert } from '../common/assert';
+import type { Timer } from '../common/clock';
+import { RocketError } from '../common/errors';
+import type { MessageView } from '../message/message';
+import { isStoreId, parseMessageId } from '../message/message-id';
+import { prepareRecord, sealRecord, STORE_TIMESTAMP_AT, readU64 } from '../message/record-codec';
+import { tagHash } from '../message/tag-hash';
+import { validateHost, validateMessage } from '../message/validation';
+import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import type { LogWrite } from './commit-log';
+import { CommitLog } from './commit-log';
+import { ConsumeQueue, ENTRY_BYTES, decodeEntry } from './consume-queue';
+import { KeyIndex } from './key-index';
+import type {
+  AppendRequest,
+  AppendResult,
+  GetOptions,
+  GetResult,
+  KeyQuery,
+  MessageStore,
+  QueueId,
+  RetentionReport,
+} from './message-store';
+import { decideRetention } from './retention';
+import type { FileStoreOptions, ResolvedStoreOptions } from './store-options';
+import { resolveStoreOptions } from './store-options';
+
+/** Most queues per topic the store accepts (queue ids are 0 … MAX_QUEUE_ID). */
+export const MAX_QUEUE_ID = 65_535;
+/** Most consume-queue entries one `getMessages` call inspects when a filter skips messages (RocketMQ `maxFilterMessageCount`). */
+export const MAX_SCAN_ENTRIES = 16_000;
+/** Most records read back to back in one read. */
+const MAX_READ_SPAN_BYTES = 1024 * 1024;
+/** Most messages one `getMessages` returns, whatever `maxCount` says. */
+export const MAX_GET_COUNT = 1024;
+const DEFAULT_KEY_QUERY_COUNT = 64;
+
+interface QueueState {
+  cq: ConsumeQueue;
+  /** Queue offset the next append gets; runs ahead of `cq.maxOffset` while appends are in flight. */
+  nextOffset: number;
+}
+
+/** What the dispatcher needs of a record to update consume queues and the key index. */
+interface Dispatch {
+  state: QueueState;
+  topic: string;
+  queueOffset: number;
+  commitLogOffset: number;
+  size: number;
+  tagCode: number;
+  keys: readonly string[];
+  storeTimestampMs: number;
+}
+
+export interface RecoveryReport {
+  /** Bytes cut from the commit log's tail because they were torn or failed their checksum. */
+  truncatedBytes: number;
+  /** Records re-verified from the checkpoint on. */
+  verifiedRecords: number;
+  /** Whether a valid checkpoint was found. */
+  fromCheckpoint: boolean;
+}
+
+/**
+ * The durable store: commit log, consume queues and key index in a directory (RocketMQ's
+ * `DefaultMessageStore`). Open with {@link FileStore.open}, which recovers from the last checkpoint.
+ */
+export class FileStore implements MessageStore {
+  readonly storeId: string;
+  readonly options: ResolvedStoreOptions;
+  private readonly commitLog: CommitLog;
+  private readonly index: KeyIndex;
+  private readonly topics = new Map<string, Map<number, QueueState>>();
+  /** Records reserved but not yet readable, in commit-log order. */
+  private undispatched: Dispatch[] = [];
+  private undispatchedHead = 0;
+  private dispatchedOffset = 0;
+  private diskFull = false;
+  private closing: Promise<void> | undefined;
+  private readonly timers: Timer[] = [];
+  private derivedFlush: Promise<void> = Promise.resolve();
+  /** What recovery found when the store was opened. */
+  recovery: RecoveryReport = { truncatedBytes: 0, verifiedRecords: 0, fromCheckpoint: false };
+
+  protected constructor(options: ResolvedStoreOptions, storeId: string) {
+    this.options = options;
+    this.storeId = storeId;
+    this.commitLog = new CommitLog({
+      dir: path.join(options.dir, 'commitlog'),
+      segmentSizeBytes: options.segmentSizeBytes,
+      flushMode: options.flushMode,
+      maxPendingAppendBytes: options.maxPendingAppendBytes,
+      storeId,
+      fileSystem: options.fileSystem,
+      onReadable: (end) => this.dispatchUpTo(end),
+    });
+    this.index = new KeyIndex(
+      path.join(options.dir, 'index'),
+      options.indexSlotsPerFile,
+      options.indexEntriesPerFile,
+      options.fileSystem,
+    );
+  }
+
+  /** Opens (creating when absent) the store in `options.dir`, recovering after a crash. */
+  static open(options: FileStoreOptions): Promise<FileStore> {
+    return FileStore.boot((o, id) => new FileStore(o, id), resolveStoreOptions(options));
+  }
+
+  /** Reads or creates the store id, recovers, starts the timers. */
+  protected static async boot<S extends FileStore>(
+    make: (options: ResolvedStoreOptions, storeId: string) => S,
+    resolved: ResolvedStoreOptions,
+  ): Promise<S> {
+    validateHost('storeHost', resolved.storeHost);
+    const fs = resolved.fileSystem;
+    fs.mkdirp(resolved.dir);
+    const idFile = path.join(resolved.dir, 'store-id');
+    let storeId = fs.readFile(idFile)?.toString('utf8').trim();
+    if (storeId === undefined) {
+      storeId = randomBytes(8).toString('hex').toUpperCase();
+      fs.writeFileAtomic(idFile, Buffer.from(storeId + '\n'));
+    } else if (!isStoreId(storeId)) {
+      throw new RocketError('STORE_CORRUPT', `${idFile} does not hold a store id; is ${resolved.dir} a RocketNest store?`);
+    }
+    const store = make(resolved, storeId);
+    store.recover();
+    store.startTimers();
+    return store;
+  }
+
+  private checkpointFile(): string {
+    return path.join(this.options.dir, 'checkpoint');
+  }
+
+  private recover(): void {
+    const fs = this.options.fileSystem;
+    const checkpoint = readCheckpoint(fs, this.checkpointFile());
+    this.loadConsumeQueues();
+    this.index.load();
+    const dispatchFrom = checkpoint?.dispatchFlushedOffset ?? 0;
+    const indexFrom = this.index.indexedEndOffset;
+    const segmentSize = this.options.segmentSizeBytes;
+    const clFlushed = checkpoint?.commitLogFlushedOffset ?? 0;
+    const verifyFrom = Math.min(clFlushed - (clFlushed % segmentSize), dispatchFrom, indexFrom);
+    for (const state of this.allQueues()) {
+      state.cq.truncateFrom(state.cq.minOffset === state.cq.maxOffset ? state.cq.maxOffset : state.cq.firstOffsetAtOrAfter(dispatchFrom));
+    }
+    let verifiedRecords = 0;
+    const { truncatedBytes } = this.commitLog.recover(verifyFrom, (record) => {
+      verifiedRecords++;
+      const end = record.commitLogOffset + record.storeSize;
+      if (record.commitLogOffset >= dispatchFrom) {
+        const state = this.queueState(record.topic, record.queueId);
+        if (!state.cq.hasFiles && state.cq.maxOffset === state.cq.minOffset) state.cq.startAt(record.queueOffset);
+        if (record.queueOffset !== state.cq.maxOffset) {
+          throw new RocketError(
+            'STORE_CORRUPT',
+            `consume queue ${record.topic}/${record.queueId} ends at ${state.cq.maxOffset} but the commit log holds its entry ` +
+              `${record.queueOffset}; remove ${path.join(this.options.dir, 'consumequeue')} and the checkpoint to rebuild`,
+          );
+        }
+        state.cq.append(record.queueOffset, { commitLogOffset: record.commitLogOffset, size: record.storeSize, tagCode: tagHash(record.tag) });
+      }
+      if (record.commitLogOffset >= indexFrom) {
+        this.index.add(record.topic, record.keys, record.commitLogOffset, end, record.storeTimestampMs);
+      }
+    });
+    const end = this.commitLog.maxOffset;
+    for (const state of this.allQueues()) {
+      if (state.cq.maxOffset > state.cq.minOffset && state.cq.entry(state.cq.maxOffset - 1)!.commitLogOffset >= end) {
+        state.cq.truncateFrom(state.cq.firstOffsetAtOrAfter(end));
+      }
+      state.cq.dropBelow(this.commitLog.minOffset);
+      state.nextOffset = state.cq.maxOffset;
+    }
+    this.dispatchedOffset = end;
+    this.recovery = { truncatedBytes, verifiedRecords, fromCheckpoint: checkpoint !== undefined };
+    this.refreshDiskUsage();
+  }
+
+  private loadConsumeQueues(): void {
+    const fs = this.options.fileSystem;
+    const root = path.join(this.options.dir, 'consumequeue');
+    fs.mkdirp(root);
+    for (const topic of fs.list(root)) {
+      for (const name of fs.list(path.join(root, topic))) {
+        const queueId = Number(name);
+        if (!Number.isInteger(queueId) || String(queueId) !== name) continue;
+        this.queueState(topic, queueId).cq.load();
+      }
+    }
+  }
+
+  private *allQueues(): Iterable<QueueState> {
+    for (const queues of this.topics.values()) yield* queues.values();
+  }
+
+  private queueState(topic: string, queueId: number): QueueState {
+    let queues = this.topics.get(topic);
+    if (!queues) {
+      queues = new Map();
+      this.topics.set(topic, queues);
+    }
+    let state = queues.get(queueId);
+    if (!state) {
+      const dir = path.join(this.options.dir, 'consumequeue', topic, String(queueId));
+      state = {
+        cq: new ConsumeQueue(topic, queueId, dir, this.options.consumeQueueEntriesPerFile, this.options.fileSystem),
+        nextOffset: 0,
+      };
+      queues.set(queueId, state);
+    }
+    return state;
+  }
+
+  private startTimers(): void {
+    const { clock, flushMode, flushIntervalMs, derivedFlushIntervalMs, retentionIntervalMs } = this.options;
+    const every = (intervalMs: number, task: () => Promise<unknown> | unknown): void => {
+      const slot = this.timers.length;
+      const arm = (): void => {
+        this.timers[slot] = clock.setTimer(intervalMs, () => {
+          if (this.closing) return;
+          void Promise.resolve()
+            .then(task)
+            .catch(() => undefined) // failures are recorded by the commit log and surface on append
+            .finally(() => !this.closing && arm());
+        });
+      };
+      arm();
+    };
+    if (flushMode === 'async') every(flushIntervalMs, () => this.commitLog.flush());
+    every(derivedFlushIntervalMs, () => this.flushDerived());
+    if (retentionIntervalMs > 0) every(retentionIntervalMs, () => this.runRetention());
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new RocketError('CLOSED', `store ${this.options.dir} is closed`);
+  }
+
+  append(request: AppendRequest): Promise<AppendResult> {
+    return this.appendBatch([request]).then((results) => results[0]!);
+  }
+
+  appendBatch(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    try {
+      return this.appendNow(requests);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private appendNow(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    this.assertOpen();
+    if (this.diskFull) {
+      throw new RocketError(
+        'DISK_FULL',
+        `disk holding ${this.options.dir} is over diskFullRatio=${this.options.diskFullRatio}; appends resume once retention frees space`,
+      );
+    }
+    const { storeHost, segmentSizeBytes, maxBodyBytes } = this.options;
+    const prepared: Buffer[] = [];
+    let bytes = 0;
+    for (const request of requests) {
+      validateMessage(request, maxBodyBytes);
+      if (!Number.isInteger(request.queueId) || request.queueId < 0 || request.queueId > MAX_QUEUE_ID) {
+        throw new RocketError('INVALID_ARGUMENT', `queueId must be an integer in [0, ${MAX_QUEUE_ID}]; got ${request.queueId}`);
+      }
+      validateHost('bornHost', request.bornHost ?? '');
+      const record = prepareRecord({
+        topic: request.topic,
+        queueId: request.queueId,
+        body: Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength),
+        tag: request.tag,
+        keys: request.keys ?? [],
+        properties: request.properties ?? {},
+        messageGroup: request.messageGroup,
+        deliveryTimeMs: request.deliveryTimeMs ?? 0,
+        bornTimestampMs: request.bornTimestampMs,
+        bornHost: request.bornHost ?? '',
+        storeHost,
+        reconsumeTimes: request.reconsumeTimes ?? 0,
+        flags: request.flags ?? 0,
+        preparedTransactionOffset: request.preparedTransactionOffset ?? 0,
+      });
+      if (record.length > segmentSizeBytes) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `record of ${record.length} bytes does not fit a commit-log segment of ${segmentSizeBytes} bytes (segmentSizeBytes)`,
+        );
+      }
+      prepared.push(record);
+      bytes += record.length;
+    }
+    this.commitLog.checkWritable(bytes);
+
+    const now = this.options.clock.now();
+    const writes: LogWrite[] = [];
+    const results: AppendResult[] = [];
+    for (let i = 0; i < prepared.length; i++) {
+      const record = prepared[i]!;
+      const request = requests[i]!;
+      const state = this.queueState(request.topic, request.queueId);
+      const queueOffset = state.nextOffset++;
+      const commitLogOffset = this.commitLog.reserve(record.length, writes);
+      sealRecord(record, queueOffset, commitLogOffset, now);
+      writes.push({ offset: commitLogOffset, buffer: record });
+      this.undispatched.push({
+        state,
+        topic: request.topic,
+        queueOffset,
+        commitLogOffset,
+        size: record.length,
+        tagCode: tagHash(request.tag),
+        keys: request.keys ?? [],
+        storeTimestampMs: now,
+      });
+      results.push({
+        msgId: this.storeId + commitLogOffset.toString(16).toUpperCase().padStart(16, '0'),
+        topic: request.topic,
+        queueId: request.queueId,
+        queueOffset,
+        commitLogOffset,
+        storeTimestampMs: now,
+        storeSize: record.length,
+      });
+    }
+    return this.commitLog.submit(writes, bytes).then(() => results);
+  }
+
+  /** Makes records below `end` visible: consume-queue entries and key-index entries, in log order. */
+  private dispatchUpTo(end: number): void {
+    const list = this.undispatched;
+    let i = this.undispatchedHead;
+    for (; i < list.length; i++) {
+      const d = list[i]!;
+      if (d.commitLogOffset >= end) break;
+      d.state.cq.append(d.queueOffset, { commitLogOffset: d.commitLogOffset, size: d.size, tagCode: d.tagCode });
+      const recordEnd = d.commitLogOffset + d.size;
+      if (d.keys.length > 0) this.index.add(d.topic, d.keys, d.commitLogOffset, recordEnd, d.storeTimestampMs);
+      else this.index.advance(recordEnd);
+    }
+    if (i === list.length) {
+      this.undispatched = [];
+      this.undispatchedHead = 0;
+    } else {
+      this.undispatchedHead = i;
+    }
+    this.dispatchedOffset = end;
+  }
+
+  getMessages(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetResult {
+    this.assertOpen();
+    const state = this.topics.get(topic)?.get(queueId);
+    if (!state) return { status: 'NO_MESSAGE_IN_QUEUE', messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
+    const { cq } = state;
+    const minOffset = cq.minOffset;
+    const maxOffset = cq.maxOffset;
+    const result = (status: GetResult['status'], nextOffset: number, messages: MessageView[] = []): GetResult => ({
+      status,
+      messages,
+      nextOffset,
+      minOffset,
+      maxOffset,
+    });
+    if (minOffset === maxOffset) return result('NO_MESSAGE_IN_QUEUE', queueOffset === maxOffset ? maxOffset : minOffset);
+    if (queueOffset < minOffset) return result('OFFSET_TOO_SMALL', minOffset);
+    if (queueOffset === maxOffset) return result('NO_NEW_MESSAGE', queueOffset);
+    if (queueOffset > maxOffset) return result('OFFSET_OVERFLOW', maxOffset);
+
+    const maxCount = Math.min(Math.max(1, options.maxCount), MAX_GET_COUNT);
+    const messages: MessageView[] = [];
+    let next = queueOffset;
+    let bytes = 0;
+    let scanned = 0;
+    const clMin = this.commitLog.minOffset;
+    while (messages.length < maxCount && next < maxOffset && scanned < MAX_SCAN_ENTRIES && bytes < this.options.maxReadBytes) {
+      const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - messages.length);
+      const { buf, count } = cq.readEntries(next, want);
+      if (count === 0) break;
+      const locations: Array<{ offset: number; size: number; queueOffset: number }> = [];
+      for (let k = 0; k < count; k++) {
+        const entry = decodeEntry(buf, k * ENTRY_BYTES);
+        if (entry.commitLogOffset < clMin) continue;
+        if (options.tagHashFilter && !options.tagHashFilter(entry.tagCode)) continue;
+        locations.push({ offset: entry.commitLogOffset, size: entry.size, queueOffset: next + k });
+      }
+      let consumed = count;
+      if (locations.length > 0) {
+        const views = this.commitLog.readRecords(locations, MAX_READ_SPAN_BYTES);
+        assert(views.length === locations.length, `consume queue ${topic}/${queueId} points at unreadable records`);
+        for (let k = 0; k < views.length; k++) {
+          const view = views[k]!;
+          if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
+            consumed = locations[k]!.queueOffset - next;
+            break;
+          }
+          if (!options.messageFilter || options.messageFilter(view)) {
+            messages.push(view);
+            bytes += view.storeSize;
+          }
+        }
+      }
+      next += consumed;
+      scanned += consumed;
+    }
+    return result(messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', next, messages);
+  }
+
+  getByCommitLogOffset(commitLogOffset: number): MessageView | undefined {
+    this.assertOpen();
+    if (!Number.isSafeInteger(commitLogOffset) || commitLogOffset < 0) return undefined;
+    return this.commitLog.readRecord(commitLogOffset);
+  }
+
+  getById(msgId: string): MessageView | undefined {
+    const { storeId, commitLogOffset } = parseMessageId(msgId);
+    return storeId === this.storeId ? this.getByCommitLogOffset(commitLogOffset) : undefined;
+  }
+
+  queryByKey(query: KeyQuery): MessageView[] {
+    this.assertOpen();
+    const begin = query.beginTimestampMs ?? 0;
+    const end = query.endTimestampMs ?? Number.MAX_SAFE_INTEGER;
+    const limit = Math.min(query.maxCount ?? DEFAULT_KEY_QUERY_COUNT, MAX_GET_COUNT);
+    const out: MessageView[] = [];
+    for (const offset of this.index.lookup(query.topic, query.key, begin, end, limit * 2)) {
+      if (offset < this.commitLog.minOffset || offset >= this.dispatchedOffset) continue;
+      const view = this.commitLog.readRecord(offset);
+      if (view && view.topic === query.topic && view.keys.includes(query.key)) out.push(view);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  minOffset(topic: string, queueId: number): number {
+    return this.topics.get(topic)?.get(queueId)?.cq.minOffset ?? 0;
+  }
+
+  maxOffset(topic: string, queueId: number): number {
+    return this.topics.get(topic)?.get(queueId)?.cq.maxOffset ?? 0;
+  }
+
+  offsetForTimestamp(topic: string, queueId: number, timestampMs: number): number {
+    this.assertOpen();
+    const cq = this.topics.get(topic)?.get(queueId)?.cq;
+    if (!cq) return 0;
+    let lo = cq.minOffset;
+    let hi = cq.maxOffset;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const entry = cq.entry(mid)!;
+      const head = this.commitLog.readBytes(entry.commitLogOffset, STORE_TIMESTAMP_AT + 8);
+      const stored = head ? readU64(head, STORE_TIMESTAMP_AT) : 0;
+      if (stored < timestampMs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  queues(): QueueId[] {
+    const out: QueueId[] = [];
+    for (const [topic, queues] of this.topics) {
+      for (const [queueId, state] of queues) if (state.cq.maxOffset > 0 || state.nextOffset > 0) out.push({ topic, queueId });
+    }
+    return out;
+  }
+
+  commitLogRange(): { minOffset: number; maxOffset: number } {
+    return { minOffset: this.commitLog.minOffset, maxOffset: this.commitLog.maxOffset };
+  }
+
+  private refreshDiskUsage(): number {
+    const usage = this.options.fileSystem.diskUsage(this.options.dir);
+    const ratio = (usage.totalBytes - usage.freeBytes) / Math.max(1, usage.totalBytes);
+    this.diskFull = ratio > this.options.diskFullRatio;
+    return ratio;
+  }
+
+  runRetention(): RetentionReport {
+    this.assertOpen();
+    const segments = this.commitLog.segmentInfo();
+    const facts = segments.map((segment, i) => {
+      const next = segments[i + 1];
+      const head = next ? this.commitLog.readBytes(next.base, STORE_TIMESTAMP_AT + 8) : undefined;
+      return { sizeBytes: segment.sizeBytes, lastWriteMs: head ? readU64(head, STORE_TIMESTAMP_AT) : undefined };
+    });
+    const o = this.options;
+    const decision = decideRetention(facts, o.fileSystem.diskUsage(o.dir), {
+      nowMs: o.clock.now(),
+      fileReservedTimeMs: o.fileReservedTimeMs,
+      diskMaxUsedRatio: o.diskMaxUsedRatio,
+      diskFullRatio: o.diskFullRatio,
+      deleteSegmentsPerRun: o.deleteSegmentsPerRun,
+    });
+    for (let i = 0; i < decision.deleteCount; i++) this.commitLog.deleteOldestSegment();
+    if (decision.deleteCount > 0) {
+      const min = this.commitLog.minOffset;
+      for (const state of this.allQueues()) state.cq.dropBelow(min);
+      this.index.dropBelow(min);
+    }
+    const ratio = this.refreshDiskUsage();
+    return { deletedSegments: decision.deleteCount, minCommitLogOffset: this.commitLog.minOffset, diskUsedRatio: ratio };
+  }
+
+  /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */
+  private flushDerived(): Promise<void> {
+    this.derivedFlush = this.derivedFlush.then(async () => {
+      if (this.commitLog.failed) return;
+      const dispatched = this.dispatchedOffset;
+      const clFlushed = this.commitLog.durableOffset;
+      for (const state of [...this.allQueues()]) await state.cq.flush();
+      await this.index.flush();
+      writeCheckpoint(this.options.fileSystem, this.checkpointFile(), {
+        commitLogFlushedOffset: Math.min(clFlushed, dispatched),
+        dispatchFlushedOffset: Math.min(dispatched, clFlushed),
+        writtenAtMs: this.options.clock.now(),
+      });
+    });
+    return this.derivedFlush;
+  }
+
+  async flush(): Promise<void> {
+    this.assertOpen();
+    await this.commitLog.idle();
+    await this.commitLog.flush();
+    if (this.commitLog.failed) throw this.commitLog.failed;
+    await this.flushDerived();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const t of this.timers) t.cancel();
+      await this.commitLog.idle();
+      try {
+        if (!this.commitLog.failed) {
+          await this.commitLog.flush();
+          await this.flushDerived();
+        }
+      } finally {
+        await this.derivedFlush.catch(() => undefined);
+        this.commitLog.close();
+        for (const state of this.allQueues()) state.cq.close();
+        this.index.close();
+      }
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,211 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** One open file of the store. Reads are synchronous positional reads; writes and syncs are not. */
+export interface StoreFile {
+  readonly path: string;
+  /** Current length in bytes. */
+  size(): number;
+  /** Reads up to `length` bytes at `position` into `target[targetOffset…]`; returns bytes read. */
+  read(target: Buffer, targetOffset: number, length: number, position: number): number;
+  /** Writes all `buffers` back to back at `position`. */
+  write(buffers: readonly Buffer[], position: number): Promise<void>;
+  /** Makes written data durable (fdatasync). */
+  datasync(): Promise<void>;
+  truncate(length: number): void;
+  close(): void;
+}
+
+export interface DiskUsage {
+  totalBytes: number;
+  freeBytes: number;
+}
+
+/**
+ * Everything the store does to the file system. Core code never imports `node:fs`: it gets this
+ * interface, so tests inject faults (a failing write, a failing fsync, a full disk) and the memory
+ * store keeps its files in memory.
+ */
+export interface StoreFileSystem {
+  mkdirp(dir: string): void;
+  /** Names (not paths) in `dir`, or `[]` when it does not exist. */
+  list(dir: string): string[];
+  exists(file: string): boolean;
+  /** Opens `file` for reading and writing, creating it when absent. */
+  open(file: string): StoreFile;
+  /** Whole-file read, or `undefined` when it does not exist. */
+  readFile(file: string): Buffer | undefined;
+  /** Replaces `file` atomically and durably (write to a temporary name, fsync, rename, fsync dir). */
+  writeFileAtomic(file: string, data: Buffer): void;
+  remove(file: string): void;
+  /** Removes an empty directory; no-op when not empty or absent. */
+  removeDirIfEmpty(dir: string): void;
+  diskUsage(dir: string): DiskUsage;
+}
+
+class NodeFile implements StoreFile {
+  private fd: number;
+  constructor(readonly path: string) {
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  }
+  size(): number {
+    return fs.fstatSync(this.fd).size;
+  }
+  read(target: Buffer, targetOffset: number, length: number, position: number): number {
+    return fs.readSync(this.fd, target, targetOffset, length, position);
+  }
+  write(buffers: readonly Buffer[], position: number): Promise<void> {
+    const expected = buffers.reduce((sum, b) => sum + b.length, 0);
+    return new Promise((resolve, reject) => {
+      fs.writev(this.fd, buffers as Buffer[], position, (err, written) => {
+        if (err) reject(err);
+        else if (written !== expected) reject(new Error(`short write: ${written} of ${expected} bytes`));
+        else resolve();
+      });
+    });
+  }
+  datasync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+  truncate(length: number): void {
+    fs.ftruncateSync(this.fd, length);
+  }
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** The real file system. */
+export const nodeFileSystem: StoreFileSystem = {
+  mkdirp: (dir) => void fs.mkdirSync(dir, { recursive: true }),
+  list: (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []),
+  exists: (file) => fs.existsSync(file),
+  open: (file) => new NodeFile(file),
+  readFile: (file) => (fs.existsSync(file) ? fs.readFileSync(file) : undefined),
+  writeFileAtomic(file, data) {
+    const tmp = `${file}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o644);
+    try {
+      fs.writeSync(fd, data, 0, data.length, 0);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    const dirFd = fs.openSync(path.dirname(file), 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+  },
+  remove: (file) => fs.rmSync(file, { force: true }),
+  removeDirIfEmpty(dir) {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      // not empty or already gone: both fine
+    }
+  },
+  diskUsage(dir) {
+    const s = fs.statfsSync(dir);
+    return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+  },
+};
+
+class MemoryFile implements StoreFile {
+  data = Buffer.alloc(0);
+  length = 0;
+  constructor(readonly path: string) {}
+  size(): number {
+    return this.length;
+  }
+  read(target: Buffer, targetOffset: number, length: number, position: number): number {
+    const n = Math.max(0, Math.min(length, this.length - position));
+    this.data.copy(target, targetOffset, position, position + n);
+    return n;
+  }
+  write(buffers: readonly Buffer[], position: number): Promise<void> {
+    let at = position;
+    for (const b of buffers) {
+      this.ensure(at + b.length);
+      b.copy(this.data, at);
+      at += b.length;
+    }
+    this.length = Math.max(this.length, at);
+    return Promise.resolve();
+  }
+  datasync(): Promise<void> {
+    return Promise.resolve();
+  }
+  truncate(length: number): void {
+    this.ensure(length);
+    if (length < this.length) this.data.fill(0, length, this.length);
+    this.length = length;
+  }
+  close(): void {}
+  private ensure(capacity: number): void {
+    if (capacity <= this.data.length) return;
+    const grown = Buffer.alloc(Math.max(capacity, this.data.length * 2, 4096));
+    this.data.copy(grown, 0, 0, this.length);
+    this.data = grown;
+  }
+}
+
+/**
+ * A file system held in memory: the memory store's storage, and a fast base for fault-injection
+ * tests. Files survive `close()` and reopening within one instance, like a disk that never crashes.
+ */
+export class MemoryFileSystem implements StoreFileSystem {
+  private readonly files = new Map<string, MemoryFile>();
+  private readonly dirs = new Set<string>();
+  /** Reported by {@link diskUsage}: total space, and bytes used by things other than the store. */
+  totalBytes = Number.MAX_SAFE_INTEGER;
+  otherUsedBytes = 0;
+
+  mkdirp(dir: string): void {
+    for (let d = path.normalize(dir); !this.dirs.has(d) && d !== path.dirname(d); d = path.dirname(d)) this.dirs.add(d);
+  }
+  list(dir: string): string[] {
+    const prefix = path.normalize(dir) + path.sep;
+    const names = new Set<string>();
+    for (const p of [...this.files.keys(), ...this.dirs]) {
+      if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split(path.sep)[0]!);
+    }
+    return [...names];
+  }
+  exists(file: string): boolean {
+    const p = path.normalize(file);
+    return this.files.has(p) || this.dirs.has(p);
+  }
+  open(file: string): StoreFile {
+    const p = path.normalize(file);
+    let f = this.files.get(p);
+    if (!f) {
+      f = new MemoryFile(p);
+      this.files.set(p, f);
+    }
+    return f;
+  }
+  readFile(file: string): Buffer | undefined {
+    const f = this.files.get(path.normalize(file));
+    return f ? Buffer.from(f.data.subarray(0, f.length)) : undefined;
+  }
+  writeFileAtomic(file: string, data: Buffer): void {
+    const f = new MemoryFile(path.normalize(file));
+    void f.write([data], 0);
+    this.files.set(f.path, f);
+  }
+  remove(file: string): void {
+    this.files.delete(path.normalize(file));
+  }
+  removeDirIfEmpty(dir: string): void {
+    if (this.list(dir).length === 0) this.dirs.delete(path.normalize(dir));
+  }
+  diskUsage(): DiskUsage {
+    let used = this.otherUsedBytes;
+    for (const f of this.files.values()) used += f.length;
+    return { totalBytes: this.totalBytes, freeBytes: Math.max(0, this.totalBytes - used) };
+  }
+}
