@@ -427,13 +427,15 @@ export class FileStore implements MessageStore {
     const end = query.endTimestampMs ?? Number.MAX_SAFE_INTEGER;
     const limit = Math.min(query.maxCount ?? DEFAULT_KEY_QUERY_COUNT, MAX_GET_COUNT);
     const out: MessageView[] = [];
-    for (const offset of this.index.lookup(query.topic, query.key, begin, end, limit * 2)) {
+    // candidates share a hash slot with other keys and topics: over-fetch, confirm on the record
+    const candidates = this.index.lookup(query.topic, query.key, begin, end, limit * 4 + 16);
+    for (let i = candidates.length - 1; i >= 0 && out.length < limit; i--) {
+      const offset = candidates[i]!;
       if (offset < this.commitLog.minOffset || offset >= this.dispatchedOffset) continue;
       const view = this.commitLog.readRecord(offset);
       if (view && view.topic === query.topic && view.keys.includes(query.key)) out.push(view);
-      if (out.length >= limit) break;
     }
-    return out;
+    return out.reverse();
   }
 
   minOffset(topic: string, queueId: number): number {

@@ -109,7 +109,7 @@ export interface MessageStore {
   getByCommitLogOffset(commitLogOffset: number): MessageView | undefined;
   /** The record a message id points to, or `undefined` (including ids of another store). */
   getById(msgId: string): MessageView | undefined;
-  /** Messages whose keys include `key`, oldest first. */
+  /** The newest `maxCount` messages whose keys include `key`, returned oldest first. */
   queryByKey(query: KeyQuery): MessageView[];
   /** First queue offset still held (entries). */
   minOffset(topic: string, queueId: number): number;
