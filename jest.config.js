@@ -12,11 +12,23 @@ const swc = [
     module: { type: 'commonjs' },
   },
 ];
-const esmOnly = ['@nestjs', 'uid', 'iterare', 'load-esm', 'file-type', 'strtok3', 'token-types', '@tokenizer', 'uint8array-extras'];
+const esmOnly = [
+  '@nestjs',
+  'uid',
+  'iterare',
+  'load-esm',
+  'file-type',
+  'strtok3',
+  'token-types',
+  '@tokenizer',
+  'uint8array-extras',
+];
 
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/packages', '<rootDir>/apps'].filter((p) => require('fs').existsSync(p.replace('<rootDir>', __dirname))),
+  roots: ['<rootDir>/packages', '<rootDir>/apps'].filter((p) =>
+    require('fs').existsSync(p.replace('<rootDir>', __dirname)),
+  ),
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],

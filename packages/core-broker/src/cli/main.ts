@@ -49,7 +49,8 @@ async function runBroker(args: string[]): Promise<void> {
     return;
   }
   const flush = flags.get('flush') ?? 'async';
-  if (flush !== 'async' && flush !== 'sync') throw new UsageError(`--flush must be async or sync, not "${flush}"`);
+  if (flush !== 'async' && flush !== 'sync')
+    throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   const store = await FileStore.open({

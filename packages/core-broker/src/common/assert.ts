@@ -12,5 +12,8 @@ export function assert(condition: unknown, message: string): asserts condition {
 
 /** Offsets and sizes are plain numbers; they must stay integers exactly representable in a double. */
 export function assertSafeOffset(value: number, what: string): void {
-  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a non-negative safe integer, got ${value}`);
+  assert(
+    Number.isSafeInteger(value) && value >= 0,
+    `${what} must be a non-negative safe integer, got ${value}`,
+  );
 }

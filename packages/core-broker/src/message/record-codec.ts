@@ -143,7 +143,12 @@ export function prepareRecord(draft: RecordDraft): Buffer {
 }
 
 /** Fills in the append-time fields of a prepared record and computes its checksum. */
-export function sealRecord(record: Buffer, queueOffset: number, commitLogOffset: number, storeTimestampMs: number): void {
+export function sealRecord(
+  record: Buffer,
+  queueOffset: number,
+  commitLogOffset: number,
+  storeTimestampMs: number,
+): void {
   writeU64(record, queueOffset, QUEUE_OFFSET_AT);
   writeU64(record, commitLogOffset, COMMIT_LOG_OFFSET_AT);
   writeU64(record, storeTimestampMs, STORE_TIMESTAMP_AT);
@@ -177,7 +182,8 @@ export function checkRecord(buf: Buffer, at: number, limit: number, expectedOffs
   if (size < MIN_RECORD_BYTES) return { kind: 'corrupt', reason: `impossible record size ${size}` };
   if (limit - at < size) return { kind: 'end' };
   const stored = buf.readUInt32LE(at + CRC_AT);
-  if (crc32(buf.subarray(at + CRC_START, at + size)) !== stored) return { kind: 'corrupt', reason: 'checksum mismatch' };
+  if (crc32(buf.subarray(at + CRC_START, at + size)) !== stored)
+    return { kind: 'corrupt', reason: 'checksum mismatch' };
   if (expectedOffset !== undefined && readU64(buf, at + COMMIT_LOG_OFFSET_AT) !== expectedOffset) {
     return { kind: 'corrupt', reason: 'record does not hold its own offset' };
   }

@@ -56,6 +56,7 @@ const RESERVED_GROUP_PREFIXES = ['CID_ONSAPI_', 'CID_RMQ_SYS', 'CID_HOUSEKEEPING
 // RocketMQ's TopicValidator bitmap: alphanumerics plus % - _ |
 const NAME_CHAR = /^[A-Za-z0-9%|_-]$/;
 // C0 controls and DEL; they break logs and the admin tools' output.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
 
 function invalid(message: string): RocketError {
@@ -88,7 +89,8 @@ export function validateTopic(topic: string): void {
     topic.startsWith(RETRY_TOPIC_PREFIX) || topic.startsWith(DLQ_TOPIC_PREFIX)
       ? MAX_SYSTEM_TOPIC_LENGTH
       : MAX_TOPIC_LENGTH;
-  if (topic.length > max) throw invalid(`topic "${topic.slice(0, 40)}…" is ${topic.length} characters; at most ${max}`);
+  if (topic.length > max)
+    throw invalid(`topic "${topic.slice(0, 40)}…" is ${topic.length} characters; at most ${max}`);
   checkNameChars('topic', topic);
 }
 
@@ -102,7 +104,9 @@ export function validateUserTopic(topic: string): void {
 export function validateGroup(group: string): void {
   if (typeof group !== 'string' || group.length === 0) throw invalid('group must be a non-empty string');
   if (group.length > MAX_GROUP_LENGTH) {
-    throw invalid(`group "${group.slice(0, 40)}…" is ${group.length} characters; at most ${MAX_GROUP_LENGTH}`);
+    throw invalid(
+      `group "${group.slice(0, 40)}…" is ${group.length} characters; at most ${MAX_GROUP_LENGTH}`,
+    );
   }
   checkNameChars('group', group);
   if (RESERVED_GROUPS.has(group) || RESERVED_GROUP_PREFIXES.some((p) => group.startsWith(p))) {
@@ -112,7 +116,8 @@ export function validateGroup(group: string): void {
 
 function checkText(what: string, value: unknown, maxBytes: number): number {
   if (typeof value !== 'string' || value.length === 0) throw invalid(`${what} must be a non-empty string`);
-  if (CONTROL_CHAR.test(value)) throw invalid(`${what} ${JSON.stringify(value)} contains a control character`);
+  if (CONTROL_CHAR.test(value))
+    throw invalid(`${what} ${JSON.stringify(value)} contains a control character`);
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > maxBytes) throw invalid(`${what} is ${bytes} bytes in UTF-8; at most ${maxBytes}`);
   return bytes;
@@ -136,7 +141,8 @@ export function validateMessage(message: MessageInput, maxBodyBytes = DEFAULT_MA
   }
   if (message.tag !== undefined) {
     checkText('tag', message.tag, MAX_TAG_BYTES);
-    if (message.tag.includes('|')) throw invalid(`tag "${message.tag}" contains '|', which tag expressions use`);
+    if (message.tag.includes('|'))
+      throw invalid(`tag "${message.tag}" contains '|', which tag expressions use`);
     if (message.tag.trim() !== message.tag || message.tag === '*') {
       throw invalid(`tag "${message.tag}" may not be '*' nor start or end with whitespace`);
     }
@@ -167,7 +173,9 @@ export function validateMessage(message: MessageInput, maxBodyBytes = DEFAULT_MA
   if (message.messageGroup !== undefined) {
     checkText('messageGroup', message.messageGroup, MAX_MESSAGE_GROUP_LENGTH * 4);
     if (message.messageGroup.length > MAX_MESSAGE_GROUP_LENGTH) {
-      throw invalid(`messageGroup is ${message.messageGroup.length} characters; at most ${MAX_MESSAGE_GROUP_LENGTH}`);
+      throw invalid(
+        `messageGroup is ${message.messageGroup.length} characters; at most ${MAX_MESSAGE_GROUP_LENGTH}`,
+      );
     }
   }
   if (message.deliveryTimeMs !== undefined) {

@@ -2,7 +2,13 @@ import * as path from 'node:path';
 import { assert } from '../common/assert';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import { BLANK_HEADER_BYTES, MIN_RECORD_BYTES, checkRecord, decodeRecord, writeBlank } from '../message/record-codec';
+import {
+  BLANK_HEADER_BYTES,
+  MIN_RECORD_BYTES,
+  checkRecord,
+  decodeRecord,
+  writeBlank,
+} from '../message/record-codec';
 import type { StoreFile, StoreFileSystem } from './file-system';
 import type { FlushMode } from './store-options';
 
@@ -102,7 +108,10 @@ export class CommitLog {
       .sort((a, b) => a - b);
     for (const base of bases) {
       if (base % size !== 0) {
-        throw new RocketError('STORE_CORRUPT', `commit-log segment ${base} in ${dir} does not match segmentSizeBytes=${size}`);
+        throw new RocketError(
+          'STORE_CORRUPT',
+          `commit-log segment ${base} in ${dir} does not match segmentSizeBytes=${size}`,
+        );
       }
       this.segments.push({ base, file: fs.open(path.join(dir, segmentName(base))) });
     }
@@ -150,7 +159,8 @@ export class CommitLog {
       let check = checkRecord(window, position - windowStart, windowLength, segment.base + position);
       if (check.kind === 'end' && windowStart + windowLength < fileLength) {
         // Slide the window to the record's start; grow it when one record is larger than the window.
-        const needed = windowLength - (position - windowStart) >= 4 ? window.readUInt32LE(position - windowStart) : 0;
+        const needed =
+          windowLength - (position - windowStart) >= 4 ? window.readUInt32LE(position - windowStart) : 0;
         if (needed > window.length && needed <= size) window = Buffer.allocUnsafe(needed);
         windowStart = position;
         windowLength = segment.file.read(window, 0, Math.min(window.length, fileLength - position), position);
@@ -162,7 +172,11 @@ export class CommitLog {
       } else if (check.kind === 'blank') {
         return { endPosition: position, finished: true, clean: true };
       } else {
-        return { endPosition: position, finished: false, clean: check.kind === 'end' && position === fileLength };
+        return {
+          endPosition: position,
+          finished: false,
+          clean: check.kind === 'end' && position === fileLength,
+        };
       }
     }
   }
@@ -196,7 +210,10 @@ export class CommitLog {
       offset += remaining;
     }
     if (offset % segmentSize === 0 && this.segmentFor(offset) === undefined) {
-      this.segments.push({ base: offset, file: this.config.fileSystem.open(path.join(this.config.dir, segmentName(offset))) });
+      this.segments.push({
+        base: offset,
+        file: this.config.fileSystem.open(path.join(this.config.dir, segmentName(offset))),
+      });
     }
     this.reservedOffset = offset + size;
     return offset;
@@ -287,7 +304,9 @@ export class CommitLog {
       const target = this.writtenOffset;
       if (target <= this.flushedOffset || this.failure) return;
       const from = this.flushedOffset;
-      const due = this.segments.filter((s) => s.base + this.config.segmentSizeBytes > from && s.base < target);
+      const due = this.segments.filter(
+        (s) => s.base + this.config.segmentSizeBytes > from && s.base < target,
+      );
       try {
         await Promise.all(due.map((s) => s.file.datasync()));
       } catch (cause) {
@@ -344,7 +363,10 @@ export class CommitLog {
     const check = checkRecord(buf, at, buf.length, offset);
     if (check.kind === 'record') return decodeRecord(buf, at, this.config.storeId);
     if (check.kind === 'corrupt') {
-      throw new RocketError('STORE_CORRUPT', `record at commit-log offset ${offset} in ${this.config.dir}: ${check.reason}`);
+      throw new RocketError(
+        'STORE_CORRUPT',
+        `record at commit-log offset ${offset} in ${this.config.dir}: ${check.reason}`,
+      );
     }
     return undefined;
   }
@@ -353,7 +375,10 @@ export class CommitLog {
    * Reads the records at the given (offset, size) pairs, coalescing neighbours in one segment into
    * one read of at most `maxSpanBytes`.
    */
-  readRecords(locations: ReadonlyArray<{ offset: number; size: number }>, maxSpanBytes: number): MessageView[] {
+  readRecords(
+    locations: ReadonlyArray<{ offset: number; size: number }>,
+    maxSpanBytes: number,
+  ): MessageView[] {
     const out: MessageView[] = [];
     let i = 0;
     const segmentSize = this.config.segmentSizeBytes;
@@ -374,7 +399,11 @@ export class CommitLog {
       if (!span) break;
       for (let k = i; k < j; k++) {
         const loc = locations[k]!;
-        const view = this.decodeChecked(span.subarray(0, loc.offset - first.offset + loc.size), loc.offset - first.offset, loc.offset);
+        const view = this.decodeChecked(
+          span.subarray(0, loc.offset - first.offset + loc.size),
+          loc.offset - first.offset,
+          loc.offset,
+        );
         if (!view) break;
         out.push(view);
       }

@@ -76,7 +76,8 @@ export class ConsumeQueue {
       .filter((n) => FILE_NAME.test(n))
       .map(Number)
       .sort((a, b) => a - b);
-    for (const first of firsts) this.files.push({ first, file: this.fs.open(path.join(this.dir, String(first).padStart(20, '0'))) });
+    for (const first of firsts)
+      this.files.push({ first, file: this.fs.open(path.join(this.dir, String(first).padStart(20, '0'))) });
     const last = this.files[this.files.length - 1];
     if (!last) return;
     const whole = Math.floor(last.file.size() / ENTRY_BYTES);
@@ -86,7 +87,10 @@ export class ConsumeQueue {
   }
 
   append(queueOffset: number, entry: QueueEntry): void {
-    assert(queueOffset === this.maxOffset, `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`);
+    assert(
+      queueOffset === this.maxOffset,
+      `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`,
+    );
     const at = (this.maxOffset - this.writtenOffset) * ENTRY_BYTES;
     if (at + ENTRY_BYTES > this.tail.length) {
       const grown = Buffer.alloc(this.tail.length * 2);
@@ -117,7 +121,10 @@ export class ConsumeQueue {
     }
     const first = queueOffset - (queueOffset % this.entriesPerFile);
     const file = this.files.find((f) => f.first === first);
-    assert(file !== undefined, `consume queue ${this.topic}/${this.queueId}: no file for offset ${queueOffset}`);
+    assert(
+      file !== undefined,
+      `consume queue ${this.topic}/${this.queueId}: no file for offset ${queueOffset}`,
+    );
     const n = Math.min(count, this.writtenOffset - queueOffset, first + this.entriesPerFile - queueOffset);
     const buf = target && target.length >= n * ENTRY_BYTES ? target : Buffer.allocUnsafe(n * ENTRY_BYTES);
     const read = file.file.read(buf, 0, n * ENTRY_BYTES, (queueOffset - first) * ENTRY_BYTES);
@@ -150,7 +157,10 @@ export class ConsumeQueue {
 
   /** Drops entries at and after `queueOffset` (recovery re-dispatches them). */
   truncateFrom(queueOffset: number): void {
-    assert(queueOffset <= this.writtenOffset && this.writtenOffset === this.maxOffset, 'truncate only flushed queues');
+    assert(
+      queueOffset <= this.writtenOffset && this.writtenOffset === this.maxOffset,
+      'truncate only flushed queues',
+    );
     while (this.files.length > 0) {
       const last = this.files[this.files.length - 1]!;
       if (last.first < queueOffset || (last.first === queueOffset && this.files.length === 1)) {

@@ -124,7 +124,10 @@ export class FileStore implements MessageStore {
       storeId = randomBytes(8).toString('hex').toUpperCase();
       fs.writeFileAtomic(idFile, Buffer.from(storeId + '\n'));
     } else if (!isStoreId(storeId)) {
-      throw new RocketError('STORE_CORRUPT', `${idFile} does not hold a store id; is ${resolved.dir} a RocketNest store?`);
+      throw new RocketError(
+        'STORE_CORRUPT',
+        `${idFile} does not hold a store id; is ${resolved.dir} a RocketNest store?`,
+      );
     }
     const store = make(resolved, storeId);
     store.recover();
@@ -147,7 +150,11 @@ export class FileStore implements MessageStore {
     const clFlushed = checkpoint?.commitLogFlushedOffset ?? 0;
     const verifyFrom = Math.min(clFlushed - (clFlushed % segmentSize), dispatchFrom, indexFrom);
     for (const state of this.allQueues()) {
-      state.cq.truncateFrom(state.cq.minOffset === state.cq.maxOffset ? state.cq.maxOffset : state.cq.firstOffsetAtOrAfter(dispatchFrom));
+      state.cq.truncateFrom(
+        state.cq.minOffset === state.cq.maxOffset
+          ? state.cq.maxOffset
+          : state.cq.firstOffsetAtOrAfter(dispatchFrom),
+      );
     }
     let verifiedRecords = 0;
     const { truncatedBytes } = this.commitLog.recover(verifyFrom, (record) => {
@@ -155,7 +162,8 @@ export class FileStore implements MessageStore {
       const end = record.commitLogOffset + record.storeSize;
       if (record.commitLogOffset >= dispatchFrom) {
         const state = this.queueState(record.topic, record.queueId);
-        if (!state.cq.hasFiles && state.cq.maxOffset === state.cq.minOffset) state.cq.startAt(record.queueOffset);
+        if (!state.cq.hasFiles && state.cq.maxOffset === state.cq.minOffset)
+          state.cq.startAt(record.queueOffset);
         if (record.queueOffset !== state.cq.maxOffset) {
           throw new RocketError(
             'STORE_CORRUPT',
@@ -163,7 +171,11 @@ export class FileStore implements MessageStore {
               `${record.queueOffset}; remove ${path.join(this.options.dir, 'consumequeue')} and the checkpoint to rebuild`,
           );
         }
-        state.cq.append(record.queueOffset, { commitLogOffset: record.commitLogOffset, size: record.storeSize, tagCode: tagHash(record.tag) });
+        state.cq.append(record.queueOffset, {
+          commitLogOffset: record.commitLogOffset,
+          size: record.storeSize,
+          tagCode: tagHash(record.tag),
+        });
       }
       if (record.commitLogOffset >= indexFrom) {
         this.index.add(record.topic, record.keys, record.commitLogOffset, end, record.storeTimestampMs);
@@ -171,7 +183,10 @@ export class FileStore implements MessageStore {
     });
     const end = this.commitLog.maxOffset;
     for (const state of this.allQueues()) {
-      if (state.cq.maxOffset > state.cq.minOffset && state.cq.entry(state.cq.maxOffset - 1)!.commitLogOffset >= end) {
+      if (
+        state.cq.maxOffset > state.cq.minOffset &&
+        state.cq.entry(state.cq.maxOffset - 1)!.commitLogOffset >= end
+      ) {
         state.cq.truncateFrom(state.cq.firstOffsetAtOrAfter(end));
       }
       state.cq.dropBelow(this.commitLog.minOffset);
@@ -209,7 +224,13 @@ export class FileStore implements MessageStore {
     if (!state) {
       const dir = path.join(this.options.dir, 'consumequeue', topic, String(queueId));
       state = {
-        cq: new ConsumeQueue(topic, queueId, dir, this.options.consumeQueueEntriesPerFile, this.options.fileSystem),
+        cq: new ConsumeQueue(
+          topic,
+          queueId,
+          dir,
+          this.options.consumeQueueEntriesPerFile,
+          this.options.fileSystem,
+        ),
         nextOffset: 0,
       };
       queues.set(queueId, state);
@@ -267,7 +288,10 @@ export class FileStore implements MessageStore {
     for (const request of requests) {
       validateMessage(request, maxBodyBytes);
       if (!Number.isInteger(request.queueId) || request.queueId < 0 || request.queueId > MAX_QUEUE_ID) {
-        throw new RocketError('INVALID_ARGUMENT', `queueId must be an integer in [0, ${MAX_QUEUE_ID}]; got ${request.queueId}`);
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `queueId must be an integer in [0, ${MAX_QUEUE_ID}]; got ${request.queueId}`,
+        );
       }
       validateHost('bornHost', request.bornHost ?? '');
       const record = prepareRecord({
@@ -338,9 +362,14 @@ export class FileStore implements MessageStore {
     for (; i < list.length; i++) {
       const d = list[i]!;
       if (d.commitLogOffset >= end) break;
-      d.state.cq.append(d.queueOffset, { commitLogOffset: d.commitLogOffset, size: d.size, tagCode: d.tagCode });
+      d.state.cq.append(d.queueOffset, {
+        commitLogOffset: d.commitLogOffset,
+        size: d.size,
+        tagCode: d.tagCode,
+      });
       const recordEnd = d.commitLogOffset + d.size;
-      if (d.keys.length > 0) this.index.add(d.topic, d.keys, d.commitLogOffset, recordEnd, d.storeTimestampMs);
+      if (d.keys.length > 0)
+        this.index.add(d.topic, d.keys, d.commitLogOffset, recordEnd, d.storeTimestampMs);
       else this.index.advance(recordEnd);
     }
     if (i === list.length) {
@@ -355,18 +384,24 @@ export class FileStore implements MessageStore {
   getMessages(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetResult {
     this.assertOpen();
     const state = this.topics.get(topic)?.get(queueId);
-    if (!state) return { status: 'NO_MESSAGE_IN_QUEUE', messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
+    if (!state)
+      return { status: 'NO_MESSAGE_IN_QUEUE', messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
     const { cq } = state;
     const minOffset = cq.minOffset;
     const maxOffset = cq.maxOffset;
-    const result = (status: GetResult['status'], nextOffset: number, messages: MessageView[] = []): GetResult => ({
+    const result = (
+      status: GetResult['status'],
+      nextOffset: number,
+      messages: MessageView[] = [],
+    ): GetResult => ({
       status,
       messages,
       nextOffset,
       minOffset,
       maxOffset,
     });
-    if (minOffset === maxOffset) return result('NO_MESSAGE_IN_QUEUE', queueOffset === maxOffset ? maxOffset : minOffset);
+    if (minOffset === maxOffset)
+      return result('NO_MESSAGE_IN_QUEUE', queueOffset === maxOffset ? maxOffset : minOffset);
     if (queueOffset < minOffset) return result('OFFSET_TOO_SMALL', minOffset);
     if (queueOffset === maxOffset) return result('NO_NEW_MESSAGE', queueOffset);
     if (queueOffset > maxOffset) return result('OFFSET_OVERFLOW', maxOffset);
@@ -377,7 +412,12 @@ export class FileStore implements MessageStore {
     let bytes = 0;
     let scanned = 0;
     const clMin = this.commitLog.minOffset;
-    while (messages.length < maxCount && next < maxOffset && scanned < MAX_SCAN_ENTRIES && bytes < this.options.maxReadBytes) {
+    while (
+      messages.length < maxCount &&
+      next < maxOffset &&
+      scanned < MAX_SCAN_ENTRIES &&
+      bytes < this.options.maxReadBytes
+    ) {
       const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - messages.length);
       const { buf, count } = cq.readEntries(next, want);
       if (count === 0) break;
@@ -391,7 +431,10 @@ export class FileStore implements MessageStore {
       let consumed = count;
       if (locations.length > 0) {
         const views = this.commitLog.readRecords(locations, MAX_READ_SPAN_BYTES);
-        assert(views.length === locations.length, `consume queue ${topic}/${queueId} points at unreadable records`);
+        assert(
+          views.length === locations.length,
+          `consume queue ${topic}/${queueId} points at unreadable records`,
+        );
         for (let k = 0; k < views.length; k++) {
           const view = views[k]!;
           if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
@@ -466,7 +509,8 @@ export class FileStore implements MessageStore {
   queues(): QueueId[] {
     const out: QueueId[] = [];
     for (const [topic, queues] of this.topics) {
-      for (const [queueId, state] of queues) if (state.cq.maxOffset > 0 || state.nextOffset > 0) out.push({ topic, queueId });
+      for (const [queueId, state] of queues)
+        if (state.cq.maxOffset > 0 || state.nextOffset > 0) out.push({ topic, queueId });
     }
     return out;
   }
@@ -488,7 +532,10 @@ export class FileStore implements MessageStore {
     const facts = segments.map((segment, i) => {
       const next = segments[i + 1];
       const head = next ? this.commitLog.readBytes(next.base, STORE_TIMESTAMP_AT + 8) : undefined;
-      return { sizeBytes: segment.sizeBytes, lastWriteMs: head ? readU64(head, STORE_TIMESTAMP_AT) : undefined };
+      return {
+        sizeBytes: segment.sizeBytes,
+        lastWriteMs: head ? readU64(head, STORE_TIMESTAMP_AT) : undefined,
+      };
     });
     const o = this.options;
     const decision = decideRetention(facts, o.fileSystem.diskUsage(o.dir), {
@@ -505,7 +552,11 @@ export class FileStore implements MessageStore {
       this.index.dropBelow(min);
     }
     const ratio = this.refreshDiskUsage();
-    return { deletedSegments: decision.deleteCount, minCommitLogOffset: this.commitLog.minOffset, diskUsedRatio: ratio };
+    return {
+      deletedSegments: decision.deleteCount,
+      minCommitLogOffset: this.commitLog.minOffset,
+      diskUsedRatio: ratio,
+    };
   }
 
   /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */

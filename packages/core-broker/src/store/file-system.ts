@@ -165,7 +165,8 @@ export class MemoryFileSystem implements StoreFileSystem {
   otherUsedBytes = 0;
 
   mkdirp(dir: string): void {
-    for (let d = path.normalize(dir); !this.dirs.has(d) && d !== path.dirname(d); d = path.dirname(d)) this.dirs.add(d);
+    for (let d = path.normalize(dir); !this.dirs.has(d) && d !== path.dirname(d); d = path.dirname(d))
+      this.dirs.add(d);
   }
   list(dir: string): string[] {
     const prefix = path.normalize(dir) + path.sep;

@@ -117,7 +117,12 @@ class IndexFile {
   private readEntry(number: number, buf: Buffer): void {
     const index = number - 1;
     if (index >= this.writtenCount) {
-      this.pending.copy(buf, 0, (index - this.writtenCount) * ENTRY_BYTES, (index - this.writtenCount + 1) * ENTRY_BYTES);
+      this.pending.copy(
+        buf,
+        0,
+        (index - this.writtenCount) * ENTRY_BYTES,
+        (index - this.writtenCount + 1) * ENTRY_BYTES,
+      );
     } else {
       this.file.read(buf, 0, ENTRY_BYTES, this.entriesAt() + index * ENTRY_BYTES);
     }
@@ -130,7 +135,8 @@ class IndexFile {
     for (let steps = 0; number !== 0 && out.length < limit && steps < this.capacity; steps++) {
       this.readEntry(number, buf);
       const timestamp = readU64(buf, 16);
-      if (buf.readUInt32LE(0) === hash && timestamp >= beginMs && timestamp <= endMs) out.push(readU64(buf, 8));
+      if (buf.readUInt32LE(0) === hash && timestamp >= beginMs && timestamp <= endMs)
+        out.push(readU64(buf, 8));
       if (timestamp < beginMs) break; // older entries in the chain are older still
       const prev = buf.readUInt32LE(4);
       assert(prev < number, 'index chain must go back in time');
@@ -214,7 +220,13 @@ export class KeyIndex {
     return this.files[this.files.length - 1]?.indexedEndOffset ?? 0;
   }
 
-  add(topic: string, keys: readonly string[], commitLogOffset: number, recordEnd: number, storeTimestampMs: number): void {
+  add(
+    topic: string,
+    keys: readonly string[],
+    commitLogOffset: number,
+    recordEnd: number,
+    storeTimestampMs: number,
+  ): void {
     for (const key of keys) {
       let active = this.files[this.files.length - 1];
       if (!active || active.full) {

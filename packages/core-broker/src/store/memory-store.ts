@@ -31,14 +31,18 @@ export class MemoryStore extends FileStore {
     const fileSystem = new MemoryFileSystem();
     const maxBytes = options.maxBytes ?? DEFAULT_MEMORY_STORE_MAX_BYTES;
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) {
-      throw new RocketError('INVALID_OPTION', `memory store option maxBytes must be an integer ≥ 1 MiB; got ${maxBytes}`);
+      throw new RocketError(
+        'INVALID_OPTION',
+        `memory store option maxBytes must be an integer ≥ 1 MiB; got ${maxBytes}`,
+      );
     }
     fileSystem.totalBytes = maxBytes;
     const resolved = resolveStoreOptions({
       dir: '/rocketnest-memory-store',
       fileSystem,
       flushMode: 'async',
-      segmentSizeBytes: options.segmentSizeBytes ?? Math.min(DEFAULT_MEMORY_SEGMENT_SIZE_BYTES, Math.floor(maxBytes / 8)),
+      segmentSizeBytes:
+        options.segmentSizeBytes ?? Math.min(DEFAULT_MEMORY_SEGMENT_SIZE_BYTES, Math.floor(maxBytes / 8)),
       fileReservedTimeMs: options.fileReservedTimeMs,
       maxBodyBytes: options.maxBodyBytes,
       retentionIntervalMs: options.retentionIntervalMs,

@@ -38,7 +38,8 @@ export function decideRetention(
   let deleteCount = 0;
   while (deleteCount < policy.deleteSegmentsPerRun && deleteCount < segments.length - 1) {
     const segment = segments[deleteCount]!;
-    const expired = segment.lastWriteMs !== undefined && segment.lastWriteMs < policy.nowMs - policy.fileReservedTimeMs;
+    const expired =
+      segment.lastWriteMs !== undefined && segment.lastWriteMs < policy.nowMs - policy.fileReservedTimeMs;
     const overUsed = used / total > policy.diskMaxUsedRatio;
     if (!expired && !overUsed) break;
     used -= segment.sizeBytes;

@@ -69,45 +69,106 @@ export interface FileStoreOptions {
 export type ResolvedStoreOptions = Readonly<Required<FileStoreOptions>>;
 
 function check(ok: boolean, name: string, requirement: string, value: unknown): void {
-  if (!ok) throw new RocketError('INVALID_OPTION', `store option ${name} ${requirement}; got ${String(value)}`);
+  if (!ok)
+    throw new RocketError('INVALID_OPTION', `store option ${name} ${requirement}; got ${String(value)}`);
 }
 
 function int(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  check(Number.isSafeInteger(value) && value >= min && value <= max, name, `must be an integer in [${min}, ${max}]`, value);
+  check(
+    Number.isSafeInteger(value) && value >= min && value <= max,
+    name,
+    `must be an integer in [${min}, ${max}]`,
+    value,
+  );
   return value;
 }
 
 function ratio(name: string, value: number): number {
-  check(typeof value === 'number' && value >= 0.1 && value <= 0.95, name, 'must be a ratio in [0.1, 0.95]', value);
+  check(
+    typeof value === 'number' && value >= 0.1 && value <= 0.95,
+    name,
+    'must be a ratio in [0.1, 0.95]',
+    value,
+  );
   return value;
 }
 
 /** Applies defaults, validates every field and freezes the result. */
 export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOptions {
-  check(typeof options?.dir === 'string' && options.dir.length > 0, 'dir', 'must be a directory path', options?.dir);
+  check(
+    typeof options?.dir === 'string' && options.dir.length > 0,
+    'dir',
+    'must be a directory path',
+    options?.dir,
+  );
   const flushMode = options.flushMode ?? DEFAULT_FLUSH_MODE;
   check(flushMode === 'async' || flushMode === 'sync', 'flushMode', "must be 'async' or 'sync'", flushMode);
   const resolved: Required<FileStoreOptions> = {
     dir: options.dir,
-    segmentSizeBytes: int('segmentSizeBytes', options.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, 2 ** 31 - 1),
+    segmentSizeBytes: int(
+      'segmentSizeBytes',
+      options.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES,
+      MIN_SEGMENT_SIZE_BYTES,
+      2 ** 31 - 1,
+    ),
     flushMode,
     flushIntervalMs: int('flushIntervalMs', options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS, 1),
-    derivedFlushIntervalMs: int('derivedFlushIntervalMs', options.derivedFlushIntervalMs ?? DEFAULT_DERIVED_FLUSH_INTERVAL_MS, 1),
-    consumeQueueEntriesPerFile: int('consumeQueueEntriesPerFile', options.consumeQueueEntriesPerFile ?? DEFAULT_CONSUME_QUEUE_ENTRIES_PER_FILE, 16, 50_000_000),
-    indexSlotsPerFile: int('indexSlotsPerFile', options.indexSlotsPerFile ?? DEFAULT_INDEX_SLOTS_PER_FILE, 16, 50_000_000),
-    indexEntriesPerFile: int('indexEntriesPerFile', options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES_PER_FILE, 16, 50_000_000),
-    fileReservedTimeMs: int('fileReservedTimeMs', options.fileReservedTimeMs ?? DEFAULT_FILE_RESERVED_TIME_MS, 1),
+    derivedFlushIntervalMs: int(
+      'derivedFlushIntervalMs',
+      options.derivedFlushIntervalMs ?? DEFAULT_DERIVED_FLUSH_INTERVAL_MS,
+      1,
+    ),
+    consumeQueueEntriesPerFile: int(
+      'consumeQueueEntriesPerFile',
+      options.consumeQueueEntriesPerFile ?? DEFAULT_CONSUME_QUEUE_ENTRIES_PER_FILE,
+      16,
+      50_000_000,
+    ),
+    indexSlotsPerFile: int(
+      'indexSlotsPerFile',
+      options.indexSlotsPerFile ?? DEFAULT_INDEX_SLOTS_PER_FILE,
+      16,
+      50_000_000,
+    ),
+    indexEntriesPerFile: int(
+      'indexEntriesPerFile',
+      options.indexEntriesPerFile ?? DEFAULT_INDEX_ENTRIES_PER_FILE,
+      16,
+      50_000_000,
+    ),
+    fileReservedTimeMs: int(
+      'fileReservedTimeMs',
+      options.fileReservedTimeMs ?? DEFAULT_FILE_RESERVED_TIME_MS,
+      1,
+    ),
     diskMaxUsedRatio: ratio('diskMaxUsedRatio', options.diskMaxUsedRatio ?? DEFAULT_DISK_MAX_USED_RATIO),
     diskFullRatio: ratio('diskFullRatio', options.diskFullRatio ?? DEFAULT_DISK_FULL_RATIO),
-    retentionIntervalMs: int('retentionIntervalMs', options.retentionIntervalMs ?? DEFAULT_RETENTION_INTERVAL_MS, 0),
-    deleteSegmentsPerRun: int('deleteSegmentsPerRun', options.deleteSegmentsPerRun ?? DEFAULT_DELETE_SEGMENTS_PER_RUN, 1),
-    maxPendingAppendBytes: int('maxPendingAppendBytes', options.maxPendingAppendBytes ?? DEFAULT_MAX_PENDING_APPEND_BYTES, 1024),
+    retentionIntervalMs: int(
+      'retentionIntervalMs',
+      options.retentionIntervalMs ?? DEFAULT_RETENTION_INTERVAL_MS,
+      0,
+    ),
+    deleteSegmentsPerRun: int(
+      'deleteSegmentsPerRun',
+      options.deleteSegmentsPerRun ?? DEFAULT_DELETE_SEGMENTS_PER_RUN,
+      1,
+    ),
+    maxPendingAppendBytes: int(
+      'maxPendingAppendBytes',
+      options.maxPendingAppendBytes ?? DEFAULT_MAX_PENDING_APPEND_BYTES,
+      1024,
+    ),
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, 1, 64 * 1024 * 1024),
     maxReadBytes: int('maxReadBytes', options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES, 1024),
     storeHost: options.storeHost ?? '',
     clock: options.clock ?? systemClock,
     fileSystem: options.fileSystem ?? nodeFileSystem,
   };
-  check(resolved.diskFullRatio >= resolved.diskMaxUsedRatio, 'diskFullRatio', 'must be ≥ diskMaxUsedRatio', resolved.diskFullRatio);
+  check(
+    resolved.diskFullRatio >= resolved.diskMaxUsedRatio,
+    'diskFullRatio',
+    'must be ≥ diskMaxUsedRatio',
+    resolved.diskFullRatio,
+  );
   return Object.freeze(resolved);
 }

@@ -17,7 +17,9 @@ export class ManualClock implements Clock {
     const target = this.time + ms;
     for (;;) {
       this.timers = this.timers.filter((t) => !t.cancelled);
-      const next = this.timers.filter((t) => t.due <= target).sort((a, b) => a.due - b.due || a.seq - b.seq)[0];
+      const next = this.timers
+        .filter((t) => t.due <= target)
+        .sort((a, b) => a.due - b.due || a.seq - b.seq)[0];
       if (!next) break;
       this.time = next.due;
       next.cancelled = true;
