@@ -14,7 +14,12 @@ const QUOTE_WINDOW_CHARS = 60;
  * "end of input") and quotes the expression, so the user can find the mistake without a debugger:
  * `Invalid SQL92 filter: expected ')' but found end of input at line 1, column 17 in "a = 1 AND (b > 2"`.
  */
-export function invalidFilter(grammar: FilterGrammar, expression: string, offset: number, detail: string): RocketError {
+export function invalidFilter(
+  grammar: FilterGrammar,
+  expression: string,
+  offset: number,
+  detail: string,
+): RocketError {
   const { line, column } = lineAndColumn(expression, offset);
   return new RocketError(
     'INVALID_FILTER',

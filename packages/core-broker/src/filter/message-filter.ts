@@ -46,7 +46,10 @@ export interface MessageFilter {
  */
 export function compileFilter(type: FilterType, expression: string): MessageFilter {
   if (typeof expression !== 'string') {
-    throw new RocketError('INVALID_ARGUMENT', `A filter expression must be a string, got ${typeof expression}`);
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `A filter expression must be a string, got ${typeof expression}`,
+    );
   }
   if (type === 'TAG') return tagFilter(expression);
   if (type === 'SQL92') return sqlFilter(expression);

@@ -73,7 +73,7 @@ function isDigit(c: number): boolean {
 }
 
 function isIdentifierStart(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f /* _ */ || c === 0x24 /* $ */;
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f /* _ */ || c === 0x24; /* $ */
 }
 
 function isIdentifierPart(c: number): boolean {
@@ -183,7 +183,10 @@ function scanNumber(expression: string, start: number, push: Push, fail: Fail): 
     return i;
   }
   if (integerDigits > 1 && expression.charCodeAt(start) === 0x30) {
-    fail(start, `a number may not start with 0 ("${expression.slice(start, i)}"); write it without leading zeros`);
+    fail(
+      start,
+      `a number may not start with 0 ("${expression.slice(start, i)}"); write it without leading zeros`,
+    );
   }
   const digitsEnd = i;
   const suffix = i < n ? expression.charCodeAt(i) : -1;
@@ -233,7 +236,10 @@ function scanSymbol(expression: string, i: number, push: Push, fail: Fail): numb
       push('symbol', i, i + 1);
       return i + 1;
     case '!':
-      return fail(i, next === '=' ? "unknown operator '!='; use '<>' for not-equal" : "unexpected character '!'; use NOT");
+      return fail(
+        i,
+        next === '=' ? "unknown operator '!='; use '<>' for not-equal" : "unexpected character '!'; use NOT",
+      );
     case '"':
       return fail(i, "unexpected character '\"'; string literals use single quotes ('text')");
     default:

@@ -97,7 +97,11 @@ class SqlParser {
       this.requireCondition(right, keyword);
       operands.push(right);
     }
-    return this.build({ kind: keyword === 'AND' ? 'and' : 'or', operands, at: first.at }, operatorToken, ...operands);
+    return this.build(
+      { kind: keyword === 'AND' ? 'and' : 'or', operands, at: first.at },
+      operatorToken,
+      ...operands,
+    );
   }
 
   private parseEquality(): SqlNode {
@@ -113,7 +117,10 @@ class SqlParser {
       } else if (this.isKeyword(token, 'IS')) {
         this.next();
         const negated = this.acceptKeyword('NOT');
-        this.expectKeyword('NULL', negated ? "expected NULL after 'IS NOT'" : "expected NULL or NOT NULL after 'IS'");
+        this.expectKeyword(
+          'NULL',
+          negated ? "expected NULL after 'IS NOT'" : "expected NULL or NOT NULL after 'IS'",
+        );
         left = this.build({ kind: 'isNull', negated, operand: left, at: left.at }, token, left);
       } else {
         return left;
@@ -139,9 +146,13 @@ class SqlParser {
       if (this.isKeyword(token, 'NOT')) {
         const after = this.peek(1);
         const negatable =
-          after.kind === 'keyword' && (STRING_MATCH_OPERATORS.has(after.value) || after.value === 'BETWEEN' || after.value === 'IN');
+          after.kind === 'keyword' &&
+          (STRING_MATCH_OPERATORS.has(after.value) || after.value === 'BETWEEN' || after.value === 'IN');
         if (!negatable) {
-          this.fail(after, `expected CONTAINS, STARTSWITH, ENDSWITH, BETWEEN or IN after NOT but found ${describe(after)}`);
+          this.fail(
+            after,
+            `expected CONTAINS, STARTSWITH, ENDSWITH, BETWEEN or IN after NOT but found ${describe(after)}`,
+          );
         }
         this.next();
         negated = true;
@@ -158,7 +169,11 @@ class SqlParser {
           this.fail(token, `${name} needs a property or a string on its left, not ${describeKind(left)}`);
         }
         const operator = keyword as SqlStringMatchOperator;
-        left = this.build({ kind: 'stringMatch', operator, negated, operand: left, pattern, at: left.at }, operatorToken, left);
+        left = this.build(
+          { kind: 'stringMatch', operator, negated, operand: left, pattern, at: left.at },
+          token,
+          left,
+        );
       } else if (keyword === 'BETWEEN') {
         this.next();
         const low = this.parseUnary();
@@ -170,21 +185,34 @@ class SqlParser {
         if (lowValue !== undefined && highValue !== undefined && lowValue > highValue) {
           // RocketMQ's `createBetween` rejects this too (its NOT BETWEEN does not check, but a
           // reversed NOT BETWEEN matches every number, which is just as surely a mistake).
-          this.fail(token, `the lower bound of ${name} (${lowValue}) is greater than the upper bound (${highValue})`);
+          this.fail(
+            token,
+            `the lower bound of ${name} (${lowValue}) is greater than the upper bound (${highValue})`,
+          );
         }
-        left = this.build({ kind: 'between', negated, operand: left, low, high, at: left.at }, operatorToken, left, low, high);
+        left = this.build(
+          { kind: 'between', negated, operand: left, low, high, at: left.at },
+          token,
+          left,
+          low,
+          high,
+        );
       } else if (keyword === 'IN') {
         this.next();
         if (left.kind !== 'property') {
           this.fail(token, `${name} needs a property on its left, not ${describeKind(left)}`);
         }
         this.expectSymbol('(', `expected '(' after ${name}`);
-        const values = [this.expectString(`expected a string literal in the ${name} list (only strings are allowed)`)];
+        const values = [
+          this.expectString(`expected a string literal in the ${name} list (only strings are allowed)`),
+        ];
         while (this.acceptSymbol(',')) {
-          values.push(this.expectString(`expected a string literal in the ${name} list (only strings are allowed)`));
+          values.push(
+            this.expectString(`expected a string literal in the ${name} list (only strings are allowed)`),
+          );
         }
         this.expectSymbol(')', `expected ',' or ')' in the ${name} list`);
-        left = this.build({ kind: 'in', negated, operand: left, values, at: left.at }, operatorToken, left);
+        left = this.build({ kind: 'in', negated, operand: left, values, at: left.at }, token, left);
       } else {
         return left;
       }
@@ -239,7 +267,10 @@ class SqlParser {
         }
         break;
     }
-    return this.fail(token, `expected an operand (a property, a literal or '(') but found ${describe(token)}`);
+    return this.fail(
+      token,
+      `expected an operand (a property, a literal or '(') but found ${describe(token)}`,
+    );
   }
 
   // ---- static checks -------------------------------------------------------------------------
@@ -248,7 +279,10 @@ class SqlParser {
   private requireCondition(node: SqlNode, context: string): void {
     const kind = sqlValueKind(node);
     if (kind === 'condition' || kind === 'property' || kind === 'null') return;
-    this.failAt(node.at, `${context} needs a condition (a comparison, TRUE, FALSE or a property), not ${describeKind(node)}`);
+    this.failAt(
+      node.at,
+      `${context} needs a condition (a comparison, TRUE, FALSE or a property), not ${describeKind(node)}`,
+    );
   }
 
   /** RocketMQ's `checkLessThanOperand`: only numbers and properties can be ordered. */
@@ -258,7 +292,8 @@ class SqlParser {
     if (kind === 'string') {
       this.fail(token, `'${operator}' compares numbers only and cannot order ${describeKind(node)}`);
     }
-    if (kind === 'null') this.fail(token, `NULL cannot be compared with '${operator}'; use IS NULL or IS NOT NULL`);
+    if (kind === 'null')
+      this.fail(token, `NULL cannot be compared with '${operator}'; use IS NULL or IS NOT NULL`);
     this.fail(token, `${describeKind(node)} cannot be compared with '${operator}'${notHint(node)}`);
   }
 
@@ -270,10 +305,16 @@ class SqlParser {
       this.fail(token, `NULL cannot be compared with '${token.value}'; use IS NULL or IS NOT NULL`);
     }
     const literal = (kind: SqlValueKind): boolean => kind === 'number' || kind === 'string';
-    if ((leftKind === 'condition' && literal(rightKind)) || (rightKind === 'condition' && literal(leftKind))) {
+    if (
+      (leftKind === 'condition' && literal(rightKind)) ||
+      (rightKind === 'condition' && literal(leftKind))
+    ) {
       const condition = leftKind === 'condition' ? left : right;
       const other = condition === left ? right : left;
-      this.fail(token, `cannot compare a condition with ${describeKind(other)} using '${token.value}'${notHint(condition)}`);
+      this.fail(
+        token,
+        `cannot compare a condition with ${describeKind(other)} using '${token.value}'${notHint(condition)}`,
+      );
     }
   }
 
@@ -295,7 +336,10 @@ class SqlParser {
   }
 
   private tooDeep(token: SqlToken): never {
-    return this.fail(token, `the filter nests deeper than ${MAX_SQL_NESTING_DEPTH} levels (MAX_SQL_NESTING_DEPTH)`);
+    return this.fail(
+      token,
+      `the filter nests deeper than ${MAX_SQL_NESTING_DEPTH} levels (MAX_SQL_NESTING_DEPTH)`,
+    );
   }
 
   private peek(ahead = 0): SqlToken {

@@ -72,7 +72,12 @@ export function compileTagExpression(expression: string): TagExpression {
         );
       }
       if (tag === SUBSCRIBE_ALL_EXPRESSION) {
-        throw invalidFilter('tag expression', expression, tagOffset, `'*' must be the whole expression, not one of the tags`);
+        throw invalidFilter(
+          'tag expression',
+          expression,
+          tagOffset,
+          `'*' must be the whole expression, not one of the tags`,
+        );
       }
       tags.add(tag);
       tagHashes.add(tagHash(tag));
@@ -81,7 +86,12 @@ export function compileTagExpression(expression: string): TagExpression {
     itemStart = separatorAt + TAG_SEPARATOR.length;
   }
   if (tags.size === 0) {
-    throw invalidFilter('tag expression', expression, 0, `expected at least one tag between the '||' separators`);
+    throw invalidFilter(
+      'tag expression',
+      expression,
+      0,
+      `expected at least one tag between the '||' separators`,
+    );
   }
   return Object.freeze({ matchAll: false, tags, tagHashes });
 }

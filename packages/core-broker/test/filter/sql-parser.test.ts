@@ -99,7 +99,9 @@ describe('parseSqlExpression: structure', () => {
     expect(canon('a = b IS NULL')).toBe('((a = b) IS NULL)');
     expect(canon('a IS NULL = b')).toBe('((a IS NULL) = b)');
     expect(canon('a = b = c')).toBe('((a = b) = c)');
-    expect(canon('a BETWEEN 1 AND 2 AND b BETWEEN 3 AND 4')).toBe('((a BETWEEN 1 AND 2) AND (b BETWEEN 3 AND 4))');
+    expect(canon('a BETWEEN 1 AND 2 AND b BETWEEN 3 AND 4')).toBe(
+      '((a BETWEEN 1 AND 2) AND (b BETWEEN 3 AND 4))',
+    );
   });
 
   it('binds NOT tighter than comparisons, as RocketMQ does', () => {
@@ -107,14 +109,16 @@ describe('parseSqlExpression: structure', () => {
     expect(canon('NOT (a = b)')).toBe('(NOT (a = b))');
     expect(canon('NOT a AND b')).toBe('((NOT a) AND b)');
     expect(canon('NOT NOT a')).toBe('(NOT (NOT a))');
-    expect(parseError("NOT a IN ('x')").message).toContain('IN needs a property on its left, not a condition');
+    expect(parseError("NOT a IN ('x')").message).toContain(
+      'IN needs a property on its left, not a condition',
+    );
   });
 
   it('reads keywords in any case', () => {
     expect(canon("a between 1 and 2 or b not in ('x') and c is not null and d not contains 'y'")).toBe(
       "((a BETWEEN 1 AND 2) OR ((b NOT IN ('x')) AND (c IS NOT NULL) AND (d NOT CONTAINS 'y')))",
     );
-    expect(canon('x StartsWith \'a\' Or y EndsWith \'b\' oR z = True')).toBe(
+    expect(canon("x StartsWith 'a' Or y EndsWith 'b' oR z = True")).toBe(
       "((x STARTSWITH 'a') OR (y ENDSWITH 'b') OR (z = TRUE))",
     );
   });
@@ -153,14 +157,18 @@ describe('parseSqlExpression: errors', () => {
     ['', 'expected a condition but found end of input', 1],
     ['  -- only a comment', 'expected a condition but found end of input', 20],
     ['a =', 'expected an operand', 4],
-    ['a = 1 AND', 'expected an operand (a property, a literal or \'(\') but found end of input', 10],
-    ['AND a = 1', 'expected an operand (a property, a literal or \'(\') but found keyword AND', 1],
+    ['a = 1 AND', "expected an operand (a property, a literal or '(') but found end of input", 10],
+    ['AND a = 1', "expected an operand (a property, a literal or '(') but found keyword AND", 1],
     ['a = 1 b = 2', 'expected an operator or end of input but found property b', 7],
     ['a = 1)', "expected an operator or end of input but found ')'", 6],
     ['(a = 1', "expected ')' but found end of input", 7],
     ['()', "expected an operand (a property, a literal or '(') but found ')'", 2],
     ['a = = 1', "but found '='", 5],
-    ["a IN (1, 2)", 'expected a string literal in the IN list (only strings are allowed) but found number 1', 7],
+    [
+      'a IN (1, 2)',
+      'expected a string literal in the IN list (only strings are allowed) but found number 1',
+      7,
+    ],
     ["a IN ('x', 2)", 'but found number 2', 12],
     ["a NOT IN ('x' 'y')", "expected ',' or ')' in the NOT IN list but found string 'y'", 15],
     ["a IN 'x'", "expected '(' after IN but found string 'x'", 6],
@@ -171,11 +179,11 @@ describe('parseSqlExpression: errors', () => {
     ['a ENDSWITH', 'expected a string literal after ENDSWITH but found end of input', 11],
     ['a BETWEEN 1', 'expected AND between the bounds of BETWEEN but found end of input', 12],
     ['a BETWEEN 1 OR 2', 'expected AND between the bounds of BETWEEN but found keyword OR', 13],
-    ['a NOT = 1', 'expected CONTAINS, STARTSWITH, ENDSWITH, BETWEEN or IN after NOT but found \'=\'', 7],
+    ['a NOT = 1', "expected CONTAINS, STARTSWITH, ENDSWITH, BETWEEN or IN after NOT but found '='", 7],
     ['a NOT LIKE 1', 'after NOT but found property LIKE', 7],
-    ['a IS 1', 'expected NULL or NOT NULL after \'IS\' but found number 1', 6],
+    ['a IS 1', "expected NULL or NOT NULL after 'IS' but found number 1", 6],
     ['a IS NOT 1', "expected NULL after 'IS NOT' but found number 1", 10],
-    ['a LIKE \'x%\'', 'expected an operator or end of input but found property LIKE', 3],
+    ["a LIKE 'x%'", 'expected an operator or end of input but found property LIKE', 3],
     ['a = 1 + 2', "expected an operator or end of input but found '+'", 7],
     ["a = 'x' garbage", 'expected an operator or end of input but found property garbage', 9],
     ['a = 5abc', 'found property abc', 6],
@@ -214,7 +222,11 @@ describe('parseSqlExpression: errors', () => {
     ["a BETWEEN 'a' AND 'z'", "'BETWEEN' compares numbers only and cannot order the string 'a'", 3],
     ["a NOT BETWEEN 1 AND 'z'", "'NOT BETWEEN' compares numbers only", 3],
     ['a BETWEEN 5 AND 1', 'the lower bound of BETWEEN (5) is greater than the upper bound (1)', 3],
-    ['a NOT BETWEEN -1 AND -2', 'the lower bound of NOT BETWEEN (-1) is greater than the upper bound (-2)', 3],
+    [
+      'a NOT BETWEEN -1 AND -2',
+      'the lower bound of NOT BETWEEN (-1) is greater than the upper bound (-2)',
+      3,
+    ],
     ['a BETWEEN NULL AND 1', "NULL cannot be compared with 'BETWEEN'", 3],
     ["'x' IN ('x')", "IN needs a property on its left, not the string 'x'", 5],
     ["(a = 1) NOT IN ('x')", 'NOT IN needs a property on its left, not a condition', 9],
@@ -249,7 +261,9 @@ describe('parseSqlExpression: limits', () => {
     expect(canon(nested(MAX_SQL_NESTING_DEPTH))).toBe('(a = 1)');
     const error = parseError(nested(MAX_SQL_NESTING_DEPTH + 1));
     expect(error.code).toBe('INVALID_FILTER');
-    expect(error.message).toContain(`nests deeper than ${MAX_SQL_NESTING_DEPTH} levels (MAX_SQL_NESTING_DEPTH)`);
+    expect(error.message).toContain(
+      `nests deeper than ${MAX_SQL_NESTING_DEPTH} levels (MAX_SQL_NESTING_DEPTH)`,
+    );
     expect(error.message).toContain(`column ${MAX_SQL_NESTING_DEPTH + 1}`);
   });
 
@@ -262,7 +276,7 @@ describe('parseSqlExpression: limits', () => {
   it('bounds the tree height of chains that need no parentheses', () => {
     const chain = (length: number) => Array.from({ length }, (_, i) => `p${i}`).join(' = ');
     expect(() => parseSqlExpression(chain(MAX_SQL_NESTING_DEPTH))).not.toThrow();
-    expect(parseError(chain(MAX_SQL_NESTING_DEPTH + 2)).message).toContain('nests deeper');
+    expect(parseError(chain(MAX_SQL_NESTING_DEPTH + 1)).message).toContain('nests deeper');
     expect(parseError(`a${' IS NULL'.repeat(MAX_SQL_NESTING_DEPTH + 1)}`).message).toContain('nests deeper');
   });
 
@@ -281,7 +295,12 @@ describe('parseSqlExpression: limits', () => {
   });
 
   it('refuses hostile nesting without overflowing the stack', () => {
-    for (const hostile of ['('.repeat(4000), 'NOT '.repeat(1000), '-'.repeat(1) + ' -'.repeat(2000), 'a' + ' IS NULL'.repeat(500)]) {
+    for (const hostile of [
+      '('.repeat(4000),
+      'NOT '.repeat(1000),
+      '-'.repeat(1) + ' -'.repeat(2000),
+      'a' + ' IS NULL'.repeat(500),
+    ]) {
       const error = parseError(hostile);
       expect(error.code).toBe('INVALID_FILTER');
     }
