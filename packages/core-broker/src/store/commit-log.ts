@@ -404,7 +404,14 @@ export class CommitLog {
           loc.offset - first.offset,
           loc.offset,
         );
-        if (!view) break;
+        // a consume queue says a record of loc.size bytes is here: anything else is corruption
+        // (e.g. a damaged size field), never an AssertionFailure in the caller
+        if (!view) {
+          throw new RocketError(
+            'STORE_CORRUPT',
+            `no record of ${loc.size} bytes at commit-log offset ${loc.offset} in ${this.config.dir}`,
+          );
+        }
         out.push(view);
       }
       i = j;

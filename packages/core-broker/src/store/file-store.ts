@@ -145,7 +145,9 @@ export class FileStore implements MessageStore {
     this.loadConsumeQueues();
     this.index.load();
     const dispatchFrom = checkpoint?.dispatchFlushedOffset ?? 0;
-    const indexFrom = this.index.indexedEndOffset;
+    // No index file means no record with keys since the dispatch point (index files are flushed
+    // before the checkpoint): starting at 0 would re-verify the whole commit log on every open.
+    const indexFrom = this.index.hasFiles ? this.index.indexedEndOffset : dispatchFrom;
     const segmentSize = this.options.segmentSizeBytes;
     const clFlushed = checkpoint?.commitLogFlushedOffset ?? 0;
     const verifyFrom = Math.min(clFlushed - (clFlushed % segmentSize), dispatchFrom, indexFrom);
@@ -472,8 +474,13 @@ export class FileStore implements MessageStore {
     const out: MessageView[] = [];
     // candidates share a hash slot with other keys and topics: over-fetch, confirm on the record
     const candidates = this.index.lookup(query.topic, query.key, begin, end, limit * 4 + 16);
+    // one offset can be a candidate twice: a key repeated in a message, or an entry left by a
+    // record that recovery truncated and whose offset a new record with the same key took
+    const seen = new Set<number>();
     for (let i = candidates.length - 1; i >= 0 && out.length < limit; i--) {
       const offset = candidates[i]!;
+      if (seen.has(offset)) continue;
+      seen.add(offset);
       if (offset < this.commitLog.minOffset || offset >= this.dispatchedOffset) continue;
       const view = this.commitLog.readRecord(offset);
       if (view && view.topic === query.topic && view.keys.includes(query.key)) out.push(view);
@@ -561,7 +568,9 @@ export class FileStore implements MessageStore {
 
   /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */
   private flushDerived(): Promise<void> {
-    this.derivedFlush = this.derivedFlush.then(async () => {
+    // a failed flush must not poison the chain: later flushes retry (its caller got the failure)
+    const previous = this.derivedFlush.catch(() => undefined);
+    this.derivedFlush = previous.then(async () => {
       if (this.commitLog.failed) return;
       const dispatched = this.dispatchedOffset;
       const clFlushed = this.commitLog.durableOffset;

@@ -132,8 +132,10 @@ class MemoryFile implements StoreFile {
       this.ensure(at + b.length);
       b.copy(this.data, at);
       at += b.length;
+      // per buffer: ensure() copies only [0, length) when it grows, so the buffers already
+      // copied by this call must count before the next one can grow the storage
+      this.length = Math.max(this.length, at);
     }
-    this.length = Math.max(this.length, at);
     return Promise.resolve();
   }
   datasync(): Promise<void> {

@@ -81,9 +81,24 @@ class IndexFile {
     index.indexedEndOffset = readU64(header, 32);
     const slotBytes = Buffer.from(index.slots.buffer, index.slots.byteOffset, index.slots.byteLength);
     file.read(slotBytes, 0, slotBytes.length, HEADER_BYTES);
-    // slots written before a crash may name entries past the header's count: drop them
-    for (let i = 0; i < index.slotCount; i++) if (index.slots[i]! > index.entryCount) index.slots[i] = 0;
+    // Slots written before a crash may name entries past the header's count. Zeroing such a slot
+    // would also cut off the older entries chained behind it, so rebuild every slot from the
+    // entries the header vouches for (recovery re-indexes the rest from indexedEndOffset).
+    if (index.slots.some((s) => s > index.entryCount)) index.rebuildSlots();
     return index;
+  }
+
+  /** Points each slot at its newest entry among the first `entryCount`, reading them from the file. */
+  private rebuildSlots(): void {
+    this.slots.fill(0);
+    const chunk = Buffer.alloc(4096 * ENTRY_BYTES);
+    for (let first = 0; first < this.entryCount; first += 4096) {
+      const count = Math.min(4096, this.entryCount - first);
+      this.file.read(chunk, 0, count * ENTRY_BYTES, this.entriesAt() + first * ENTRY_BYTES);
+      for (let i = 0; i < count; i++)
+        this.slots[chunk.readUInt32LE(i * ENTRY_BYTES) % this.slotCount] = first + i + 1;
+    }
+    for (let page = 0; page * PAGE_BYTES < this.slotCount * SLOT_BYTES; page++) this.dirtyPages.add(page);
   }
 
   get full(): boolean {
@@ -213,6 +228,10 @@ export class KeyIndex {
         this.fs.remove(file.path);
       }
     }
+  }
+
+  get hasFiles(): boolean {
+    return this.files.length > 0;
   }
 
   /** Commit-log offset from which records must be (re)indexed. */
