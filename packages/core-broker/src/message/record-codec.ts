@@ -58,8 +58,9 @@ export const MIN_RECORD_BYTES = VARIABLE_FIELDS_AT + 1 + 2 + 2 + 1 + 1 + 1 + 4 +
 const U32 = 0x1_0000_0000;
 
 export function writeU64(buf: Buffer, value: number, at: number): void {
-  buf.writeUInt32LE(value % U32, at);
-  buf.writeUInt32LE(Math.floor(value / U32), at + 4);
+  const low = value >>> 0; // exact for the non-negative safe integers the layouts hold
+  buf.writeUInt32LE(low, at);
+  buf.writeUInt32LE((value - low) / U32, at + 4);
 }
 
 export function readU64(buf: Buffer, at: number): number {
@@ -68,77 +69,152 @@ export function readU64(buf: Buffer, at: number): number {
   return value;
 }
 
+/** A u64 of a record whose checksum held: the writer asserted it safe, so it is not re-checked. */
+function u64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at + 4) * U32 + buf.readUInt32LE(at);
+}
+
 /** The fields a record is prepared from; the store fills offsets and the store time when it appends. */
 export type RecordDraft = Omit<MessageRecord, 'queueOffset' | 'commitLogOffset' | 'storeTimestampMs'>;
 
-function encodeProperties(properties: Readonly<Record<string, string>>): Buffer {
-  const parts: Buffer[] = [];
-  for (const [key, value] of Object.entries(properties)) {
-    const k = Buffer.from(key, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    const head = Buffer.allocUnsafe(2);
-    head.writeUInt16LE(k.length, 0);
-    const mid = Buffer.allocUnsafe(2);
-    mid.writeUInt16LE(v.length, 0);
-    parts.push(head, k, mid, v);
+/**
+ * A record's fields with its strings already UTF-8 encoded, so its size is known before the store
+ * claims space for it. `undefined` stands for an empty field. Callers may share (cache) the buffers.
+ */
+export interface EncodedFields {
+  topic: Buffer;
+  tag: Buffer | undefined;
+  keys: Buffer | undefined;
+  messageGroup: Buffer | undefined;
+  bornHost: Buffer;
+  storeHost: Buffer;
+  /** Already in the layout's (u16 klen, key, u16 vlen, value)* form. */
+  properties: Buffer | undefined;
+  body: Uint8Array;
+  queueId: number;
+  reconsumeTimes: number;
+  flags: number;
+  bornTimestampMs: number;
+  deliveryTimeMs: number;
+  preparedTransactionOffset: number;
+}
+
+/** Encodes user properties in the record's (u16 klen, key, u16 vlen, value)* form. */
+export function encodeProperties(properties: Readonly<Record<string, string>>): Buffer | undefined {
+  let size = 0;
+  for (const key in properties)
+    size += 4 + Buffer.byteLength(key, 'utf8') + Buffer.byteLength(properties[key]!, 'utf8');
+  if (size === 0) return undefined;
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const key in properties) {
+    const k = buf.write(key, at + 2, 'utf8');
+    buf.writeUInt16LE(k, at);
+    at += 2 + k;
+    const v = buf.write(properties[key]!, at + 2, 'utf8');
+    buf.writeUInt16LE(v, at);
+    at += 2 + v;
   }
-  return Buffer.concat(parts);
+  return buf;
+}
+
+const utf8 = (text: string | undefined): Buffer | undefined =>
+  text === undefined || text.length === 0 ? undefined : Buffer.from(text, 'utf8');
+
+/** The plain (uncached) way from a draft to encoded fields. The draft must already be validated. */
+export function encodeFields(draft: RecordDraft): EncodedFields {
+  return {
+    topic: Buffer.from(draft.topic, 'utf8'),
+    tag: utf8(draft.tag),
+    keys: draft.keys.length === 0 ? undefined : Buffer.from(draft.keys.join(' '), 'utf8'),
+    messageGroup: utf8(draft.messageGroup),
+    bornHost: Buffer.from(draft.bornHost, 'utf8'),
+    storeHost: Buffer.from(draft.storeHost, 'utf8'),
+    properties: encodeProperties(draft.properties),
+    body: draft.body,
+    queueId: draft.queueId,
+    reconsumeTimes: draft.reconsumeTimes,
+    flags: draft.flags,
+    bornTimestampMs: draft.bornTimestampMs,
+    deliveryTimeMs: draft.deliveryTimeMs,
+    preparedTransactionOffset: draft.preparedTransactionOffset,
+  };
+}
+
+/** Bytes the record of `f` takes in the commit log. */
+export function recordSize(f: EncodedFields): number {
+  return (
+    VARIABLE_FIELDS_AT +
+    (1 + f.topic.length) +
+    (2 + (f.tag?.length ?? 0)) +
+    (2 + (f.keys?.length ?? 0)) +
+    (1 + (f.messageGroup?.length ?? 0)) +
+    (1 + f.bornHost.length) +
+    (1 + f.storeHost.length) +
+    (4 + (f.properties?.length ?? 0)) +
+    (4 + f.body.length)
+  );
+}
+
+function putBytes(buf: Buffer, at: number, bytes: Buffer | undefined, prefixBytes: 1 | 2 | 4): number {
+  const length = bytes?.length ?? 0;
+  if (prefixBytes === 1) buf[at] = length;
+  else if (prefixBytes === 2) buf.writeUInt16LE(length, at);
+  else buf.writeUInt32LE(length, at);
+  if (bytes !== undefined) bytes.copy(buf, at + prefixBytes);
+  return at + prefixBytes + length;
 }
 
 /**
- * Encodes a record with zeroed offsets, store time and crc; {@link sealRecord} fills them in at
- * append time. Splitting the two keeps the UTF-8 encoding and copying out of the store's append
- * critical section. The draft must already be validated.
+ * Writes the whole record of `f` (size from {@link recordSize}) at `buf[at]`, with its offsets,
+ * store time and checksum: the append hot path, with no allocation but the checksum's view.
+ */
+export function encodeRecord(
+  buf: Buffer,
+  at: number,
+  f: EncodedFields,
+  size: number,
+  queueOffset: number,
+  commitLogOffset: number,
+  storeTimestampMs: number,
+): void {
+  assert(f.topic.length <= 0xff && (f.messageGroup?.length ?? 0) <= 0xff, 'u8 field overflow');
+  assert(f.bornHost.length <= 0xff && f.storeHost.length <= 0xff, 'u8 field overflow');
+  assert((f.tag?.length ?? 0) <= 0xffff && (f.keys?.length ?? 0) <= 0xffff, 'u16 field overflow');
+  buf.writeUInt32LE(size, at + TOTAL_SIZE_AT);
+  buf.writeUInt32LE(RECORD_MAGIC, at + MAGIC_AT);
+  buf.writeUInt32LE(f.flags >>> 0, at + FLAGS_AT);
+  buf.writeUInt32LE(f.queueId, at + QUEUE_ID_AT);
+  buf.writeUInt32LE(f.reconsumeTimes, at + RECONSUME_TIMES_AT);
+  writeU64(buf, queueOffset, at + QUEUE_OFFSET_AT);
+  writeU64(buf, commitLogOffset, at + COMMIT_LOG_OFFSET_AT);
+  writeU64(buf, f.bornTimestampMs, at + BORN_TIMESTAMP_AT);
+  writeU64(buf, storeTimestampMs, at + STORE_TIMESTAMP_AT);
+  writeU64(buf, f.deliveryTimeMs, at + DELIVERY_TIME_AT);
+  writeU64(buf, f.preparedTransactionOffset, at + PREPARED_TRANSACTION_OFFSET_AT);
+  let p = at + VARIABLE_FIELDS_AT;
+  p = putBytes(buf, p, f.topic, 1);
+  p = putBytes(buf, p, f.tag, 2);
+  p = putBytes(buf, p, f.keys, 2);
+  p = putBytes(buf, p, f.messageGroup, 1);
+  p = putBytes(buf, p, f.bornHost, 1);
+  p = putBytes(buf, p, f.storeHost, 1);
+  p = putBytes(buf, p, f.properties, 4);
+  buf.writeUInt32LE(f.body.length, p);
+  buf.set(f.body, p + 4);
+  assert(p + 4 + f.body.length === at + size, 'record size mismatch');
+  buf.writeUInt32LE(crc32(buf.subarray(at + CRC_START, at + size)), at + CRC_AT);
+}
+
+/**
+ * Encodes a record with zeroed offsets and store time into a buffer of its own; {@link sealRecord}
+ * fills them in. The draft must already be validated.
  */
 export function prepareRecord(draft: RecordDraft): Buffer {
-  const topic = Buffer.from(draft.topic, 'utf8');
-  const tag = Buffer.from(draft.tag ?? '', 'utf8');
-  const keys = Buffer.from(draft.keys.join(' '), 'utf8');
-  const group = Buffer.from(draft.messageGroup ?? '', 'utf8');
-  const bornHost = Buffer.from(draft.bornHost, 'utf8');
-  const storeHost = Buffer.from(draft.storeHost, 'utf8');
-  const properties = encodeProperties(draft.properties);
-  const body = draft.body;
-  assert(topic.length <= 0xff && group.length <= 0xff && bornHost.length <= 0xff, 'u8 field overflow');
-  assert(storeHost.length <= 0xff && tag.length <= 0xffff && keys.length <= 0xffff, 'field overflow');
-
-  const size =
-    VARIABLE_FIELDS_AT +
-    (1 + topic.length) +
-    (2 + tag.length) +
-    (2 + keys.length) +
-    (1 + group.length) +
-    (1 + bornHost.length) +
-    (1 + storeHost.length) +
-    (4 + properties.length) +
-    (4 + body.length);
+  const fields = encodeFields(draft);
+  const size = recordSize(fields);
   const buf = Buffer.alloc(size);
-  buf.writeUInt32LE(size, TOTAL_SIZE_AT);
-  buf.writeUInt32LE(RECORD_MAGIC, MAGIC_AT);
-  buf.writeUInt32LE(draft.flags >>> 0, FLAGS_AT);
-  buf.writeUInt32LE(draft.queueId, QUEUE_ID_AT);
-  buf.writeUInt32LE(draft.reconsumeTimes, RECONSUME_TIMES_AT);
-  writeU64(buf, draft.bornTimestampMs, BORN_TIMESTAMP_AT);
-  writeU64(buf, draft.deliveryTimeMs, DELIVERY_TIME_AT);
-  writeU64(buf, draft.preparedTransactionOffset, PREPARED_TRANSACTION_OFFSET_AT);
-  let at = VARIABLE_FIELDS_AT;
-  at = buf.writeUInt8(topic.length, at);
-  at += topic.copy(buf, at);
-  at = buf.writeUInt16LE(tag.length, at);
-  at += tag.copy(buf, at);
-  at = buf.writeUInt16LE(keys.length, at);
-  at += keys.copy(buf, at);
-  at = buf.writeUInt8(group.length, at);
-  at += group.copy(buf, at);
-  at = buf.writeUInt8(bornHost.length, at);
-  at += bornHost.copy(buf, at);
-  at = buf.writeUInt8(storeHost.length, at);
-  at += storeHost.copy(buf, at);
-  at = buf.writeUInt32LE(properties.length, at);
-  at += properties.copy(buf, at);
-  at = buf.writeUInt32LE(body.length, at);
-  buf.set(body, at);
-  assert(at + body.length === size, 'record size mismatch');
+  encodeRecord(buf, 0, fields, size, 0, 0, 0);
   return buf;
 }
 
@@ -236,26 +312,26 @@ export function decodeRecord(buf: Buffer, at: number, storeId: string): MessageV
   const bodyLength = buf.readUInt32LE(p);
   p += 4;
   assert(p + bodyLength === at + size, 'record fields overrun the record');
-  const commitLogOffset = readU64(buf, at + COMMIT_LOG_OFFSET_AT);
+  const commitLogOffset = u64(buf, at + COMMIT_LOG_OFFSET_AT);
   return {
     msgId: formatMessageId(storeId, commitLogOffset),
     storeSize: size,
     topic,
     queueId: buf.readUInt32LE(at + QUEUE_ID_AT),
-    queueOffset: readU64(buf, at + QUEUE_OFFSET_AT),
+    queueOffset: u64(buf, at + QUEUE_OFFSET_AT),
     commitLogOffset,
     body: buf.subarray(p, p + bodyLength),
     tag,
     keys,
     properties,
     messageGroup,
-    deliveryTimeMs: readU64(buf, at + DELIVERY_TIME_AT),
-    bornTimestampMs: readU64(buf, at + BORN_TIMESTAMP_AT),
+    deliveryTimeMs: u64(buf, at + DELIVERY_TIME_AT),
+    bornTimestampMs: u64(buf, at + BORN_TIMESTAMP_AT),
     bornHost,
-    storeTimestampMs: readU64(buf, at + STORE_TIMESTAMP_AT),
+    storeTimestampMs: u64(buf, at + STORE_TIMESTAMP_AT),
     storeHost,
     reconsumeTimes: buf.readUInt32LE(at + RECONSUME_TIMES_AT),
     flags: buf.readUInt32LE(at + FLAGS_AT),
-    preparedTransactionOffset: readU64(buf, at + PREPARED_TRANSACTION_OFFSET_AT),
+    preparedTransactionOffset: u64(buf, at + PREPARED_TRANSACTION_OFFSET_AT),
   };
 }

@@ -26,19 +26,30 @@ interface Segment {
   file: StoreFile;
 }
 
-/** Bytes to write at a commit-log offset: a record, or a blank padding header. */
-export interface LogWrite {
+/** Records are encoded straight into arenas of this size, written with one writev per drain. */
+const ARENA_BYTES = 4 * 1024 * 1024;
+
+/** Bytes of one arena that go to the log back to back, starting at `offset`. */
+interface Run {
   offset: number;
-  buffer: Buffer;
+  arena: Buffer;
+  start: number;
+  end: number;
 }
 
-/** Writes handed to the writer together, settled together once written (and synced). */
+/** Appends settled together once the log is written (and synced) up to `endOffset`. */
 interface Ticket {
-  writes: LogWrite[];
   bytes: number;
   endOffset: number;
   resolve(): void;
   reject(error: unknown): void;
+}
+
+/** Where to encode a claimed record: `buf[at, at + size)` becomes commit-log offset `offset`. */
+export interface Claim {
+  offset: number;
+  buf: Buffer;
+  at: number;
 }
 
 export interface CommitLogConfig {
@@ -68,7 +79,11 @@ export class CommitLog {
   /** Bytes visible to readers: written (async) or synced (sync). */
   private readableOffset = 0;
   private queue: Ticket[] = [];
+  private runs: Run[] = [];
+  private arena = Buffer.allocUnsafe(0);
+  private arenaUsed = 0;
   private queuedBytes = 0;
+  private claimedBytes = 0;
   private draining = false;
   private flushing: Promise<void> = Promise.resolve();
   private failure: RocketError | undefined;
@@ -193,19 +208,19 @@ export class CommitLog {
   }
 
   /**
-   * Hands out the offset for a record of `size` bytes, padding the current segment and opening
-   * the next when the record does not fit. Returns the record's commit-log offset.
+   * Hands out the offset for a record of `size` bytes and the arena bytes to encode it into,
+   * padding the current segment and opening the next when the record does not fit. The caller
+   * must fill the claimed bytes before it calls {@link submit}.
    */
-  reserve(size: number, writes: LogWrite[]): number {
+  claim(size: number): Claim {
     const segmentSize = this.config.segmentSizeBytes;
     assert(size <= segmentSize, 'record larger than a segment');
     let offset = this.reservedOffset;
     const remaining = segmentSize - (offset % segmentSize);
     if (size > remaining) {
       if (remaining >= BLANK_HEADER_BYTES) {
-        const blank = Buffer.alloc(BLANK_HEADER_BYTES);
-        writeBlank(blank, 0, remaining);
-        writes.push({ offset, buffer: blank });
+        const blank = this.take(offset, BLANK_HEADER_BYTES);
+        writeBlank(blank.buf, blank.at, remaining);
       }
       offset += remaining;
     }
@@ -216,13 +231,41 @@ export class CommitLog {
       });
     }
     this.reservedOffset = offset + size;
-    return offset;
+    return this.take(offset, size);
   }
 
-  /** Queues buffers covering exactly the offsets reserved since the last submit. */
-  submit(writes: LogWrite[], bytes: number): Promise<void> {
+  /** Arena space for bytes at `offset`, extending the last run when both are contiguous. */
+  private take(offset: number, size: number): Claim {
+    if (this.arenaUsed + size > this.arena.length) {
+      // the old arena stays referenced by its runs until they are written
+      this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
+      this.arenaUsed = 0;
+    }
+    const at = this.arenaUsed;
+    this.arenaUsed += size;
+    this.claimedBytes += size;
+    const last = this.runs[this.runs.length - 1];
+    const sameSegment = offset % this.config.segmentSizeBytes !== 0;
+    if (
+      last &&
+      last.arena === this.arena &&
+      last.end === at &&
+      last.offset + (last.end - last.start) === offset &&
+      sameSegment
+    ) {
+      last.end += size;
+    } else {
+      this.runs.push({ offset, arena: this.arena, start: at, end: at + size });
+    }
+    return { offset, buf: this.arena, at };
+  }
+
+  /** Queues everything claimed since the last submit; resolves once the flush policy holds for it. */
+  submit(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ writes, bytes, endOffset: this.reservedOffset, resolve, reject });
+      const bytes = this.claimedBytes;
+      this.claimedBytes = 0;
+      this.queue.push({ bytes, endOffset: this.reservedOffset, resolve, reject });
       this.queuedBytes += bytes;
       if (!this.draining) {
         this.draining = true;
@@ -234,17 +277,19 @@ export class CommitLog {
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.failure) {
       const tickets = this.queue;
+      const runs = this.runs;
       this.queue = [];
+      this.runs = [];
       const end = tickets[tickets.length - 1]!.endOffset;
       try {
-        const touched = await this.writeTickets(tickets);
+        const touched = await this.writeRuns(runs);
         this.writtenOffset = end;
         if (this.config.flushMode === 'sync') {
           await Promise.all(touched.map((s) => s.file.datasync()));
           this.flushedOffset = end;
         }
       } catch (cause) {
-        this.fail(cause, tickets);
+        this.fail(cause, tickets, true);
         break;
       }
       for (const t of tickets) this.queuedBytes -= t.bytes;
@@ -255,8 +300,8 @@ export class CommitLog {
     this.draining = false;
   }
 
-  /** Writes tickets' bytes in offset order: one writev per run of contiguous bytes in one segment. */
-  private async writeTickets(tickets: Ticket[]): Promise<Segment[]> {
+  /** Writes runs in offset order: one writev per stretch of contiguous bytes in one segment. */
+  private async writeRuns(runs: Run[]): Promise<Segment[]> {
     const segmentSize = this.config.segmentSizeBytes;
     const touched: Segment[] = [];
     let group: Buffer[] = [];
@@ -270,32 +315,57 @@ export class CommitLog {
       if (!touched.includes(segment)) touched.push(segment);
       group = [];
     };
-    for (const ticket of tickets) {
-      for (const { offset, buffer } of ticket.writes) {
-        const contiguous = offset === groupEnd && offset % segmentSize !== 0;
-        if (!contiguous) {
-          await writeGroup();
-          groupStart = offset;
-        }
-        group.push(buffer);
-        groupEnd = offset + buffer.length;
+    for (const run of runs) {
+      const contiguous = run.offset === groupEnd && run.offset % segmentSize !== 0;
+      if (!contiguous) {
+        await writeGroup();
+        groupStart = run.offset;
       }
+      group.push(run.arena.subarray(run.start, run.end));
+      groupEnd = run.offset + (run.end - run.start);
     }
     await writeGroup();
     return touched;
   }
 
-  private fail(cause: unknown, inFlight: Ticket[]): void {
+  /**
+   * Rejects every waiting append and refuses new ones. When the failed batch was never
+   * acknowledged (`discardUnacknowledged`), its bytes are cut from the files as far as the file
+   * system still allows, so a reopen does not bring back appends that were rejected.
+   */
+  private fail(cause: unknown, inFlight: Ticket[], discardUnacknowledged: boolean): void {
+    let discarded = !discardUnacknowledged;
+    if (discardUnacknowledged) {
+      try {
+        this.cutAfter(this.readableOffset);
+        discarded = true;
+      } catch {
+        // the disk refuses even this; recovery on reopen verifies the tail
+      }
+    }
     this.failure = new RocketError(
       'STORE_IO_ERROR',
       `commit-log write failed in ${this.config.dir}: ${(cause as Error)?.message ?? cause}; ` +
-        'the store refuses appends until it is reopened (recovery truncates the unwritten tail)',
+        'the store refuses appends until it is reopened' +
+        (discarded ? '' : ' (the unacknowledged tail could not be cut: a reopen may keep some of it)'),
       { cause },
     );
     const waiting = [...inFlight, ...this.queue];
     this.queue = [];
+    this.runs = [];
     this.queuedBytes = 0;
     for (const t of waiting) t.reject(this.failure);
+  }
+
+  /** Truncates the log to `end`: later segments are removed, the one holding `end` cut. */
+  private cutAfter(end: number): void {
+    while (this.segments.length > 1 && this.segments[this.segments.length - 1]!.base >= end) {
+      const gone = this.segments.pop()!;
+      gone.file.close();
+      this.config.fileSystem.remove(gone.file.path);
+    }
+    const last = this.segments[this.segments.length - 1];
+    if (last && last.file.size() > end - last.base) last.file.truncate(Math.max(0, end - last.base));
   }
 
   /** fdatasyncs everything written so far (async flush mode's periodic flush). */
@@ -310,7 +380,7 @@ export class CommitLog {
       try {
         await Promise.all(due.map((s) => s.file.datasync()));
       } catch (cause) {
-        this.fail(cause, []);
+        this.fail(cause, [], false);
         return;
       }
       this.flushedOffset = Math.max(this.flushedOffset, target);
@@ -359,8 +429,8 @@ export class CommitLog {
   }
 
   /** Decodes a record from a buffer read from the log, or reports corruption. */
-  decodeChecked(buf: Buffer, at: number, offset: number): MessageView | undefined {
-    const check = checkRecord(buf, at, buf.length, offset);
+  decodeChecked(buf: Buffer, at: number, offset: number, limit = buf.length): MessageView | undefined {
+    const check = checkRecord(buf, at, limit, offset);
     if (check.kind === 'record') return decodeRecord(buf, at, this.config.storeId);
     if (check.kind === 'corrupt') {
       throw new RocketError(
@@ -399,11 +469,8 @@ export class CommitLog {
       if (!span) break;
       for (let k = i; k < j; k++) {
         const loc = locations[k]!;
-        const view = this.decodeChecked(
-          span.subarray(0, loc.offset - first.offset + loc.size),
-          loc.offset - first.offset,
-          loc.offset,
-        );
+        const at = loc.offset - first.offset;
+        const view = this.decodeChecked(span, at, loc.offset, at + loc.size);
         // a consume queue says a record of loc.size bytes is here: anything else is corruption
         // (e.g. a damaged size field), never an AssertionFailure in the caller
         if (!view) {

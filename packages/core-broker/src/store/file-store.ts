@@ -4,12 +4,18 @@ import { assert } from '../common/assert';
 import type { Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import { isStoreId, parseMessageId } from '../message/message-id';
-import { prepareRecord, sealRecord, STORE_TIMESTAMP_AT, readU64 } from '../message/record-codec';
+import { formatMessageId, isStoreId, parseMessageId } from '../message/message-id';
+import type { EncodedFields } from '../message/record-codec';
+import {
+  encodeProperties,
+  encodeRecord,
+  readU64,
+  recordSize,
+  STORE_TIMESTAMP_AT,
+} from '../message/record-codec';
 import { tagHash } from '../message/tag-hash';
 import { validateHost, validateMessage } from '../message/validation';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
-import type { LogWrite } from './commit-log';
 import { CommitLog } from './commit-log';
 import { ConsumeQueue, ENTRY_BYTES, decodeEntry } from './consume-queue';
 import { KeyIndex } from './key-index';
@@ -43,17 +49,18 @@ interface QueueState {
   nextOffset: number;
 }
 
-/** What the dispatcher needs of a record to update consume queues and the key index. */
+/** What the dispatcher needs of an appended record to update consume queues and the key index. */
 interface Dispatch {
   state: QueueState;
-  topic: string;
-  queueOffset: number;
-  commitLogOffset: number;
-  size: number;
+  result: AppendResult;
   tagCode: number;
   keys: readonly string[];
-  storeTimestampMs: number;
 }
+
+const NO_KEYS: readonly string[] = [];
+const EMPTY = Buffer.alloc(0);
+/** Bound on the cache of encoded topics, tags and hosts. */
+const TEXT_CACHE_ENTRIES = 4096;
 
 export interface RecoveryReport {
   /** Bytes cut from the commit log's tail because they were torn or failed their checksum. */
@@ -82,12 +89,15 @@ export class FileStore implements MessageStore {
   private closing: Promise<void> | undefined;
   private readonly timers: Timer[] = [];
   private derivedFlush: Promise<void> = Promise.resolve();
+  private readonly textBytes = new Map<string, Buffer>();
+  private readonly storeHostBytes: Buffer;
   /** What recovery found when the store was opened. */
   recovery: RecoveryReport = { truncatedBytes: 0, verifiedRecords: 0, fromCheckpoint: false };
 
   protected constructor(options: ResolvedStoreOptions, storeId: string) {
     this.options = options;
     this.storeId = storeId;
+    this.storeHostBytes = Buffer.from(options.storeHost, 'utf8');
     this.commitLog = new CommitLog({
       dir: path.join(options.dir, 'commitlog'),
       segmentSizeBytes: options.segmentSizeBytes,
@@ -284,77 +294,89 @@ export class FileStore implements MessageStore {
         `disk holding ${this.options.dir} is over diskFullRatio=${this.options.diskFullRatio}; appends resume once retention frees space`,
       );
     }
-    const { storeHost, segmentSizeBytes, maxBodyBytes } = this.options;
-    const prepared: Buffer[] = [];
+    // Validate and encode every record before any gets an offset: a batch is taken whole or not at all.
+    const fields: EncodedFields[] = new Array(requests.length);
+    const sizes: number[] = new Array(requests.length);
     let bytes = 0;
-    for (const request of requests) {
-      validateMessage(request, maxBodyBytes);
-      if (!Number.isInteger(request.queueId) || request.queueId < 0 || request.queueId > MAX_QUEUE_ID) {
+    for (let i = 0; i < requests.length; i++) {
+      fields[i] = this.encode(requests[i]!);
+      sizes[i] = recordSize(fields[i]!);
+      if (sizes[i]! > this.options.segmentSizeBytes) {
         throw new RocketError(
           'INVALID_ARGUMENT',
-          `queueId must be an integer in [0, ${MAX_QUEUE_ID}]; got ${request.queueId}`,
+          `record of ${sizes[i]} bytes does not fit a commit-log segment of ${this.options.segmentSizeBytes} bytes (segmentSizeBytes)`,
         );
       }
-      validateHost('bornHost', request.bornHost ?? '');
-      const record = prepareRecord({
-        topic: request.topic,
-        queueId: request.queueId,
-        body: Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength),
-        tag: request.tag,
-        keys: request.keys ?? [],
-        properties: request.properties ?? {},
-        messageGroup: request.messageGroup,
-        deliveryTimeMs: request.deliveryTimeMs ?? 0,
-        bornTimestampMs: request.bornTimestampMs,
-        bornHost: request.bornHost ?? '',
-        storeHost,
-        reconsumeTimes: request.reconsumeTimes ?? 0,
-        flags: request.flags ?? 0,
-        preparedTransactionOffset: request.preparedTransactionOffset ?? 0,
-      });
-      if (record.length > segmentSizeBytes) {
-        throw new RocketError(
-          'INVALID_ARGUMENT',
-          `record of ${record.length} bytes does not fit a commit-log segment of ${segmentSizeBytes} bytes (segmentSizeBytes)`,
-        );
-      }
-      prepared.push(record);
-      bytes += record.length;
+      bytes += sizes[i]!;
     }
     this.commitLog.checkWritable(bytes);
 
     const now = this.options.clock.now();
-    const writes: LogWrite[] = [];
-    const results: AppendResult[] = [];
-    for (let i = 0; i < prepared.length; i++) {
-      const record = prepared[i]!;
+    const results: AppendResult[] = new Array(requests.length);
+    for (let i = 0; i < requests.length; i++) {
       const request = requests[i]!;
+      const size = sizes[i]!;
       const state = this.queueState(request.topic, request.queueId);
       const queueOffset = state.nextOffset++;
-      const commitLogOffset = this.commitLog.reserve(record.length, writes);
-      sealRecord(record, queueOffset, commitLogOffset, now);
-      writes.push({ offset: commitLogOffset, buffer: record });
-      this.undispatched.push({
-        state,
-        topic: request.topic,
-        queueOffset,
-        commitLogOffset,
-        size: record.length,
-        tagCode: tagHash(request.tag),
-        keys: request.keys ?? [],
-        storeTimestampMs: now,
-      });
-      results.push({
-        msgId: this.storeId + commitLogOffset.toString(16).toUpperCase().padStart(16, '0'),
+      const claim = this.commitLog.claim(size);
+      encodeRecord(claim.buf, claim.at, fields[i]!, size, queueOffset, claim.offset, now);
+      const result: AppendResult = {
+        msgId: formatMessageId(this.storeId, claim.offset),
         topic: request.topic,
         queueId: request.queueId,
         queueOffset,
-        commitLogOffset,
+        commitLogOffset: claim.offset,
         storeTimestampMs: now,
-        storeSize: record.length,
-      });
+        storeSize: size,
+      };
+      results[i] = result;
+      this.undispatched.push({ state, result, tagCode: tagHash(request.tag), keys: request.keys ?? NO_KEYS });
     }
-    return this.commitLog.submit(writes, bytes).then(() => results);
+    return this.commitLog.submit().then(() => results);
+  }
+
+  /** Validates a request and encodes its strings, reusing the bytes of recent topics, tags and hosts. */
+  private encode(request: AppendRequest): EncodedFields {
+    validateMessage(request, this.options.maxBodyBytes);
+    const queueId = request.queueId;
+    if (!Number.isInteger(queueId) || queueId < 0 || queueId > MAX_QUEUE_ID) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `queueId must be an integer in [0, ${MAX_QUEUE_ID}]; got ${queueId}`,
+      );
+    }
+    const bornHost = request.bornHost ?? '';
+    if (bornHost.length > 0 && !this.textBytes.has(bornHost)) validateHost('bornHost', bornHost);
+    const keys = request.keys;
+    const group = request.messageGroup;
+    return {
+      topic: this.cachedBytes(request.topic)!,
+      tag: this.cachedBytes(request.tag),
+      keys: keys === undefined || keys.length === 0 ? undefined : Buffer.from(keys.join(' '), 'utf8'),
+      messageGroup: group === undefined ? undefined : Buffer.from(group, 'utf8'),
+      bornHost: this.cachedBytes(bornHost) ?? EMPTY,
+      storeHost: this.storeHostBytes,
+      properties: request.properties === undefined ? undefined : encodeProperties(request.properties),
+      body: request.body,
+      queueId,
+      reconsumeTimes: request.reconsumeTimes ?? 0,
+      flags: request.flags ?? 0,
+      bornTimestampMs: request.bornTimestampMs,
+      deliveryTimeMs: request.deliveryTimeMs ?? 0,
+      preparedTransactionOffset: request.preparedTransactionOffset ?? 0,
+    };
+  }
+
+  /** UTF-8 bytes of a short, often repeated string (topic, tag, host); the cache is bounded. */
+  private cachedBytes(text: string | undefined): Buffer | undefined {
+    if (text === undefined || text.length === 0) return undefined;
+    let bytes = this.textBytes.get(text);
+    if (bytes === undefined) {
+      if (this.textBytes.size >= TEXT_CACHE_ENTRIES) this.textBytes.clear();
+      bytes = Buffer.from(text, 'utf8');
+      this.textBytes.set(text, bytes);
+    }
+    return bytes;
   }
 
   /** Makes records below `end` visible: consume-queue entries and key-index entries, in log order. */
@@ -362,16 +384,16 @@ export class FileStore implements MessageStore {
     const list = this.undispatched;
     let i = this.undispatchedHead;
     for (; i < list.length; i++) {
-      const d = list[i]!;
-      if (d.commitLogOffset >= end) break;
-      d.state.cq.append(d.queueOffset, {
-        commitLogOffset: d.commitLogOffset,
-        size: d.size,
-        tagCode: d.tagCode,
+      const { state, result, tagCode, keys } = list[i]!;
+      if (result.commitLogOffset >= end) break;
+      state.cq.append(result.queueOffset, {
+        commitLogOffset: result.commitLogOffset,
+        size: result.storeSize,
+        tagCode,
       });
-      const recordEnd = d.commitLogOffset + d.size;
-      if (d.keys.length > 0)
-        this.index.add(d.topic, d.keys, d.commitLogOffset, recordEnd, d.storeTimestampMs);
+      const recordEnd = result.commitLogOffset + result.storeSize;
+      if (keys.length > 0)
+        this.index.add(result.topic, keys, result.commitLogOffset, recordEnd, result.storeTimestampMs);
       else this.index.advance(recordEnd);
     }
     if (i === list.length) {
@@ -574,8 +596,17 @@ export class FileStore implements MessageStore {
       if (this.commitLog.failed) return;
       const dispatched = this.dispatchedOffset;
       const clFlushed = this.commitLog.durableOffset;
-      for (const state of [...this.allQueues()]) await state.cq.flush();
-      await this.index.flush();
+      try {
+        for (const state of [...this.allQueues()]) await state.cq.flush();
+        await this.index.flush();
+      } catch (cause) {
+        throw new RocketError(
+          'STORE_IO_ERROR',
+          `flushing consume queues or the key index in ${this.options.dir} failed: ${(cause as Error)?.message ?? cause}; ` +
+            'appends go on (the commit log holds the data) and the next flush retries',
+          { cause },
+        );
+      }
       writeCheckpoint(this.options.fileSystem, this.checkpointFile(), {
         commitLogFlushedOffset: Math.min(clFlushed, dispatched),
         dispatchFlushedOffset: Math.min(dispatched, clFlushed),

@@ -174,11 +174,11 @@ class IndexFile {
     const slotBytes = Buffer.from(this.slots.buffer, this.slots.byteOffset, this.slots.byteLength);
     const pages = [...this.dirtyPages].sort((a, b) => a - b);
     this.dirtyPages.clear();
-    for (const page of pages) {
-      const from = page * PAGE_BYTES;
-      const chunk = Buffer.from(slotBytes.subarray(from, Math.min(from + PAGE_BYTES, slotBytes.length)));
-      // slots may already name entries added during the write above; load() drops those
-      await this.file.write([chunk], HEADER_BYTES + from);
+    try {
+      await this.writeSlotPages(slotBytes, pages);
+    } catch (error) {
+      for (const page of pages) this.dirtyPages.add(page); // retried by the next flush
+      throw error;
     }
     const header = Buffer.alloc(HEADER_BYTES);
     header.writeUInt32LE(INDEX_MAGIC, 0);
@@ -190,6 +190,15 @@ class IndexFile {
     writeU64(header, this.flushedIndexedEnd, 32);
     await this.file.write([header], 0);
     await this.file.datasync();
+  }
+
+  private async writeSlotPages(slotBytes: Buffer, pages: number[]): Promise<void> {
+    for (const page of pages) {
+      const from = page * PAGE_BYTES;
+      const chunk = Buffer.from(slotBytes.subarray(from, Math.min(from + PAGE_BYTES, slotBytes.length)));
+      // slots may already name entries added during the write above; load() drops those
+      await this.file.write([chunk], HEADER_BYTES + from);
+    }
   }
 
   /** `indexedEndOffset` as of the entries now on disk; set by the owner before `flush`. */
@@ -285,7 +294,12 @@ export class KeyIndex {
     for (const f of this.files) {
       if (f.writtenCount === f.entryCount && f.flushedIndexedEnd === f.indexedEndOffset) continue;
       f.flushedIndexedEnd = f.indexedEndOffset;
-      await f.flush();
+      try {
+        await f.flush();
+      } catch (error) {
+        f.flushedIndexedEnd = -1; // the header may not be on disk: the next flush writes it again
+        throw error;
+      }
     }
   }
 
