@@ -11,6 +11,14 @@ export const ERROR_CODES = {
   INVALID_FILTER: { retriable: false },
   /** An option passed to a constructor or `open()` is out of range or of the wrong type. */
   INVALID_OPTION: { retriable: false },
+  /** The topic does not exist on this broker (and auto-creation is off). */
+  TOPIC_NOT_FOUND: { retriable: false },
+  /** The topic's permissions forbid the operation (read or write). */
+  PERMISSION_DENIED: { retriable: false },
+  /** No message with the given id, transaction id or offset. */
+  MESSAGE_NOT_FOUND: { retriable: false },
+  /** A pop receipt handle is malformed, or its delivery was already acked or redelivered. */
+  INVALID_RECEIPT_HANDLE: { retriable: false },
   /** The store's disk is above its full-ratio watermark; appends are refused until space is freed. */
   DISK_FULL: { retriable: true },
   /** The broker is over a flow-control watermark; back off and retry. */

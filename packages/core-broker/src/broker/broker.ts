@@ -1,0 +1,530 @@
+import type { Timer } from '../common/clock';
+import { RocketError, isRocketError } from '../common/errors';
+import { compileFilter, MATCH_ALL } from '../filter/message-filter';
+import type { MessageFilter } from '../filter/message-filter';
+import type { MessageView } from '../message/message';
+import type {
+  ClientChannel,
+  ConsumerHeartbeat,
+  HeartbeatRequest,
+  PullRequest,
+  PullResponse,
+  SendBackRequest,
+  SendRequest,
+  SendResponse,
+  Subscription,
+  TopicConfig,
+  TopicRoute,
+  TransactionCheck,
+} from '../message/protocol';
+import { Permission } from '../message/protocol';
+import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
+import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
+import { nodeFileSystem } from '../store/file-system';
+import type { AppendRequest, AppendResult, GetOptions, MessageStore } from '../store/message-store';
+import type { BrokerOptions, ResolvedBrokerOptions } from './broker-options';
+import { resolveBrokerOptions } from './broker-options';
+import { ConfigFile } from './config-file';
+import { ConsumerOffsets } from './consumer-offsets';
+import { ConsumerRegistry } from './consumer-registry';
+import { LongPoll, queueKey } from './long-poll';
+import { ScheduleService } from './schedule-service';
+import type { TopicInput } from './topic-registry';
+import { TopicRegistry } from './topic-registry';
+
+export const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
+export const deadLetterTopicOf = (group: string): string => `${DLQ_TOPIC_PREFIX}${group}`;
+
+/** Most compiled filters kept; subscriptions are few, so this bounds a misbehaving client. */
+const FILTER_CACHE_ENTRIES = 1024;
+/** How often silent clients are dropped from their groups. */
+const CONSUMER_SCAN_INTERVAL_MS = 10_000;
+
+/**
+ * A RocketMQ-style broker over a {@link MessageStore}: topics and queues, send (with FIFO queue
+ * selection, batches and flow control), pull with long polling and broker-side filtering,
+ * consumer offsets, group membership, retries with backoff and dead-lettering, and delayed
+ * messages. Every method is what a client asks over a transport; the in-process transport calls
+ * them directly and the TCP server decodes requests into them.
+ */
+export class Broker {
+  readonly options: ResolvedBrokerOptions;
+  readonly store: MessageStore;
+  private readonly topics: TopicRegistry;
+  private readonly offsets: ConsumerOffsets;
+  private readonly consumers: ConsumerRegistry;
+  private readonly longPoll: LongPoll;
+  private readonly schedule: ScheduleService;
+  private readonly channels = new Map<string, ClientChannel>();
+  private readonly filters = new Map<string, MessageFilter>();
+  private readonly roundRobin = new Map<string, number>();
+  private readonly timers: Timer[] = [];
+  private inFlightSends = 0;
+  private closing: Promise<void> | undefined;
+
+  private constructor(options: ResolvedBrokerOptions) {
+    this.options = options;
+    this.store = options.store;
+    const { fileSystem: fs, configDir: dir } = options;
+    this.topics = new TopicRegistry(new ConfigFile(fs, dir, 'topics.json'), options.defaultQueueCount);
+    this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
+    this.consumers = new ConsumerRegistry(options.consumerExpiryMs);
+    this.longPoll = new LongPoll(options.clock, options.maxSuspendedPulls);
+    this.schedule = new ScheduleService(
+      this.store,
+      options.clock,
+      new ConfigFile(fs, dir, 'schedule.json'),
+      options.maxScheduledMessages,
+      (topic, queueId) => this.longPoll.notify(queueKey(topic, queueId)),
+    );
+  }
+
+  /** Loads configs and offsets, resumes delayed messages, starts the housekeeping timers. */
+  static async start(options: BrokerOptions): Promise<Broker> {
+    const broker = new Broker(resolveBrokerOptions(options, nodeFileSystem));
+    broker.schedule.start();
+    broker.every(broker.options.offsetFlushIntervalMs, () => broker.offsets.persist());
+    broker.every(CONSUMER_SCAN_INTERVAL_MS, () => {
+      for (const group of broker.consumers.expire(broker.options.clock.now())) broker.announce(group);
+    });
+    return broker;
+  }
+
+  get brokerName(): string {
+    return this.options.brokerName;
+  }
+
+  private every(intervalMs: number, task: () => void): void {
+    const slot = this.timers.length;
+    const arm = (): void => {
+      this.timers[slot] = this.options.clock.setTimer(intervalMs, () => {
+        if (this.closing) return;
+        try {
+          task();
+        } finally {
+          arm();
+        }
+      });
+    };
+    arm();
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new RocketError('CLOSED', `broker ${this.brokerName} is closed`);
+  }
+
+  // ---- topics ----------------------------------------------------------------------------
+
+  /** Creates or updates a topic (RocketMQ `updateAndCreateTopic`). */
+  createTopic(input: TopicInput): TopicConfig {
+    this.assertOpen();
+    return this.topics.upsert(input);
+  }
+
+  deleteTopic(topic: string): boolean {
+    this.assertOpen();
+    return this.topics.delete(topic);
+  }
+
+  getTopic(topic: string): TopicConfig | undefined {
+    return this.topics.get(topic);
+  }
+
+  listTopics(): TopicConfig[] {
+    return this.topics.list();
+  }
+
+  /** This broker's part of a topic's route. */
+  topicRoute(topic: string): TopicRoute {
+    const config = this.requireTopic(topic, 0);
+    return {
+      topic,
+      brokers: [
+        {
+          brokerName: this.brokerName,
+          readQueueCount: config.readQueueCount,
+          writeQueueCount: config.writeQueueCount,
+          permission: config.permission,
+          fifo: config.fifo,
+        },
+      ],
+    };
+  }
+
+  private requireTopic(topic: string, needs: number): TopicConfig {
+    let config = this.topics.get(topic);
+    if (!config && this.options.autoCreateTopics && needs === Permission.WRITE) {
+      config = this.topics.upsert({ topic });
+    }
+    if (!config) {
+      throw new RocketError(
+        'TOPIC_NOT_FOUND',
+        `topic "${topic}" does not exist on broker ${this.brokerName}; create it first (autoCreateTopics is off)`,
+      );
+    }
+    if ((config.permission & needs) !== needs) {
+      throw new RocketError(
+        'PERMISSION_DENIED',
+        `topic "${topic}" on broker ${this.brokerName} is not ${needs === Permission.WRITE ? 'writable' : 'readable'} (permission ${config.permission})`,
+      );
+    }
+    return config;
+  }
+
+  // ---- send --------------------------------------------------------------------------------
+
+  /**
+   * Stores a message or a batch. The queue is the request's, or round robin, or — on a FIFO topic
+   * — the hash of the message group, so a group's messages stay in one queue and in order.
+   */
+  async send(request: SendRequest): Promise<SendResponse> {
+    this.assertOpen();
+    validateGroup(request.producerGroup);
+    const config = this.requireTopic(request.topic, Permission.WRITE);
+    const messages = request.messages;
+    if (!Array.isArray(messages) || messages.length === 0 || messages.length > this.options.maxBatchMessages) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `a send carries 1 to ${this.options.maxBatchMessages} messages (maxBatchMessages); got ${messages?.length}`,
+      );
+    }
+    const queueId = this.chooseQueue(config, request.queueId, messages[0]!.messageGroup);
+    const now = this.options.clock.now();
+    const requests: AppendRequest[] = messages.map((m) => {
+      for (const key in m.properties ?? {}) {
+        if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
+          throw new RocketError('INVALID_ARGUMENT', `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`);
+        }
+      }
+      if (m.deliveryTimeMs !== undefined && m.deliveryTimeMs > now + this.options.maxDelayMs) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `deliveryTimeMs is ${m.deliveryTimeMs - now} ms ahead; the limit is maxDelayMs=${this.options.maxDelayMs}`,
+        );
+      }
+      return { ...m, topic: request.topic, queueId, bornTimestampMs: request.bornTimestampMs, bornHost: request.bornHost };
+    });
+    if (this.inFlightSends >= this.options.maxInFlightSends) {
+      throw new RocketError(
+        'BROKER_BUSY',
+        `broker ${this.brokerName} is storing ${this.inFlightSends} sends (maxInFlightSends); retry shortly`,
+      );
+    }
+    this.inFlightSends++;
+    try {
+      const delayed = requests.some((r) => (r.deliveryTimeMs ?? 0) > now);
+      const stored = delayed
+        ? await this.schedule.schedule(requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })))
+        : await this.append(requests);
+      return {
+        brokerName: this.brokerName,
+        topic: request.topic,
+        messages: stored.map((s) => ({ msgId: s.msgId, queueId, queueOffset: s.queueOffset })),
+      };
+    } finally {
+      this.inFlightSends--;
+    }
+  }
+
+  private chooseQueue(config: TopicConfig, requested: number | undefined, messageGroup: string | undefined): number {
+    if (requested !== undefined) {
+      if (!Number.isInteger(requested) || requested < 0 || requested >= config.writeQueueCount) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `queueId ${requested} is not a write queue of topic "${config.topic}" (0..${config.writeQueueCount - 1})`,
+        );
+      }
+      return requested;
+    }
+    if (config.fifo && messageGroup !== undefined) return queueForGroup(messageGroup, config.writeQueueCount);
+    const next = (this.roundRobin.get(config.topic) ?? 0) + 1;
+    this.roundRobin.set(config.topic, next);
+    return next % config.writeQueueCount;
+  }
+
+  /** Appends to the store, turning its back-pressure into the broker's, and wakes waiting pulls. */
+  private async append(requests: AppendRequest[]): Promise<AppendResult[]> {
+    let stored: AppendResult[];
+    try {
+      stored = await this.store.appendBatch(requests);
+    } catch (error) {
+      if (isRocketError(error, 'DISK_FULL')) {
+        throw new RocketError('BROKER_BUSY', `broker ${this.brokerName}: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+    for (const r of stored) this.longPoll.notify(queueKey(r.topic, r.queueId));
+    return stored;
+  }
+
+  // ---- pull --------------------------------------------------------------------------------
+
+  /**
+   * Reads from a queue, filtered on the broker. With no new message it waits (long polling) up to
+   * `suspendTimeoutMs`, answering as soon as one is stored.
+   */
+  async pull(request: PullRequest): Promise<PullResponse> {
+    this.assertOpen();
+    validateGroup(request.consumerGroup);
+    const config = this.requireTopic(request.topic, Permission.READ);
+    if (!Number.isInteger(request.queueId) || request.queueId < 0 || request.queueId >= config.readQueueCount) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `queueId ${request.queueId} is not a read queue of topic "${request.topic}" (0..${config.readQueueCount - 1})`,
+      );
+    }
+    if (request.commitOffset !== undefined) {
+      this.offsets.commit(request.consumerGroup, request.topic, request.queueId, request.commitOffset);
+    }
+    const options = this.readOptions(request.subscription, request.maxCount);
+    const deadline = this.options.clock.now() + Math.min(Math.max(0, request.suspendTimeoutMs), this.options.maxSuspendMs);
+    for (;;) {
+      const got = this.store.getMessages(request.topic, request.queueId, request.queueOffset, options);
+      const base = { nextOffset: got.nextOffset, minOffset: got.minOffset, maxOffset: got.maxOffset };
+      switch (got.status) {
+        case 'FOUND':
+          return { status: 'FOUND', messages: got.messages, ...base };
+        case 'NO_MATCHED_MESSAGE':
+          return { status: 'NO_MATCHED_MESSAGE', messages: [], ...base };
+        case 'OFFSET_TOO_SMALL':
+        case 'OFFSET_OVERFLOW':
+          return { status: 'OFFSET_ILLEGAL', messages: [], ...base };
+        case 'NO_MESSAGE_IN_QUEUE':
+          if (request.queueOffset !== 0 && request.queueOffset !== got.maxOffset) {
+            return { status: 'OFFSET_ILLEGAL', messages: [], ...base, nextOffset: got.maxOffset };
+          }
+          break;
+        case 'NO_NEW_MESSAGE':
+          break;
+      }
+      const remaining = deadline - this.options.clock.now();
+      if (remaining <= 0 || this.closing) return { status: 'NO_NEW_MESSAGE', messages: [], ...base, nextOffset: request.queueOffset };
+      const before = this.longPoll.waiting;
+      await this.longPoll.wait(queueKey(request.topic, request.queueId), remaining);
+      if (before >= this.options.maxSuspendedPulls) {
+        return { status: 'NO_NEW_MESSAGE', messages: [], ...base, nextOffset: request.queueOffset };
+      }
+    }
+  }
+
+  /** Store read options for a subscription: tag hashes first, then the exact tag or SQL condition. */
+  private readOptions(subscription: Subscription | undefined, maxCount: number): GetOptions {
+    const filter = subscription ? this.compile(subscription) : MATCH_ALL;
+    const count = Math.max(1, Math.min(Math.floor(maxCount) || 1, 1024));
+    if (filter === MATCH_ALL) return { maxCount: count };
+    return {
+      maxCount: count,
+      tagHashFilter: (hash) => filter.matchesTagHash(hash),
+      messageFilter: (m) => filter.matches(m.tag, m.properties),
+    };
+  }
+
+  private compile(subscription: Subscription): MessageFilter {
+    if (subscription.kind === 'SQL92' && !this.options.enablePropertyFilter) {
+      throw new RocketError('INVALID_FILTER', `SQL92 filters are disabled on broker ${this.brokerName} (enablePropertyFilter)`);
+    }
+    const key = `${subscription.kind}\u0000${subscription.expression}`;
+    let filter = this.filters.get(key);
+    if (!filter) {
+      filter = compileFilter(subscription.kind, subscription.expression);
+      if (this.filters.size >= FILTER_CACHE_ENTRIES) this.filters.clear();
+      this.filters.set(key, filter);
+    }
+    return filter;
+  }
+
+  // ---- offsets -----------------------------------------------------------------------------
+
+  /** The group's committed offset for a queue, or `undefined` when it never committed one. */
+  queryOffset(group: string, topic: string, queueId: number): number | undefined {
+    return this.offsets.get(group, topic, queueId);
+  }
+
+  commitOffset(group: string, topic: string, queueId: number, offset: number): void {
+    this.assertOpen();
+    validateGroup(group);
+    this.offsets.commit(group, topic, queueId, offset);
+  }
+
+  minOffset(topic: string, queueId: number): number {
+    return this.store.minOffset(topic, queueId);
+  }
+
+  maxOffset(topic: string, queueId: number): number {
+    return this.store.maxOffset(topic, queueId);
+  }
+
+  /** First queue offset stored at or after `timestampMs` (RocketMQ `searchOffset`). */
+  searchOffset(topic: string, queueId: number, timestampMs: number): number {
+    return this.store.offsetForTimestamp(topic, queueId, timestampMs);
+  }
+
+  /** Moves a group's offsets on every read queue of `topic` to `timestampMs`; returns them. */
+  resetOffsetByTime(group: string, topic: string, timestampMs: number): Array<{ queueId: number; offset: number }> {
+    this.assertOpen();
+    validateGroup(group);
+    const config = this.requireTopic(topic, 0);
+    const out: Array<{ queueId: number; offset: number }> = [];
+    for (let queueId = 0; queueId < config.readQueueCount; queueId++) {
+      const offset = this.store.offsetForTimestamp(topic, queueId, timestampMs);
+      this.offsets.commit(group, topic, queueId, offset);
+      out.push({ queueId, offset });
+    }
+    this.offsets.persist();
+    for (const clientId of this.consumers.consumerIds(group)) this.channels.get(clientId)?.consumerIdsChanged?.(group);
+    return out;
+  }
+
+  // ---- membership --------------------------------------------------------------------------
+
+  heartbeat(request: HeartbeatRequest): void {
+    this.assertOpen();
+    for (const group of [...request.producerGroups, ...request.consumers.map((c: ConsumerHeartbeat) => c.group)]) {
+      validateGroup(group);
+    }
+    for (const consumer of request.consumers) {
+      if (consumer.messageModel === 'CLUSTERING') {
+        this.topics.ensureSystemTopic(retryTopicOf(consumer.group), 1);
+      }
+    }
+    for (const group of this.consumers.heartbeat(request, this.options.clock.now())) this.announce(group);
+  }
+
+  /** Registers how to reach a client (transaction check-backs, rebalance notices). */
+  registerChannel(clientId: string, channel: ClientChannel): void {
+    this.channels.set(clientId, channel);
+  }
+
+  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
+  unregisterClient(clientId: string): void {
+    this.channels.delete(clientId);
+    for (const group of this.consumers.unregister(clientId)) this.announce(group);
+  }
+
+  consumerIds(group: string): string[] {
+    return this.consumers.consumerIds(group);
+  }
+
+  /** Clients registered as producers of `group`, most recently heard from first. */
+  producerIds(group: string): string[] {
+    return this.consumers.producerIds(group);
+  }
+
+  channel(clientId: string): ClientChannel | undefined {
+    return this.channels.get(clientId);
+  }
+
+  private announce(group: string): void {
+    for (const clientId of this.consumers.consumerIds(group)) this.channels.get(clientId)?.consumerIdsChanged?.(group);
+  }
+
+  // ---- retry and dead letters --------------------------------------------------------------
+
+  /**
+   * A consumer could not consume a message: store a copy for the group's retry topic after the
+   * next backoff, or, past the group's max reconsume times, in its dead-letter topic.
+   */
+  async sendBack(request: SendBackRequest): Promise<{ deadLettered: boolean }> {
+    this.assertOpen();
+    validateGroup(request.consumerGroup);
+    const original = this.store.getById(request.msgId);
+    if (!original) {
+      throw new RocketError('MESSAGE_NOT_FOUND', `message ${request.msgId} is not on broker ${this.brokerName}`);
+    }
+    const group = request.consumerGroup;
+    const reconsumeTimes = original.reconsumeTimes + 1;
+    const maxTimes = request.maxReconsumeTimes ?? this.options.maxReconsumeTimes;
+    const properties = {
+      ...original.properties,
+      [SystemProperty.ORIGIN_TOPIC]: original.properties[SystemProperty.ORIGIN_TOPIC] ?? original.topic,
+      [SystemProperty.ORIGIN_MSG_ID]: original.properties[SystemProperty.ORIGIN_MSG_ID] ?? original.msgId,
+    };
+    const copy = (topic: string): AppendRequest => ({
+      topic,
+      queueId: 0,
+      body: original.body,
+      tag: original.tag,
+      keys: original.keys,
+      properties,
+      messageGroup: original.messageGroup,
+      bornTimestampMs: original.bornTimestampMs,
+      bornHost: original.bornHost,
+      reconsumeTimes,
+    });
+    if (reconsumeTimes > maxTimes) {
+      const dlq = deadLetterTopicOf(group);
+      this.topics.ensureSystemTopic(dlq, 1);
+      await this.append([copy(dlq)]);
+      return { deadLettered: true };
+    }
+    const retry = retryTopicOf(group);
+    this.topics.ensureSystemTopic(retry, 1);
+    const delays = this.options.retryDelaysMs;
+    // RocketMQ's first retry uses delay level 3 (10 s); later ones climb a level each time
+    const delayMs = request.delayMs ?? delays[Math.min(reconsumeTimes + 1, delays.length - 1)]!;
+    await this.schedule.schedule([{ ...copy(retry), deliveryTimeMs: this.options.clock.now() + delayMs }]);
+    return { deadLettered: false };
+  }
+
+  /** Re-sends a dead-lettered message to the topic it was first sent to, with a fresh retry count. */
+  async resendDeadLetter(group: string, msgId: string): Promise<{ msgId: string; topic: string; queueId: number }> {
+    this.assertOpen();
+    validateGroup(group);
+    const dead = this.store.getById(msgId);
+    if (!dead || dead.topic !== deadLetterTopicOf(group)) {
+      throw new RocketError('MESSAGE_NOT_FOUND', `message ${msgId} is not in the dead-letter topic of group "${group}"`);
+    }
+    const topic = dead.properties[SystemProperty.ORIGIN_TOPIC] ?? dead.topic;
+    const config = this.requireTopic(topic, Permission.WRITE);
+    const queueId = this.chooseQueue(config, undefined, dead.messageGroup);
+    const [stored] = await this.append([
+      {
+        topic,
+        queueId,
+        body: dead.body,
+        tag: dead.tag,
+        keys: dead.keys,
+        properties: userProperties(dead.properties),
+        messageGroup: dead.messageGroup,
+        bornTimestampMs: this.options.clock.now(),
+      },
+    ]);
+    return { msgId: stored!.msgId, topic, queueId };
+  }
+
+  // ---- queries -----------------------------------------------------------------------------
+
+  viewMessage(msgId: string): MessageView | undefined {
+    return this.store.getById(msgId);
+  }
+
+  queryByKey(topic: string, key: string, beginTimestampMs?: number, endTimestampMs?: number, maxCount?: number): MessageView[] {
+    return this.store.queryByKey({ topic, key, beginTimestampMs, endTimestampMs, maxCount });
+  }
+
+  /** Delayed messages waiting for their time. */
+  get scheduledCount(): number {
+    return this.schedule.pending;
+  }
+
+  /** Stops timers, answers waiting pulls, persists offsets and timer progress. Does not close the store. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const t of this.timers) t.cancel();
+      this.longPoll.wakeAll();
+      await this.schedule.close();
+      this.offsets.persist();
+    })();
+    return this.closing;
+  }
+}
+
+/** Queue of a FIFO message group: stable for a given group and queue count. */
+export function queueForGroup(messageGroup: string, queueCount: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < messageGroup.length; i++) {
+    hash ^= messageGroup.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % queueCount;
+}

@@ -1,0 +1,187 @@
+import type { MessageInput, MessageView } from './message';
+
+/**
+ * The operations a client asks of a broker, as plain data. The in-process transport hands these
+ * objects to the broker as they are; the TCP transport encodes the same shapes. Keeping them here,
+ * below both, lets the broker, the protocol codec and the clients agree without importing each other.
+ */
+
+/** Topic permissions, as RocketMQ's `PermName`. */
+export const Permission = {
+  /** Messages may be written (sent). */
+  WRITE: 0b010,
+  /** Messages may be read (pulled, popped). */
+  READ: 0b100,
+  READ_WRITE: 0b110,
+  /** Neither: a topic being drained or retired. */
+  DENY: 0,
+} as const;
+
+/** A topic's configuration on one broker (RocketMQ `TopicConfig`). */
+export interface TopicConfig {
+  topic: string;
+  /** Queues consumers read from (RocketMQ `readQueueNums`). */
+  readQueueCount: number;
+  /** Queues producers write to (RocketMQ `writeQueueNums`). */
+  writeQueueCount: number;
+  /** Bit set of {@link Permission}. */
+  permission: number;
+  /** FIFO topic: producers pick the queue by message group, consumers keep per-group order. */
+  fifo: boolean;
+}
+
+/** Where a topic's queues live: one entry per broker that serves it. */
+export interface TopicRoute {
+  topic: string;
+  brokers: Array<{
+    brokerName: string;
+    readQueueCount: number;
+    writeQueueCount: number;
+    permission: number;
+    fifo: boolean;
+  }>;
+}
+
+export type FilterKind = 'TAG' | 'SQL92';
+
+/** What a consumer group reads from a topic (RocketMQ `SubscriptionData`). */
+export interface Subscription {
+  topic: string;
+  kind: FilterKind;
+  /** Tag expression (`*`, `a || b`) or SQL92 condition. */
+  expression: string;
+}
+
+export interface SendRequest {
+  producerGroup: string;
+  topic: string;
+  /** Queue to write to; omitted: the broker picks (round robin, or by message group on FIFO topics). */
+  queueId?: number;
+  /** One message, or a batch written back to back to one queue. */
+  messages: readonly MessageInput[];
+  bornTimestampMs: number;
+  bornHost?: string;
+  /** Half (prepared) messages of a transaction. */
+  transactional?: boolean;
+}
+
+export interface SentMessage {
+  msgId: string;
+  queueId: number;
+  queueOffset: number;
+  /** Present for transactional sends: what `endTransaction` refers to. */
+  transactionId?: string;
+}
+
+export interface SendResponse {
+  brokerName: string;
+  topic: string;
+  messages: SentMessage[];
+}
+
+export interface PullRequest {
+  consumerGroup: string;
+  topic: string;
+  queueId: number;
+  queueOffset: number;
+  maxCount: number;
+  /** Filter applied on the broker; omitted: everything. */
+  subscription?: Subscription;
+  /** Long polling: wait up to this long for a first message when none is there. 0 = answer at once. */
+  suspendTimeoutMs: number;
+  /** Offset the consumer has processed up to, committed with the pull (RocketMQ's commitOffset flag). */
+  commitOffset?: number;
+}
+
+export type PullStatus = 'FOUND' | 'NO_NEW_MESSAGE' | 'NO_MATCHED_MESSAGE' | 'OFFSET_ILLEGAL';
+
+export interface PullResponse {
+  status: PullStatus;
+  messages: MessageView[];
+  /** Where the next pull of this queue starts. */
+  nextOffset: number;
+  minOffset: number;
+  maxOffset: number;
+}
+
+export type MessageModel = 'CLUSTERING' | 'BROADCASTING';
+export type ConsumeType = 'PUSH' | 'PULL' | 'SIMPLE';
+
+export interface ConsumerHeartbeat {
+  group: string;
+  messageModel: MessageModel;
+  consumeType: ConsumeType;
+  subscriptions: Subscription[];
+}
+
+/** Sent by every client periodically: who it is and which groups it belongs to. */
+export interface HeartbeatRequest {
+  clientId: string;
+  producerGroups: string[];
+  consumers: ConsumerHeartbeat[];
+}
+
+/** A consumer's report that it failed to consume a message (RocketMQ `CONSUMER_SEND_MSG_BACK`). */
+export interface SendBackRequest {
+  consumerGroup: string;
+  msgId: string;
+  /** Retry after this many ms instead of the next backoff level. */
+  delayMs?: number;
+  /** Overrides the group's max reconsume times. */
+  maxReconsumeTimes?: number;
+}
+
+export type TransactionResolution = 'COMMIT' | 'ROLLBACK' | 'UNKNOWN';
+
+export interface EndTransactionRequest {
+  producerGroup: string;
+  transactionId: string;
+  resolution: TransactionResolution;
+  /** True when answering the broker's check-back rather than ending the local transaction. */
+  fromCheck: boolean;
+}
+
+/** The broker asks a producer of the group how a transaction ended (RocketMQ check-back). */
+export interface TransactionCheck {
+  producerGroup: string;
+  transactionId: string;
+  message: MessageView;
+  checkTimes: number;
+}
+
+export interface PopRequest {
+  consumerGroup: string;
+  topic: string;
+  subscription?: Subscription;
+  /** At most 32 (RocketMQ's receive batch limit). */
+  maxCount: number;
+  invisibleTimeMs: number;
+  /** Long polling: wait up to this long when nothing is ready. */
+  pollTimeoutMs: number;
+}
+
+export interface PoppedMessage {
+  message: MessageView;
+  /** Opaque; acks or changes the invisible time of this delivery only. */
+  receiptHandle: string;
+  /** 1 for the first delivery. */
+  deliveryAttempt: number;
+}
+
+export interface AckRequest {
+  consumerGroup: string;
+  topic: string;
+  receiptHandle: string;
+}
+
+export interface ChangeInvisibleRequest extends AckRequest {
+  invisibleTimeMs: number;
+}
+
+/** What a broker can tell a connected client without being asked. */
+export interface ClientChannel {
+  /** Asks a producer how a transaction ended; it answers with `endTransaction({ fromCheck: true })`. */
+  checkTransaction?(check: TransactionCheck): void;
+  /** Tells a consumer its group's members changed, so it rebalances now (RocketMQ `NOTIFY_CONSUMER_IDS_CHANGED`). */
+  consumerIdsChanged?(group: string): void;
+}
