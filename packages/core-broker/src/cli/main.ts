@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import * as path from 'node:path';
 import { isRocketError } from '../common/errors';
+import { Broker } from '../broker/broker';
 import { FileStore } from '../store/file-store';
 import type { FlushMode } from '../store/store-options';
 
@@ -13,8 +14,10 @@ Run "rocketnest <command> --help" for a command's options.`;
 
 const BROKER_USAGE = `Usage: rocketnest broker [options]
 
-Runs a broker process on a durable store until SIGTERM or SIGINT, then closes it cleanly
-(pending appends drain, everything is flushed and checkpointed).
+Runs a broker on a durable store until SIGTERM or SIGINT, then closes it cleanly (pending
+appends drain, offsets and timers are persisted, everything is flushed and checkpointed).
+Topic configs and consumer offsets live in <store-dir>/config. The network listener comes
+with the remoting layer; until then, embed the broker with Broker.start() in your process.
 
 Options:
   --store-dir <dir>        Data directory, created when absent (default: ./data)
@@ -53,31 +56,55 @@ async function runBroker(args: string[]): Promise<void> {
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
-  const store = await FileStore.open({
-    dir,
-    flushMode: flush as FlushMode,
-    segmentSizeBytes: segment === undefined ? undefined : Number(segment),
-  });
-  const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
-  const range = store.commitLogRange();
-  console.log(`rocketnest broker: store ${store.storeId} open at ${dir} (flush ${flush})`);
-  console.log(
-    `  recovered ${fromCheckpoint ? 'from checkpoint' : 'without checkpoint'}: ${verifiedRecords} records verified, ` +
-      `${truncatedBytes} bytes truncated; commit log ${range.minOffset}..${range.maxOffset}, ${store.queues().length} queues`,
-  );
-  console.log('  press Ctrl+C (or send SIGTERM) to stop');
-  await new Promise<void>((resolve) => {
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    const stop = (signal: string): void => {
-      clearInterval(keepAlive);
-      console.log(`rocketnest broker: ${signal} received, closing`);
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await store.close();
-  console.log('rocketnest broker: closed cleanly');
+  // Signals are handled from the start, so a stop during startup still closes cleanly; a second
+  // signal while closing is acknowledged, not fatal: the close finishes what it started.
+  let stopRequested: (signal: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (stopRequested = resolve));
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      console.log(`rocketnest broker: ${signal} received, already closing`);
+      return;
+    }
+    stopping = true;
+    stopRequested(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    const store = await FileStore.open({
+      dir,
+      flushMode: flush as FlushMode,
+      segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+    });
+    const broker = await Broker.start({ store, configDir: path.join(dir, 'config') }).catch(
+      async (error: unknown) => {
+        await store.close();
+        throw error;
+      },
+    );
+    const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
+    const range = store.commitLogRange();
+    console.log(
+      `rocketnest broker: ${broker.brokerName}, store ${store.storeId} open at ${dir} (flush ${flush})`,
+    );
+    console.log(
+      `  recovered ${fromCheckpoint ? 'from checkpoint' : 'without checkpoint'}: ${verifiedRecords} records verified, ` +
+        `${truncatedBytes} bytes truncated; commit log ${range.minOffset}..${range.maxOffset}, ${store.queues().length} queues`,
+    );
+    console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
+    console.log('  press Ctrl+C (or send SIGTERM) to stop');
+    const signal = await stopped;
+    console.log(`rocketnest broker: ${signal} received, closing`);
+    await broker.close();
+    await store.close();
+    console.log('rocketnest broker: closed cleanly');
+  } finally {
+    clearInterval(keepAlive);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
