@@ -7,7 +7,6 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Buffer } = require('node:buffer');
 const { performance } = require('node:perf_hooks');
 
 const { FileStore } = require('../packages/core-broker/dist/index.js');

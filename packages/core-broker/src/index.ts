@@ -46,3 +46,157 @@ export {
   DEFAULT_DISK_MAX_USED_RATIO,
   DEFAULT_DISK_FULL_RATIO,
 } from './store/store-options';
+
+// Transactional messages: the broker's half/op topics and events, and the transaction producer.
+export { TRANSACTION_HALF_TOPIC, TRANSACTION_OP_TOPIC } from './broker/transaction-service';
+export type { TransactionEvent } from './broker/transaction-service';
+export {
+  TransactionProducer,
+  DEFAULT_TRANSACTION_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_TRANSACTION_SEND_RETRIES,
+  DEFAULT_MAX_CHECKS_IN_FLIGHT,
+} from './client/transaction-producer';
+export type {
+  TransactionProducerOptions,
+  TransactionProducerEvents,
+  TransactionMessage,
+  TransactionSent,
+  TransactionSendResult,
+  LocalTransactionExecutor,
+  TransactionChecker,
+  TransactionCheckRequest,
+} from './client/transaction-producer';
+
+// Clients: the transport boundary, the in-process transport, producer, push and pull consumers, allocation.
+export type { Transport } from './client/transport';
+export { InProcessTransport } from './client/in-process-transport';
+export {
+  Producer,
+  DEFAULT_SEND_TIMEOUT_MS,
+  DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
+} from './client/producer';
+export type {
+  ProducerOptions,
+  ProducerMessage,
+  ProducerEvents,
+  SendOptions,
+  SendResult,
+  SendCallback,
+} from './client/producer';
+export {
+  PushConsumer,
+  ConsumeResult,
+  DEFAULT_CONSUME_CONCURRENCY,
+  DEFAULT_CONSUME_BATCH_SIZE,
+  DEFAULT_PULL_BATCH_SIZE,
+  DEFAULT_PULL_THRESHOLD_FOR_QUEUE,
+  DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE_BYTES,
+  DEFAULT_CONSUMER_MAX_RECONSUME_TIMES,
+  DEFAULT_SUSPEND_TIMEOUT_MS,
+  DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS,
+  DEFAULT_REBALANCE_INTERVAL_MS,
+  DEFAULT_PERSIST_OFFSET_INTERVAL_MS,
+  DEFAULT_PULL_RETRY_DELAY_MS,
+  DEFAULT_LOCAL_RETRY_DELAY_MS,
+} from './client/push-consumer';
+export type {
+  PushConsumerOptions,
+  PushConsumerEvents,
+  MessageExt,
+  MessageListener,
+  ListenerOptions,
+  ConsumeContext,
+  ConsumeFromWhere,
+  OffsetStore,
+} from './client/push-consumer';
+export {
+  PullConsumer,
+  DEFAULT_POLL_BATCH_SIZE,
+  DEFAULT_POLL_TIMEOUT_MS,
+  DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+} from './client/pull-consumer';
+export type { PullConsumerOptions, PullConsumerEvents, QueueOffset } from './client/pull-consumer';
+export {
+  averagely,
+  averagelyByCircle,
+  consistentHash,
+  byMachineRoom,
+  machineRoomNearby,
+  queueKey,
+  DEFAULT_CONSISTENT_HASH_VIRTUAL_NODES,
+} from './client/allocation';
+export type {
+  MessageQueue,
+  AllocationStrategy,
+  AllocationInput,
+  ConsistentHashOptions,
+  MachineRoomNearbyOptions,
+} from './client/allocation';
+
+// Message-granularity consumption (pop): SimpleConsumer, and the broker's limits on pops.
+export {
+  SimpleConsumer,
+  DEFAULT_AWAIT_DURATION_MS,
+  DEFAULT_RECEIVE_MAX_COUNT,
+  MAX_RECEIVE_COUNT,
+  DEFAULT_INVISIBLE_DURATION_MS,
+  MIN_RECEIVE_INVISIBLE_DURATION_MS,
+  MAX_INVISIBLE_DURATION_MS,
+  DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
+} from './client/simple-consumer';
+export type {
+  SimpleConsumerOptions,
+  ReceivedMessage,
+  SimpleSubscriptionExpression,
+} from './client/simple-consumer';
+export {
+  MIN_POP_INVISIBLE_TIME_MS,
+  MAX_POP_INVISIBLE_TIME_MS,
+  MAX_POP_COUNT,
+  MAX_HELD_BACK_PER_QUEUE,
+} from './broker/pop-service';
+export { DEFAULT_MAX_POP_IN_FLIGHT_PER_GROUP } from './broker/broker-options';
+
+// The broker: embed it in a process (with InProcessTransport) or run it with `rocketnest broker`.
+export { Broker, queueForGroup, retryTopicOf, deadLetterTopicOf } from './broker/broker';
+export {
+  DEFAULT_BROKER_NAME,
+  DEFAULT_QUEUE_COUNT,
+  DEFAULT_MAX_RECONSUME_TIMES,
+  DEFAULT_RETRY_DELAYS_MS,
+  DEFAULT_MAX_DELAY_MS,
+  DEFAULT_TRANSACTION_TIMEOUT_MS,
+  DEFAULT_TRANSACTION_CHECK_INTERVAL_MS,
+  DEFAULT_TRANSACTION_CHECK_MAX,
+} from './broker/broker-options';
+export type { BrokerOptions, BrokerEvent } from './broker/broker-options';
+export type { TopicInput } from './broker/topic-registry';
+export { SCHEDULE_TOPIC } from './broker/schedule-service';
+export { Permission } from './message/protocol';
+export type {
+  TopicConfig,
+  TopicRoute,
+  Subscription,
+  FilterKind,
+  MessageModel,
+  ConsumeType,
+  SendRequest,
+  SendResponse,
+  PullRequest,
+  PullResponse,
+  PullStatus,
+  HeartbeatRequest,
+  SendBackRequest,
+  EndTransactionRequest,
+  TransactionResolution,
+  TransactionCheck,
+  PopRequest,
+  PoppedMessage,
+  AckRequest,
+  ChangeInvisibleRequest,
+  ClientChannel,
+} from './message/protocol';
+export { SystemProperty } from './message/system-properties';

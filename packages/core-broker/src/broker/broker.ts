@@ -4,9 +4,14 @@ import { compileFilter, MATCH_ALL } from '../filter/message-filter';
 import type { MessageFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import type {
+  AckRequest,
+  ChangeInvisibleRequest,
   ClientChannel,
   ConsumerHeartbeat,
+  EndTransactionRequest,
   HeartbeatRequest,
+  PoppedMessage,
+  PopRequest,
   PullRequest,
   PullResponse,
   SendBackRequest,
@@ -15,7 +20,6 @@ import type {
   Subscription,
   TopicConfig,
   TopicRoute,
-  TransactionCheck,
 } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
@@ -28,8 +32,11 @@ import { ConfigFile } from './config-file';
 import { ConsumerOffsets } from './consumer-offsets';
 import { ConsumerRegistry } from './consumer-registry';
 import { LongPoll, queueKey } from './long-poll';
+import { PopService } from './pop-service';
 import { ScheduleService } from './schedule-service';
 import type { TopicInput } from './topic-registry';
+import { TransactionService } from './transaction-service';
+import type { TransactionProgress } from './transaction-service';
 import { TopicRegistry } from './topic-registry';
 
 export const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
@@ -54,7 +61,9 @@ export class Broker {
   private readonly offsets: ConsumerOffsets;
   private readonly consumers: ConsumerRegistry;
   private readonly longPoll: LongPoll;
+  private readonly pops: PopService;
   private readonly schedule: ScheduleService;
+  private readonly transactions: TransactionService;
   private readonly channels = new Map<string, ClientChannel>();
   private readonly filters = new Map<string, MessageFilter>();
   private readonly roundRobin = new Map<string, number>();
@@ -70,6 +79,17 @@ export class Broker {
     this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
     this.consumers = new ConsumerRegistry(options.consumerExpiryMs);
     this.longPoll = new LongPoll(options.clock, options.maxSuspendedPulls);
+    this.pops = new PopService({
+      store: this.store,
+      options,
+      longPoll: this.longPoll,
+      offsets: this.offsets,
+      readableTopic: (topic) => this.requireTopic(topic, Permission.READ),
+      topicConfig: (topic) => this.topics.get(topic),
+      readOptions: (subscription, maxCount) => this.readOptions(subscription, maxCount),
+      ensureSystemTopic: (topic) => void this.topics.ensureSystemTopic(topic, 1),
+      append: (requests) => this.append(requests),
+    });
     this.schedule = new ScheduleService(
       this.store,
       options.clock,
@@ -77,12 +97,41 @@ export class Broker {
       options.maxScheduledMessages,
       (topic, queueId) => this.longPoll.notify(queueKey(topic, queueId)),
     );
+    this.transactions = new TransactionService(
+      {
+        store: this.store,
+        clock: options.clock,
+        progressFile: new ConfigFile<TransactionProgress>(fs, dir, 'transaction.json'),
+        append: (requests) => this.append(requests),
+        producers: (group) =>
+          this.producerIds(group).flatMap((clientId) => {
+            const channel = this.channels.get(clientId);
+            return channel?.checkTransaction ? [{ clientId, channel }] : [];
+          }),
+        onEvent: (event) => {
+          try {
+            options.onEvent(event);
+          } catch {
+            // instrumentation never breaks the broker
+          }
+        },
+      },
+      {
+        brokerName: options.brokerName,
+        timeoutMs: options.transactionTimeoutMs,
+        checkIntervalMs: options.transactionCheckIntervalMs,
+        checkMax: options.transactionCheckMax,
+        maxPending: options.maxPendingTransactions,
+      },
+    );
   }
 
   /** Loads configs and offsets, resumes delayed messages, starts the housekeeping timers. */
   static async start(options: BrokerOptions): Promise<Broker> {
     const broker = new Broker(resolveBrokerOptions(options, nodeFileSystem));
     broker.schedule.start();
+    broker.transactions.start();
+    broker.every(broker.options.offsetFlushIntervalMs, () => broker.transactions.persist());
     broker.every(broker.options.offsetFlushIntervalMs, () => broker.offsets.persist());
     broker.every(CONSUMER_SCAN_INTERVAL_MS, () => {
       for (const group of broker.consumers.expire(broker.options.clock.now())) broker.announce(group);
@@ -182,7 +231,11 @@ export class Broker {
     validateGroup(request.producerGroup);
     const config = this.requireTopic(request.topic, Permission.WRITE);
     const messages = request.messages;
-    if (!Array.isArray(messages) || messages.length === 0 || messages.length > this.options.maxBatchMessages) {
+    if (
+      !Array.isArray(messages) ||
+      messages.length === 0 ||
+      messages.length > this.options.maxBatchMessages
+    ) {
       throw new RocketError(
         'INVALID_ARGUMENT',
         `a send carries 1 to ${this.options.maxBatchMessages} messages (maxBatchMessages); got ${messages?.length}`,
@@ -193,7 +246,10 @@ export class Broker {
     const requests: AppendRequest[] = messages.map((m) => {
       for (const key in m.properties ?? {}) {
         if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
-          throw new RocketError('INVALID_ARGUMENT', `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`);
+          throw new RocketError(
+            'INVALID_ARGUMENT',
+            `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`,
+          );
         }
       }
       if (m.deliveryTimeMs !== undefined && m.deliveryTimeMs > now + this.options.maxDelayMs) {
@@ -202,7 +258,13 @@ export class Broker {
           `deliveryTimeMs is ${m.deliveryTimeMs - now} ms ahead; the limit is maxDelayMs=${this.options.maxDelayMs}`,
         );
       }
-      return { ...m, topic: request.topic, queueId, bornTimestampMs: request.bornTimestampMs, bornHost: request.bornHost };
+      return {
+        ...m,
+        topic: request.topic,
+        queueId,
+        bornTimestampMs: request.bornTimestampMs,
+        bornHost: request.bornHost,
+      };
     });
     if (this.inFlightSends >= this.options.maxInFlightSends) {
       throw new RocketError(
@@ -213,20 +275,33 @@ export class Broker {
     this.inFlightSends++;
     try {
       const delayed = requests.some((r) => (r.deliveryTimeMs ?? 0) > now);
-      const stored = delayed
-        ? await this.schedule.schedule(requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })))
-        : await this.append(requests);
+      const stored = request.transactional
+        ? await this.transactions.prepare(requests, request.producerGroup)
+        : delayed
+          ? await this.schedule.schedule(
+              requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })),
+            )
+          : await this.append(requests);
       return {
         brokerName: this.brokerName,
         topic: request.topic,
-        messages: stored.map((s) => ({ msgId: s.msgId, queueId, queueOffset: s.queueOffset })),
+        messages: stored.map((s) => ({
+          msgId: s.msgId,
+          queueId,
+          queueOffset: s.queueOffset,
+          ...(request.transactional ? { transactionId: s.msgId } : {}),
+        })),
       };
     } finally {
       this.inFlightSends--;
     }
   }
 
-  private chooseQueue(config: TopicConfig, requested: number | undefined, messageGroup: string | undefined): number {
+  private chooseQueue(
+    config: TopicConfig,
+    requested: number | undefined,
+    messageGroup: string | undefined,
+  ): number {
     if (requested !== undefined) {
       if (!Number.isInteger(requested) || requested < 0 || requested >= config.writeQueueCount) {
         throw new RocketError(
@@ -267,7 +342,11 @@ export class Broker {
     this.assertOpen();
     validateGroup(request.consumerGroup);
     const config = this.requireTopic(request.topic, Permission.READ);
-    if (!Number.isInteger(request.queueId) || request.queueId < 0 || request.queueId >= config.readQueueCount) {
+    if (
+      !Number.isInteger(request.queueId) ||
+      request.queueId < 0 ||
+      request.queueId >= config.readQueueCount
+    ) {
       throw new RocketError(
         'INVALID_ARGUMENT',
         `queueId ${request.queueId} is not a read queue of topic "${request.topic}" (0..${config.readQueueCount - 1})`,
@@ -277,7 +356,8 @@ export class Broker {
       this.offsets.commit(request.consumerGroup, request.topic, request.queueId, request.commitOffset);
     }
     const options = this.readOptions(request.subscription, request.maxCount);
-    const deadline = this.options.clock.now() + Math.min(Math.max(0, request.suspendTimeoutMs), this.options.maxSuspendMs);
+    const deadline =
+      this.options.clock.now() + Math.min(Math.max(0, request.suspendTimeoutMs), this.options.maxSuspendMs);
     for (;;) {
       const got = this.store.getMessages(request.topic, request.queueId, request.queueOffset, options);
       const base = { nextOffset: got.nextOffset, minOffset: got.minOffset, maxOffset: got.maxOffset };
@@ -298,7 +378,8 @@ export class Broker {
           break;
       }
       const remaining = deadline - this.options.clock.now();
-      if (remaining <= 0 || this.closing) return { status: 'NO_NEW_MESSAGE', messages: [], ...base, nextOffset: request.queueOffset };
+      if (remaining <= 0 || this.closing)
+        return { status: 'NO_NEW_MESSAGE', messages: [], ...base, nextOffset: request.queueOffset };
       const before = this.longPoll.waiting;
       await this.longPoll.wait(queueKey(request.topic, request.queueId), remaining);
       if (before >= this.options.maxSuspendedPulls) {
@@ -321,7 +402,10 @@ export class Broker {
 
   private compile(subscription: Subscription): MessageFilter {
     if (subscription.kind === 'SQL92' && !this.options.enablePropertyFilter) {
-      throw new RocketError('INVALID_FILTER', `SQL92 filters are disabled on broker ${this.brokerName} (enablePropertyFilter)`);
+      throw new RocketError(
+        'INVALID_FILTER',
+        `SQL92 filters are disabled on broker ${this.brokerName} (enablePropertyFilter)`,
+      );
     }
     const key = `${subscription.kind}\u0000${subscription.expression}`;
     let filter = this.filters.get(key);
@@ -331,6 +415,30 @@ export class Broker {
       this.filters.set(key, filter);
     }
     return filter;
+  }
+
+  // ---- pop (message-granularity consumption, see PopService) ------------------------------
+
+  /**
+   * Hands out up to `maxCount` (≤ 32) messages no consumer of the group holds, each invisible to the
+   * group for `invisibleTimeMs` (10 s to 12 h) and acked by its receipt handle; waits up to
+   * `pollTimeoutMs` when none is ready (RocketMQ 5 `POP_MESSAGE`).
+   */
+  async pop(request: PopRequest): Promise<PoppedMessage[]> {
+    this.assertOpen();
+    return this.pops.pop(request);
+  }
+
+  /** Acks a popped message; a stale or malformed handle rejects `INVALID_RECEIPT_HANDLE` (RocketMQ `ACK_MESSAGE`). */
+  async ack(request: AckRequest): Promise<void> {
+    this.assertOpen();
+    this.pops.ack(request);
+  }
+
+  /** Makes a popped message invisible for `invisibleTimeMs` from now; returns its new handle (RocketMQ `CHANGE_MESSAGE_INVISIBLETIME`). */
+  async changeInvisibleTime(request: ChangeInvisibleRequest): Promise<{ receiptHandle: string }> {
+    this.assertOpen();
+    return this.pops.changeInvisibleTime(request);
   }
 
   // ---- offsets -----------------------------------------------------------------------------
@@ -360,7 +468,11 @@ export class Broker {
   }
 
   /** Moves a group's offsets on every read queue of `topic` to `timestampMs`; returns them. */
-  resetOffsetByTime(group: string, topic: string, timestampMs: number): Array<{ queueId: number; offset: number }> {
+  resetOffsetByTime(
+    group: string,
+    topic: string,
+    timestampMs: number,
+  ): Array<{ queueId: number; offset: number }> {
     this.assertOpen();
     validateGroup(group);
     const config = this.requireTopic(topic, 0);
@@ -371,7 +483,8 @@ export class Broker {
       out.push({ queueId, offset });
     }
     this.offsets.persist();
-    for (const clientId of this.consumers.consumerIds(group)) this.channels.get(clientId)?.consumerIdsChanged?.(group);
+    for (const clientId of this.consumers.consumerIds(group))
+      this.channels.get(clientId)?.consumerIdsChanged?.(group);
     return out;
   }
 
@@ -379,10 +492,15 @@ export class Broker {
 
   heartbeat(request: HeartbeatRequest): void {
     this.assertOpen();
-    for (const group of [...request.producerGroups, ...request.consumers.map((c: ConsumerHeartbeat) => c.group)]) {
+    for (const group of [
+      ...request.producerGroups,
+      ...request.consumers.map((c: ConsumerHeartbeat) => c.group),
+    ]) {
       validateGroup(group);
     }
     for (const consumer of request.consumers) {
+      // a subscription the broker cannot serve is refused now, not at every later pull
+      for (const subscription of consumer.subscriptions) this.compile(subscription);
       if (consumer.messageModel === 'CLUSTERING') {
         this.topics.ensureSystemTopic(retryTopicOf(consumer.group), 1);
       }
@@ -415,7 +533,8 @@ export class Broker {
   }
 
   private announce(group: string): void {
-    for (const clientId of this.consumers.consumerIds(group)) this.channels.get(clientId)?.consumerIdsChanged?.(group);
+    for (const clientId of this.consumers.consumerIds(group))
+      this.channels.get(clientId)?.consumerIdsChanged?.(group);
   }
 
   // ---- retry and dead letters --------------------------------------------------------------
@@ -429,7 +548,32 @@ export class Broker {
     validateGroup(request.consumerGroup);
     const original = this.store.getById(request.msgId);
     if (!original) {
-      throw new RocketError('MESSAGE_NOT_FOUND', `message ${request.msgId} is not on broker ${this.brokerName}`);
+      throw new RocketError(
+        'MESSAGE_NOT_FOUND',
+        `message ${request.msgId} is not on broker ${this.brokerName}`,
+      );
+    }
+    if (
+      request.delayMs !== undefined &&
+      (!Number.isSafeInteger(request.delayMs) ||
+        request.delayMs < 0 ||
+        request.delayMs > this.options.maxDelayMs)
+    ) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `delayMs must be an integer in [0, ${this.options.maxDelayMs}]; got ${request.delayMs}`,
+      );
+    }
+    if (
+      request.maxReconsumeTimes !== undefined &&
+      (!Number.isInteger(request.maxReconsumeTimes) ||
+        request.maxReconsumeTimes < 0 ||
+        request.maxReconsumeTimes > 1000)
+    ) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `maxReconsumeTimes must be an integer in [0, 1000]; got ${request.maxReconsumeTimes}`,
+      );
     }
     const group = request.consumerGroup;
     const reconsumeTimes = original.reconsumeTimes + 1;
@@ -467,12 +611,18 @@ export class Broker {
   }
 
   /** Re-sends a dead-lettered message to the topic it was first sent to, with a fresh retry count. */
-  async resendDeadLetter(group: string, msgId: string): Promise<{ msgId: string; topic: string; queueId: number }> {
+  async resendDeadLetter(
+    group: string,
+    msgId: string,
+  ): Promise<{ msgId: string; topic: string; queueId: number }> {
     this.assertOpen();
     validateGroup(group);
     const dead = this.store.getById(msgId);
     if (!dead || dead.topic !== deadLetterTopicOf(group)) {
-      throw new RocketError('MESSAGE_NOT_FOUND', `message ${msgId} is not in the dead-letter topic of group "${group}"`);
+      throw new RocketError(
+        'MESSAGE_NOT_FOUND',
+        `message ${msgId} is not in the dead-letter topic of group "${group}"`,
+      );
     }
     const topic = dead.properties[SystemProperty.ORIGIN_TOPIC] ?? dead.topic;
     const config = this.requireTopic(topic, Permission.WRITE);
@@ -492,13 +642,33 @@ export class Broker {
     return { msgId: stored!.msgId, topic, queueId };
   }
 
+  // ---- transactions ------------------------------------------------------------------------
+
+  /**
+   * Ends a transaction a transactional send opened (RocketMQ `END_TRANSACTION`): `COMMIT` delivers
+   * its half message, `ROLLBACK` discards it, `UNKNOWN` leaves it to the check-back. Ending one that
+   * is already resolved does nothing. Rejects `MESSAGE_NOT_FOUND` for an id that names no half
+   * message here, `INVALID_ARGUMENT` for another producer group's transaction.
+   */
+  async endTransaction(request: EndTransactionRequest): Promise<void> {
+    this.assertOpen();
+    validateGroup(request.producerGroup);
+    await this.transactions.end(request);
+  }
+
   // ---- queries -----------------------------------------------------------------------------
 
   viewMessage(msgId: string): MessageView | undefined {
     return this.store.getById(msgId);
   }
 
-  queryByKey(topic: string, key: string, beginTimestampMs?: number, endTimestampMs?: number, maxCount?: number): MessageView[] {
+  queryByKey(
+    topic: string,
+    key: string,
+    beginTimestampMs?: number,
+    endTimestampMs?: number,
+    maxCount?: number,
+  ): MessageView[] {
     return this.store.queryByKey({ topic, key, beginTimestampMs, endTimestampMs, maxCount });
   }
 
@@ -512,7 +682,9 @@ export class Broker {
     this.closing ??= (async () => {
       for (const t of this.timers) t.cancel();
       this.longPoll.wakeAll();
+      await this.pops.close();
       await this.schedule.close();
+      await this.transactions.close();
       this.offsets.persist();
     })();
     return this.closing;

@@ -25,24 +25,41 @@ export class LongPoll {
 
   /** Resolves when `key` is notified or after `timeoutMs`, whichever comes first. */
   wait(key: string, timeoutMs: number): Promise<void> {
-    if (timeoutMs <= 0 || this.count >= this.maxWaiting) return Promise.resolve();
+    return this.waitAny([key], timeoutMs);
+  }
+
+  /**
+   * Resolves when any of `keys` is notified or after `timeoutMs`, whichever comes first (a pop
+   * waits on every queue it reads). One waiter and one timer however many keys.
+   */
+  waitAny(keys: readonly string[], timeoutMs: number): Promise<void> {
+    if (timeoutMs <= 0 || keys.length === 0 || this.count >= this.maxWaiting) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      let set = this.waiters.get(key);
-      if (!set) {
-        set = new Set();
-        this.waiters.set(key, set);
-      }
-      const waiters = set;
+      const sets: Array<[string, Set<Waiter>]> = [];
+      let woken = false;
       const waiter: Waiter = {
         wake: () => {
+          if (woken) return;
+          woken = true;
           waiter.timer.cancel();
-          if (waiters.delete(waiter)) this.count--;
-          if (waiters.size === 0 && this.waiters.get(key) === waiters) this.waiters.delete(key);
+          this.count--;
+          for (const [key, waiters] of sets) {
+            waiters.delete(waiter);
+            if (waiters.size === 0 && this.waiters.get(key) === waiters) this.waiters.delete(key);
+          }
           resolve();
         },
         timer: { cancel: () => undefined },
       };
-      waiters.add(waiter);
+      for (const key of new Set(keys)) {
+        let set = this.waiters.get(key);
+        if (!set) {
+          set = new Set();
+          this.waiters.set(key, set);
+        }
+        set.add(waiter);
+        sets.push([key, set]);
+      }
       this.count++;
       waiter.timer = this.clock.setTimer(timeoutMs, () => waiter.wake());
     });

@@ -32,7 +32,9 @@ export interface ScheduleProgress {
  * delivery and that write repeats it (at least once).
  */
 export class ScheduleService {
-  private readonly heap = new MinHeap<Due>((a, b) => a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.queueOffset < b.queueOffset));
+  private readonly heap = new MinHeap<Due>(
+    (a, b) => a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.queueOffset < b.queueOffset),
+  );
   private watermark = 0;
   private readonly delivered = new Set<number>();
   private timer: Timer | undefined;
@@ -99,7 +101,11 @@ export class ScheduleService {
       })),
     );
     stored.forEach((s, i) =>
-      this.heap.push({ dueMs: requests[i]!.deliveryTimeMs!, queueOffset: s.queueOffset, commitLogOffset: s.commitLogOffset }),
+      this.heap.push({
+        dueMs: requests[i]!.deliveryTimeMs!,
+        queueOffset: s.queueOffset,
+        commitLogOffset: s.commitLogOffset,
+      }),
     );
     this.arm();
     return stored;
@@ -132,7 +138,8 @@ export class ScheduleService {
   private async deliverDue(): Promise<void> {
     const now = this.clock.now();
     const due: Due[] = [];
-    while (this.heap.size > 0 && this.heap.peek()!.dueMs <= now && due.length < 1024) due.push(this.heap.pop()!);
+    while (this.heap.size > 0 && this.heap.peek()!.dueMs <= now && due.length < 1024)
+      due.push(this.heap.pop()!);
     try {
       const copies: AppendRequest[] = [];
       const sources: Due[] = [];
@@ -166,7 +173,10 @@ export class ScheduleService {
   }
 
   persist(): void {
-    this.progressFile.save({ watermark: this.watermark, delivered: [...this.delivered].sort((a, b) => a - b) });
+    this.progressFile.save({
+      watermark: this.watermark,
+      delivered: [...this.delivered].sort((a, b) => a - b),
+    });
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,10 @@ export interface TopicInput {
 
 function checkCount(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > MAX_QUEUES_PER_TOPIC) {
-    throw new RocketError('INVALID_ARGUMENT', `${name} must be an integer in [1, ${MAX_QUEUES_PER_TOPIC}]; got ${value}`);
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `${name} must be an integer in [1, ${MAX_QUEUES_PER_TOPIC}]; got ${value}`,
+    );
   }
   return value;
 }
@@ -56,7 +59,11 @@ export class TopicRegistry {
   }
 
   /** Creates a system topic the broker needs (retry, dead-letter, timers), if absent. */
-  ensureSystemTopic(topic: string, queueCount: number, permission: number = Permission.READ_WRITE): TopicConfig {
+  ensureSystemTopic(
+    topic: string,
+    queueCount: number,
+    permission: number = Permission.READ_WRITE,
+  ): TopicConfig {
     validateTopic(topic);
     return this.topics.get(topic) ?? this.put({ topic, queueCount, permission });
   }
@@ -65,7 +72,10 @@ export class TopicRegistry {
     const base = input.queueCount ?? this.defaultQueueCount;
     const permission = input.permission ?? Permission.READ_WRITE;
     if (!Number.isInteger(permission) || (permission & ~Permission.READ_WRITE) !== 0) {
-      throw new RocketError('INVALID_ARGUMENT', `permission must be a combination of READ (4) and WRITE (2); got ${permission}`);
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `permission must be a combination of READ (4) and WRITE (2); got ${permission}`,
+      );
     }
     const config: TopicConfig = {
       topic: input.topic,

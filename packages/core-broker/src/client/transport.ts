@@ -28,7 +28,13 @@ export interface Transport {
   pull(brokerName: string, request: PullRequest): Promise<PullResponse>;
   /** A group's committed offset for a queue, or `undefined` when it never committed one. */
   queryOffset(brokerName: string, group: string, topic: string, queueId: number): Promise<number | undefined>;
-  commitOffset(brokerName: string, group: string, topic: string, queueId: number, offset: number): Promise<void>;
+  commitOffset(
+    brokerName: string,
+    group: string,
+    topic: string,
+    queueId: number,
+    offset: number,
+  ): Promise<void>;
   minOffset(brokerName: string, topic: string, queueId: number): Promise<number>;
   maxOffset(brokerName: string, topic: string, queueId: number): Promise<number>;
   /** First queue offset stored at or after `timestampMs`. */
@@ -40,7 +46,10 @@ export interface Transport {
   endTransaction(brokerName: string, request: EndTransactionRequest): Promise<void>;
   pop(brokerName: string, request: PopRequest): Promise<PoppedMessage[]>;
   ack(brokerName: string, request: AckRequest): Promise<void>;
-  changeInvisibleTime(brokerName: string, request: ChangeInvisibleRequest): Promise<{ receiptHandle: string }>;
+  changeInvisibleTime(
+    brokerName: string,
+    request: ChangeInvisibleRequest,
+  ): Promise<{ receiptHandle: string }>;
   /** Lets brokers reach this client (check-backs, rebalance notices). */
   register(clientId: string, channel: ClientChannel): void;
   /** The client is shutting down: brokers drop it from its groups. */

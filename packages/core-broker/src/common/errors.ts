@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   CLOSED: { retriable: false },
   /** An operation did not complete within its time limit. */
   TIMEOUT: { retriable: true },
+  /** The broker cannot be reached: unknown to the transport, closed, or its connection is lost. */
+  BROKER_UNAVAILABLE: { retriable: true },
+  /** A producer gave up on a send after its retries; `cause` is the last failure, `retriable` is its. */
+  SEND_FAILED: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -143,6 +143,8 @@ export interface EndTransactionRequest {
 
 /** The broker asks a producer of the group how a transaction ended (RocketMQ check-back). */
 export interface TransactionCheck {
+  /** The broker asking, and holding the half message: the answer goes back to it. */
+  brokerName: string;
   producerGroup: string;
   transactionId: string;
   message: MessageView;

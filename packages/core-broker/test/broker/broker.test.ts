@@ -599,3 +599,55 @@ describe('membership', () => {
     await e.close();
   });
 });
+
+describe('request validation', () => {
+  test('sendBack rejects bad delays and reconsume limits', async () => {
+    const e = await env();
+    const sent = await e.broker.send({
+      producerGroup: 'p',
+      topic: 'orders',
+      messages: [msg('a')],
+      bornTimestampMs: 1,
+    });
+    const msgId = sent.messages[0]!.msgId;
+    for (const bad of [
+      { delayMs: -1 },
+      { delayMs: 1.5 },
+      { delayMs: 25 * 3600_000 },
+      { maxReconsumeTimes: -1 },
+      { maxReconsumeTimes: 2.5 },
+    ]) {
+      await expect(e.broker.sendBack({ consumerGroup: GROUP, msgId, ...bad })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+    }
+    expect(e.broker.scheduledCount).toBe(0);
+    await e.close();
+  });
+
+  test('a heartbeat with a subscription the broker cannot serve is refused at once', async () => {
+    const member = (expression: string) => ({
+      clientId: 'c',
+      producerGroups: [],
+      consumers: [
+        {
+          group: GROUP,
+          messageModel: 'CLUSTERING' as const,
+          consumeType: 'PUSH' as const,
+          subscriptions: [{ topic: 'orders', kind: 'SQL92' as const, expression }],
+        },
+      ],
+    });
+    const off = await env({ enablePropertyFilter: false });
+    expect(() => off.broker.heartbeat(member('a = 1'))).toThrow(/enablePropertyFilter/);
+    expect(off.broker.consumerIds(GROUP)).toEqual([]);
+    await off.close();
+    const on = await env();
+    expect(() => on.broker.heartbeat(member('a = '))).toThrow(
+      expect.objectContaining({ code: 'INVALID_FILTER' }),
+    );
+    on.broker.heartbeat(member('a = 1'));
+    expect(on.broker.consumerIds(GROUP)).toEqual(['c']);
+    await on.close();
+  });
+});

@@ -1,0 +1,564 @@
+import { hostname } from 'node:os';
+import { queueForGroup } from '../broker/broker';
+import type { Clock } from '../common/clock';
+import { systemClock } from '../common/clock';
+import { RocketError, isRocketError } from '../common/errors';
+import type { MessageInput } from '../message/message';
+import type { ClientChannel, SendRequest, SendResponse, TopicRoute } from '../message/protocol';
+import { SYSTEM_PROPERTY_PREFIX } from '../message/system-properties';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  validateGroup,
+  validateMessage,
+  validateUserTopic,
+} from '../message/validation';
+import type { MessageQueue } from './allocation';
+import { ClientEvents, ClientTimers, createClientId, intOption, writeQueues } from './client-support';
+import type { EventListener } from './client-support';
+import type { Transport } from './transport';
+
+/** Time a send may take, retries included. (RocketMQ `sendMsgTimeout`, 3000 ms) */
+export const DEFAULT_SEND_TIMEOUT_MS = 3000;
+/** Extra attempts after a failed send, each on another broker when there is one. (RocketMQ `retryTimesWhenSendFailed`) */
+export const DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED = 2;
+/** How often a client tells its brokers it is alive. (RocketMQ `heartbeatBrokerInterval`) */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+/** Age after which a cached topic route is fetched again. (RocketMQ `pollNameServerInterval`) */
+export const DEFAULT_ROUTE_REFRESH_INTERVAL_MS = 30_000;
+
+export interface ProducerOptions {
+  /** Producer group (RocketMQ `producerGroup`); transaction check-backs go to a member of it. */
+  group: string;
+  transport: Transport;
+  /** Default: `host@pid#producer-n-random`. (RocketMQ `clientIP@instanceName`) */
+  clientId?: string;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Time one send may take, all attempts together, in ms. Default 3000. (RocketMQ `sendMsgTimeout`) */
+  sendTimeoutMs?: number;
+  /** Extra attempts of a failed sync or async send. Default 2. (RocketMQ `retryTimesWhenSendFailed`) */
+  retryTimesWhenSendFailed?: number;
+  /** Heartbeat period in ms. Default 30 000. (RocketMQ `heartbeatBrokerInterval`) */
+  heartbeatIntervalMs?: number;
+  /** Cached routes older than this are fetched again, in ms. Default 30 000. (RocketMQ `pollNameServerInterval`) */
+  routeRefreshIntervalMs?: number;
+  /** Largest body accepted client-side, in bytes. Default 4 MiB. (RocketMQ `maxMessageSize`) */
+  maxBodyBytes?: number;
+  /** Recorded as each message's born host. Default: this host's name. (RocketMQ `bornHost`) */
+  bornHost?: string;
+}
+
+/** A message to send: a {@link MessageInput} whose body may also be a string (sent as UTF-8). */
+export interface ProducerMessage extends Omit<MessageInput, 'body'> {
+  body: Uint8Array | string;
+  /** Deliver this long after the send instead of at once, in ms (exclusive with `deliveryTimeMs`). */
+  delayMs?: number;
+}
+
+/** Per-send overrides of the message's own fields. */
+export interface SendOptions {
+  tag?: string;
+  keys?: readonly string[];
+  properties?: Readonly<Record<string, string>>;
+  /** FIFO group: the queue is chosen by its hash, and retries stay on that queue. */
+  messageGroup?: string;
+  /** Epoch ms before which the message is not delivered. */
+  deliveryTimeMs?: number;
+  /** Deliver this long after the send, in ms. */
+  delayMs?: number;
+}
+
+/** Where a sent message was stored (RocketMQ `SendResult`). */
+export interface SendResult {
+  msgId: string;
+  topic: string;
+  brokerName: string;
+  queueId: number;
+  queueOffset: number;
+}
+
+/** Node-style callback of {@link Producer.sendAsync}. */
+export type SendCallback = (error: Error | undefined, result?: SendResult) => void;
+
+/** Instrumentation events of a producer. */
+export interface ProducerEvents {
+  /** A send (one message or a batch) was stored. */
+  'producer.send': {
+    topic: string;
+    brokerName: string;
+    queueId: number;
+    messageCount: number;
+    attempts: number;
+  };
+  /** A send failed for good (after its retries; one-way sends have none). */
+  'producer.send.failed': { topic: string; attempts: number; oneway: boolean; error: unknown };
+  /** A `sendAsync` callback threw; the producer carries on. */
+  'producer.callback.error': { error: unknown };
+}
+
+type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+
+/** Sends that failed at a broker for a reason another broker may not have. (RocketMQ `retryResponseCodes`) */
+const RETRY_ELSEWHERE = new Set(['TOPIC_NOT_FOUND', 'PERMISSION_DENIED']);
+
+/**
+ * Sends messages to a topic's queues (RocketMQ `DefaultMQProducer`): synchronously, asynchronously
+ * (promise and/or callback), one-way, or as a batch.
+ *
+ * - Queue choice: round robin over the write queues of every broker in the route; with a message
+ *   group, the hash of the group over all write queues (the same hash the broker uses,
+ *   `queueForGroup`), so one group always lands in one queue.
+ * - Retries: a send that fails with a retriable error (or `TOPIC_NOT_FOUND`/`PERMISSION_DENIED`,
+ *   which another broker may not have, as RocketMQ's `retryResponseCodes`) is tried again up to
+ *   `retryTimesWhenSendFailed` times on a queue of a broker that has not failed it yet; FIFO sends
+ *   retry on their group's queue so order holds. When every attempt failed the send rejects with
+ *   `SEND_FAILED` naming the attempts, with the last failure as `cause` and its `retriable` flag;
+ *   a non-retriable answer (bad request) rejects at once with the broker's own error. The whole
+ *   send, retries included, is bounded by `sendTimeoutMs` (`TIMEOUT`).
+ * - Routes are cached, fetched again after `routeRefreshIntervalMs` and after a failure.
+ * - Messages are validated before anything is sent, so bad input fails at once with
+ *   `INVALID_ARGUMENT`.
+ */
+export class Producer {
+  readonly group: string;
+  readonly clientId: string;
+  protected readonly transport: Transport;
+  protected readonly clock: Clock;
+  protected readonly timers: ClientTimers;
+  private readonly events = new ClientEvents<ProducerEvents>();
+  private readonly sendTimeoutMs: number;
+  private readonly retryTimes: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly routeRefreshIntervalMs: number;
+  private readonly maxBodyBytes: number;
+  private readonly bornHost: string;
+  private readonly routes = new Map<string, { route: TopicRoute; fetchedAtMs: number }>();
+  private readonly routeFetches = new Map<string, Promise<TopicRoute>>();
+  private readonly roundRobin = new Map<string, number>();
+  private readonly knownBrokers = new Set<string>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private state: State = 'CREATED';
+  private stopping: Promise<void> | undefined;
+  private counters = { sent: 0, failed: 0, onewayFailed: 0 };
+
+  constructor(options: ProducerOptions) {
+    if (!options?.transport) throw new RocketError('INVALID_OPTION', 'producer option transport is required');
+    validateGroup(options.group);
+    this.group = options.group;
+    this.transport = options.transport;
+    this.clientId = options.clientId ?? createClientId('producer');
+    this.clock = options.clock ?? systemClock;
+    this.timers = new ClientTimers(this.clock);
+    this.sendTimeoutMs = intOption(
+      'producer',
+      'sendTimeoutMs',
+      options.sendTimeoutMs,
+      DEFAULT_SEND_TIMEOUT_MS,
+      1,
+    );
+    this.retryTimes = intOption(
+      'producer',
+      'retryTimesWhenSendFailed',
+      options.retryTimesWhenSendFailed,
+      DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED,
+      0,
+      100,
+    );
+    this.heartbeatIntervalMs = intOption(
+      'producer',
+      'heartbeatIntervalMs',
+      options.heartbeatIntervalMs,
+      DEFAULT_HEARTBEAT_INTERVAL_MS,
+      1,
+    );
+    this.routeRefreshIntervalMs = intOption(
+      'producer',
+      'routeRefreshIntervalMs',
+      options.routeRefreshIntervalMs,
+      DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
+      1,
+    );
+    this.maxBodyBytes = intOption(
+      'producer',
+      'maxBodyBytes',
+      options.maxBodyBytes,
+      DEFAULT_MAX_BODY_BYTES,
+      1,
+    );
+    this.bornHost = options.bornHost ?? hostname();
+  }
+
+  on<K extends keyof ProducerEvents>(event: K, listener: EventListener<ProducerEvents[K]>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof ProducerEvents>(event: K, listener: EventListener<ProducerEvents[K]>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /** Counts since start: messages stored, sends failed for good, one-way sends lost. */
+  stats(): { sent: number; failed: number; onewayFailed: number } {
+    return { ...this.counters };
+  }
+
+  /** Registers with the transport (so brokers can reach this client) and starts heartbeats. */
+  async start(): Promise<void> {
+    if (this.state !== 'CREATED') {
+      throw new RocketError('CLOSED', `producer ${this.clientId} was already started (state ${this.state})`);
+    }
+    this.state = 'RUNNING';
+    this.transport.register(this.clientId, this.createChannel());
+    this.timers.every(
+      this.heartbeatIntervalMs,
+      () => this.heartbeatAll(),
+      () => undefined,
+    );
+  }
+
+  /** Sends one message and resolves once a broker stored it. */
+  async send(message: ProducerMessage, options?: SendOptions): Promise<SendResult> {
+    const input = this.prepare(message, options);
+    const [result] = await this.track(this.sendMessages(input.topic, [input]));
+    return result!;
+  }
+
+  /**
+   * Sends one message without waiting: returns the send's promise, and calls `callback` (if
+   * given) with its outcome. With a callback the promise never causes an unhandled rejection.
+   */
+  sendAsync(message: ProducerMessage, callback?: SendCallback): Promise<SendResult>;
+  sendAsync(message: ProducerMessage, options: SendOptions, callback?: SendCallback): Promise<SendResult>;
+  sendAsync(
+    message: ProducerMessage,
+    optionsOrCallback?: SendOptions | SendCallback,
+    maybeCallback?: SendCallback,
+  ): Promise<SendResult> {
+    const options = typeof optionsOrCallback === 'function' ? undefined : optionsOrCallback;
+    const callback = typeof optionsOrCallback === 'function' ? optionsOrCallback : maybeCallback;
+    const promise = this.send(message, options);
+    if (callback) {
+      promise.then(
+        (result) => this.callBack(callback, undefined, result),
+        (error: Error) => this.callBack(callback, error),
+      );
+    }
+    return promise;
+  }
+
+  private callBack(callback: SendCallback, error: Error | undefined, result?: SendResult): void {
+    try {
+      callback(error, result);
+    } catch (thrown) {
+      this.events.emit('producer.callback.error', { error: thrown });
+    }
+  }
+
+  /**
+   * Sends one message once, without waiting for or reporting the outcome (RocketMQ `sendOneway`):
+   * no retries; a failure is counted (`stats().onewayFailed`) and emitted as
+   * `producer.send.failed`. Invalid messages still throw at once.
+   */
+  sendOneway(message: ProducerMessage, options?: SendOptions): void {
+    const input = this.prepare(message, options);
+    this.track(
+      this.sendMessages(input.topic, [input], { oneway: true }).catch(() => {
+        this.counters.onewayFailed++;
+      }),
+    );
+  }
+
+  /**
+   * Sends messages of one topic as one batch to one queue (RocketMQ batch send). Messages of a
+   * FIFO batch must share one message group. Resolves with one result per message, in order.
+   */
+  async sendBatch(messages: readonly ProducerMessage[], options?: SendOptions): Promise<SendResult[]> {
+    if (!Array.isArray(messages) || messages.length === 0) {
+      throw new RocketError('INVALID_ARGUMENT', 'sendBatch needs a non-empty array of messages');
+    }
+    const inputs = messages.map((m) => this.prepare(m, options));
+    const topic = inputs[0]!.topic;
+    const group = inputs[0]!.messageGroup;
+    for (const m of inputs) {
+      if (m.topic !== topic) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `a batch goes to one topic; got "${topic}" and "${m.topic}"`,
+        );
+      }
+      if (m.messageGroup !== group) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `a batch goes to one queue, so its messages need one message group; got "${group}" and "${m.messageGroup}"`,
+        );
+      }
+    }
+    return this.track(this.sendMessages(topic, inputs));
+  }
+
+  /**
+   * Stops taking sends, waits for the ones in flight, stops heartbeats and unregisters from the
+   * brokers. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    if (this.state === 'CREATED') this.state = 'STOPPED';
+    this.stopping ??= (async () => {
+      this.state = 'STOPPING';
+      while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+      this.timers.cancelAll();
+      await this.transport.unregister(this.clientId).catch(() => undefined);
+      this.state = 'STOPPED';
+    })();
+    return this.stopping;
+  }
+
+  // ---- for subclasses (transaction producer) ------------------------------------------------
+
+  /** What brokers may call on this client; a subclass adds its handlers (check-backs). */
+  protected createChannel(): ClientChannel {
+    return {};
+  }
+
+  /** Builds and validates the message to store: string bodies encoded, overrides applied, delay resolved. */
+  protected prepare(message: ProducerMessage, options?: SendOptions): MessageInput {
+    this.assertRunning();
+    if (!message || typeof message !== 'object')
+      throw new RocketError('INVALID_ARGUMENT', 'message must be an object');
+    const merged = { ...message, ...stripUndefined(options) };
+    validateUserTopic(merged.topic);
+    if (merged.delayMs !== undefined) {
+      if (!Number.isSafeInteger(merged.delayMs) || merged.delayMs < 0) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `delayMs must be a non-negative integer of ms; got ${merged.delayMs}`,
+        );
+      }
+      if (merged.deliveryTimeMs !== undefined) {
+        throw new RocketError('INVALID_ARGUMENT', 'give deliveryTimeMs or delayMs, not both');
+      }
+    }
+    const input: MessageInput = {
+      topic: merged.topic,
+      body: typeof merged.body === 'string' ? Buffer.from(merged.body, 'utf8') : merged.body,
+    };
+    if (merged.tag !== undefined) input.tag = merged.tag;
+    if (merged.keys !== undefined) input.keys = merged.keys;
+    if (merged.properties !== undefined) input.properties = merged.properties;
+    if (merged.messageGroup !== undefined) input.messageGroup = merged.messageGroup;
+    if (merged.deliveryTimeMs !== undefined) input.deliveryTimeMs = merged.deliveryTimeMs;
+    if (merged.delayMs !== undefined && merged.delayMs > 0)
+      input.deliveryTimeMs = this.clock.now() + merged.delayMs;
+    validateMessage(input, this.maxBodyBytes);
+    for (const key in input.properties ?? {}) {
+      if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`,
+        );
+      }
+    }
+    return input;
+  }
+
+  /**
+   * Sends validated messages of one topic as one request, choosing the queue and retrying as the
+   * class comment says. `oneway`: one attempt, failures only counted.
+   */
+  protected async sendMessages(
+    topic: string,
+    messages: MessageInput[],
+    extra: { transactional?: boolean; oneway?: boolean } = {},
+  ): Promise<SendResult[]> {
+    const deadline = this.clock.now() + this.sendTimeoutMs;
+    const maxAttempts = extra.oneway ? 1 : 1 + this.retryTimes;
+    const messageGroup = messages[0]!.messageGroup;
+    const failedBrokers = new Set<string>();
+    let lastError: unknown;
+    let attempts = 0;
+    try {
+      while (attempts < maxAttempts) {
+        if (attempts > 0 && this.clock.now() >= deadline) break;
+        const route = await this.routeOf(topic, attempts > 0);
+        const queue = this.chooseQueue(topic, writeQueues(route), messageGroup, failedBrokers);
+        const request: SendRequest = {
+          producerGroup: this.group,
+          topic,
+          queueId: queue.queueId,
+          messages,
+          bornTimestampMs: this.clock.now(),
+          bornHost: this.bornHost,
+        };
+        if (extra.transactional) request.transactional = true;
+        attempts++;
+        try {
+          const response = await this.withDeadline(
+            this.transport.send(queue.brokerName, request),
+            deadline,
+            topic,
+          );
+          this.counters.sent += messages.length;
+          this.events.emit('producer.send', {
+            topic,
+            brokerName: response.brokerName,
+            queueId: queue.queueId,
+            messageCount: messages.length,
+            attempts,
+          });
+          return resultsOf(response);
+        } catch (error) {
+          lastError = error;
+          failedBrokers.add(queue.brokerName);
+          this.routes.delete(topic);
+          if (!isRocketError(error) || !(error.retriable || RETRY_ELSEWHERE.has(error.code))) throw error;
+        }
+      }
+      const last = lastError as RocketError;
+      if (this.clock.now() >= deadline && attempts < maxAttempts) {
+        throw new RocketError(
+          'TIMEOUT',
+          `send to topic "${topic}" timed out after ${this.sendTimeoutMs} ms (sendTimeoutMs) and ${attempts} attempts: ${last.message}`,
+          { cause: last },
+        );
+      }
+      throw new RocketError(
+        'SEND_FAILED',
+        `send to topic "${topic}" failed after ${attempts} attempt${attempts === 1 ? '' : 's'} ` +
+          `(retryTimesWhenSendFailed=${extra.oneway ? 0 : this.retryTimes}): ${last.message}`,
+        { cause: last, retriable: last.retriable },
+      );
+    } catch (error) {
+      this.counters.failed++;
+      this.events.emit('producer.send.failed', { topic, attempts, oneway: extra.oneway === true, error });
+      throw error;
+    }
+  }
+
+  protected assertRunning(): void {
+    if (this.state !== 'RUNNING') {
+      throw new RocketError(
+        'CLOSED',
+        this.state === 'CREATED'
+          ? `producer ${this.clientId} is not started; call start() first`
+          : `producer ${this.clientId} is shut down`,
+      );
+    }
+  }
+
+  /** Keeps `promise` in the in-flight set until it settles, so shutdown can wait for it. */
+  protected track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    const remove = (): void => void this.inFlight.delete(promise);
+    promise.then(remove, remove);
+    return promise;
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private chooseQueue(
+    topic: string,
+    queues: MessageQueue[],
+    messageGroup: string | undefined,
+    avoid: ReadonlySet<string>,
+  ): MessageQueue {
+    if (queues.length === 0) {
+      throw new RocketError('PERMISSION_DENIED', `topic "${topic}" has no writable queue on any broker`);
+    }
+    if (messageGroup !== undefined) return queues[queueForGroup(messageGroup, queues.length)]!;
+    let index = this.roundRobin.get(topic) ?? Math.floor(Math.random() * queues.length);
+    let chosen: MessageQueue | undefined;
+    for (let i = 0; i < queues.length; i++) {
+      const q = queues[index++ % queues.length]!;
+      if (!avoid.has(q.brokerName)) {
+        chosen = q;
+        break;
+      }
+    }
+    chosen ??= queues[index++ % queues.length]!;
+    this.roundRobin.set(topic, index % queues.length);
+    return chosen;
+  }
+
+  private async routeOf(topic: string, refresh: boolean): Promise<TopicRoute> {
+    const cached = this.routes.get(topic);
+    if (cached && !refresh && this.clock.now() - cached.fetchedAtMs < this.routeRefreshIntervalMs) {
+      return cached.route;
+    }
+    let fetching = this.routeFetches.get(topic);
+    if (!fetching) {
+      fetching = this.transport.topicRoute(topic).finally(() => this.routeFetches.delete(topic));
+      this.routeFetches.set(topic, fetching);
+    }
+    try {
+      const route = await fetching;
+      this.routes.set(topic, { route, fetchedAtMs: this.clock.now() });
+      for (const b of route.brokers) {
+        if (!this.knownBrokers.has(b.brokerName)) {
+          this.knownBrokers.add(b.brokerName);
+          this.track(this.heartbeatTo(b.brokerName));
+        }
+      }
+      return route;
+    } catch (error) {
+      if (cached && !isRocketError(error, 'TOPIC_NOT_FOUND')) return cached.route;
+      throw error;
+    }
+  }
+
+  private withDeadline<T>(promise: Promise<T>, deadline: number, topic: string): Promise<T> {
+    const remaining = deadline - this.clock.now();
+    if (remaining <= 0) {
+      promise.catch(() => undefined);
+      return Promise.reject(
+        new RocketError('TIMEOUT', `send to topic "${topic}" ran out of its ${this.sendTimeoutMs} ms`),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.timers.after(remaining, () =>
+        reject(
+          new RocketError(
+            'TIMEOUT',
+            `send to topic "${topic}" got no answer within ${this.sendTimeoutMs} ms (sendTimeoutMs)`,
+          ),
+        ),
+      );
+      promise.then(
+        (value) => {
+          timer.cancel();
+          resolve(value);
+        },
+        (error: unknown) => {
+          timer.cancel();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private async heartbeatAll(): Promise<void> {
+    await Promise.all([...this.knownBrokers].map((b) => this.heartbeatTo(b)));
+  }
+
+  private async heartbeatTo(brokerName: string): Promise<void> {
+    await this.transport
+      .heartbeat(brokerName, { clientId: this.clientId, producerGroups: [this.group], consumers: [] })
+      .catch(() => undefined);
+  }
+}
+
+function resultsOf(response: SendResponse): SendResult[] {
+  return response.messages.map((m) => ({
+    msgId: m.msgId,
+    topic: response.topic,
+    brokerName: response.brokerName,
+    queueId: m.queueId,
+    queueOffset: m.queueOffset,
+  }));
+}
+
+function stripUndefined<T extends object>(value: T | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (!value) return out;
+  for (const key of Object.keys(value) as Array<keyof T>) if (value[key] !== undefined) out[key] = value[key];
+  return out;
+}

@@ -1,0 +1,729 @@
+import type { Clock, Timer } from '../common/clock';
+import { systemClock } from '../common/clock';
+import { RocketError } from '../common/errors';
+import type { MessageView } from '../message/message';
+import type { HeartbeatRequest, PullResponse, Subscription } from '../message/protocol';
+import { validateGroup, validateUserTopic } from '../message/validation';
+import { averagely, queueKey } from './allocation';
+import type { AllocationStrategy, MessageQueue } from './allocation';
+import { ClientEvents, ClientTimers, createClientId, intOption, readQueues } from './client-support';
+import type { EventListener } from './client-support';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS } from './producer';
+import type { ConsumeFromWhere, MessageExt } from './push-consumer';
+import { DEFAULT_PULL_RETRY_DELAY_MS, DEFAULT_REBALANCE_INTERVAL_MS } from './push-consumer';
+import type { Transport } from './transport';
+
+/** Messages one `poll()` returns at most, and one pull asks for. (RocketMQ lite `pullBatchSize`) */
+export const DEFAULT_POLL_BATCH_SIZE = 32;
+/** Default wait of `poll()`. (RocketMQ lite `pollTimeoutMillis`) */
+export const DEFAULT_POLL_TIMEOUT_MS = 5000;
+/** Period of automatic commits. (RocketMQ lite `autoCommitIntervalMillis`) */
+export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5000;
+/** Pause when a broker answers a long poll at once with nothing. (RocketMQ `shortPollingTimeMills`) */
+const SHORT_POLL_MS = 1000;
+const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
+
+export interface PullConsumerOptions {
+  /** Consumer group: committed offsets belong to it. */
+  group: string;
+  transport: Transport;
+  clientId?: string;
+  clock?: Clock;
+  /** Queue allocation for `subscribe()`. Default {@link averagely}. */
+  allocation?: AllocationStrategy;
+  /** Most messages per pull and per `poll()`. Default 32. (RocketMQ lite `pullBatchSize`) */
+  pullBatchSize?: number;
+  /**
+   * Commit, every `autoCommitIntervalMs` (checked at each `poll()`) and when a queue is released
+   * or the consumer shuts down, the position after the last message `poll()` returned. Default
+   * true. (RocketMQ lite `autoCommit`)
+   */
+  autoCommit?: boolean;
+  /** Default 5000 ms. (RocketMQ lite `autoCommitIntervalMillis`) */
+  autoCommitIntervalMs?: number;
+  /** Start of a queue the group never committed an offset for. Default `LAST_OFFSET`. (RocketMQ `consumeFromWhere`) */
+  consumeFromWhere?: ConsumeFromWhere;
+  /** For `TIMESTAMP`: epoch ms. Default half an hour before the queue is first read. */
+  consumeTimestampMs?: number;
+  /** `subscribe()` mode. Default 20 000 ms. */
+  rebalanceIntervalMs?: number;
+  /** `subscribe()` mode. Default 30 000 ms. */
+  heartbeatIntervalMs?: number;
+  /** Pause before pulling a queue again after a failed pull, ms. Default 3000. */
+  pullRetryDelayMs?: number;
+}
+
+export interface PullConsumerEvents {
+  'consumer.rebalance': {
+    topic: string;
+    queues: MessageQueue[];
+    added: MessageQueue[];
+    removed: MessageQueue[];
+  };
+  'consumer.pull.error': { queue: MessageQueue; error: unknown };
+  'consumer.offset.illegal': { queue: MessageQueue; offset: number; nextOffset: number };
+  'consumer.error': { stage: 'heartbeat' | 'route' | 'membership' | 'offset' | 'rebalance'; error: unknown };
+}
+
+/** A queue and the offset to commit for it. */
+export interface QueueOffset {
+  queue: MessageQueue;
+  offset: number;
+}
+
+type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
+
+class QueueState {
+  readonly key: string;
+  /** Next offset to pull; `undefined` until the start position is known. */
+  fetchOffset: number | undefined;
+  /** Offset after the last message `poll()` returned (or skipped as filtered). */
+  consumed: number | undefined;
+  committed: number | undefined;
+  buffer: MessageView[] = [];
+  pending: Promise<void> | undefined;
+  /** Bumped by a seek, so answers to pulls from before it are dropped. */
+  generation = 0;
+  /** No pull before this time (after a failed or instantly empty pull). */
+  retryAtMs = 0;
+  removed = false;
+
+  constructor(
+    readonly queue: MessageQueue,
+    readonly subscription: Subscription | undefined,
+  ) {
+    this.key = queueKey(queue);
+  }
+}
+
+/**
+ * A consumer that the application drives (RocketMQ `DefaultLitePullConsumer`): take queues with
+ * `assign()` or join the group's share with `subscribe()`, then `poll()` for messages, commit
+ * positions (automatically or with `commit()` / `commitSync()`), and `seek()`.
+ *
+ * - `subscribe(topic, expression)` uses clustering rebalance like the push consumer (heartbeats,
+ *   member list, allocation strategy, membership notices). The pull consumer has no retry topic:
+ *   what the application does with a message it cannot process is up to it (RocketMQ's lite
+ *   consumer has no send-back either).
+ * - `assign(queues)` reads exactly those queues, without joining the group's membership; it and
+ *   `subscribe()` exclude each other.
+ * - `poll(timeoutMs)` returns buffered messages at once, else pulls every assigned queue with
+ *   long polling and returns as soon as any has messages, or `[]` at the timeout. Pulls still
+ *   parked at a broker when `poll()` returns keep running; what they bring is buffered for the
+ *   next `poll()` (or dropped after a `seek()` of that queue).
+ */
+export class PullConsumer {
+  readonly group: string;
+  readonly clientId: string;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly timers: ClientTimers;
+  private readonly events = new ClientEvents<PullConsumerEvents>();
+  private readonly allocation: AllocationStrategy;
+  private readonly pullBatchSize: number;
+  private readonly autoCommit: boolean;
+  private readonly autoCommitIntervalMs: number;
+  private readonly consumeFromWhere: ConsumeFromWhere;
+  private readonly consumeTimestampMs: number | undefined;
+  private readonly rebalanceIntervalMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly pullRetryDelayMs: number;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly queues = new Map<string, QueueState>();
+  private readonly brokers = new Set<string>();
+  private readonly wakers = new Set<() => void>();
+  private readonly background = new Set<Promise<unknown>>();
+  private mode: 'NONE' | 'ASSIGN' | 'SUBSCRIBE' = 'NONE';
+  private state: State = 'CREATED';
+  private stopping: Promise<void> | undefined;
+  private rebalancing: Promise<void> | undefined;
+  private rebalanceAgain = false;
+  private lastAutoCommitMs = 0;
+  private roundRobin = 0;
+
+  constructor(options: PullConsumerOptions) {
+    if (!options?.transport)
+      throw new RocketError('INVALID_OPTION', 'pull consumer option transport is required');
+    validateGroup(options.group);
+    const c = 'pull consumer';
+    this.group = options.group;
+    this.transport = options.transport;
+    this.clientId = options.clientId ?? createClientId('pull');
+    this.clock = options.clock ?? systemClock;
+    this.timers = new ClientTimers(this.clock);
+    this.allocation = options.allocation ?? averagely();
+    this.pullBatchSize = intOption(
+      c,
+      'pullBatchSize',
+      options.pullBatchSize,
+      DEFAULT_POLL_BATCH_SIZE,
+      1,
+      1024,
+    );
+    this.autoCommit = options.autoCommit ?? true;
+    this.autoCommitIntervalMs = intOption(
+      c,
+      'autoCommitIntervalMs',
+      options.autoCommitIntervalMs,
+      DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+      0,
+    );
+    this.consumeFromWhere = options.consumeFromWhere ?? 'LAST_OFFSET';
+    if (!['LAST_OFFSET', 'FIRST_OFFSET', 'TIMESTAMP'].includes(this.consumeFromWhere)) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `${c} option consumeFromWhere must be LAST_OFFSET, FIRST_OFFSET or TIMESTAMP`,
+      );
+    }
+    this.consumeTimestampMs =
+      options.consumeTimestampMs === undefined
+        ? undefined
+        : intOption(c, 'consumeTimestampMs', options.consumeTimestampMs, 0, 0);
+    this.rebalanceIntervalMs = intOption(
+      c,
+      'rebalanceIntervalMs',
+      options.rebalanceIntervalMs,
+      DEFAULT_REBALANCE_INTERVAL_MS,
+      1,
+    );
+    this.heartbeatIntervalMs = intOption(
+      c,
+      'heartbeatIntervalMs',
+      options.heartbeatIntervalMs,
+      DEFAULT_HEARTBEAT_INTERVAL_MS,
+      1,
+    );
+    this.pullRetryDelayMs = intOption(
+      c,
+      'pullRetryDelayMs',
+      options.pullRetryDelayMs,
+      DEFAULT_PULL_RETRY_DELAY_MS,
+      1,
+    );
+  }
+
+  on<K extends keyof PullConsumerEvents>(event: K, listener: EventListener<PullConsumerEvents[K]>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof PullConsumerEvents>(event: K, listener: EventListener<PullConsumerEvents[K]>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /** Joins the group's share of `topic` (clustering rebalance). Exclusive with `assign()`. */
+  subscribe(topic: string, expression: string | { sql: string } = '*'): this {
+    if (this.mode === 'ASSIGN')
+      throw new RocketError('INVALID_ARGUMENT', 'subscribe() and assign() exclude each other');
+    validateUserTopic(topic);
+    const subscription: Subscription =
+      typeof expression === 'string'
+        ? { topic, kind: 'TAG', expression: expression.trim() === '' ? '*' : expression }
+        : { topic, kind: 'SQL92', expression: expression?.sql };
+    if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
+      throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
+    }
+    this.mode = 'SUBSCRIBE';
+    this.subscriptions.set(topic, subscription);
+    if (this.state === 'RUNNING') void this.rebalance().catch(() => undefined);
+    return this;
+  }
+
+  /** Reads exactly these queues (replacing any earlier assignment). Exclusive with `subscribe()`. */
+  assign(queues: readonly MessageQueue[]): this {
+    if (this.mode === 'SUBSCRIBE')
+      throw new RocketError('INVALID_ARGUMENT', 'subscribe() and assign() exclude each other');
+    for (const q of queues) {
+      validateUserTopic(q.topic);
+      if (!Number.isInteger(q.queueId) || q.queueId < 0) {
+        throw new RocketError('INVALID_ARGUMENT', `queueId must be a non-negative integer; got ${q.queueId}`);
+      }
+    }
+    this.mode = 'ASSIGN';
+    this.setQueues(
+      (q) => q.subscription === undefined,
+      queues.map((q) => ({ brokerName: q.brokerName, topic: q.topic, queueId: q.queueId })),
+      undefined,
+    );
+    return this;
+  }
+
+  /** The queues this consumer reads now, sorted by key. */
+  assignment(): MessageQueue[] {
+    return [...this.queues.values()].map((s) => s.queue).sort((a, b) => (queueKey(a) < queueKey(b) ? -1 : 1));
+  }
+
+  /** Every readable queue of `topic` (to choose from for `assign()`). */
+  async fetchMessageQueues(topic: string): Promise<MessageQueue[]> {
+    return readQueues(await this.transport.topicRoute(topic));
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'CREATED')
+      throw new RocketError('CLOSED', `pull consumer ${this.clientId} was already started`);
+    this.state = 'RUNNING';
+    this.lastAutoCommitMs = this.clock.now();
+    this.transport.register(this.clientId, {
+      consumerIdsChanged: (group) => {
+        if (group !== this.group || this.state !== 'RUNNING' || this.mode !== 'SUBSCRIBE') return;
+        void Promise.resolve().then(() => this.rebalance().catch(() => undefined));
+      },
+    });
+    if (this.mode === 'SUBSCRIBE') {
+      await this.refreshBrokers();
+      await this.heartbeat();
+      await this.rebalance();
+    }
+    const onError = (error: unknown): void =>
+      this.events.emit('consumer.error', { stage: 'rebalance', error });
+    this.timers.every(
+      this.rebalanceIntervalMs,
+      () => (this.mode === 'SUBSCRIBE' ? this.rebalance() : undefined),
+      onError,
+    );
+    this.timers.every(
+      this.heartbeatIntervalMs,
+      () => (this.mode === 'SUBSCRIBE' ? this.heartbeat() : undefined),
+      onError,
+    );
+  }
+
+  /**
+   * Up to `pullBatchSize` messages from the assigned queues, waiting up to `timeoutMs` (long
+   * polling) when none is buffered; `[]` at the timeout. With auto-commit on, positions returned
+   * by earlier polls are committed when `autoCommitIntervalMs` has passed.
+   */
+  async poll(timeoutMs: number = DEFAULT_POLL_TIMEOUT_MS): Promise<MessageExt[]> {
+    this.assertRunning();
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `poll timeoutMs must be a non-negative integer; got ${timeoutMs}`,
+      );
+    }
+    if (this.autoCommit && this.clock.now() - this.lastAutoCommitMs >= this.autoCommitIntervalMs) {
+      this.lastAutoCommitMs = this.clock.now();
+      this.commit();
+    }
+    const deadline = this.clock.now() + timeoutMs;
+    for (let first = true; ; first = false) {
+      await this.initPositions();
+      const out = this.drain();
+      if (out.length > 0 || this.state !== 'RUNNING') return out;
+      const now = this.clock.now();
+      const remaining = deadline - now;
+      if (!first && remaining <= 0) return [];
+      const issued: Promise<void>[] = [];
+      let nextRetryMs = Infinity;
+      for (const qs of this.queues.values()) {
+        if (qs.retryAtMs > now) {
+          nextRetryMs = Math.min(nextRetryMs, qs.retryAtMs);
+          continue;
+        }
+        if (qs.pending || qs.fetchOffset === undefined) continue;
+        issued.push(this.pull(qs, Math.max(0, remaining)));
+      }
+      if (remaining <= 0) {
+        await Promise.all(issued);
+        return this.drain();
+      }
+      await this.waitForChange(Math.min(remaining, nextRetryMs - now));
+    }
+  }
+
+  /** Commits the current positions (or `offsets`) and resolves when the brokers have them. */
+  async commitSync(offsets?: readonly QueueOffset[]): Promise<void> {
+    const list =
+      offsets ??
+      [...this.queues.values()]
+        .filter((qs) => qs.consumed !== undefined && qs.consumed !== qs.committed)
+        .map((qs) => ({ queue: qs.queue, offset: qs.consumed! }));
+    const failures: unknown[] = [];
+    await Promise.all(
+      list.map(async ({ queue, offset }) => {
+        try {
+          await this.transport.commitOffset(queue.brokerName, this.group, queue.topic, queue.queueId, offset);
+          const qs = this.queues.get(queueKey(queue));
+          if (qs) qs.committed = offset;
+        } catch (error) {
+          failures.push(error);
+        }
+      }),
+    );
+    // the first failure as it came (typed by the transport); the other queues were committed
+    if (failures.length > 0) throw failures[0];
+  }
+
+  /** Commits the current positions in the background; failures are emitted as `consumer.error`. */
+  commit(): void {
+    this.track(
+      this.commitSync().catch((error: unknown) =>
+        this.events.emit('consumer.error', { stage: 'offset', error }),
+      ),
+    );
+  }
+
+  /** The group's committed offset of `queue`, or `undefined`. */
+  committed(queue: MessageQueue): Promise<number | undefined> {
+    return this.transport.queryOffset(queue.brokerName, this.group, queue.topic, queue.queueId);
+  }
+
+  /** Makes the next `poll()` of an assigned `queue` start at `offset` (within the queue's min and max offsets). */
+  async seek(queue: MessageQueue, offset: number): Promise<void> {
+    const qs = this.assigned(queue);
+    const [min, max] = await Promise.all([
+      this.transport.minOffset(queue.brokerName, queue.topic, queue.queueId),
+      this.transport.maxOffset(queue.brokerName, queue.topic, queue.queueId),
+    ]);
+    if (!Number.isSafeInteger(offset) || offset < min || offset > max) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `seek offset ${offset} is outside [${min}, ${max}] of ${qs.key}`,
+      );
+    }
+    this.position(qs, offset);
+  }
+
+  /** Seeks to the first message stored at or after `timestampMs`. */
+  async seekToTimestamp(queue: MessageQueue, timestampMs: number): Promise<void> {
+    const qs = this.assigned(queue);
+    this.position(
+      qs,
+      await this.transport.searchOffset(queue.brokerName, queue.topic, queue.queueId, timestampMs),
+    );
+  }
+
+  async seekToBegin(queue: MessageQueue): Promise<void> {
+    const qs = this.assigned(queue);
+    this.position(qs, await this.transport.minOffset(queue.brokerName, queue.topic, queue.queueId));
+  }
+
+  async seekToEnd(queue: MessageQueue): Promise<void> {
+    const qs = this.assigned(queue);
+    this.position(qs, await this.transport.maxOffset(queue.brokerName, queue.topic, queue.queueId));
+  }
+
+  /**
+   * Stops: wakes a waiting `poll()` (it returns what it has), commits positions when auto-commit
+   * is on, and leaves the group. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    if (this.state === 'CREATED') this.state = 'STOPPED';
+    this.stopping ??= (async () => {
+      this.state = 'STOPPING';
+      this.timers.cancelAll();
+      this.wake();
+      await this.rebalancing?.catch(() => undefined);
+      if (this.autoCommit) await this.commitSync().catch(() => undefined);
+      while (this.background.size > 0) await Promise.allSettled([...this.background]);
+      for (const qs of this.queues.values()) qs.removed = true;
+      await this.transport.unregister(this.clientId).catch(() => undefined);
+      this.state = 'STOPPED';
+    })();
+    return this.stopping;
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private assertRunning(): void {
+    if (this.state !== 'RUNNING') {
+      throw new RocketError(
+        'CLOSED',
+        this.state === 'CREATED'
+          ? `pull consumer ${this.clientId} is not started; call start() first`
+          : `pull consumer ${this.clientId} is shut down`,
+      );
+    }
+  }
+
+  private assigned(queue: MessageQueue): QueueState {
+    const qs = this.queues.get(queueKey(queue));
+    if (!qs)
+      throw new RocketError('INVALID_ARGUMENT', `queue ${queueKey(queue)} is not assigned to this consumer`);
+    return qs;
+  }
+
+  private position(qs: QueueState, offset: number): void {
+    qs.generation++;
+    qs.buffer = [];
+    qs.fetchOffset = offset;
+    qs.consumed = offset;
+    qs.retryAtMs = 0;
+    this.wake();
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.background.add(promise);
+    const remove = (): void => void this.background.delete(promise);
+    promise.then(remove, remove);
+    return promise;
+  }
+
+  /** Replaces the queues selected by `owns` with `wanted`; released queues get their position committed (auto-commit). */
+  private setQueues(
+    owns: (qs: QueueState) => boolean,
+    wanted: MessageQueue[],
+    subscription: Subscription | undefined,
+  ): { added: MessageQueue[]; removed: MessageQueue[] } {
+    const keys = new Set(wanted.map(queueKey));
+    const removed: QueueState[] = [];
+    for (const qs of this.queues.values()) {
+      if (owns(qs) && !keys.has(qs.key)) removed.push(qs);
+    }
+    for (const qs of removed) {
+      qs.removed = true;
+      this.queues.delete(qs.key);
+    }
+    if (this.autoCommit && this.state === 'RUNNING') {
+      const release = removed
+        .filter((qs) => qs.consumed !== undefined && qs.consumed !== qs.committed)
+        .map((qs) => ({ queue: qs.queue, offset: qs.consumed! }));
+      if (release.length > 0) {
+        this.track(
+          this.commitSync(release).catch((error: unknown) =>
+            this.events.emit('consumer.error', { stage: 'offset', error }),
+          ),
+        );
+      }
+    }
+    const added: MessageQueue[] = [];
+    for (const q of wanted) {
+      const key = queueKey(q);
+      if (this.queues.has(key)) continue;
+      this.queues.set(key, new QueueState(q, subscription));
+      added.push(q);
+    }
+    if (added.length > 0 || removed.length > 0) this.wake();
+    return { added, removed: removed.map((qs) => qs.queue) };
+  }
+
+  /** Finds the start of queues read for the first time: the committed offset, else `consumeFromWhere`. */
+  private async initPositions(): Promise<void> {
+    const fresh = [...this.queues.values()].filter(
+      (qs) => qs.fetchOffset === undefined && qs.retryAtMs <= this.clock.now(),
+    );
+    await Promise.all(
+      fresh.map(async (qs) => {
+        const { brokerName, topic, queueId } = qs.queue;
+        const generation = qs.generation;
+        try {
+          const committed = await this.transport.queryOffset(brokerName, this.group, topic, queueId);
+          let start = committed;
+          if (start === undefined) {
+            if (this.consumeFromWhere === 'FIRST_OFFSET')
+              start = await this.transport.minOffset(brokerName, topic, queueId);
+            else if (this.consumeFromWhere === 'TIMESTAMP') {
+              const at = this.consumeTimestampMs ?? this.clock.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS;
+              start = await this.transport.searchOffset(brokerName, topic, queueId, at);
+            } else start = await this.transport.maxOffset(brokerName, topic, queueId);
+          }
+          if (qs.generation !== generation || qs.fetchOffset !== undefined) return;
+          qs.fetchOffset = start;
+          qs.consumed = start;
+          qs.committed = committed;
+        } catch (error) {
+          qs.retryAtMs = this.clock.now() + this.pullRetryDelayMs;
+          this.events.emit('consumer.error', { stage: 'offset', error });
+        }
+      }),
+    );
+  }
+
+  /** Takes up to `pullBatchSize` buffered messages, visiting queues round robin. */
+  private drain(): MessageView[] {
+    const out: MessageView[] = [];
+    const states = [...this.queues.values()];
+    if (states.length === 0) return out;
+    for (let i = 0; i < states.length && out.length < this.pullBatchSize; i++) {
+      const qs = states[(this.roundRobin + i) % states.length]!;
+      if (qs.buffer.length === 0) continue;
+      const taken = qs.buffer.splice(0, this.pullBatchSize - out.length);
+      out.push(...taken);
+      qs.consumed = qs.buffer.length > 0 ? taken[taken.length - 1]!.queueOffset + 1 : qs.fetchOffset;
+    }
+    this.roundRobin = (this.roundRobin + 1) % states.length;
+    return out;
+  }
+
+  private pull(qs: QueueState, suspendTimeoutMs: number): Promise<void> {
+    const { brokerName, topic, queueId } = qs.queue;
+    const generation = qs.generation;
+    const offset = qs.fetchOffset!;
+    const startedMs = this.clock.now();
+    const filtered =
+      qs.subscription !== undefined &&
+      !(qs.subscription.kind === 'TAG' && qs.subscription.expression.trim() === '*');
+    const pending = this.transport
+      .pull(brokerName, {
+        consumerGroup: this.group,
+        topic,
+        queueId,
+        queueOffset: offset,
+        maxCount: this.pullBatchSize,
+        subscription: filtered ? qs.subscription : undefined,
+        suspendTimeoutMs,
+      })
+      .then(
+        (response: PullResponse) => {
+          if (qs.removed || qs.generation !== generation || this.state !== 'RUNNING') return;
+          if (response.status === 'FOUND') qs.buffer.push(...response.messages);
+          if (response.status === 'OFFSET_ILLEGAL') {
+            this.events.emit('consumer.offset.illegal', {
+              queue: qs.queue,
+              offset,
+              nextOffset: response.nextOffset,
+            });
+          }
+          qs.fetchOffset = response.nextOffset;
+          if (qs.buffer.length === 0) qs.consumed = qs.fetchOffset;
+          const waitedMs = this.clock.now() - startedMs;
+          if (
+            response.status === 'NO_NEW_MESSAGE' &&
+            response.nextOffset === offset &&
+            waitedMs < Math.min(suspendTimeoutMs, SHORT_POLL_MS)
+          ) {
+            qs.retryAtMs = this.clock.now() + SHORT_POLL_MS; // the broker could not hold the pull
+          }
+        },
+        (error: unknown) => {
+          if (qs.removed) return;
+          this.events.emit('consumer.pull.error', { queue: qs.queue, error });
+          qs.retryAtMs = this.clock.now() + this.pullRetryDelayMs;
+        },
+      )
+      .finally(() => {
+        if (qs.pending === pending) qs.pending = undefined;
+        this.wake();
+      });
+    qs.pending = pending;
+    return pending;
+  }
+
+  /** Waits until a pull answers, the assignment changes, a seek, shutdown, or `timeoutMs`. */
+  private waitForChange(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timers: Timer[] = [];
+      const done = (): void => {
+        this.wakers.delete(done);
+        for (const t of timers) t.cancel();
+        resolve();
+      };
+      this.wakers.add(done);
+      timers.push(this.timers.after(Math.max(0, timeoutMs), done));
+    });
+  }
+
+  private wake(): void {
+    for (const done of [...this.wakers]) done();
+  }
+
+  // ---- subscribe mode: membership and rebalance --------------------------------------------
+
+  private heartbeatRequest(): HeartbeatRequest {
+    return {
+      clientId: this.clientId,
+      producerGroups: [],
+      consumers: [
+        {
+          group: this.group,
+          messageModel: 'CLUSTERING',
+          consumeType: 'PULL',
+          subscriptions: [...this.subscriptions.values()],
+        },
+      ],
+    };
+  }
+
+  private async refreshBrokers(): Promise<void> {
+    for (const topic of this.subscriptions.keys()) {
+      try {
+        for (const b of (await this.transport.topicRoute(topic)).brokers) this.brokers.add(b.brokerName);
+      } catch (error) {
+        this.events.emit('consumer.error', { stage: 'route', error });
+      }
+    }
+  }
+
+  private async heartbeat(brokers: Iterable<string> = this.brokers): Promise<void> {
+    const request = this.heartbeatRequest();
+    await Promise.all(
+      [...brokers].map((b) =>
+        this.transport
+          .heartbeat(b, request)
+          .catch((error: unknown) => this.events.emit('consumer.error', { stage: 'heartbeat', error })),
+      ),
+    );
+  }
+
+  private rebalance(): Promise<void> {
+    if (this.state !== 'RUNNING') return this.rebalancing ?? Promise.resolve();
+    if (this.rebalancing) {
+      this.rebalanceAgain = true;
+      return this.rebalancing;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.rebalanceAgain = false;
+        await this.rebalanceOnce();
+      } while (this.rebalanceAgain && this.state === 'RUNNING');
+    };
+    const promise = run().finally(() => {
+      if (this.rebalancing === promise) this.rebalancing = undefined;
+    });
+    this.rebalancing = promise;
+    return promise;
+  }
+
+  private async rebalanceOnce(): Promise<void> {
+    for (const subscription of this.subscriptions.values()) {
+      if (this.state !== 'RUNNING') return;
+      let queues: MessageQueue[];
+      try {
+        const route = await this.transport.topicRoute(subscription.topic);
+        const fresh = route.brokers.map((b) => b.brokerName).filter((b) => !this.brokers.has(b));
+        for (const b of fresh) this.brokers.add(b);
+        if (fresh.length > 0) await this.heartbeat(fresh);
+        queues = readQueues(route);
+      } catch (error) {
+        this.events.emit('consumer.error', { stage: 'route', error });
+        continue;
+      }
+      let members: string[] | undefined;
+      for (const broker of new Set(queues.map((q) => q.brokerName))) {
+        try {
+          let ids = await this.transport.consumerIds(broker, this.group);
+          if (!ids.includes(this.clientId)) {
+            await this.heartbeat([broker]);
+            ids = await this.transport.consumerIds(broker, this.group);
+          }
+          if (ids.includes(this.clientId)) {
+            members = ids;
+            break;
+          }
+        } catch (error) {
+          this.events.emit('consumer.error', { stage: 'membership', error });
+        }
+      }
+      if (members === undefined && queues.length > 0) continue;
+      const mine =
+        queues.length === 0
+          ? []
+          : this.allocation.allocate({
+              consumerGroup: this.group,
+              self: this.clientId,
+              queues,
+              consumerIds: members!,
+            });
+      if (this.state !== 'RUNNING') return;
+      const { added, removed } = this.setQueues(
+        (qs) => qs.queue.topic === subscription.topic,
+        mine,
+        subscription,
+      );
+      if (added.length > 0 || removed.length > 0) {
+        this.events.emit('consumer.rebalance', { topic: subscription.topic, queues: mine, added, removed });
+      }
+    }
+  }
+}
