@@ -244,24 +244,31 @@ export class Broker {
     const queueId = this.chooseQueue(config, request.queueId, messages[0]!.messageGroup);
     const now = this.options.clock.now();
     const requests: AppendRequest[] = messages.map((m) => {
-      for (const key in m.properties ?? {}) {
-        if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
-          throw new RocketError(
-            'INVALID_ARGUMENT',
-            `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`,
-          );
+      if (m.properties !== undefined)
+        for (const key in m.properties) {
+          if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
+            throw new RocketError(
+              'INVALID_ARGUMENT',
+              `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`,
+            );
+          }
         }
-      }
       if (m.deliveryTimeMs !== undefined && m.deliveryTimeMs > now + this.options.maxDelayMs) {
         throw new RocketError(
           'INVALID_ARGUMENT',
           `deliveryTimeMs is ${m.deliveryTimeMs - now} ms ahead; the limit is maxDelayMs=${this.options.maxDelayMs}`,
         );
       }
+      // fields listed, not spread: this runs per message on the send path
       return {
-        ...m,
         topic: request.topic,
         queueId,
+        body: m.body,
+        tag: m.tag,
+        keys: m.keys,
+        properties: m.properties,
+        messageGroup: m.messageGroup,
+        deliveryTimeMs: m.deliveryTimeMs,
         bornTimestampMs: request.bornTimestampMs,
         bornHost: request.bornHost,
       };
