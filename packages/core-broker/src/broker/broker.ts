@@ -490,8 +490,9 @@ export class Broker {
       out.push({ queueId, offset });
     }
     this.offsets.persist();
+    const notice = { group, topic, brokerName: this.brokerName, offsets: out };
     for (const clientId of this.consumers.consumerIds(group))
-      this.channels.get(clientId)?.consumerIdsChanged?.(group);
+      this.channels.get(clientId)?.resetOffset?.(notice);
     return out;
   }
 

@@ -3,7 +3,13 @@ import type { Clock, Timer } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type { HeartbeatRequest, MessageModel, PullResponse, Subscription } from '../message/protocol';
+import type {
+  HeartbeatRequest,
+  MessageModel,
+  OffsetResetNotice,
+  PullResponse,
+  Subscription,
+} from '../message/protocol';
 import { SystemProperty } from '../message/system-properties';
 import { validateGroup, validateUserTopic } from '../message/validation';
 import { averagely, queueKey } from './allocation';
@@ -149,6 +155,12 @@ export interface PushConsumerEvents {
   /** A queue is not pulled for now: too many cached messages or bytes. */
   'consumer.flow-control': { queue: MessageQueue; cachedMessages: number; cachedBytes: number };
   'consumer.pull.error': { queue: MessageQueue; error: unknown };
+  /** The broker reset the group's offsets on `brokerName` (admin reset by time); the queues restart there. */
+  'consumer.offset.reset': {
+    topic: string;
+    brokerName: string;
+    offsets: Array<{ queueId: number; offset: number }>;
+  };
   /** A pull found the offset outside the queue (retention); consumption moves to `nextOffset`. */
   'consumer.offset.illegal': { queue: MessageQueue; offset: number; nextOffset: number };
   /** A listener threw (counted as `RECONSUME_LATER`). */
@@ -491,6 +503,12 @@ export class PushConsumer {
     const onError = (error: unknown): void =>
       this.events.emit('consumer.error', { stage: 'rebalance', error });
     this.transport.register(this.clientId, {
+      resetOffset: (notice) => {
+        if (notice.group !== this.group || this.state !== 'RUNNING') return;
+        void Promise.resolve()
+          .then(() => this.resetQueues(notice))
+          .catch(onError);
+      },
       consumerIdsChanged: (group) => {
         if (group !== this.group || this.state !== 'RUNNING') return;
         // never re-enter from inside the broker's call
@@ -705,6 +723,34 @@ export class PushConsumer {
       return this.transport.searchOffset(brokerName, topic, queueId, at);
     }
     return this.transport.maxOffset(brokerName, topic, queueId);
+  }
+
+  /**
+   * The broker moved the group's offsets (an admin reset by time): the affected queues are
+   * dropped without committing — their cached messages are discarded — and taken again from the
+   * reset offsets by a rebalance. Broadcasting consumers keep their own offsets and ignore it.
+   */
+  private async resetQueues(notice: OffsetResetNotice): Promise<void> {
+    if (this.messageModel !== 'CLUSTERING') return;
+    const reset = new Set(notice.offsets.map((o) => o.queueId));
+    const affected = [...this.processQueues.values()].filter(
+      (pq) =>
+        pq.queue.brokerName === notice.brokerName &&
+        pq.queue.topic === notice.topic &&
+        reset.has(pq.queue.queueId),
+    );
+    for (const pq of affected) {
+      // out of the map first, so no periodic commit writes the old position over the reset
+      this.processQueues.delete(pq.key);
+      pq.drop();
+    }
+    await Promise.all(affected.map((pq) => pq.whenIdle()));
+    this.events.emit('consumer.offset.reset', {
+      topic: notice.topic,
+      brokerName: notice.brokerName,
+      offsets: notice.offsets,
+    });
+    await this.rebalance();
   }
 
   /** Stops pulling `pq`, waits for its running listener calls, then commits its offset. */

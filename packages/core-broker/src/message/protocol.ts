@@ -186,4 +186,14 @@ export interface ClientChannel {
   checkTransaction?(check: TransactionCheck): void;
   /** Tells a consumer its group's members changed, so it rebalances now (RocketMQ `NOTIFY_CONSUMER_IDS_CHANGED`). */
   consumerIdsChanged?(group: string): void;
+  /** Tells a consumer its group's offsets on a broker were moved (RocketMQ `RESET_CONSUMER_CLIENT_OFFSET`). */
+  resetOffset?(notice: OffsetResetNotice): void;
+}
+
+/** The offsets a group was reset to on one broker, by queue. */
+export interface OffsetResetNotice {
+  group: string;
+  topic: string;
+  brokerName: string;
+  offsets: Array<{ queueId: number; offset: number }>;
 }

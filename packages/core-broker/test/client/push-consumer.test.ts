@@ -95,6 +95,26 @@ describe('PushConsumer (clustering)', () => {
     expect(r.bodies().sort()).toEqual(sent.sort());
   });
 
+  test('an offset reset by time on the broker makes running consumers consume again from there', async () => {
+    const early = await sendAll(8, 'early');
+    cluster.clock.advance(60_000);
+    const resetTo = cluster.clock.now();
+    const late = await sendAll(8, 'late');
+    const r = recorder();
+    const c = consumer(r.listener);
+    const resets: unknown[] = [];
+    c.on('consumer.offset.reset', (e) => resets.push(e));
+    await c.start();
+    await until(() => r.seen.length >= 16, 'first pass');
+    expect(r.bodies().sort()).toEqual([...early, ...late].sort());
+    r.seen.length = 0;
+    for (const broker of cluster.brokers) broker.resetOffsetByTime(GROUP, TOPIC, resetTo);
+    await until(() => r.seen.length >= 8, 'second pass from the reset offsets');
+    await settle();
+    expect(r.bodies().sort()).toEqual([...late].sort());
+    expect(resets).toHaveLength(2);
+  });
+
   test('starts at the committed offset, else at consumeFromWhere (LAST_OFFSET skips the backlog)', async () => {
     await sendAll(8, 'old');
     const r = recorder();
