@@ -77,6 +77,16 @@ export interface SendResult {
   queueOffset: number;
 }
 
+/**
+ * What a subclass varies in the machinery it shares with {@link Producer}; not a user option.
+ */
+export interface ProducerKind {
+  /** Names the client in errors ("producer"). */
+  name: string;
+  /** Whether `sendTimeoutMs` bounds each send, retries included. Default true; false waits on the broker. */
+  boundedSends?: boolean;
+}
+
 /** Node-style callback of {@link Producer.sendAsync}. */
 export type SendCallback = (error: Error | undefined, result?: SendResult) => void;
 
@@ -119,45 +129,46 @@ const RETRY_ELSEWHERE = new Set(['TOPIC_NOT_FOUND', 'PERMISSION_DENIED']);
  * - Messages are validated before anything is sent, so bad input fails at once with
  *   `INVALID_ARGUMENT`.
  */
-export class Producer {
+export class Producer<MoreEvents extends object = object> {
   readonly group: string;
   readonly clientId: string;
   protected readonly transport: Transport;
   protected readonly clock: Clock;
   protected readonly timers: ClientTimers;
-  private readonly events = new ClientEvents<ProducerEvents>();
+  private readonly events = new ClientEvents<ProducerEvents & MoreEvents>();
   private readonly sendTimeoutMs: number;
   private readonly retryTimes: number;
   private readonly heartbeatIntervalMs: number;
   private readonly routeRefreshIntervalMs: number;
   private readonly maxBodyBytes: number;
   private readonly bornHost: string;
+  private readonly kind: string;
+  private readonly boundedSends: boolean;
   private readonly routes = new Map<string, { route: TopicRoute; fetchedAtMs: number }>();
   private readonly routeFetches = new Map<string, Promise<TopicRoute>>();
   private readonly roundRobin = new Map<string, number>();
-  private readonly knownBrokers = new Set<string>();
+  /** Brokers this producer heartbeats, and the first heartbeat to each. */
+  private readonly brokers = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
   private counters = { sent: 0, failed: 0, onewayFailed: 0 };
 
-  constructor(options: ProducerOptions) {
-    if (!options?.transport) throw new RocketError('INVALID_OPTION', 'producer option transport is required');
+  /** `kind` is for subclasses: how they name themselves and whether their sends are bounded. */
+  constructor(options: ProducerOptions, kind: ProducerKind = { name: 'producer' }) {
+    const name = kind.name;
+    if (!options?.transport) throw new RocketError('INVALID_OPTION', `${name} option transport is required`);
     validateGroup(options.group);
+    this.kind = name;
+    this.boundedSends = kind.boundedSends ?? true;
     this.group = options.group;
     this.transport = options.transport;
     this.clientId = options.clientId ?? createClientId('producer');
     this.clock = options.clock ?? systemClock;
     this.timers = new ClientTimers(this.clock);
-    this.sendTimeoutMs = intOption(
-      'producer',
-      'sendTimeoutMs',
-      options.sendTimeoutMs,
-      DEFAULT_SEND_TIMEOUT_MS,
-      1,
-    );
+    this.sendTimeoutMs = intOption(name, 'sendTimeoutMs', options.sendTimeoutMs, DEFAULT_SEND_TIMEOUT_MS, 1);
     this.retryTimes = intOption(
-      'producer',
+      name,
       'retryTimesWhenSendFailed',
       options.retryTimesWhenSendFailed,
       DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED,
@@ -165,35 +176,35 @@ export class Producer {
       100,
     );
     this.heartbeatIntervalMs = intOption(
-      'producer',
+      name,
       'heartbeatIntervalMs',
       options.heartbeatIntervalMs,
       DEFAULT_HEARTBEAT_INTERVAL_MS,
       1,
     );
     this.routeRefreshIntervalMs = intOption(
-      'producer',
+      name,
       'routeRefreshIntervalMs',
       options.routeRefreshIntervalMs,
       DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
       1,
     );
-    this.maxBodyBytes = intOption(
-      'producer',
-      'maxBodyBytes',
-      options.maxBodyBytes,
-      DEFAULT_MAX_BODY_BYTES,
-      1,
-    );
+    this.maxBodyBytes = intOption(name, 'maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
     this.bornHost = options.bornHost ?? hostname();
   }
 
-  on<K extends keyof ProducerEvents>(event: K, listener: EventListener<ProducerEvents[K]>): this {
+  on<K extends keyof (ProducerEvents & MoreEvents)>(
+    event: K,
+    listener: EventListener<(ProducerEvents & MoreEvents)[K]>,
+  ): this {
     this.events.on(event, listener);
     return this;
   }
 
-  off<K extends keyof ProducerEvents>(event: K, listener: EventListener<ProducerEvents[K]>): this {
+  off<K extends keyof (ProducerEvents & MoreEvents)>(
+    event: K,
+    listener: EventListener<(ProducerEvents & MoreEvents)[K]>,
+  ): this {
     this.events.off(event, listener);
     return this;
   }
@@ -206,7 +217,10 @@ export class Producer {
   /** Registers with the transport (so brokers can reach this client) and starts heartbeats. */
   async start(): Promise<void> {
     if (this.state !== 'CREATED') {
-      throw new RocketError('CLOSED', `producer ${this.clientId} was already started (state ${this.state})`);
+      throw new RocketError(
+        'CLOSED',
+        `${this.kind} ${this.clientId} was already started (state ${this.state})`,
+      );
     }
     this.state = 'RUNNING';
     this.transport.register(this.clientId, this.createChannel());
@@ -220,7 +234,7 @@ export class Producer {
   /** Sends one message and resolves once a broker stored it. */
   async send(message: ProducerMessage, options?: SendOptions): Promise<SendResult> {
     const input = this.prepare(message, options);
-    const [result] = await this.track(this.sendMessages(input.topic, [input]));
+    const [result] = resultsOf(await this.track(this.sendMessages(input.topic, [input])));
     return result!;
   }
 
@@ -251,7 +265,7 @@ export class Producer {
     try {
       callback(error, result);
     } catch (thrown) {
-      this.events.emit('producer.callback.error', { error: thrown });
+      this.producerEvents.emit('producer.callback.error', { error: thrown });
     }
   }
 
@@ -294,7 +308,7 @@ export class Producer {
         );
       }
     }
-    return this.track(this.sendMessages(topic, inputs));
+    return resultsOf(await this.track(this.sendMessages(topic, inputs)));
   }
 
   /**
@@ -314,6 +328,11 @@ export class Producer {
   }
 
   // ---- for subclasses (transaction producer) ------------------------------------------------
+
+  /** Emits one of the subclass's own events (`MoreEvents`). */
+  protected emit<K extends keyof MoreEvents>(event: K, payload: MoreEvents[K]): void {
+    this.events.emit(event, payload as (ProducerEvents & MoreEvents)[K]);
+  }
 
   /** What brokers may call on this client; a subclass adds its handlers (check-backs). */
   protected createChannel(): ClientChannel {
@@ -363,14 +382,16 @@ export class Producer {
 
   /**
    * Sends validated messages of one topic as one request, choosing the queue and retrying as the
-   * class comment says. `oneway`: one attempt, failures only counted.
+   * class comment says; resolves with the broker's answer. `oneway`: one attempt, failures only
+   * counted. `transactional`: half messages, sent only to a broker that has had this producer's
+   * first heartbeat, so that it can check the transaction back with the group.
    */
   protected async sendMessages(
     topic: string,
     messages: MessageInput[],
     extra: { transactional?: boolean; oneway?: boolean } = {},
-  ): Promise<SendResult[]> {
-    const deadline = this.clock.now() + this.sendTimeoutMs;
+  ): Promise<SendResponse> {
+    const deadline = this.boundedSends ? this.clock.now() + this.sendTimeoutMs : Infinity;
     const maxAttempts = extra.oneway ? 1 : 1 + this.retryTimes;
     const messageGroup = messages[0]!.messageGroup;
     const failedBrokers = new Set<string>();
@@ -381,6 +402,7 @@ export class Producer {
         if (attempts > 0 && this.clock.now() >= deadline) break;
         const route = await this.routeOf(topic, attempts > 0);
         const queue = this.chooseQueue(topic, writeQueues(route), messageGroup, failedBrokers);
+        if (extra.transactional) await this.heartbeatOnce(queue.brokerName);
         const request: SendRequest = {
           producerGroup: this.group,
           topic,
@@ -398,14 +420,14 @@ export class Producer {
             topic,
           );
           this.counters.sent += messages.length;
-          this.events.emit('producer.send', {
+          this.producerEvents.emit('producer.send', {
             topic,
             brokerName: response.brokerName,
             queueId: queue.queueId,
             messageCount: messages.length,
             attempts,
           });
-          return resultsOf(response);
+          return response;
         } catch (error) {
           lastError = error;
           failedBrokers.add(queue.brokerName);
@@ -423,15 +445,24 @@ export class Producer {
       }
       throw new RocketError(
         'SEND_FAILED',
-        `send to topic "${topic}" failed after ${attempts} attempt${attempts === 1 ? '' : 's'} ` +
+        `${extra.transactional ? 'half message' : 'send'} to topic "${topic}" failed after ${attempts} attempt${attempts === 1 ? '' : 's'} ` +
           `(retryTimesWhenSendFailed=${extra.oneway ? 0 : this.retryTimes}): ${last.message}`,
         { cause: last, retriable: last.retriable },
       );
     } catch (error) {
       this.counters.failed++;
-      this.events.emit('producer.send.failed', { topic, attempts, oneway: extra.oneway === true, error });
+      this.producerEvents.emit('producer.send.failed', {
+        topic,
+        attempts,
+        oneway: extra.oneway === true,
+        error,
+      });
       throw error;
     }
+  }
+
+  protected isRunning(): boolean {
+    return this.state === 'RUNNING';
   }
 
   protected assertRunning(): void {
@@ -439,8 +470,8 @@ export class Producer {
       throw new RocketError(
         'CLOSED',
         this.state === 'CREATED'
-          ? `producer ${this.clientId} is not started; call start() first`
-          : `producer ${this.clientId} is shut down`,
+          ? `${this.kind} ${this.clientId} is not started; call start() first`
+          : `${this.kind} ${this.clientId} is shut down`,
       );
     }
   }
@@ -453,7 +484,57 @@ export class Producer {
     return promise;
   }
 
+  /**
+   * The route of `topic`, cached for `routeRefreshIntervalMs` (`refresh`: fetched again). Brokers
+   * new to this producer get their first heartbeat.
+   */
+  protected async routeOf(topic: string, refresh: boolean): Promise<TopicRoute> {
+    const cached = this.routes.get(topic);
+    if (cached && !refresh && this.clock.now() - cached.fetchedAtMs < this.routeRefreshIntervalMs) {
+      return cached.route;
+    }
+    let fetching = this.routeFetches.get(topic);
+    if (!fetching) {
+      fetching = this.transport.topicRoute(topic).finally(() => this.routeFetches.delete(topic));
+      this.routeFetches.set(topic, fetching);
+    }
+    try {
+      const route = await fetching;
+      this.routes.set(topic, { route, fetchedAtMs: this.clock.now() });
+      for (const b of route.brokers) void this.heartbeatOnce(b.brokerName);
+      return route;
+    } catch (error) {
+      if (cached && !isRocketError(error, 'TOPIC_NOT_FOUND')) return cached.route;
+      throw error;
+    }
+  }
+
+  /** The first heartbeat to a broker, sent once (and tracked); later ones follow the interval. */
+  protected heartbeatOnce(brokerName: string): Promise<void> {
+    let first = this.brokers.get(brokerName);
+    if (!first) {
+      first = this.track(this.heartbeatTo(brokerName));
+      this.brokers.set(brokerName, first);
+    }
+    return first;
+  }
+
+  /** The periodic heartbeat: every broker this producer has used. */
+  protected async heartbeatAll(): Promise<void> {
+    await Promise.all([...this.brokers.keys()].map((b) => this.heartbeatTo(b)));
+  }
+
+  /** A heartbeat failed; the next one is tried at the next interval. */
+  protected onHeartbeatFailed(_brokerName: string, _error: unknown): void {
+    // a plain producer only needs heartbeats to be known to the brokers; nothing to report
+  }
+
   // ---- internals ---------------------------------------------------------------------------
+
+  /** The producer's own events, on the one emitter that also carries a subclass's. */
+  private get producerEvents(): ClientEvents<ProducerEvents> {
+    return this.events as unknown as ClientEvents<ProducerEvents>;
+  }
 
   private chooseQueue(
     topic: string,
@@ -479,33 +560,8 @@ export class Producer {
     return chosen;
   }
 
-  private async routeOf(topic: string, refresh: boolean): Promise<TopicRoute> {
-    const cached = this.routes.get(topic);
-    if (cached && !refresh && this.clock.now() - cached.fetchedAtMs < this.routeRefreshIntervalMs) {
-      return cached.route;
-    }
-    let fetching = this.routeFetches.get(topic);
-    if (!fetching) {
-      fetching = this.transport.topicRoute(topic).finally(() => this.routeFetches.delete(topic));
-      this.routeFetches.set(topic, fetching);
-    }
-    try {
-      const route = await fetching;
-      this.routes.set(topic, { route, fetchedAtMs: this.clock.now() });
-      for (const b of route.brokers) {
-        if (!this.knownBrokers.has(b.brokerName)) {
-          this.knownBrokers.add(b.brokerName);
-          this.track(this.heartbeatTo(b.brokerName));
-        }
-      }
-      return route;
-    } catch (error) {
-      if (cached && !isRocketError(error, 'TOPIC_NOT_FOUND')) return cached.route;
-      throw error;
-    }
-  }
-
   private withDeadline<T>(promise: Promise<T>, deadline: number, topic: string): Promise<T> {
+    if (deadline === Infinity) return promise;
     const remaining = deadline - this.clock.now();
     if (remaining <= 0) {
       promise.catch(() => undefined);
@@ -535,14 +591,16 @@ export class Producer {
     });
   }
 
-  private async heartbeatAll(): Promise<void> {
-    await Promise.all([...this.knownBrokers].map((b) => this.heartbeatTo(b)));
-  }
-
   private async heartbeatTo(brokerName: string): Promise<void> {
-    await this.transport
-      .heartbeat(brokerName, { clientId: this.clientId, producerGroups: [this.group], consumers: [] })
-      .catch(() => undefined);
+    try {
+      await this.transport.heartbeat(brokerName, {
+        clientId: this.clientId,
+        producerGroups: [this.group],
+        consumers: [],
+      });
+    } catch (error) {
+      this.onHeartbeatFailed(brokerName, error);
+    }
   }
 }
 

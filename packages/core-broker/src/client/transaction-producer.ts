@@ -1,32 +1,16 @@
-import { hostname } from 'node:os';
-import { queueForGroup } from '../broker/broker';
 import type { Clock } from '../common/clock';
-import { systemClock } from '../common/clock';
-import { RocketError, isRocketError } from '../common/errors';
+import { RocketError } from '../common/errors';
 import type { MessageInput, MessageView } from '../message/message';
-import type {
-  ClientChannel,
-  SendRequest,
-  TopicRoute,
-  TransactionCheck,
-  TransactionResolution,
-} from '../message/protocol';
-import { SYSTEM_PROPERTY_PREFIX } from '../message/system-properties';
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  validateGroup,
-  validateMessage,
-  validateUserTopic,
-} from '../message/validation';
-import type { MessageQueue } from './allocation';
-import { ClientEvents, ClientTimers, createClientId, intOption, writeQueues } from './client-support';
-import type { EventListener } from './client-support';
+import type { ClientChannel, TransactionCheck, TransactionResolution } from '../message/protocol';
+import { validateUserTopic } from '../message/validation';
+import { createClientId, intOption } from './client-support';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED, Producer } from './producer';
 import type { Transport } from './transport';
 
 /** How often the producer tells its brokers it is alive (RocketMQ `heartbeatBrokerInterval`). */
-export const DEFAULT_TRANSACTION_HEARTBEAT_INTERVAL_MS = 30_000;
+export const DEFAULT_TRANSACTION_HEARTBEAT_INTERVAL_MS = DEFAULT_HEARTBEAT_INTERVAL_MS;
 /** Extra attempts of a half-message send that failed, each on another broker when there is one (RocketMQ `retryTimesWhenSendFailed`). */
-export const DEFAULT_TRANSACTION_SEND_RETRIES = 2;
+export const DEFAULT_TRANSACTION_SEND_RETRIES = DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED;
 /** Check-backs answered at once; more are dropped and the broker asks again later (RocketMQ `checkRequestHoldMax`). */
 export const DEFAULT_MAX_CHECKS_IN_FLIGHT = 2000;
 
@@ -148,11 +132,7 @@ export interface TransactionProducerEvents {
   'transaction.heartbeat.failed': { brokerName: string; error: unknown };
 }
 
-type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
-
 const RESOLUTIONS: ReadonlySet<unknown> = new Set<TransactionResolution>(['COMMIT', 'ROLLBACK', 'UNKNOWN']);
-/** Sends that failed at a broker for a reason another broker may not have. (RocketMQ `retryResponseCodes`) */
-const RETRY_ELSEWHERE: ReadonlySet<string> = new Set(['TOPIC_NOT_FOUND', 'PERMISSION_DENIED']);
 
 /**
  * Sends transactional messages (RocketMQ `TransactionMQProducer`), talking to brokers through a
@@ -172,111 +152,58 @@ const RETRY_ELSEWHERE: ReadonlySet<string> = new Set(['TOPIC_NOT_FOUND', 'PERMIS
  * and the answer goes back to that broker with `fromCheck: true`. Heartbeats name the producer
  * group to every broker this producer has used (and to the brokers of `topics`), so check-backs can
  * find it. `shutdown()` waits for transactions and checks in flight, then unregisters.
+ *
+ * Routing, queue choice, retries, heartbeats, validation and lifecycle are {@link Producer}'s (a
+ * half message is its `transactional` send, not bounded by a send timeout); as a producer it can
+ * also send plain messages, and emits `producer.*` events besides its own.
  */
-export class TransactionProducer {
-  readonly group: string;
-  readonly clientId: string;
-  private readonly transport: Transport;
+export class TransactionProducer extends Producer<TransactionProducerEvents> {
   private readonly checker: TransactionChecker;
-  private readonly clock: Clock;
-  private readonly timers: ClientTimers;
-  private readonly events = new ClientEvents<TransactionProducerEvents>();
-  private readonly heartbeatIntervalMs: number;
-  private readonly retryTimes: number;
   private readonly maxChecksInFlight: number;
-  private readonly maxBodyBytes: number;
-  private readonly bornHost: string;
   private readonly topics: readonly string[];
-  private readonly routes = new Map<string, { route: TopicRoute; fetchedAtMs: number }>();
-  private readonly roundRobin = new Map<string, number>();
-  /** Brokers this producer heartbeats, and the first heartbeat to each (awaited before a half is sent there). */
-  private readonly brokers = new Map<string, Promise<void>>();
   private readonly checks = new Set<string>();
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private state: State = 'CREATED';
-  private stopping: Promise<void> | undefined;
 
   constructor(options: TransactionProducerOptions) {
-    if (!options?.transport)
-      throw new RocketError('INVALID_OPTION', 'transaction producer option transport is required');
-    if (typeof options.checker !== 'function') {
+    if (options?.transport && typeof options.checker !== 'function') {
       throw new RocketError(
         'INVALID_OPTION',
         'transaction producer option checker must be a function (check) => resolution',
       );
     }
-    validateGroup(options.group);
+    super(
+      {
+        group: options?.group,
+        transport: options?.transport,
+        clientId: options?.clientId ?? createClientId('tx-producer'),
+        clock: options?.clock,
+        heartbeatIntervalMs: options?.heartbeatIntervalMs,
+        // no option of its own: cached routes age out at the heartbeat period
+        routeRefreshIntervalMs: options?.heartbeatIntervalMs,
+        retryTimesWhenSendFailed: options?.retryTimesWhenSendFailed,
+        maxBodyBytes: options?.maxBodyBytes,
+        bornHost: options?.bornHost,
+      },
+      { name: 'transaction producer', boundedSends: false },
+    );
     for (const topic of options.topics ?? []) validateUserTopic(topic);
-    this.group = options.group;
-    this.transport = options.transport;
     this.checker = options.checker;
-    this.clientId = options.clientId ?? createClientId('tx-producer');
-    this.clock = options.clock ?? systemClock;
-    this.timers = new ClientTimers(this.clock);
-    const name = 'transaction producer';
-    this.heartbeatIntervalMs = intOption(
-      name,
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_TRANSACTION_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
-    this.retryTimes = intOption(
-      name,
-      'retryTimesWhenSendFailed',
-      options.retryTimesWhenSendFailed,
-      DEFAULT_TRANSACTION_SEND_RETRIES,
-      0,
-      100,
-    );
     this.maxChecksInFlight = intOption(
-      name,
+      'transaction producer',
       'maxChecksInFlight',
       options.maxChecksInFlight,
       DEFAULT_MAX_CHECKS_IN_FLIGHT,
       1,
     );
-    this.maxBodyBytes = intOption(name, 'maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
-    this.bornHost = options.bornHost ?? hostname();
     this.topics = Object.freeze([...(options.topics ?? [])]);
-  }
-
-  on<K extends keyof TransactionProducerEvents>(
-    event: K,
-    listener: EventListener<TransactionProducerEvents[K]>,
-  ): this {
-    this.events.on(event, listener);
-    return this;
-  }
-
-  off<K extends keyof TransactionProducerEvents>(
-    event: K,
-    listener: EventListener<TransactionProducerEvents[K]>,
-  ): this {
-    this.events.off(event, listener);
-    return this;
   }
 
   /**
    * Registers with the transport so brokers can check transactions back, heartbeats the brokers
    * of `topics`, and starts the periodic heartbeat.
    */
-  async start(): Promise<void> {
-    if (this.state !== 'CREATED') {
-      throw new RocketError(
-        'CLOSED',
-        `transaction producer ${this.clientId} was already started (state ${this.state})`,
-      );
-    }
-    this.state = 'RUNNING';
-    const channel: ClientChannel = { checkTransaction: (check) => this.onCheck(check) };
-    this.transport.register(this.clientId, channel);
-    this.timers.every(
-      this.heartbeatIntervalMs,
-      () => this.heartbeatAll(),
-      () => undefined,
-    );
-    await Promise.all(this.topics.map((topic) => this.routeOf(topic, true).catch(() => undefined)));
+  override async start(): Promise<void> {
+    await super.start();
+    await this.learnTopics();
   }
 
   /**
@@ -295,21 +222,15 @@ export class TransactionProducer {
         'sendInTransaction needs executeLocal: (message, sent) => resolution',
       );
     }
+    const m = message as TransactionMessage & { deliveryTimeMs?: number; delayMs?: number };
+    if (m && typeof m === 'object' && (m.deliveryTimeMs !== undefined || m.delayMs !== undefined)) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        'a transactional message cannot have a delivery time or delay',
+      );
+    }
     const input = this.prepare(message);
     return this.track(this.transact(input, executeLocal));
-  }
-
-  /** Waits for transactions and check-backs in flight, stops heartbeats, unregisters. Idempotent. */
-  shutdown(): Promise<void> {
-    if (this.state === 'CREATED') this.state = 'STOPPED';
-    this.stopping ??= (async () => {
-      this.state = 'STOPPING';
-      while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-      this.timers.cancelAll();
-      await this.transport.unregister(this.clientId).catch(() => undefined);
-      this.state = 'STOPPED';
-    })();
-    return this.stopping;
   }
 
   // ---- the transaction ---------------------------------------------------------------------
@@ -331,12 +252,12 @@ export class TransactionProducer {
       resolution = answer;
     } catch (error) {
       resolution = 'UNKNOWN';
-      this.events.emit('transaction.local.error', { transactionId: sent.transactionId, error });
+      this.emit('transaction.local.error', { transactionId: sent.transactionId, error });
     }
     const result: TransactionSendResult = { ...sent, resolution };
     const endError = await this.end(sent.brokerName, sent.transactionId, resolution, false);
     if (endError !== undefined) result.endTransactionError = endError;
-    this.events.emit('transaction.send', {
+    this.emit('transaction.send', {
       topic: sent.topic,
       brokerName: sent.brokerName,
       queueId: sent.queueId,
@@ -363,67 +284,36 @@ export class TransactionProducer {
       });
       return undefined;
     } catch (error) {
-      this.events.emit('transaction.end.failed', { brokerName, transactionId, resolution, fromCheck, error });
+      this.emit('transaction.end.failed', { brokerName, transactionId, resolution, fromCheck, error });
       return error ?? new Error('endTransaction failed');
     }
   }
 
-  /** Stores the half message: round robin over write queues, retried on another broker. */
+  /** Stores the half message: queue choice, retries and heartbeat as {@link Producer} sends. */
   private async sendHalf(message: MessageInput): Promise<TransactionSent> {
-    const topic = message.topic;
-    const failedBrokers = new Set<string>();
-    let lastError: unknown;
-    for (let attempt = 0; attempt <= this.retryTimes; attempt++) {
-      const route = await this.routeOf(topic, attempt > 0);
-      const queue = this.chooseQueue(topic, writeQueues(route), message.messageGroup, failedBrokers);
-      await this.heartbeatOnce(queue.brokerName);
-      const request: SendRequest = {
-        producerGroup: this.group,
-        topic,
-        queueId: queue.queueId,
-        messages: [message],
-        bornTimestampMs: this.clock.now(),
-        bornHost: this.bornHost,
-        transactional: true,
-      };
-      try {
-        const response = await this.transport.send(queue.brokerName, request);
-        const stored = response.messages[0]!;
-        const transactionId = stored.transactionId ?? stored.msgId;
-        return {
-          msgId: stored.msgId,
-          transactionId,
-          topic: response.topic,
-          brokerName: response.brokerName,
-          queueId: stored.queueId,
-          queueOffset: stored.queueOffset,
-        };
-      } catch (error) {
-        lastError = error;
-        failedBrokers.add(queue.brokerName);
-        this.routes.delete(topic);
-        if (!isRocketError(error) || !(error.retriable || RETRY_ELSEWHERE.has(error.code))) throw error;
-      }
-    }
-    const last = lastError as RocketError;
-    throw new RocketError(
-      'SEND_FAILED',
-      `half message to topic "${topic}" failed after ${this.retryTimes + 1} attempts (retryTimesWhenSendFailed=${this.retryTimes}): ${last.message}`,
-      { cause: last, retriable: last.retriable },
-    );
+    const response = await this.sendMessages(message.topic, [message], { transactional: true });
+    const stored = response.messages[0]!;
+    return {
+      msgId: stored.msgId,
+      transactionId: stored.transactionId ?? stored.msgId,
+      topic: response.topic,
+      brokerName: response.brokerName,
+      queueId: stored.queueId,
+      queueOffset: stored.queueOffset,
+    };
   }
 
   // ---- check-backs -------------------------------------------------------------------------
 
   private onCheck(check: TransactionCheck): void {
-    if (this.state !== 'RUNNING' || check.producerGroup !== this.group) return;
+    if (!this.isRunning() || check.producerGroup !== this.group) return;
     const { transactionId } = check;
     if (this.checks.has(transactionId)) {
-      this.events.emit('transaction.check.dropped', { transactionId, reason: 'duplicate' });
+      this.emit('transaction.check.dropped', { transactionId, reason: 'duplicate' });
       return;
     }
     if (this.checks.size >= this.maxChecksInFlight) {
-      this.events.emit('transaction.check.dropped', { transactionId, reason: 'busy' });
+      this.emit('transaction.check.dropped', { transactionId, reason: 'busy' });
       return;
     }
     this.checks.add(transactionId);
@@ -449,9 +339,9 @@ export class TransactionProducer {
       resolution = answer;
     } catch (error) {
       resolution = 'UNKNOWN';
-      this.events.emit('transaction.check.error', { transactionId: check.transactionId, error });
+      this.emit('transaction.check.error', { transactionId: check.transactionId, error });
     }
-    this.events.emit('transaction.check', {
+    this.emit('transaction.check', {
       brokerName: check.brokerName,
       transactionId: check.transactionId,
       checkTimes: check.checkTimes,
@@ -460,121 +350,29 @@ export class TransactionProducer {
     await this.end(check.brokerName, check.transactionId, resolution, true);
   }
 
-  // ---- routes, queues, heartbeats ----------------------------------------------------------
+  // ---- hooks of Producer --------------------------------------------------------------------
 
-  private async routeOf(topic: string, refresh: boolean): Promise<TopicRoute> {
-    const cached = this.routes.get(topic);
-    if (cached && !refresh && this.clock.now() - cached.fetchedAtMs < this.heartbeatIntervalMs)
-      return cached.route;
-    try {
-      const route = await this.transport.topicRoute(topic);
-      this.routes.set(topic, { route, fetchedAtMs: this.clock.now() });
-      await Promise.all(route.brokers.map((b) => this.heartbeatOnce(b.brokerName)));
-      return route;
-    } catch (error) {
-      if (cached && !isRocketError(error, 'TOPIC_NOT_FOUND')) return cached.route;
-      throw error;
-    }
+  protected override createChannel(): ClientChannel {
+    return { checkTransaction: (check) => this.onCheck(check) };
   }
 
-  private chooseQueue(
-    topic: string,
-    queues: MessageQueue[],
-    messageGroup: string | undefined,
-    avoid: ReadonlySet<string>,
-  ): MessageQueue {
-    if (queues.length === 0) {
-      throw new RocketError('PERMISSION_DENIED', `topic "${topic}" has no writable queue on any broker`);
-    }
-    if (messageGroup !== undefined) return queues[queueForGroup(messageGroup, queues.length)]!;
-    let index = this.roundRobin.get(topic) ?? 0;
-    let chosen: MessageQueue | undefined;
-    for (let i = 0; i < queues.length && !chosen; i++) {
-      const q = queues[index++ % queues.length]!;
-      if (!avoid.has(q.brokerName)) chosen = q;
-    }
-    chosen ??= queues[index++ % queues.length]!;
-    this.roundRobin.set(topic, index % queues.length);
-    return chosen;
+  /** Refreshes the routes of `topics` (heartbeating brokers new to them), then heartbeats all. */
+  protected override async heartbeatAll(): Promise<void> {
+    await this.learnTopics();
+    await super.heartbeatAll();
   }
 
-  /** The first heartbeat to a broker, sent once; later ones follow the interval. */
-  private heartbeatOnce(brokerName: string): Promise<void> {
-    let first = this.brokers.get(brokerName);
-    if (!first) {
-      first = this.heartbeatTo(brokerName);
-      this.brokers.set(brokerName, first);
-    }
-    return first;
+  protected override onHeartbeatFailed(brokerName: string, error: unknown): void {
+    this.emit('transaction.heartbeat.failed', { brokerName, error });
   }
 
-  private async heartbeatAll(): Promise<void> {
-    await Promise.all(this.topics.map((topic) => this.routeOf(topic, true).catch(() => undefined)));
-    await Promise.all([...this.brokers.keys()].map((b) => this.heartbeatTo(b)));
-  }
-
-  private async heartbeatTo(brokerName: string): Promise<void> {
-    try {
-      await this.transport.heartbeat(brokerName, {
-        clientId: this.clientId,
-        producerGroups: [this.group],
-        consumers: [],
-      });
-    } catch (error) {
-      this.events.emit('transaction.heartbeat.failed', { brokerName, error });
-    }
-  }
-
-  // ---- plumbing ----------------------------------------------------------------------------
-
-  private prepare(message: TransactionMessage): MessageInput {
-    if (!message || typeof message !== 'object')
-      throw new RocketError('INVALID_ARGUMENT', 'message must be an object');
-    validateUserTopic(message.topic);
-    if (
-      (message as MessageInput).deliveryTimeMs !== undefined ||
-      (message as { delayMs?: number }).delayMs !== undefined
-    ) {
-      throw new RocketError(
-        'INVALID_ARGUMENT',
-        'a transactional message cannot have a delivery time or delay',
-      );
-    }
-    const input: MessageInput = {
-      topic: message.topic,
-      body: typeof message.body === 'string' ? Buffer.from(message.body, 'utf8') : message.body,
-    };
-    if (message.tag !== undefined) input.tag = message.tag;
-    if (message.keys !== undefined) input.keys = message.keys;
-    if (message.properties !== undefined) input.properties = message.properties;
-    if (message.messageGroup !== undefined) input.messageGroup = message.messageGroup;
-    validateMessage(input, this.maxBodyBytes);
-    for (const key in input.properties ?? {}) {
-      if (key.startsWith(SYSTEM_PROPERTY_PREFIX)) {
-        throw new RocketError(
-          'INVALID_ARGUMENT',
-          `property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`,
-        );
-      }
-    }
-    return input;
-  }
-
-  private assertRunning(): void {
-    if (this.state !== 'RUNNING') {
-      throw new RocketError(
-        'CLOSED',
-        this.state === 'CREATED'
-          ? `transaction producer ${this.clientId} is not started; call start() first`
-          : `transaction producer ${this.clientId} is shut down`,
-      );
-    }
-  }
-
-  private track<T>(promise: Promise<T>): Promise<T> {
-    this.inFlight.add(promise);
-    const remove = (): void => void this.inFlight.delete(promise);
-    promise.then(remove, remove);
-    return promise;
+  /** Routes `topics` afresh and waits for the first heartbeat to each of their brokers. */
+  private async learnTopics(): Promise<void> {
+    await Promise.all(
+      this.topics.map(async (topic) => {
+        const route = await this.routeOf(topic, true).catch(() => undefined);
+        await Promise.all((route?.brokers ?? []).map((b) => this.heartbeatOnce(b.brokerName)));
+      }),
+    );
   }
 }
