@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   BROKER_UNAVAILABLE: { retriable: true },
   /** A producer gave up on a send after its retries; `cause` is the last failure, `retriable` is its. */
   SEND_FAILED: { retriable: false },
+  /** Bytes on the wire break the remoting protocol: bad magic, impossible length, truncated field. */
+  PROTOCOL_ERROR: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

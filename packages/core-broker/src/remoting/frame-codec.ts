@@ -1,0 +1,247 @@
+import { RocketError } from '../common/errors';
+import { protocolError } from './binary';
+
+/**
+ * The remoting frame: one request or response on a connection. Little-endian throughout.
+ *
+ * | offset | size | field        |                                                            |
+ * |--------|------|--------------|------------------------------------------------------------|
+ * | 0      | 4    | frameLength  | u32, bytes of the whole frame, this field included         |
+ * | 4      | 2    | magicVersion | u16, FRAME_MAGIC_VERSION: high byte 'R' (0x52), low byte 1 |
+ * | 6      | 2    | code         | u16, request code (`request-codes.ts`), echoed by response |
+ * | 8      | 4    | opaque       | u32, request id chosen by the requester, echoed by reply   |
+ * | 12     | 1    | flags        | u8, FrameFlag bits (response, one-way, error)              |
+ * | 13     | 4    | headerLength | u32, bytes of the header                                   |
+ * | 17     | n    | header       | the operation's fixed fields (`protocol-codec.ts`)         |
+ * | 17+n   | rest | body         | frameLength − 17 − n bytes: message batches, or empty      |
+ *
+ * A frame is valid when its magic matches, no reserved flag bit is set, `17 ≤ frameLength ≤
+ * maxFrameBytes` and `headerLength ≤ frameLength − 17`. What the code means is not the frame's
+ * business: the dispatcher answers an unknown code with an error response.
+ */
+export const FRAME_MAGIC_VERSION = 0x5201;
+export const FRAME_LENGTH_AT = 0;
+export const MAGIC_VERSION_AT = 4;
+export const CODE_AT = 6;
+export const OPAQUE_AT = 8;
+export const FLAGS_AT = 12;
+export const HEADER_LENGTH_AT = 13;
+/** Size of the fixed part of every frame; the header starts here. */
+export const FRAME_HEADER_BYTES = 17;
+/**
+ * Default largest frame a decoder accepts, in bytes: 16 MiB, RocketMQ's default
+ * `com.rocketmq.remoting.frameMaxLength` (room for a 4 MiB batch many times over).
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+export const FrameFlag = {
+  /** The frame answers the request with the same opaque id. */
+  RESPONSE: 0b001,
+  /** The requester expects no response. */
+  ONE_WAY: 0b010,
+  /** A response whose payload is an error (`errorResponseCodec`) rather than the operation's result. */
+  ERROR: 0b100,
+} as const;
+/** Bits of `flags` that have a meaning; a frame with any other bit set is rejected. */
+export const KNOWN_FLAGS_MASK = FrameFlag.RESPONSE | FrameFlag.ONE_WAY | FrameFlag.ERROR;
+
+export interface Frame {
+  code: number;
+  opaque: number;
+  flags: number;
+  header: Buffer;
+  body: Buffer;
+}
+
+/** What {@link encodeFrame} takes: header and body may be any bytes (they are not copied by `encodeFrameParts`). */
+export interface FrameInput {
+  code: number;
+  opaque: number;
+  flags: number;
+  header: Uint8Array;
+  body: Uint8Array;
+}
+
+function checkField(what: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RocketError('INVALID_ARGUMENT', `frame ${what} ${value} is not an integer in [0, ${max}]`);
+  }
+}
+
+/**
+ * Encodes a frame as its fixed part (17 bytes) followed by header and body, uncopied: a list to
+ * hand to `socket.writev`/`cork`+`write`. `maxFrameBytes` is the receiver's limit, checked here so a
+ * too-large request fails at the sender with `INVALID_ARGUMENT` instead of closing the connection.
+ */
+export function encodeFrameParts(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer[] {
+  checkField('code', frame.code, 0xffff);
+  checkField('opaque', frame.opaque, 0xffff_ffff);
+  checkField('flags', frame.flags, KNOWN_FLAGS_MASK);
+  const frameLength = FRAME_HEADER_BYTES + frame.header.length + frame.body.length;
+  if (frameLength > maxFrameBytes) {
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `frame of ${frameLength} bytes exceeds the maximum of ${maxFrameBytes} bytes`,
+    );
+  }
+  const fixed = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  fixed.writeUInt32LE(frameLength, FRAME_LENGTH_AT);
+  fixed.writeUInt16LE(FRAME_MAGIC_VERSION, MAGIC_VERSION_AT);
+  fixed.writeUInt16LE(frame.code, CODE_AT);
+  fixed.writeUInt32LE(frame.opaque, OPAQUE_AT);
+  fixed[FLAGS_AT] = frame.flags;
+  fixed.writeUInt32LE(frame.header.length, HEADER_LENGTH_AT);
+  const parts: Buffer[] = [fixed];
+  const view = (bytes: Uint8Array): Buffer =>
+    Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (frame.header.length > 0) parts.push(view(frame.header));
+  if (frame.body.length > 0) parts.push(view(frame.body));
+  return parts;
+}
+
+/** Encodes a frame into one contiguous buffer (copies header and body). */
+export function encodeFrame(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  return Buffer.concat(encodeFrameParts(frame, maxFrameBytes));
+}
+
+export interface FrameDecoderOptions {
+  /** Largest frame accepted, in bytes, the 17-byte fixed part included. Default {@link DEFAULT_MAX_FRAME_BYTES}. */
+  maxFrameBytes?: number;
+}
+
+/**
+ * Turns a byte stream cut into arbitrary chunks back into frames. It checks each frame's fixed
+ * part as soon as its 17 bytes are in — before waiting for (or allocating) the rest — and throws
+ * `PROTOCOL_ERROR` on bad magic, reserved flags, or an impossible or oversize length. After an error
+ * the stream cannot be resynchronised: every later `push` throws the same error, and the connection
+ * should be closed. Buffered bytes never exceed `maxFrameBytes` plus the last chunk pushed.
+ */
+export class FrameDecoder {
+  readonly maxFrameBytes: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private failure: RocketError | undefined;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    if (!Number.isInteger(max) || max < FRAME_HEADER_BYTES || max > 0xffff_ffff) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `maxFrameBytes must be an integer in [${FRAME_HEADER_BYTES}, 2^32 - 1], got ${max}`,
+      );
+    }
+    this.maxFrameBytes = max;
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Feeds the next chunk of the stream; returns the frames it completes, in order. */
+  push(chunk: Buffer): Frame[] {
+    if (this.failure !== undefined) throw this.failure;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    try {
+      for (;;) {
+        const frame = this.next();
+        if (frame === undefined) break;
+        frames.push(frame);
+      }
+    } catch (error) {
+      this.failure = error as RocketError;
+      this.chunks = [];
+      this.buffered = 0;
+      throw error;
+    }
+    return frames;
+  }
+
+  private next(): Frame | undefined {
+    if (this.buffered < FRAME_HEADER_BYTES) {
+      // Reject garbage as early as its first bytes allow, not only once 17 bytes are in.
+      if (this.buffered >= MAGIC_VERSION_AT + 2) this.checkFixed(this.peek(MAGIC_VERSION_AT + 2), false);
+      return undefined;
+    }
+    const fixed = this.peek(FRAME_HEADER_BYTES);
+    const frameLength = this.checkFixed(fixed, true);
+    if (this.buffered < frameLength) return undefined;
+    const bytes = this.take(frameLength);
+    const headerEnd = FRAME_HEADER_BYTES + bytes.readUInt32LE(HEADER_LENGTH_AT);
+    return {
+      code: bytes.readUInt16LE(CODE_AT),
+      opaque: bytes.readUInt32LE(OPAQUE_AT),
+      flags: bytes[FLAGS_AT]!,
+      header: bytes.subarray(FRAME_HEADER_BYTES, headerEnd),
+      body: bytes.subarray(headerEnd),
+    };
+  }
+
+  /** Validates the fixed part (or its first 6 bytes when `complete` is false); returns frameLength. */
+  private checkFixed(fixed: Buffer, complete: boolean): number {
+    const frameLength = fixed.readUInt32LE(FRAME_LENGTH_AT);
+    const magic = fixed.readUInt16LE(MAGIC_VERSION_AT);
+    if (magic !== FRAME_MAGIC_VERSION) {
+      throw protocolError(
+        `bad frame magic/version 0x${magic.toString(16).padStart(4, '0')}, expected 0x${FRAME_MAGIC_VERSION.toString(16)}`,
+      );
+    }
+    if (frameLength < FRAME_HEADER_BYTES) {
+      throw protocolError(
+        `frame length ${frameLength} is shorter than the ${FRAME_HEADER_BYTES}-byte fixed part`,
+      );
+    }
+    if (frameLength > this.maxFrameBytes) {
+      throw protocolError(`frame length ${frameLength} exceeds the maximum of ${this.maxFrameBytes} bytes`);
+    }
+    if (!complete) return frameLength;
+    const flags = fixed[FLAGS_AT]!;
+    if ((flags & ~KNOWN_FLAGS_MASK) !== 0) {
+      throw protocolError(`frame flags 0x${flags.toString(16)} set reserved bits`);
+    }
+    const headerLength = fixed.readUInt32LE(HEADER_LENGTH_AT);
+    if (headerLength > frameLength - FRAME_HEADER_BYTES) {
+      throw protocolError(`frame header length ${headerLength} overruns the frame of ${frameLength} bytes`);
+    }
+    return frameLength;
+  }
+
+  /** The first `bytes` buffered bytes (bytes ≤ 17), without consuming them. */
+  private peek(bytes: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= bytes) return first;
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      at += chunk.copy(out, at, 0, Math.min(chunk.length, bytes - at));
+      if (at === bytes) break;
+    }
+    return out;
+  }
+
+  /** Consumes the first `bytes` buffered bytes (checked ≤ maxFrameBytes), copying only when they span chunks. */
+  private take(bytes: number): Buffer {
+    this.buffered -= bytes;
+    const first = this.chunks[0]!;
+    if (first.length >= bytes) {
+      if (first.length === bytes) this.chunks.shift();
+      else this.chunks[0] = first.subarray(bytes);
+      return first.subarray(0, bytes);
+    }
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    while (at < bytes) {
+      const chunk = this.chunks[0]!;
+      const n = Math.min(chunk.length, bytes - at);
+      chunk.copy(out, at, 0, n);
+      at += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
+    }
+    return out;
+  }
+}
