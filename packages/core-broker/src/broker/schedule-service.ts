@@ -5,6 +5,7 @@ import { SystemProperty } from '../message/system-properties';
 import type { AppendRequest, MessageStore } from '../store/message-store';
 import type { ConfigFile } from './config-file';
 import { MinHeap } from './min-heap';
+import { realTopicCopy } from './real-topic';
 
 /** The system topic that holds delayed messages until they are due (RocketMQ's name). */
 export const SCHEDULE_TOPIC = 'SCHEDULE_TOPIC_XXXX';
@@ -189,22 +190,9 @@ export class ScheduleService {
 
 /** The message a due schedule entry turns into: back on its real topic and queue. */
 function realCopy(m: MessageView): AppendRequest {
-  const properties = { ...m.properties };
-  const topic = properties[SystemProperty.REAL_TOPIC]!;
-  const queueId = Number(properties[SystemProperty.REAL_QUEUE_ID]);
-  delete properties[SystemProperty.REAL_TOPIC];
-  delete properties[SystemProperty.REAL_QUEUE_ID];
   return {
-    topic,
-    queueId,
-    body: m.body,
-    tag: m.tag,
-    keys: m.keys,
-    properties,
-    messageGroup: m.messageGroup,
+    ...realTopicCopy(m),
     deliveryTimeMs: m.deliveryTimeMs,
-    bornTimestampMs: m.bornTimestampMs,
-    bornHost: m.bornHost,
     reconsumeTimes: m.reconsumeTimes,
     flags: m.flags,
   };

@@ -7,6 +7,7 @@ import { SystemProperty, userProperties } from '../message/system-properties';
 import type { AppendRequest, AppendResult, MessageStore } from '../store/message-store';
 import type { ConfigFile } from './config-file';
 import { MinHeap } from './min-heap';
+import { realTopicCopy } from './real-topic';
 
 /** The system topic that holds half (prepared) messages until they are resolved (RocketMQ's name). */
 export const TRANSACTION_HALF_TOPIC = 'RMQ_SYS_TRANS_HALF_TOPIC';
@@ -612,24 +613,8 @@ function opRecord(half: MessageView, tag: string, flag: TransactionFlag): Append
 
 /** The message a commit delivers: back on its real topic and queue, marked with its transaction. */
 function committedCopy(half: MessageView): AppendRequest {
-  const properties: Record<string, string> = {
-    ...half.properties,
-    [SystemProperty.TRANSACTION_ID]: half.msgId,
-  };
-  const topic = properties[SystemProperty.REAL_TOPIC]!;
-  const queueId = Number(properties[SystemProperty.REAL_QUEUE_ID]);
-  delete properties[SystemProperty.REAL_TOPIC];
-  delete properties[SystemProperty.REAL_QUEUE_ID];
   return {
-    topic,
-    queueId,
-    body: half.body,
-    tag: half.tag,
-    keys: half.keys,
-    properties,
-    messageGroup: half.messageGroup,
-    bornTimestampMs: half.bornTimestampMs,
-    bornHost: half.bornHost,
+    ...realTopicCopy(half, { [SystemProperty.TRANSACTION_ID]: half.msgId }),
     flags: (half.flags & ~TRANSACTION_FLAG_MASK) | TransactionFlag.COMMIT,
     preparedTransactionOffset: half.commitLogOffset,
   };

@@ -129,6 +129,24 @@ export class ClientEvents<Events extends object> {
   }
 }
 
+/**
+ * A client with instrumentation events: `on()` and `off()` over its {@link ClientEvents}, both
+ * returning the client for chaining.
+ */
+export abstract class EventedClient<Events extends object> {
+  protected readonly events = new ClientEvents<Events>();
+
+  on<K extends keyof Events>(event: K, listener: EventListener<Events[K]>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  off<K extends keyof Events>(event: K, listener: EventListener<Events[K]>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+}
+
 /** Validates an integer option: `INVALID_OPTION` naming the client and the field otherwise. */
 export function intOption(
   client: string,

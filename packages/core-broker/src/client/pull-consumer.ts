@@ -1,16 +1,14 @@
 import type { Clock, Timer } from '../common/clock';
-import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type { HeartbeatRequest, PullResponse, Subscription } from '../message/protocol';
-import { validateGroup, validateUserTopic } from '../message/validation';
-import { averagely, queueKey } from './allocation';
-import type { AllocationStrategy, MessageQueue } from './allocation';
-import { ClientEvents, ClientTimers, createClientId, intOption, readQueues } from './client-support';
-import type { EventListener } from './client-support';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from './producer';
-import type { ConsumeFromWhere, MessageExt } from './push-consumer';
-import { DEFAULT_PULL_RETRY_DELAY_MS, DEFAULT_REBALANCE_INTERVAL_MS } from './push-consumer';
+import type { PullResponse, Subscription } from '../message/protocol';
+import { validateUserTopic } from '../message/validation';
+import { queueKey } from './allocation';
+import type { MessageQueue } from './allocation';
+import { ClientTimers, EventedClient, intOption, readQueues } from './client-support';
+import * as consumerGroup from './group-membership';
+import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
+import type { MessageExt } from './push-consumer';
 import type { Transport } from './transport';
 
 /** Messages one `poll()` returns at most, and one pull asks for. (RocketMQ lite `pullBatchSize`) */
@@ -19,18 +17,8 @@ export const DEFAULT_POLL_BATCH_SIZE = 32;
 export const DEFAULT_POLL_TIMEOUT_MS = 5000;
 /** Period of automatic commits. (RocketMQ lite `autoCommitIntervalMillis`) */
 export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5000;
-/** Pause when a broker answers a long poll at once with nothing. (RocketMQ `shortPollingTimeMills`) */
-const SHORT_POLL_MS = 1000;
-const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
 
-export interface PullConsumerOptions {
-  /** Consumer group: committed offsets belong to it. */
-  group: string;
-  transport: Transport;
-  clientId?: string;
-  clock?: Clock;
-  /** Queue allocation for `subscribe()`. Default {@link averagely}. */
-  allocation?: AllocationStrategy;
+export interface PullConsumerOptions extends GroupConsumerOptions {
   /** Most messages per pull and per `poll()`. Default 32. (RocketMQ lite `pullBatchSize`) */
   pullBatchSize?: number;
   /**
@@ -41,16 +29,6 @@ export interface PullConsumerOptions {
   autoCommit?: boolean;
   /** Default 5000 ms. (RocketMQ lite `autoCommitIntervalMillis`) */
   autoCommitIntervalMs?: number;
-  /** Start of a queue the group never committed an offset for. Default `LAST_OFFSET`. (RocketMQ `consumeFromWhere`) */
-  consumeFromWhere?: ConsumeFromWhere;
-  /** For `TIMESTAMP`: epoch ms. Default half an hour before the queue is first read. */
-  consumeTimestampMs?: number;
-  /** `subscribe()` mode. Default 20 000 ms. */
-  rebalanceIntervalMs?: number;
-  /** `subscribe()` mode. Default 30 000 ms. */
-  heartbeatIntervalMs?: number;
-  /** Pause before pulling a queue again after a failed pull, ms. Default 3000. */
-  pullRetryDelayMs?: number;
 }
 
 export interface PullConsumerEvents {
@@ -112,46 +90,40 @@ class QueueState {
  *   parked at a broker when `poll()` returns keep running; what they bring is buffered for the
  *   next `poll()` (or dropped after a `seek()` of that queue).
  */
-export class PullConsumer {
+export class PullConsumer extends EventedClient<PullConsumerEvents> {
   readonly group: string;
   readonly clientId: string;
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly timers: ClientTimers;
-  private readonly events = new ClientEvents<PullConsumerEvents>();
-  private readonly allocation: AllocationStrategy;
   private readonly pullBatchSize: number;
   private readonly autoCommit: boolean;
   private readonly autoCommitIntervalMs: number;
-  private readonly consumeFromWhere: ConsumeFromWhere;
-  private readonly consumeTimestampMs: number | undefined;
+  private readonly consumeStart: ConsumeStart;
   private readonly rebalanceIntervalMs: number;
   private readonly heartbeatIntervalMs: number;
   private readonly pullRetryDelayMs: number;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly queues = new Map<string, QueueState>();
-  private readonly brokers = new Set<string>();
+  private readonly membership: consumerGroup.GroupMembership;
+  private readonly rebalancer = new consumerGroup.RebalanceRunner(
+    () => this.rebalanceOnce(),
+    () => this.state === 'RUNNING',
+  );
   private readonly wakers = new Set<() => void>();
   private readonly background = new Set<Promise<unknown>>();
   private mode: 'NONE' | 'ASSIGN' | 'SUBSCRIBE' = 'NONE';
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
-  private rebalancing: Promise<void> | undefined;
-  private rebalanceAgain = false;
   private lastAutoCommitMs = 0;
   private roundRobin = 0;
 
   constructor(options: PullConsumerOptions) {
-    if (!options?.transport)
-      throw new RocketError('INVALID_OPTION', 'pull consumer option transport is required');
-    validateGroup(options.group);
+    super();
     const c = 'pull consumer';
-    this.group = options.group;
-    this.transport = options.transport;
-    this.clientId = options.clientId ?? createClientId('pull');
-    this.clock = options.clock ?? systemClock;
+    const basics = consumerGroup.consumerBasics(c, 'pull', options);
+    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = basics);
     this.timers = new ClientTimers(this.clock);
-    this.allocation = options.allocation ?? averagely();
     this.pullBatchSize = intOption(
       c,
       'pullBatchSize',
@@ -168,62 +140,24 @@ export class PullConsumer {
       DEFAULT_AUTO_COMMIT_INTERVAL_MS,
       0,
     );
-    this.consumeFromWhere = options.consumeFromWhere ?? 'LAST_OFFSET';
-    if (!['LAST_OFFSET', 'FIRST_OFFSET', 'TIMESTAMP'].includes(this.consumeFromWhere)) {
-      throw new RocketError(
-        'INVALID_OPTION',
-        `${c} option consumeFromWhere must be LAST_OFFSET, FIRST_OFFSET or TIMESTAMP`,
-      );
-    }
-    this.consumeTimestampMs =
-      options.consumeTimestampMs === undefined
-        ? undefined
-        : intOption(c, 'consumeTimestampMs', options.consumeTimestampMs, 0, 0);
-    this.rebalanceIntervalMs = intOption(
-      c,
-      'rebalanceIntervalMs',
-      options.rebalanceIntervalMs,
-      DEFAULT_REBALANCE_INTERVAL_MS,
-      1,
-    );
-    this.heartbeatIntervalMs = intOption(
-      c,
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
-    this.pullRetryDelayMs = intOption(
-      c,
-      'pullRetryDelayMs',
-      options.pullRetryDelayMs,
-      DEFAULT_PULL_RETRY_DELAY_MS,
-      1,
-    );
-  }
-
-  on<K extends keyof PullConsumerEvents>(event: K, listener: EventListener<PullConsumerEvents[K]>): this {
-    this.events.on(event, listener);
-    return this;
-  }
-
-  off<K extends keyof PullConsumerEvents>(event: K, listener: EventListener<PullConsumerEvents[K]>): this {
-    this.events.off(event, listener);
-    return this;
+    this.consumeStart = consumerGroup.consumeStartOptions(c, options);
+    ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
+      consumerGroup.membershipIntervalOptions(c, options));
+    this.pullRetryDelayMs = consumerGroup.pullRetryDelayOption(c, options.pullRetryDelayMs);
+    this.membership = new consumerGroup.GroupMembership({
+      ...basics,
+      messageModel: 'CLUSTERING',
+      consumeType: 'PULL',
+      subscriptions: () => [...this.subscriptions.values()],
+      onError: (stage, error) => this.events.emit('consumer.error', { stage, error }),
+    });
   }
 
   /** Joins the group's share of `topic` (clustering rebalance). Exclusive with `assign()`. */
   subscribe(topic: string, expression: string | { sql: string } = '*'): this {
     if (this.mode === 'ASSIGN')
       throw new RocketError('INVALID_ARGUMENT', 'subscribe() and assign() exclude each other');
-    validateUserTopic(topic);
-    const subscription: Subscription =
-      typeof expression === 'string'
-        ? { topic, kind: 'TAG', expression: expression.trim() === '' ? '*' : expression }
-        : { topic, kind: 'SQL92', expression: expression?.sql };
-    if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-      throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-    }
+    const subscription = consumerGroup.parseSubscription(topic, expression);
     this.mode = 'SUBSCRIBE';
     this.subscriptions.set(topic, subscription);
     if (this.state === 'RUNNING') void this.rebalance().catch(() => undefined);
@@ -271,8 +205,8 @@ export class PullConsumer {
       },
     });
     if (this.mode === 'SUBSCRIBE') {
-      await this.refreshBrokers();
-      await this.heartbeat();
+      await this.membership.refreshBrokers(this.subscriptions.keys());
+      await this.membership.heartbeat();
       await this.rebalance();
     }
     const onError = (error: unknown): void =>
@@ -284,7 +218,7 @@ export class PullConsumer {
     );
     this.timers.every(
       this.heartbeatIntervalMs,
-      () => (this.mode === 'SUBSCRIBE' ? this.heartbeat() : undefined),
+      () => (this.mode === 'SUBSCRIBE' ? this.membership.heartbeat() : undefined),
       onError,
     );
   }
@@ -414,7 +348,7 @@ export class PullConsumer {
       this.state = 'STOPPING';
       this.timers.cancelAll();
       this.wake();
-      await this.rebalancing?.catch(() => undefined);
+      await this.rebalancer.current?.catch(() => undefined);
       if (this.autoCommit) await this.commitSync().catch(() => undefined);
       while (this.background.size > 0) await Promise.allSettled([...this.background]);
       for (const qs of this.queues.values()) qs.removed = true;
@@ -509,15 +443,9 @@ export class PullConsumer {
         const generation = qs.generation;
         try {
           const committed = await this.transport.queryOffset(brokerName, this.group, topic, queueId);
-          let start = committed;
-          if (start === undefined) {
-            if (this.consumeFromWhere === 'FIRST_OFFSET')
-              start = await this.transport.minOffset(brokerName, topic, queueId);
-            else if (this.consumeFromWhere === 'TIMESTAMP') {
-              const at = this.consumeTimestampMs ?? this.clock.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS;
-              start = await this.transport.searchOffset(brokerName, topic, queueId, at);
-            } else start = await this.transport.maxOffset(brokerName, topic, queueId);
-          }
+          const start =
+            committed ??
+            (await consumerGroup.startOffset(this.transport, this.clock, qs.queue, this.consumeStart));
           if (qs.generation !== generation || qs.fetchOffset !== undefined) return;
           qs.fetchOffset = start;
           qs.consumed = start;
@@ -581,9 +509,9 @@ export class PullConsumer {
           if (
             response.status === 'NO_NEW_MESSAGE' &&
             response.nextOffset === offset &&
-            waitedMs < Math.min(suspendTimeoutMs, SHORT_POLL_MS)
+            waitedMs < Math.min(suspendTimeoutMs, consumerGroup.SHORT_POLL_MS)
           ) {
-            qs.retryAtMs = this.clock.now() + SHORT_POLL_MS; // the broker could not hold the pull
+            qs.retryAtMs = this.clock.now() + consumerGroup.SHORT_POLL_MS; // the broker could not hold the pull
           }
         },
         (error: unknown) => {
@@ -620,101 +548,15 @@ export class PullConsumer {
 
   // ---- subscribe mode: membership and rebalance --------------------------------------------
 
-  private heartbeatRequest(): HeartbeatRequest {
-    return {
-      clientId: this.clientId,
-      producerGroups: [],
-      consumers: [
-        {
-          group: this.group,
-          messageModel: 'CLUSTERING',
-          consumeType: 'PULL',
-          subscriptions: [...this.subscriptions.values()],
-        },
-      ],
-    };
-  }
-
-  private async refreshBrokers(): Promise<void> {
-    for (const topic of this.subscriptions.keys()) {
-      try {
-        for (const b of (await this.transport.topicRoute(topic)).brokers) this.brokers.add(b.brokerName);
-      } catch (error) {
-        this.events.emit('consumer.error', { stage: 'route', error });
-      }
-    }
-  }
-
-  private async heartbeat(brokers: Iterable<string> = this.brokers): Promise<void> {
-    const request = this.heartbeatRequest();
-    await Promise.all(
-      [...brokers].map((b) =>
-        this.transport
-          .heartbeat(b, request)
-          .catch((error: unknown) => this.events.emit('consumer.error', { stage: 'heartbeat', error })),
-      ),
-    );
-  }
-
   private rebalance(): Promise<void> {
-    if (this.state !== 'RUNNING') return this.rebalancing ?? Promise.resolve();
-    if (this.rebalancing) {
-      this.rebalanceAgain = true;
-      return this.rebalancing;
-    }
-    const run = async (): Promise<void> => {
-      do {
-        this.rebalanceAgain = false;
-        await this.rebalanceOnce();
-      } while (this.rebalanceAgain && this.state === 'RUNNING');
-    };
-    const promise = run().finally(() => {
-      if (this.rebalancing === promise) this.rebalancing = undefined;
-    });
-    this.rebalancing = promise;
-    return promise;
+    return this.rebalancer.run();
   }
 
   private async rebalanceOnce(): Promise<void> {
     for (const subscription of this.subscriptions.values()) {
       if (this.state !== 'RUNNING') return;
-      let queues: MessageQueue[];
-      try {
-        const route = await this.transport.topicRoute(subscription.topic);
-        const fresh = route.brokers.map((b) => b.brokerName).filter((b) => !this.brokers.has(b));
-        for (const b of fresh) this.brokers.add(b);
-        if (fresh.length > 0) await this.heartbeat(fresh);
-        queues = readQueues(route);
-      } catch (error) {
-        this.events.emit('consumer.error', { stage: 'route', error });
-        continue;
-      }
-      let members: string[] | undefined;
-      for (const broker of new Set(queues.map((q) => q.brokerName))) {
-        try {
-          let ids = await this.transport.consumerIds(broker, this.group);
-          if (!ids.includes(this.clientId)) {
-            await this.heartbeat([broker]);
-            ids = await this.transport.consumerIds(broker, this.group);
-          }
-          if (ids.includes(this.clientId)) {
-            members = ids;
-            break;
-          }
-        } catch (error) {
-          this.events.emit('consumer.error', { stage: 'membership', error });
-        }
-      }
-      if (members === undefined && queues.length > 0) continue;
-      const mine =
-        queues.length === 0
-          ? []
-          : this.allocation.allocate({
-              consumerGroup: this.group,
-              self: this.clientId,
-              queues,
-              consumerIds: members!,
-            });
+      const mine = await this.membership.share(subscription.topic);
+      if (mine === undefined) continue;
       if (this.state !== 'RUNNING') return;
       const { added, removed } = this.setQueues(
         (qs) => qs.queue.topic === subscription.topic,

@@ -1,22 +1,14 @@
 import { retryTopicOf } from '../broker/broker';
 import type { Clock, Timer } from '../common/clock';
-import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type {
-  HeartbeatRequest,
-  MessageModel,
-  OffsetResetNotice,
-  PullResponse,
-  Subscription,
-} from '../message/protocol';
+import type { MessageModel, OffsetResetNotice, PullResponse, Subscription } from '../message/protocol';
 import { SystemProperty } from '../message/system-properties';
-import { validateGroup, validateUserTopic } from '../message/validation';
-import { averagely, queueKey } from './allocation';
-import type { AllocationStrategy, MessageQueue } from './allocation';
-import { ClientEvents, ClientTimers, createClientId, intOption, readQueues } from './client-support';
-import type { EventListener } from './client-support';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from './producer';
+import { queueKey } from './allocation';
+import type { MessageQueue } from './allocation';
+import { ClientTimers, EventedClient, intOption } from './client-support';
+import * as consumerGroup from './group-membership';
+import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
 import type { Transport } from './transport';
 
 /** A message as a listener sees it (RocketMQ `MessageExt`): retried messages carry their original topic. */
@@ -67,7 +59,8 @@ export interface OffsetStore {
   save(offsets: Record<string, number>): void | Promise<void>;
 }
 
-export type ConsumeFromWhere = 'LAST_OFFSET' | 'FIRST_OFFSET' | 'TIMESTAMP';
+export type { ConsumeFromWhere } from './group-membership';
+export { DEFAULT_PULL_RETRY_DELAY_MS, DEFAULT_REBALANCE_INTERVAL_MS } from './group-membership';
 
 /** Most listener calls at once. (RocketMQ `consumeThreadMax`) */
 export const DEFAULT_CONSUME_CONCURRENCY = 20;
@@ -85,30 +78,14 @@ export const DEFAULT_CONSUMER_MAX_RECONSUME_TIMES = 16;
 export const DEFAULT_SUSPEND_TIMEOUT_MS = 15_000;
 /** Orderly retry pause. (RocketMQ `suspendCurrentQueueTimeMillis`) */
 export const DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS = 1000;
-/** Period of the rebalance. (RocketMQ `rebalance` service, 20 s) */
-export const DEFAULT_REBALANCE_INTERVAL_MS = 20_000;
 /** Period of the offset commit. (RocketMQ `persistConsumerOffsetInterval`) */
 export const DEFAULT_PERSIST_OFFSET_INTERVAL_MS = 5000;
-/** Pause after a failed pull. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
-export const DEFAULT_PULL_RETRY_DELAY_MS = 3000;
 /** Pause before consuming again a message whose send-back failed. (RocketMQ `submitConsumeRequestLater`, 5 s) */
 export const DEFAULT_LOCAL_RETRY_DELAY_MS = 5000;
-/** Pause when a broker answers a long poll at once with nothing (it could not hold it). (RocketMQ `shortPollingTimeMills`) */
-const SHORT_POLL_MS = 1000;
-/** `TIMESTAMP` start default: half an hour ago. (RocketMQ `consumeTimestamp`) */
-const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
 
-export interface PushConsumerOptions {
-  /** Consumer group (RocketMQ `consumerGroup`). */
-  group: string;
-  transport: Transport;
-  /** Default: `host@pid#push-n-random`. Members of a group are ordered by it for allocation. */
-  clientId?: string;
-  clock?: Clock;
+export interface PushConsumerOptions extends GroupConsumerOptions {
   /** Default `CLUSTERING`: the group shares the queues. `BROADCASTING`: every consumer reads everything. (RocketMQ `messageModel`) */
   messageModel?: MessageModel;
-  /** Queue allocation for clustering. Default {@link averagely}. (RocketMQ `allocateMessageQueueStrategy`) */
-  allocation?: AllocationStrategy;
   /** Most listener calls at once. Default 20. (RocketMQ `consumeThreadMax`) */
   consumeConcurrency?: number;
   /** Messages per concurrent listener call. Default 1. (RocketMQ `consumeMessageBatchMaxSize`) */
@@ -125,20 +102,10 @@ export interface PushConsumerOptions {
   suspendTimeoutMs?: number;
   /** Orderly retry pause in ms. Default 1000. (RocketMQ `suspendCurrentQueueTimeMillis`) */
   suspendCurrentQueueTimeMs?: number;
-  /** Default 20 000 ms. */
-  rebalanceIntervalMs?: number;
-  /** Default 30 000 ms. (RocketMQ `heartbeatBrokerInterval`) */
-  heartbeatIntervalMs?: number;
   /** Default 5000 ms. (RocketMQ `persistConsumerOffsetInterval`) */
   persistOffsetIntervalMs?: number;
-  /** Pause after a failed pull, ms. Default 3000. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
-  pullRetryDelayMs?: number;
   /** Pause before consuming again a message whose send-back failed, ms. Default 5000. */
   localRetryDelayMs?: number;
-  /** Start of a queue the group never committed an offset for. Default `LAST_OFFSET`. (RocketMQ `consumeFromWhere`) */
-  consumeFromWhere?: ConsumeFromWhere;
-  /** For `TIMESTAMP`: epoch ms. Default half an hour before start. (RocketMQ `consumeTimestamp`) */
-  consumeTimestampMs?: number;
   /** Broadcasting only: where offsets persist between runs. Default: memory only. */
   offsetStore?: OffsetStore;
 }
@@ -279,15 +246,13 @@ interface Task {
  * `shutdown()` stops pulling, waits for running listener calls, commits offsets and unregisters.
  * Pulls still parked at a broker (long polling) are not waited for; their answers are discarded.
  */
-export class PushConsumer {
+export class PushConsumer extends EventedClient<PushConsumerEvents> {
   readonly group: string;
   readonly clientId: string;
   readonly messageModel: MessageModel;
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly timers: ClientTimers;
-  private readonly events = new ClientEvents<PushConsumerEvents>();
-  private readonly allocation: AllocationStrategy;
   private readonly consumeConcurrency: number;
   private readonly consumeBatchSize: number;
   private readonly pullBatchSize: number;
@@ -301,8 +266,7 @@ export class PushConsumer {
   private readonly persistOffsetIntervalMs: number;
   private readonly pullRetryDelayMs: number;
   private readonly localRetryDelayMs: number;
-  private readonly consumeFromWhere: ConsumeFromWhere;
-  private readonly consumeTimestampMs: number | undefined;
+  private readonly consumeStart: ConsumeStart;
   private readonly offsetStore: OffsetStore | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private listener: MessageListener | undefined;
@@ -310,30 +274,27 @@ export class PushConsumer {
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
   private readonly processQueues = new Map<string, ProcessQueue>();
-  private readonly brokers = new Set<string>();
+  private readonly membership: consumerGroup.GroupMembership;
   /** Broadcasting offsets by queue key. */
   private localOffsets: Record<string, number> = {};
-  private rebalancing: Promise<void> | undefined;
-  private rebalanceAgain = false;
+  private readonly rebalancer = new consumerGroup.RebalanceRunner(
+    () => this.rebalanceOnce(),
+    () => this.state === 'RUNNING',
+  );
   private readonly tasks: Task[] = [];
   private taskHead = 0;
   private running = 0;
 
   constructor(options: PushConsumerOptions) {
-    if (!options?.transport)
-      throw new RocketError('INVALID_OPTION', 'push consumer option transport is required');
-    validateGroup(options.group);
+    super();
     const c = 'push consumer';
-    this.group = options.group;
-    this.transport = options.transport;
-    this.clientId = options.clientId ?? createClientId('push');
-    this.clock = options.clock ?? systemClock;
+    const basics = consumerGroup.consumerBasics(c, 'push', options);
+    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = basics);
     this.timers = new ClientTimers(this.clock);
     this.messageModel = options.messageModel ?? 'CLUSTERING';
     if (this.messageModel !== 'CLUSTERING' && this.messageModel !== 'BROADCASTING') {
       throw new RocketError('INVALID_OPTION', `${c} option messageModel must be CLUSTERING or BROADCASTING`);
     }
-    this.allocation = options.allocation ?? averagely();
     this.consumeConcurrency = intOption(
       c,
       'consumeConcurrency',
@@ -394,20 +355,8 @@ export class PushConsumer {
       DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS,
       0,
     );
-    this.rebalanceIntervalMs = intOption(
-      c,
-      'rebalanceIntervalMs',
-      options.rebalanceIntervalMs,
-      DEFAULT_REBALANCE_INTERVAL_MS,
-      1,
-    );
-    this.heartbeatIntervalMs = intOption(
-      c,
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
+    ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
+      consumerGroup.membershipIntervalOptions(c, options));
     this.persistOffsetIntervalMs = intOption(
       c,
       'persistOffsetIntervalMs',
@@ -415,13 +364,7 @@ export class PushConsumer {
       DEFAULT_PERSIST_OFFSET_INTERVAL_MS,
       1,
     );
-    this.pullRetryDelayMs = intOption(
-      c,
-      'pullRetryDelayMs',
-      options.pullRetryDelayMs,
-      DEFAULT_PULL_RETRY_DELAY_MS,
-      1,
-    );
+    this.pullRetryDelayMs = consumerGroup.pullRetryDelayOption(c, options.pullRetryDelayMs);
     this.localRetryDelayMs = intOption(
       c,
       'localRetryDelayMs',
@@ -429,28 +372,15 @@ export class PushConsumer {
       DEFAULT_LOCAL_RETRY_DELAY_MS,
       1,
     );
-    this.consumeFromWhere = options.consumeFromWhere ?? 'LAST_OFFSET';
-    if (!['LAST_OFFSET', 'FIRST_OFFSET', 'TIMESTAMP'].includes(this.consumeFromWhere)) {
-      throw new RocketError(
-        'INVALID_OPTION',
-        `${c} option consumeFromWhere must be LAST_OFFSET, FIRST_OFFSET or TIMESTAMP`,
-      );
-    }
-    this.consumeTimestampMs =
-      options.consumeTimestampMs === undefined
-        ? undefined
-        : intOption(c, 'consumeTimestampMs', options.consumeTimestampMs, 0, 0);
+    this.consumeStart = consumerGroup.consumeStartOptions(c, options);
     this.offsetStore = options.offsetStore;
-  }
-
-  on<K extends keyof PushConsumerEvents>(event: K, listener: EventListener<PushConsumerEvents[K]>): this {
-    this.events.on(event, listener);
-    return this;
-  }
-
-  off<K extends keyof PushConsumerEvents>(event: K, listener: EventListener<PushConsumerEvents[K]>): this {
-    this.events.off(event, listener);
-    return this;
+    this.membership = new consumerGroup.GroupMembership({
+      ...basics,
+      messageModel: this.messageModel,
+      consumeType: 'PUSH',
+      subscriptions: () => this.allSubscriptions(),
+      onError: (stage, error) => this.events.emit('consumer.error', { stage, error }),
+    });
   }
 
   /**
@@ -461,14 +391,7 @@ export class PushConsumer {
     if (this.state !== 'CREATED') {
       throw new RocketError('INVALID_ARGUMENT', `subscribe("${topic}") must come before start()`);
     }
-    validateUserTopic(topic);
-    const subscription: Subscription =
-      typeof expression === 'string'
-        ? { topic, kind: 'TAG', expression: expression.trim() === '' ? '*' : expression }
-        : { topic, kind: 'SQL92', expression: expression?.sql };
-    if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-      throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-    }
+    const subscription = consumerGroup.parseSubscription(topic, expression);
     this.subscriptions.set(topic, subscription);
     return this;
   }
@@ -521,14 +444,8 @@ export class PushConsumer {
       if (this.messageModel === 'BROADCASTING' && this.offsetStore) {
         this.localOffsets = { ...(await this.offsetStore.load()) };
       }
-      for (const topic of this.subscriptions.keys()) {
-        try {
-          for (const b of (await this.transport.topicRoute(topic)).brokers) this.brokers.add(b.brokerName);
-        } catch (error) {
-          this.events.emit('consumer.error', { stage: 'route', error });
-        }
-      }
-      await this.heartbeat();
+      await this.membership.refreshBrokers(this.subscriptions.keys());
+      await this.membership.heartbeat();
       await this.rebalance();
     } catch (error) {
       // a start that failed half way leaves nothing running
@@ -536,7 +453,7 @@ export class PushConsumer {
       throw error;
     }
     this.timers.every(this.rebalanceIntervalMs, () => this.rebalance(), onError);
-    this.timers.every(this.heartbeatIntervalMs, () => this.heartbeat(), onError);
+    this.timers.every(this.heartbeatIntervalMs, () => this.membership.heartbeat(), onError);
     this.timers.every(this.persistOffsetIntervalMs, () => this.persistOffsets(), onError);
   }
 
@@ -550,7 +467,7 @@ export class PushConsumer {
     this.stopping ??= (async () => {
       this.state = 'STOPPING';
       this.timers.cancelAll();
-      await this.rebalancing?.catch(() => undefined);
+      await this.rebalancer.current?.catch(() => undefined);
       await Promise.all([...this.processQueues.values()].map((pq) => this.dropQueue(pq)));
       await this.saveLocalOffsets();
       await this.transport.unregister(this.clientId).catch(() => undefined);
@@ -561,22 +478,7 @@ export class PushConsumer {
 
   /** Runs a rebalance now (also done periodically and on membership notices). */
   rebalance(): Promise<void> {
-    if (this.state !== 'RUNNING') return this.rebalancing ?? Promise.resolve();
-    if (this.rebalancing) {
-      this.rebalanceAgain = true;
-      return this.rebalancing;
-    }
-    const run = async (): Promise<void> => {
-      do {
-        this.rebalanceAgain = false;
-        await this.rebalanceOnce();
-      } while (this.rebalanceAgain && this.state === 'RUNNING');
-    };
-    const promise = run().finally(() => {
-      if (this.rebalancing === promise) this.rebalancing = undefined;
-    });
-    this.rebalancing = promise;
-    return promise;
+    return this.rebalancer.run();
   }
 
   // ---- membership and rebalance ------------------------------------------------------------
@@ -588,80 +490,14 @@ export class PushConsumer {
     return subs;
   }
 
-  private heartbeatRequest(): HeartbeatRequest {
-    return {
-      clientId: this.clientId,
-      producerGroups: [],
-      consumers: [
-        {
-          group: this.group,
-          messageModel: this.messageModel,
-          consumeType: 'PUSH',
-          subscriptions: this.allSubscriptions(),
-        },
-      ],
-    };
-  }
-
-  private async heartbeat(brokers: Iterable<string> = this.brokers): Promise<void> {
-    const request = this.heartbeatRequest();
-    await Promise.all(
-      [...brokers].map((b) =>
-        this.transport.heartbeat(b, request).catch((error: unknown) => {
-          this.events.emit('consumer.error', { stage: 'heartbeat', error });
-        }),
-      ),
-    );
-  }
-
   private async rebalanceOnce(): Promise<void> {
     for (const subscription of this.allSubscriptions()) {
       if (this.state !== 'RUNNING') return;
-      let queues: MessageQueue[];
-      try {
-        const route = await this.transport.topicRoute(subscription.topic);
-        const fresh = route.brokers.map((b) => b.brokerName).filter((b) => !this.brokers.has(b));
-        for (const b of fresh) this.brokers.add(b);
-        if (fresh.length > 0) await this.heartbeat(fresh);
-        queues = readQueues(route);
-      } catch (error) {
-        this.events.emit('consumer.error', { stage: 'route', error });
-        continue;
-      }
-      let mine: MessageQueue[];
-      if (this.messageModel === 'BROADCASTING' || queues.length === 0) {
-        mine = queues;
-      } else {
-        const members = await this.members(queues);
-        if (members === undefined) continue;
-        mine = this.allocation.allocate({
-          consumerGroup: this.group,
-          self: this.clientId,
-          queues,
-          consumerIds: members,
-        });
-      }
+      const mine = await this.membership.share(subscription.topic);
+      if (mine === undefined) continue;
       if (this.state !== 'RUNNING') return;
       await this.updateQueues(subscription, mine);
     }
-  }
-
-  /** The group's members from a broker of the topic; `undefined` when none answers with this client in it. */
-  private async members(queues: MessageQueue[]): Promise<string[] | undefined> {
-    const brokers = [...new Set(queues.map((q) => q.brokerName))];
-    for (const broker of brokers) {
-      try {
-        let ids = await this.transport.consumerIds(broker, this.group);
-        if (ids.includes(this.clientId)) return ids;
-        // the broker has not heard from us (yet, or any more): tell it, and ask again
-        await this.heartbeat([broker]);
-        ids = await this.transport.consumerIds(broker, this.group);
-        if (ids.includes(this.clientId)) return ids;
-      } catch (error) {
-        this.events.emit('consumer.error', { stage: 'membership', error });
-      }
-    }
-    return undefined;
   }
 
   private async updateQueues(subscription: Subscription, mine: MessageQueue[]): Promise<void> {
@@ -713,16 +549,12 @@ export class PushConsumer {
     return true;
   }
 
-  private async startOffset(queue: MessageQueue, isRetry: boolean): Promise<number> {
-    const { brokerName, topic, queueId } = queue;
-    if (isRetry || this.consumeFromWhere === 'FIRST_OFFSET') {
-      return this.transport.minOffset(brokerName, topic, queueId);
-    }
-    if (this.consumeFromWhere === 'TIMESTAMP') {
-      const at = this.consumeTimestampMs ?? this.clock.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS;
-      return this.transport.searchOffset(brokerName, topic, queueId, at);
-    }
-    return this.transport.maxOffset(brokerName, topic, queueId);
+  /** Where a queue without a committed offset starts: `consumeFromWhere`; a retry queue at its first offset. */
+  private startOffset(queue: MessageQueue, isRetry: boolean): Promise<number> {
+    const start: ConsumeStart = isRetry
+      ? { consumeFromWhere: 'FIRST_OFFSET', consumeTimestampMs: undefined }
+      : this.consumeStart;
+    return consumerGroup.startOffset(this.transport, this.clock, queue, start);
   }
 
   /**
@@ -856,8 +688,10 @@ export class PushConsumer {
           // a broker that could not hold the pull answers at once: do not spin
           const waitedMs = this.clock.now() - startedMs;
           const minWaitMs =
-            this.suspendTimeoutMs > 0 ? Math.min(this.suspendTimeoutMs, SHORT_POLL_MS) : Infinity;
-          if (!moved && waitedMs < minWaitMs) await this.queueSleep(pq, SHORT_POLL_MS);
+            this.suspendTimeoutMs > 0
+              ? Math.min(this.suspendTimeoutMs, consumerGroup.SHORT_POLL_MS)
+              : Infinity;
+          if (!moved && waitedMs < minWaitMs) await this.queueSleep(pq, consumerGroup.SHORT_POLL_MS);
           break;
         }
       }
