@@ -12,6 +12,7 @@ const allowed = {
   client: ['common', 'message', 'remoting', 'broker', 'filter'],
   outbox: ['common', 'message', 'client'],
   push: ['common', 'message', 'client', 'filter'],
+  server: ['common', 'message', 'remoting', 'broker', 'filter', 'store'],
 };
 const src = '^packages/core-broker/src/';
 

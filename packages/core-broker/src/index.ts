@@ -200,3 +200,26 @@ export type {
   ClientChannel,
 } from './message/protocol';
 export { SystemProperty } from './message/system-properties';
+
+// Over TCP: serve a broker on a port, reach it with the same client API through TcpTransport.
+export { BrokerServer } from './server/broker-server';
+export type { BrokerServerOptions } from './server/broker-server';
+export { TcpTransport } from './client/tcp-transport';
+export type { TcpTransportOptions } from './client/tcp-transport';
+export {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_WRITE_HIGH_WATER_MARK_BYTES,
+  DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+} from './remoting/remoting-server';
+export type { RemotingServerOptions, RemotingConnection } from './remoting/remoting-server';
+export {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_INFLIGHT_REQUESTS,
+  DEFAULT_RECONNECT_BACKOFF_MIN_MS,
+  DEFAULT_RECONNECT_BACKOFF_MAX_MS,
+} from './remoting/remoting-client';
+export type { RemotingClientOptions } from './remoting/remoting-client';
+export type { GroupConsumerOptions } from './client/group-membership';

@@ -1,6 +1,7 @@
 import { ERROR_CODES, type ErrorCode, RocketError } from '../common/errors';
 import type {
   AckRequest,
+  OffsetResetNotice,
   ChangeInvisibleRequest,
   ConsumerHeartbeat,
   EndTransactionRequest,
@@ -67,6 +68,7 @@ import { RequestCode } from './request-codes';
  * | groupRequest             | str group                                                                            | — |
  * | clientIdRequest          | str clientId                                                                         | — |
  * | clientIdsResponse        | u32 n, n × str clientId                                                              | — |
+ * | offsetResetNotice        | str group, str topic, str brokerName, u32 n, n × (u32 queueId, u64 offset)           | — |
  * | empty                    | —                                                                                    | — |
  * | errorResponse            | u8 retriable (bool), str code, longStr message                                       | — |
  * | json (admin only)        | UTF-8 JSON of the value: admin commands are rare and their shapes still move         | — |
@@ -623,6 +625,24 @@ export const clientIdsResponseCodec: Codec<string[]> = headerCodec(
   },
 );
 
+/** The broker's `RESET_CONSUMER_CLIENT_OFFSET` notice (`ClientChannel.resetOffset`). */
+export const offsetResetNoticeCodec: Codec<OffsetResetNotice> = headerCodec<OffsetResetNotice>(
+  'offsetResetNotice',
+  (w, v) => {
+    w.str(v.group).str(v.topic).str(v.brokerName).u32(v.offsets.length);
+    for (const o of v.offsets) w.u32(o.queueId).u64(o.offset);
+  },
+  (r) => {
+    const group = r.str('group');
+    const topic = r.str('topic');
+    const brokerName = r.str('brokerName');
+    const count = r.count('offsets', 'u32', 4 + 8);
+    const offsets: OffsetResetNotice['offsets'] = [];
+    for (let i = 0; i < count; i++) offsets.push({ queueId: r.u32('queueId'), offset: r.u64('offset') });
+    return { group, topic, brokerName, offsets };
+  },
+);
+
 /** Responses that carry nothing but their success (commitOffset, heartbeat, ack…). */
 export const emptyCodec: Codec<void> = headerCodec(
   'empty',
@@ -702,6 +722,7 @@ export const OPERATIONS = {
   [RequestCode.GET_CONSUMER_LIST_BY_GROUP]: { request: groupRequestCodec, response: clientIdsResponseCodec },
   [RequestCode.CHECK_TRANSACTION_STATE]: { request: transactionCheckCodec, response: emptyCodec },
   [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]: { request: groupRequestCodec, response: emptyCodec },
+  [RequestCode.RESET_CONSUMER_CLIENT_OFFSET]: { request: offsetResetNoticeCodec, response: emptyCodec },
   [RequestCode.GET_ROUTEINFO_BY_TOPIC]: { request: topicRouteRequestCodec, response: topicRouteCodec },
   [RequestCode.POP_MESSAGE]: { request: popRequestCodec, response: popResponseCodec },
   [RequestCode.ACK_MESSAGE]: { request: ackRequestCodec, response: emptyCodec },

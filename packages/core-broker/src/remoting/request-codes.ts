@@ -10,7 +10,7 @@
  * | range    | who asks            | operations                                             |
  * |----------|---------------------|--------------------------------------------------------|
  * | 10–99    | client → broker     | send, pull, offsets, heartbeat, transactions           |
- * | 39, 40   | broker → client     | check transaction, consumer ids changed                |
+ * | 39, 40, 220 | broker → client  | check transaction, consumer ids changed, reset offset  |
  * | 100–199  | broker/client → namesrv | register broker, topic route                       |
  * | 500–599  | client → broker     | pop, ack, change invisible time                        |
  * | 1000+    | admin → broker/namesrv | admin commands (JSON header, low traffic)           |
@@ -44,6 +44,8 @@ export const RequestCode = {
   CHECK_TRANSACTION_STATE: 39,
   /** Broker → consumer, one-way: `ClientChannel.consumerIdsChanged` (RocketMQ NOTIFY_CONSUMER_IDS_CHANGED). */
   NOTIFY_CONSUMER_IDS_CHANGED: 40,
+  /** Broker → consumer, one-way: `ClientChannel.resetOffset` (RocketMQ RESET_CONSUMER_CLIENT_OFFSET = 220). */
+  RESET_CONSUMER_CLIENT_OFFSET: 220,
   /** Broker → name server: registration and its periodic refresh (RocketMQ REGISTER_BROKER). */
   REGISTER_BROKER: 103,
   /** Broker → name server on shutdown (RocketMQ UNREGISTER_BROKER). */

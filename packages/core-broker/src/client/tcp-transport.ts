@@ -1,0 +1,258 @@
+import { RocketError, isRocketError } from '../common/errors';
+import type {
+  AckRequest,
+  ChangeInvisibleRequest,
+  ClientChannel,
+  EndTransactionRequest,
+  HeartbeatRequest,
+  PoppedMessage,
+  PopRequest,
+  PullRequest,
+  PullResponse,
+  SendBackRequest,
+  SendRequest,
+  SendResponse,
+  TopicRoute,
+} from '../message/protocol';
+import { type Codec, OPERATIONS, type Payload } from '../remoting/protocol-codec';
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  RemotingClient,
+  type RemotingClientOptions,
+  parseAddress,
+} from '../remoting/remoting-client';
+import { RequestCode, requestCodeName } from '../remoting/request-codes';
+import type { Transport } from './transport';
+
+export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
+  /** Address (`host:port`) of each broker by broker name. Name servers will supply these later. */
+  brokers: Record<string, string>;
+}
+
+/**
+ * A {@link Transport} over the remoting protocol (`RemotingClient`): one TCP connection per broker,
+ * opened at first use. Error responses reject with the broker's own `RocketError` (same code,
+ * message, retriable flag); a broker it has no address for, or cannot reach, rejects with retriable
+ * `BROKER_UNAVAILABLE`, as `InProcessTransport` does.
+ *
+ * - `topicRoute` asks every known broker for its part of the route and merges them (until name servers do);
+ * - long pulls and pops wait `requestTimeoutMs` beyond their suspend/poll time;
+ * - `register` keeps the channel here; a heartbeat makes its connection the way a broker reaches
+ *   this process, and the broker's one-way requests (check transaction, consumer ids changed,
+ *   reset offset) go to every registered channel — each client ignores groups not its own;
+ * - `endTransaction` from a check-back is one-way, as in RocketMQ.
+ */
+export class TcpTransport implements Transport {
+  private readonly addresses = new Map<string, string>();
+  private readonly channels = new Map<string, ClientChannel>();
+  private readonly client: RemotingClient;
+  private readonly requestTimeoutMs: number;
+
+  constructor(options: TcpTransportOptions) {
+    const { brokers, ...remoting } = options;
+    for (const [name, address] of Object.entries(brokers ?? {})) this.addBroker(name, address);
+    this.requestTimeoutMs = remoting.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.client = new RemotingClient({
+      ...remoting,
+      onServerRequest: (code, payload) => this.onServerRequest(code, payload),
+    });
+  }
+
+  /** Adds (or moves) a broker's address. */
+  addBroker(brokerName: string, address: string): void {
+    parseAddress(address);
+    this.addresses.set(brokerName, address);
+  }
+
+  /** Forgets a broker: calls to it reject with `BROKER_UNAVAILABLE`. */
+  removeBroker(brokerName: string): boolean {
+    return this.addresses.delete(brokerName);
+  }
+
+  brokerNames(): string[] {
+    return [...this.addresses.keys()];
+  }
+
+  /** The remoting client underneath (in-flight counts, connection state). */
+  get remoting(): RemotingClient {
+    return this.client;
+  }
+
+  async topicRoute(topic: string): Promise<TopicRoute> {
+    const route: TopicRoute = { topic, brokers: [] };
+    const parts = await Promise.allSettled(
+      this.brokerNames().map((name) => this.call(name, RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic })),
+    );
+    let failure: unknown;
+    for (const part of parts) {
+      if (part.status === 'fulfilled') route.brokers.push(...part.value.brokers);
+      else if (!isRocketError(part.reason, 'TOPIC_NOT_FOUND')) failure ??= part.reason;
+    }
+    if (route.brokers.length === 0) {
+      if (failure !== undefined) throw failure;
+      throw new RocketError('TOPIC_NOT_FOUND', `no broker serves topic "${topic}"`);
+    }
+    return route;
+  }
+
+  send(brokerName: string, request: SendRequest): Promise<SendResponse> {
+    return this.call(brokerName, RequestCode.SEND_MESSAGE, request);
+  }
+
+  pull(brokerName: string, request: PullRequest): Promise<PullResponse> {
+    return this.call(brokerName, RequestCode.PULL_MESSAGE, request, request.suspendTimeoutMs);
+  }
+
+  async queryOffset(
+    brokerName: string,
+    group: string,
+    topic: string,
+    queueId: number,
+  ): Promise<number | undefined> {
+    const r = await this.call(brokerName, RequestCode.QUERY_CONSUMER_OFFSET, { group, topic, queueId });
+    return r.offset;
+  }
+
+  commitOffset(
+    brokerName: string,
+    group: string,
+    topic: string,
+    queueId: number,
+    offset: number,
+  ): Promise<void> {
+    return this.call(brokerName, RequestCode.UPDATE_CONSUMER_OFFSET, { group, topic, queueId, offset });
+  }
+
+  async minOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
+    return (await this.call(brokerName, RequestCode.GET_MIN_OFFSET, { topic, queueId })).offset;
+  }
+
+  async maxOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
+    return (await this.call(brokerName, RequestCode.GET_MAX_OFFSET, { topic, queueId })).offset;
+  }
+
+  async searchOffset(
+    brokerName: string,
+    topic: string,
+    queueId: number,
+    timestampMs: number,
+  ): Promise<number> {
+    return (
+      await this.call(brokerName, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, { topic, queueId, timestampMs })
+    ).offset;
+  }
+
+  heartbeat(brokerName: string, request: HeartbeatRequest): Promise<void> {
+    return this.call(brokerName, RequestCode.HEART_BEAT, request);
+  }
+
+  consumerIds(brokerName: string, group: string): Promise<string[]> {
+    return this.call(brokerName, RequestCode.GET_CONSUMER_LIST_BY_GROUP, { group });
+  }
+
+  sendBack(brokerName: string, request: SendBackRequest): Promise<{ deadLettered: boolean }> {
+    return this.call(brokerName, RequestCode.CONSUMER_SEND_MSG_BACK, request);
+  }
+
+  async endTransaction(brokerName: string, request: EndTransactionRequest): Promise<void> {
+    if (!request.fromCheck) return this.call(brokerName, RequestCode.END_TRANSACTION, request);
+    const payload = this.encode(
+      RequestCode.END_TRANSACTION,
+      OPERATIONS[RequestCode.END_TRANSACTION].request,
+      request,
+    );
+    await this.client.oneWay(this.address(brokerName), RequestCode.END_TRANSACTION, payload);
+  }
+
+  pop(brokerName: string, request: PopRequest): Promise<PoppedMessage[]> {
+    return this.call(brokerName, RequestCode.POP_MESSAGE, request, request.pollTimeoutMs);
+  }
+
+  ack(brokerName: string, request: AckRequest): Promise<void> {
+    return this.call(brokerName, RequestCode.ACK_MESSAGE, request);
+  }
+
+  changeInvisibleTime(
+    brokerName: string,
+    request: ChangeInvisibleRequest,
+  ): Promise<{ receiptHandle: string }> {
+    return this.call(brokerName, RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME, request);
+  }
+
+  register(clientId: string, channel: ClientChannel): void {
+    this.channels.set(clientId, channel);
+  }
+
+  /** Leaves every known broker; unreachable brokers drop the client when its connection closes anyway. */
+  async unregister(clientId: string): Promise<void> {
+    this.channels.delete(clientId);
+    const results = await Promise.allSettled(
+      this.brokerNames().map((name) => this.call(name, RequestCode.UNREGISTER_CLIENT, { clientId })),
+    );
+    for (const r of results) {
+      if (r.status === 'rejected' && !isRocketError(r.reason, 'BROKER_UNAVAILABLE')) throw r.reason;
+    }
+  }
+
+  /** Closes every connection; pending calls reject with `BROKER_UNAVAILABLE`. */
+  close(): Promise<void> {
+    return this.client.close();
+  }
+
+  private address(brokerName: string): string {
+    const address = this.addresses.get(brokerName);
+    if (address === undefined) {
+      throw new RocketError(
+        'BROKER_UNAVAILABLE',
+        `broker "${brokerName}" has no known address on this transport`,
+      );
+    }
+    return address;
+  }
+
+  private encode<T>(code: number, codec: Codec<T>, value: T): Payload {
+    try {
+      return codec.encode(value);
+    } catch (error) {
+      if (isRocketError(error)) throw error;
+      throw new RocketError('INVALID_ARGUMENT', `cannot encode ${requestCodeName(code)}`, { cause: error });
+    }
+  }
+
+  private async call<K extends keyof typeof OPERATIONS>(
+    brokerName: string,
+    code: K,
+    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
+    extraTimeoutMs = 0,
+  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
+    const address = this.address(brokerName);
+    const op = OPERATIONS[code] as unknown as { request: Codec<unknown>; response: Codec<unknown> };
+    const payload = this.encode(code, op.request, request);
+    const response = await this.client.request(address, code, payload, {
+      timeoutMs: this.requestTimeoutMs + extraTimeoutMs,
+    });
+    return op.response.decode(response) as ReturnType<(typeof OPERATIONS)[K]['response']['decode']>;
+  }
+
+  private onServerRequest(code: number, payload: Payload): void {
+    switch (code) {
+      case RequestCode.CHECK_TRANSACTION_STATE: {
+        const check = OPERATIONS[code].request.decode(payload);
+        for (const c of this.channels.values()) c.checkTransaction?.(check);
+        return;
+      }
+      case RequestCode.NOTIFY_CONSUMER_IDS_CHANGED: {
+        const { group } = OPERATIONS[code].request.decode(payload);
+        for (const c of this.channels.values()) c.consumerIdsChanged?.(group);
+        return;
+      }
+      case RequestCode.RESET_CONSUMER_CLIENT_OFFSET: {
+        const notice = OPERATIONS[code].request.decode(payload);
+        for (const c of this.channels.values()) c.resetOffset?.(notice);
+        return;
+      }
+      default:
+        throw new RocketError('PROTOCOL_ERROR', `unexpected request ${requestCodeName(code)} from a broker`);
+    }
+  }
+}

@@ -1,0 +1,457 @@
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { type Clock, type Timer, systemClock } from '../common/clock';
+import { RocketError, isRocketError } from '../common/errors';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  type Frame,
+  FrameDecoder,
+  FrameFlag,
+  encodeFrameParts,
+} from './frame-codec';
+import { type Payload, errorResponseCodec } from './protocol-codec';
+import { requestCodeName } from './request-codes';
+import { SocketWriter } from './socket-writer';
+
+/** Default most connections a server holds at once; more are closed as they arrive. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/**
+ * Default time a connection may stay silent (no bytes in, nothing in flight) before the server
+ * closes it: 120 s, RocketMQ's `serverChannelMaxIdleTimeSeconds`. Clients heartbeat every 30 s.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/**
+ * Default per-connection write high-water mark, in bytes: while a socket has more than this queued
+ * for writing (a client that does not read its responses), the server stops reading that socket,
+ * so it neither decodes new requests from it nor queues more responses (Netty's `WRITE_BUFFER_HIGH_WATER_MARK`).
+ */
+export const DEFAULT_WRITE_HIGH_WATER_MARK_BYTES = 4 * 1024 * 1024;
+/**
+ * Default requests of one connection being handled at once. Past it the server stops reading the
+ * socket until one completes (the requests wait in the client's and the kernel's buffers instead
+ * of the broker's memory). Long pulls count, so keep it above a consumer's queues per broker.
+ */
+export const DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION = 1024;
+/** Default time `close()` waits for in-flight handlers before closing their sockets anyway. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+/** One accepted connection, as a request handler sees it. */
+export interface RemotingConnection {
+  /** Unique per server, increasing. */
+  readonly id: number;
+  /** `host:port` of the peer. */
+  readonly remoteAddress: string;
+  readonly closed: boolean;
+  /** Sends a one-way request to the peer (check transaction, consumer ids changed…). False when the connection is closed. */
+  sendOneWay(code: number, payload: Payload): boolean;
+  /** Runs `listener` once when the connection closes (at once if it already did). */
+  onClose(listener: () => void): void;
+  close(): void;
+}
+
+/**
+ * Handles one request frame. Resolves with the response payload (ignored for one-way requests);
+ * a rejection becomes an error response: a `RocketError` keeps its code, message and retriable
+ * flag; anything else becomes a non-retriable `PROTOCOL_ERROR` naming the request. Handlers throw
+ * `PROTOCOL_ERROR` for codes they do not know and payloads they cannot decode.
+ */
+export type RequestHandler = (
+  code: number,
+  header: Buffer,
+  body: Buffer,
+  connection: RemotingConnection,
+) => Promise<Payload | void>;
+
+export interface RemotingServerOptions {
+  handler: RequestHandler;
+  /** Interface to listen on. Default `0.0.0.0`. */
+  host?: string;
+  /** Port to listen on; 0 picks a free one (see `address()`). Default 0. */
+  port?: number;
+  /** Largest frame accepted, in bytes; a bigger one closes its connection. Default {@link DEFAULT_MAX_FRAME_BYTES}. */
+  maxFrameBytes?: number;
+  /** Default {@link DEFAULT_MAX_CONNECTIONS}. */
+  maxConnections?: number;
+  /** 0 disables. Default {@link DEFAULT_IDLE_TIMEOUT_MS}. */
+  idleTimeoutMs?: number;
+  /** Default {@link DEFAULT_WRITE_HIGH_WATER_MARK_BYTES}. */
+  writeHighWaterMarkBytes?: number;
+  /** Default {@link DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION}. */
+  maxInflightRequestsPerConnection?: number;
+  /** Default {@link DEFAULT_CLOSE_TIMEOUT_MS}. */
+  closeTimeoutMs?: number;
+  /** Reports connection-level problems (protocol errors, socket errors); never throws into the server. */
+  onError?: (error: unknown, connection: RemotingConnection | undefined) => void;
+  clock?: Clock;
+}
+
+interface ResolvedServerOptions {
+  handler: RequestHandler;
+  host: string;
+  port: number;
+  maxFrameBytes: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  writeHighWaterMarkBytes: number;
+  maxInflightRequestsPerConnection: number;
+  closeTimeoutMs: number;
+  onError: (error: unknown, connection: RemotingConnection | undefined) => void;
+  clock: Clock;
+}
+
+function intOpt(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max = 2 ** 31,
+): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RocketError(
+      'INVALID_OPTION',
+      `${name} must be an integer in [${min}, ${max}], got ${String(v)}`,
+    );
+  }
+  return v;
+}
+
+function resolveServerOptions(o: RemotingServerOptions): ResolvedServerOptions {
+  if (typeof o.handler !== 'function') throw new RocketError('INVALID_OPTION', 'handler must be a function');
+  return Object.freeze({
+    handler: o.handler,
+    host: o.host ?? '0.0.0.0',
+    port: intOpt('port', o.port, 0, 0, 65535),
+    maxFrameBytes: intOpt('maxFrameBytes', o.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 17, 0xffff_ffff),
+    maxConnections: intOpt('maxConnections', o.maxConnections, DEFAULT_MAX_CONNECTIONS, 1),
+    idleTimeoutMs: intOpt('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0),
+    writeHighWaterMarkBytes: intOpt(
+      'writeHighWaterMarkBytes',
+      o.writeHighWaterMarkBytes,
+      DEFAULT_WRITE_HIGH_WATER_MARK_BYTES,
+      1,
+    ),
+    maxInflightRequestsPerConnection: intOpt(
+      'maxInflightRequestsPerConnection',
+      o.maxInflightRequestsPerConnection,
+      DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION,
+      1,
+    ),
+    closeTimeoutMs: intOpt('closeTimeoutMs', o.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 0),
+    onError: o.onError ?? (() => undefined),
+    clock: o.clock ?? systemClock,
+  });
+}
+
+/** Turns whatever a handler threw into the error a client gets. */
+export function toRocketError(error: unknown, what: string): RocketError {
+  if (isRocketError(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new RocketError('PROTOCOL_ERROR', `${what} failed: ${message}`, { cause: error });
+}
+
+class ServerConnection implements RemotingConnection {
+  readonly remoteAddress: string;
+  closed = false;
+  inflight = 0;
+  /** Frames decoded but not yet handed to the handler (inflight bound reached). */
+  readonly waiting: Frame[] = [];
+  private readonly decoder: FrameDecoder;
+  private readonly writer: SocketWriter;
+  private readonly closeListeners: Array<() => void> = [];
+  private nextOpaque = 1;
+  private readingPaused = false;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    private readonly server: RemotingServer,
+    private readonly options: ResolvedServerOptions,
+  ) {
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.writer = new SocketWriter(socket);
+    socket.setNoDelay(true);
+    if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.pump());
+    socket.on('timeout', () => {
+      if (this.inflight === 0 && this.waiting.length === 0) this.close();
+    });
+    socket.on('error', (error) => options.onError(error, this));
+    socket.on('close', () => this.onSocketClose());
+  }
+
+  /** Bytes queued on the socket, not yet handed to the kernel. */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  /** True while the server has stopped reading this socket (backpressure or in-flight bound). */
+  get paused(): boolean {
+    return this.readingPaused;
+  }
+
+  sendOneWay(code: number, payload: Payload): boolean {
+    if (this.closed) return false;
+    const opaque = this.nextOpaque;
+    this.nextOpaque = this.nextOpaque >= 0xffff_ffff ? 1 : this.nextOpaque + 1;
+    return this.writeFrame(code, opaque, FrameFlag.ONE_WAY, payload);
+  }
+
+  onClose(listener: () => void): void {
+    if (this.closed) listener();
+    else this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Closes gracefully: flushes queued responses first. */
+  end(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    this.waiting.length = 0;
+    for (const listener of this.closeListeners.splice(0)) {
+      try {
+        listener();
+      } catch (error) {
+        this.options.onError(error, this);
+      }
+    }
+    this.server.connectionClosed(this);
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      // the stream cannot be resynchronised: this connection only is closed
+      this.options.onError(error, this);
+      this.close();
+      return;
+    }
+    for (const frame of frames) this.waiting.push(frame);
+    this.pump();
+  }
+
+  /**
+   * Starts waiting requests while the in-flight bound and the write high-water mark allow, then
+   * decides whether to keep reading. Queued responses are thus bounded by the high-water mark plus
+   * `maxInflightRequestsPerConnection` responses, and decoded requests by one read's worth.
+   */
+  pump(): void {
+    while (
+      !this.closed &&
+      this.waiting.length > 0 &&
+      this.inflight < this.options.maxInflightRequestsPerConnection &&
+      this.socket.writableLength <= this.options.writeHighWaterMarkBytes
+    ) {
+      this.dispatch(this.waiting.shift()!);
+    }
+    this.updateReading();
+  }
+
+  private updateReading(): void {
+    if (this.closed) return;
+    const shouldPause =
+      this.socket.writableLength > this.options.writeHighWaterMarkBytes ||
+      this.waiting.length > 0 ||
+      this.inflight >= this.options.maxInflightRequestsPerConnection;
+    if (shouldPause && !this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    } else if (!shouldPause && this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private dispatch(frame: Frame): void {
+    if ((frame.flags & FrameFlag.RESPONSE) !== 0) return; // the server sends one-way requests only
+    const oneWay = (frame.flags & FrameFlag.ONE_WAY) !== 0;
+    this.inflight++;
+    const done = this.server.handle(frame, this).then(
+      (payload) => {
+        if (!oneWay) this.respond(frame, 0, payload ?? { header: EMPTY, body: EMPTY });
+      },
+      (error: unknown) => {
+        if (oneWay) {
+          this.options.onError(error, this);
+          return;
+        }
+        const failure = toRocketError(error, requestCodeName(frame.code));
+        this.respond(frame, FrameFlag.ERROR, errorResponseCodec.encode(failure));
+      },
+    );
+    void done.finally(() => {
+      this.inflight--;
+      this.pump();
+      this.server.requestFinished();
+    });
+  }
+
+  private respond(request: Frame, flags: number, payload: Payload): void {
+    if (this.closed) return;
+    if (!this.writeFrame(request.code, request.opaque, FrameFlag.RESPONSE | flags, payload, true)) return;
+  }
+
+  private writeFrame(
+    code: number,
+    opaque: number,
+    flags: number,
+    payload: Payload,
+    response = false,
+  ): boolean {
+    let parts: Buffer[];
+    try {
+      parts = encodeFrameParts({ code, opaque, flags, header: payload.header, body: payload.body });
+    } catch (error) {
+      if (!response) throw error;
+      // a response too large to frame: tell the client instead of leaving it to time out
+      const failure = toRocketError(error, requestCodeName(code));
+      parts = encodeFrameParts({
+        code,
+        opaque,
+        flags: FrameFlag.RESPONSE | FrameFlag.ERROR,
+        ...errorResponseCodec.encode(failure),
+      });
+    }
+    const written = this.writer.write(parts);
+    this.updateReading();
+    return written;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The server side of the remoting protocol on `node:net`: accepts connections, cuts each byte
+ * stream into frames (`FrameDecoder`), runs the request handler for each request and writes its
+ * response (or an error response) with the request's code and opaque id. Limits:
+ *
+ * - a malformed stream (bad magic, oversize or impossible length, reserved flags) closes that
+ *   connection only; unknown codes and undecodable payloads get an error response from the handler;
+ * - at most `maxConnections` connections; `idleTimeoutMs` closes silent connections with nothing in flight;
+ * - per connection, at most `maxInflightRequestsPerConnection` requests are handled at once, and
+ *   reading stops while the socket's write buffer is above `writeHighWaterMarkBytes` (a slow reader
+ *   slows itself, not the broker), resuming on `drain`.
+ *
+ * `close()` stops accepting, lets in-flight handlers finish (up to `closeTimeoutMs`), flushes
+ * their responses and closes every socket.
+ */
+export class RemotingServer {
+  private readonly options: ResolvedServerOptions;
+  private readonly server: Server;
+  private readonly connectionSet = new Set<ServerConnection>();
+  private nextId = 1;
+  private closing: Promise<void> | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  private constructor(options: ResolvedServerOptions) {
+    this.options = options;
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on('error', (error) => options.onError(error, undefined));
+  }
+
+  /** Starts listening; resolves once the port is bound. */
+  static async listen(options: RemotingServerOptions): Promise<RemotingServer> {
+    const resolved = resolveServerOptions(options);
+    const server = new RemotingServer(resolved);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.server.once('error', onError);
+      server.server.listen(resolved.port, resolved.host, () => {
+        server.server.off('error', onError);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  /** The bound address (`port` is the real one when 0 was asked). */
+  address(): { host: string; port: number } {
+    const a = this.server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Open connections. */
+  get connections(): readonly RemotingConnection[] {
+    return [...this.connectionSet];
+  }
+
+  /** Bytes waiting in each connection's socket write buffer and whether reading is paused, for monitoring and tests. */
+  connectionStats(): Array<{ id: number; writableLength: number; inflight: number; paused: boolean }> {
+    return [...this.connectionSet].map((c) => ({
+      id: c.id,
+      writableLength: c.writableLength,
+      inflight: c.inflight,
+      paused: c.paused,
+    }));
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing !== undefined || this.connectionSet.size >= this.options.maxConnections) {
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    this.connectionSet.add(new ServerConnection(this.nextId++, socket, this, this.options));
+  }
+
+  /** @internal */
+  handle(frame: Frame, connection: ServerConnection): Promise<Payload | void> {
+    if (this.closing !== undefined) {
+      return Promise.reject(new RocketError('BROKER_UNAVAILABLE', 'the server is shutting down'));
+    }
+    try {
+      return this.options.handler(frame.code, frame.header, frame.body, connection);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** @internal */
+  connectionClosed(connection: ServerConnection): void {
+    this.connectionSet.delete(connection);
+    this.requestFinished();
+  }
+
+  /** @internal */
+  requestFinished(): void {
+    if (this.idleWaiters.length === 0) return;
+    if ([...this.connectionSet].some((c) => c.inflight > 0)) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Stops accepting, waits for in-flight handlers (up to `closeTimeoutMs`), closes every connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      let timer: Timer | undefined;
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve);
+        timer = this.options.clock.setTimer(this.options.closeTimeoutMs, resolve);
+        this.requestFinished();
+      });
+      timer?.cancel();
+      const closed = [...this.connectionSet].map((c) => new Promise<void>((resolve) => c.onClose(resolve)));
+      for (const c of this.connectionSet) c.end();
+      let forced: Timer | undefined;
+      await Promise.race([
+        Promise.all(closed),
+        new Promise<void>((resolve) => {
+          forced = this.options.clock.setTimer(this.options.closeTimeoutMs, resolve);
+        }),
+      ]);
+      forced?.cancel();
+      for (const c of this.connectionSet) c.close();
+      await stopped;
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,193 @@
+import type { Broker } from '../broker/broker';
+import { RocketError, isRocketError } from '../common/errors';
+import type { ClientChannel } from '../message/protocol';
+import {
+  type Codec,
+  OPERATIONS,
+  type Payload,
+  offsetResetNoticeCodec,
+  groupRequestCodec,
+  transactionCheckCodec,
+} from '../remoting/protocol-codec';
+import {
+  type RemotingConnection,
+  RemotingServer,
+  type RemotingServerOptions,
+} from '../remoting/remoting-server';
+import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
+
+export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler'> {
+  /** The broker to serve. The server does not own it: `close()` leaves it open. */
+  broker: Broker;
+}
+
+type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) => Promise<Payload>;
+
+/**
+ * Serves a {@link Broker} over TCP: each request frame is decoded with its operation's codec
+ * (`OPERATIONS`), the matching broker method is called and its result encoded as the response.
+ * Broker errors travel as error responses with their code, message and retriable flag; a closed
+ * broker answers `BROKER_UNAVAILABLE` (retriable), as `InProcessTransport` does.
+ *
+ * A heartbeat registers its connection as the client's `ClientChannel`, so transaction
+ * check-backs, consumer-ids-changed and reset-offset notices reach the client as one-way requests
+ * on that connection. When the connection closes, the clients it registered leave the broker
+ * (RocketMQ's `ClientHousekeepingService`); their next heartbeat on a new connection brings them back.
+ */
+export class BrokerServer {
+  private readonly handlers = new Map<number, Handler>();
+  /** clientId → the channel its latest heartbeat registered, and that channel's connection. */
+  private readonly channels = new Map<string, { channel: ClientChannel; connection: RemotingConnection }>();
+
+  private constructor(
+    readonly broker: Broker,
+    private server: RemotingServer | undefined,
+  ) {
+    this.defineHandlers();
+  }
+
+  /** Listens on `host:port` (port 0 picks a free one; see `address()`). */
+  static async start(options: BrokerServerOptions): Promise<BrokerServer> {
+    const { broker, ...rest } = options;
+    const self = new BrokerServer(broker, undefined);
+    self.server = await RemotingServer.listen({
+      ...rest,
+      handler: (code, header, body, connection) => self.handle(code, header, body, connection),
+    });
+    return self;
+  }
+
+  address(): { host: string; port: number } {
+    return this.remoting.address();
+  }
+
+  /** The underlying remoting server (connections and their stats). */
+  get remoting(): RemotingServer {
+    return this.server!;
+  }
+
+  /** Stops accepting, finishes in-flight requests, closes every connection. The broker stays open. */
+  close(): Promise<void> {
+    return this.remoting.close();
+  }
+
+  private async handle(
+    code: number,
+    header: Buffer,
+    body: Buffer,
+    connection: RemotingConnection,
+  ): Promise<Payload> {
+    const handler = this.handlers.get(code);
+    if (!handler) {
+      throw new RocketError(
+        'PROTOCOL_ERROR',
+        isRequestCode(code)
+          ? `request code ${requestCodeName(code)} is not served by a broker`
+          : `unknown request code ${code}`,
+      );
+    }
+    try {
+      return await handler(header, body, connection);
+    } catch (error) {
+      if (isRocketError(error, 'CLOSED')) {
+        throw new RocketError('BROKER_UNAVAILABLE', `broker "${this.broker.brokerName}" is closed`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  private on<Req, Res>(
+    code: number,
+    codecs: { request: Codec<Req>; response: Codec<Res> },
+    run: (request: Req, connection: RemotingConnection) => Res | Promise<Res>,
+  ): void {
+    this.handlers.set(code, async (header, body, connection) => {
+      const request = codecs.request.decode({ header, body });
+      return codecs.response.encode(await run(request, connection));
+    });
+  }
+
+  private defineHandlers(): void {
+    const b = this.broker;
+    const C = RequestCode;
+    this.on(C.SEND_MESSAGE, OPERATIONS[C.SEND_MESSAGE], (r) => b.send(r));
+    this.on(C.PULL_MESSAGE, OPERATIONS[C.PULL_MESSAGE], (r) => b.pull(r));
+    this.on(C.QUERY_CONSUMER_OFFSET, OPERATIONS[C.QUERY_CONSUMER_OFFSET], (r) => {
+      const offset = b.queryOffset(r.group, r.topic, r.queueId);
+      return offset === undefined ? {} : { offset };
+    });
+    this.on(C.UPDATE_CONSUMER_OFFSET, OPERATIONS[C.UPDATE_CONSUMER_OFFSET], (r) =>
+      b.commitOffset(r.group, r.topic, r.queueId, r.offset),
+    );
+    this.on(C.SEARCH_OFFSET_BY_TIMESTAMP, OPERATIONS[C.SEARCH_OFFSET_BY_TIMESTAMP], (r) => ({
+      offset: b.searchOffset(r.topic, r.queueId, r.timestampMs),
+    }));
+    this.on(C.GET_MAX_OFFSET, OPERATIONS[C.GET_MAX_OFFSET], (r) => ({
+      offset: b.maxOffset(r.topic, r.queueId),
+    }));
+    this.on(C.GET_MIN_OFFSET, OPERATIONS[C.GET_MIN_OFFSET], (r) => ({
+      offset: b.minOffset(r.topic, r.queueId),
+    }));
+    this.on(C.HEART_BEAT, OPERATIONS[C.HEART_BEAT], (r, connection) => {
+      // the channel first: the heartbeat's own membership notice already goes to the new member
+      this.register(r.clientId, connection);
+      b.heartbeat(r);
+    });
+    this.on(C.UNREGISTER_CLIENT, OPERATIONS[C.UNREGISTER_CLIENT], (r) => {
+      this.channels.delete(r.clientId);
+      b.unregisterClient(r.clientId);
+    });
+    this.on(C.CONSUMER_SEND_MSG_BACK, OPERATIONS[C.CONSUMER_SEND_MSG_BACK], (r) => b.sendBack(r));
+    this.on(C.END_TRANSACTION, OPERATIONS[C.END_TRANSACTION], (r) => b.endTransaction(r));
+    this.on(C.GET_CONSUMER_LIST_BY_GROUP, OPERATIONS[C.GET_CONSUMER_LIST_BY_GROUP], (r) =>
+      b.consumerIds(r.group),
+    );
+    this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) => {
+      if (!b.getTopic(r.topic)) {
+        throw new RocketError(
+          'TOPIC_NOT_FOUND',
+          `broker "${b.brokerName}" does not serve topic "${r.topic}"`,
+        );
+      }
+      return b.topicRoute(r.topic);
+    });
+    this.on(C.POP_MESSAGE, OPERATIONS[C.POP_MESSAGE], (r) => b.pop(r));
+    this.on(C.ACK_MESSAGE, OPERATIONS[C.ACK_MESSAGE], (r) => b.ack(r));
+    this.on(C.CHANGE_MESSAGE_INVISIBLE_TIME, OPERATIONS[C.CHANGE_MESSAGE_INVISIBLE_TIME], (r) =>
+      b.changeInvisibleTime(r),
+    );
+  }
+
+  /** Makes `connection` the way the broker reaches `clientId` (until another heartbeat moves it). */
+  private register(clientId: string, connection: RemotingConnection): void {
+    const current = this.channels.get(clientId);
+    if (current?.connection === connection) return;
+    const channel: ClientChannel = {
+      checkTransaction: (check) =>
+        void connection.sendOneWay(RequestCode.CHECK_TRANSACTION_STATE, transactionCheckCodec.encode(check)),
+      consumerIdsChanged: (group) =>
+        void connection.sendOneWay(
+          RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
+          groupRequestCodec.encode({ group }),
+        ),
+      resetOffset: (notice) =>
+        void connection.sendOneWay(
+          RequestCode.RESET_CONSUMER_CLIENT_OFFSET,
+          offsetResetNoticeCodec.encode(notice),
+        ),
+    };
+    this.channels.set(clientId, { channel, connection });
+    this.broker.registerChannel(clientId, channel);
+    connection.onClose(() => {
+      if (this.channels.get(clientId)?.channel !== channel) return;
+      this.channels.delete(clientId);
+      try {
+        this.broker.unregisterClient(clientId);
+      } catch {
+        // a closed broker has nobody left to tell
+      }
+    });
+  }
+}
