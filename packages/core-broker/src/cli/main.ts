@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { isRocketError } from '../common/errors';
 import { Broker } from '../broker/broker';
 import { FileStore } from '../store/file-store';
+import { BrokerServer } from '../server/broker-server';
 import type { FlushMode } from '../store/store-options';
 
 const USAGE = `Usage: rocketnest <command> [options]
@@ -16,17 +17,35 @@ const BROKER_USAGE = `Usage: rocketnest broker [options]
 
 Runs a broker on a durable store until SIGTERM or SIGINT, then closes it cleanly (pending
 appends drain, offsets and timers are persisted, everything is flushed and checkpointed).
-Topic configs and consumer offsets live in <store-dir>/config. The network listener comes
-with the remoting layer; until then, embed the broker with Broker.start() in your process.
+Topic configs and consumer offsets live in <store-dir>/config. Clients connect with
+TcpTransport({ brokers: { 'broker-a': 'host:port' } }).
 
 Options:
   --store-dir <dir>        Data directory, created when absent (default: ./data)
   --flush <async|sync>     Flush mode: async flushes every 500 ms, sync acknowledges after
                            fdatasync with group commit (default: async)
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
+  --host <address>         Address to listen on (default: 127.0.0.1)
+  --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
+  --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
   -h, --help               Show this help`;
 
 class UsageError extends Error {}
+
+/** RocketMQ's broker listen port. */
+const DEFAULT_BROKER_PORT = 10911;
+
+function parseTopics(list: string | undefined): Array<{ topic: string; queueCount: number | undefined }> {
+  if (list === undefined) return [];
+  return list.split(',').map((item) => {
+    const [topic, queues] = item.trim().split(':');
+    const queueCount = queues === undefined ? undefined : Number(queues);
+    if (!topic || (queueCount !== undefined && !Number.isInteger(queueCount))) {
+      throw new UsageError(`--topics takes name[:queues],…; "${item}" is not one`);
+    }
+    return { topic, queueCount };
+  });
+}
 
 function parseFlags(args: string[], known: string[]): Map<string, string> {
   const flags = new Map<string, string>();
@@ -46,7 +65,7 @@ function parseFlags(args: string[], known: string[]): Map<string, string> {
 }
 
 async function runBroker(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ['store-dir', 'flush', 'segment-size']);
+  const flags = parseFlags(args, ['store-dir', 'flush', 'segment-size', 'host', 'port', 'topics']);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
     return;
@@ -55,6 +74,11 @@ async function runBroker(args: string[]): Promise<void> {
   if (flush !== 'async' && flush !== 'sync')
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
+  const port = Number(flags.get('port') ?? DEFAULT_BROKER_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port must be 0..65535, not "${flags.get('port')}"`);
+  const host = flags.get('host') ?? '127.0.0.1';
+  const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   // Signals are handled from the start, so a stop during startup still closes cleanly; a second
   // signal while closing is acknowledged, not fatal: the close finishes what it started.
@@ -84,6 +108,14 @@ async function runBroker(args: string[]): Promise<void> {
         throw error;
       },
     );
+    for (const { topic, queueCount } of topics) {
+      if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount });
+    }
+    const server = await BrokerServer.start({ broker, host, port }).catch(async (error: unknown) => {
+      await broker.close();
+      await store.close();
+      throw error;
+    });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -94,10 +126,14 @@ async function runBroker(args: string[]): Promise<void> {
         `${truncatedBytes} bytes truncated; commit log ${range.minOffset}..${range.maxOffset}, ${store.queues().length} queues`,
     );
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
+    const listening = server.address();
+    console.log(`  listening on ${listening.host}:${listening.port}`);
     console.log('  press Ctrl+C (or send SIGTERM) to stop');
     const signal = await stopped;
     console.log(`rocketnest broker: ${signal} received, closing`);
+    // the broker first: it answers parked long polls, so the server's close does not wait for them
     await broker.close();
+    await server.close();
     await store.close();
     console.log('rocketnest broker: closed cleanly');
   } finally {

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { existsSync } from 'node:fs';
 import { tempDir } from '../support/temp-dir';
+import { Producer } from '../../src/client/producer';
+import { TcpTransport } from '../../src/client/tcp-transport';
 
 const REGISTER = path.join(__dirname, '../support/swc-register.js');
 const MAIN = path.join(__dirname, '../../src/cli/main.ts');
@@ -51,12 +53,13 @@ describe('rocketnest CLI', () => {
       );
       expect(first.stderr).toBe('');
       expect(first.stdout).toMatch(/recovered without checkpoint/);
+      expect(first.stdout).toMatch(/listening on 127\.0\.0\.1:\d+/);
       expect(first.stdout).toMatch(/SIGTERM received, closing\n/);
       expect(first.stdout).toMatch(/rocketnest broker: closed cleanly\n$/);
       expect(first.code).toBe(0);
       expect(existsSync(path.join(dir, 'checkpoint'))).toBe(true);
       expect(existsSync(path.join(dir, 'config'))).toBe(true);
-      const second = await run(['broker', `--store-dir=${dir}`], /press Ctrl\+C/, 'SIGINT');
+      const second = await run(['broker', `--store-dir=${dir}`, '--port=0'], /press Ctrl\+C/, 'SIGINT');
       expect(second.stdout).toMatch(/recovered from checkpoint: 0 records verified, 0 bytes truncated/);
       expect(second.code).toBe(0);
     } finally {
@@ -75,14 +78,86 @@ describe('rocketnest CLI', () => {
     const missing = await run(['broker', '--store-dir']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--store-dir needs a value/);
+    const badPort = await run(['broker', '--port', '70000']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toMatch(/--port must be 0..65535/);
+    const badTopics = await run(['broker', '--topics', 'orders:x']);
+    expect(badTopics.code).toBe(2);
+    expect(badTopics.stderr).toMatch(/--topics takes name\[:queues\]/);
     const help = await run(['broker', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--segment-size <bytes>/);
   });
 
   test('a store error is reported with its code and exit 1', async () => {
-    const bad = await run(['broker', '--store-dir', path.join(tempDir().dir, 'x'), '--segment-size', '100']);
+    const bad = await run([
+      'broker',
+      '--store-dir',
+      path.join(tempDir().dir, 'x'),
+      '--segment-size',
+      '100',
+      '--port',
+      '0',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/INVALID_OPTION: store option segmentSizeBytes must be an integer/);
+  });
+
+  test('a broker process serves a producer and pulls from another process over TCP', async () => {
+    const t = tempDir();
+    const child = spawn(
+      process.execPath,
+      [
+        '-r',
+        REGISTER,
+        MAIN,
+        'broker',
+        '--store-dir',
+        path.join(t.dir, 'data'),
+        '--port',
+        '0',
+        '--topics',
+        'orders:4',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        const guard = setTimeout(() => reject(new Error(`broker did not start: ${out}`)), 20_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m && /press Ctrl\+C/.test(out)) {
+            clearTimeout(guard);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      const transport = new TcpTransport({ brokers: { 'broker-a': `127.0.0.1:${port}` } });
+      const producer = new Producer({ group: 'cli-producer', transport });
+      await producer.start();
+      const sent = await producer.send({ topic: 'orders', body: 'over the wire', tag: 'created' });
+      const route = await transport.topicRoute('orders');
+      expect(route.brokers[0]).toMatchObject({ brokerName: 'broker-a', writeQueueCount: 4 });
+      const pulled = await transport.pull('broker-a', {
+        consumerGroup: 'cli-check',
+        topic: 'orders',
+        queueId: sent.queueId,
+        queueOffset: sent.queueOffset,
+        maxCount: 1,
+        suspendTimeoutMs: 0,
+      });
+      expect(pulled.messages.map((m) => [m.msgId, m.body.toString()])).toEqual([
+        [sent.msgId, 'over the wire'],
+      ]);
+      await producer.shutdown();
+      await transport.close();
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      t.cleanup();
+    }
   });
 });
