@@ -1,10 +1,12 @@
 'use strict';
-// Network benchmark, peers half: RabbitMQ, NATS JetStream and Redis Streams on loopback, 1 KiB
-// bodies, each through its usual Node client. Per system: publish msgs/s with at most 1024
+// Network benchmark: RocketNest's TCP broker (the `rocketnest broker` CLI, async flush and sync
+// flush) against RabbitMQ, NATS JetStream and Redis Streams on loopback, 1 KiB bodies, each
+// through its usual Node client. Per system: publish msgs/s with at most 1024
 // unacknowledged sends (this also fills the backlog), consume msgs/s of that backlog with acks,
 // and end-to-end p50/p99/p99.9 at a fixed 5k msg/s with the consumer in a child process; CPU of
-// this process, of the consumer child and of the server process (from /proc, found by name).
-// Run with `pnpm bench:network` or `node bench/network/run.js [--quick] [--only redis,nats]`.
+// this process, of the consumer child and of the server process (from /proc, found by name, or
+// the broker process RocketNest's module spawned). Then ratios ours / peer and the targets.
+// Run with `pnpm bench:network` or `node bench/network/run.js [--quick] [--only rocketnest,redis]`.
 // Progress goes to stderr; the report (markdown) to stdout. See docs/benchmarks.md.
 
 const os = require('node:os');
@@ -35,6 +37,8 @@ async function runSystem(module) {
   try {
     log(`${module.name}: setup …`);
     await withTimeout(system.setup(), 30_000, `${module.name} setup`);
+    // a system that spawns its own server (RocketNest) knows its pid after setup
+    result.serverPid = system.serverPid ?? serverPid;
     log(`${module.name}: publish ${BACKLOG} messages, ≤ ${MAX_IN_FLIGHT} unacknowledged …`);
     result.publish = await withTimeout(system.publish(BACKLOG, MAX_IN_FLIGHT), PHASE_TIMEOUT_MS, 'publish');
     log(`${module.name}: consume the backlog of ${BACKLOG} …`);
@@ -56,9 +60,11 @@ async function runSystem(module) {
 }
 
 function printSystem(r) {
-  const server = r.serverPid
-    ? `\`${r.serverProcess}\` pid ${r.serverPid}`
-    : `\`${r.serverProcess}\` not found`;
+  const server = !r.serverProcess
+    ? `the spawned broker process${r.serverPid ? `, pid ${r.serverPid}` : ''}`
+    : r.serverPid
+      ? `\`${r.serverProcess}\` pid ${r.serverPid}`
+      : `\`${r.serverProcess}\` not found`;
   console.log(`### ${r.system.label}\n`);
   console.log(`${r.system.describe}. Server CPU from /proc of ${server}.\n`);
   if (r.error) console.log(`**Failed:** ${String(r.error?.message ?? r.error)}\n`);
@@ -88,28 +94,103 @@ function printSystem(r) {
   console.log('');
 }
 
+const rate = (s) => (s ? (s.messages / s.ms) * 1000 : NaN);
+const ratio = (ours, peer) =>
+  Number.isFinite(ours) && Number.isFinite(peer) && peer > 0 ? ours / peer : NaN;
+const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
+
 function printSummary(results) {
-  const rate = (s) => (s ? (s.messages / s.ms) * 1000 : NaN);
+  const cpuPair = (s) =>
+    s ? `${perMsg(s.clientCpuS, s.messages)} + ${perMsg(s.serverCpuS, s.messages)}` : 'n/a';
   const rows = [
-    ['publish msgs/s (≤ 1024 unacked)', (r) => fmt(rate(r.publish))],
-    ['consume msgs/s (backlog, acked)', (r) => fmt(rate(r.consume))],
-    [`p50 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p50)],
-    [`p99 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p99)],
-    [`p99.9 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p999)],
+    ['publish msgs/s (≤ 1024 unacked)', (r) => fmt(rate(r.publish)), (r) => rate(r.publish)],
+    ['consume msgs/s (backlog, acked)', (r) => fmt(rate(r.consume)), (r) => rate(r.consume)],
+    [`p50 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p50), (r) => r.latency?.p50],
+    [`p99 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p99), (r) => r.latency?.p99],
+    [`p99.9 at ${fmt(RATE_PER_S)} msg/s`, (r) => ms(r.latency?.p999), (r) => r.latency?.p999],
     ['publish: client + server CPU µs/msg', (r) => cpuPair(r.publish)],
     ['consume: client + server CPU µs/msg', (r) => cpuPair(r.consume)],
   ];
-  const cpuPair = (s) =>
-    s ? `${perMsg(s.clientCpuS, s.messages)} + ${perMsg(s.serverCpuS, s.messages)}` : 'n/a';
+  const ours = results.filter((r) => r.name.startsWith('rocketnest'));
+  const peers = results.filter((r) => !r.name.startsWith('rocketnest'));
+  const ourAsync = results.find((r) => r.name === 'rocketnest');
+  const ourSync = results.find((r) => r.name === 'rocketnest-sync');
+  // "ours / peer" cells: async flush / peer, then sync flush / peer (for latency, < 1 is better)
+  const ratioCell = (metric, peer) => {
+    if (!metric || ours.length === 0) return 'n/a (RocketNest not run)';
+    return [ourAsync, ourSync]
+      .filter(Boolean)
+      .map((o) => times(ratio(metric(o), metric(peer))))
+      .join(' / ');
+  };
   console.log('### Summary and ratios (ours / peer)\n');
-  const labels = results.map((r) => r.system.label);
   console.log(
-    `| metric | RocketNest (TCP) | ${labels.join(' | ')} | ${labels.map((l) => `ours / ${l}`).join(' | ')} |`,
+    `Ratio cells: ${[ourAsync && 'async flush', ourSync && 'sync flush'].filter(Boolean).join(' / ') || 'RocketNest'} ÷ peer; for throughput higher is better, for latency lower is better.\n`,
   );
-  console.log(`|---|---|${labels.map(() => '---|').join('')}${labels.map(() => '---|').join('')}`);
-  for (const [label, value] of rows) {
+  const all = [...ours, ...peers];
+  const header = [
+    'metric',
+    ...all.map((r) => r.system.label),
+    ...peers.map((r) => `ours / ${r.system.label}`),
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---|').join('')}`);
+  for (const [label, value, metric] of rows) {
+    const cells = [label, ...all.map(value), ...peers.map((p) => (metric ? ratioCell(metric, p) : ''))];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+  console.log('');
+  printTargets(results);
+}
+
+/** The issue's targets for the TCP broker, met or missed. */
+function printTargets(results) {
+  const by = (name) => results.find((r) => r.name === name);
+  const [ourAsync, ourSync, redis, rabbitmq] = ['rocketnest', 'rocketnest-sync', 'redis', 'rabbitmq'].map(by);
+  const label = (r, name) => r?.system.label ?? name;
+  const targets = [
+    {
+      target: 'async publish ≥ 2× Redis Streams',
+      ours: ourAsync && rate(ourAsync.publish),
+      peer: redis && rate(redis.publish),
+      need: 2,
+    },
+    {
+      target: 'sync publish ≥ 5× RabbitMQ',
+      ours: ourSync && rate(ourSync.publish),
+      peer: rabbitmq && rate(rabbitmq.publish),
+      need: 5,
+    },
+    {
+      target: 'consume ≥ 2× Redis Streams (async flush broker)',
+      ours: ourAsync && rate(ourAsync.consume),
+      peer: redis && rate(redis.consume),
+      need: 2,
+    },
+  ];
+  console.log('### Targets\n');
+  console.log('| target | ours | peer | ours / peer | result |');
+  console.log('|---|---|---|---|---|');
+  for (const t of targets) {
+    const x = ratio(t.ours, t.peer);
+    const verdict = Number.isFinite(x) ? (x >= t.need ? 'met' : 'missed') : 'not measured';
+    console.log(`| ${t.target} | ${fmt(t.ours)} msgs/s | ${fmt(t.peer)} msgs/s | ${times(x)} | ${verdict} |`);
+  }
+  for (const [r, name] of [
+    [ourAsync, 'RocketNest (TCP, async flush)'],
+    [ourSync, 'RocketNest (TCP, sync flush)'],
+  ]) {
+    const p99 = r?.latency?.p99;
+    const complete = r?.latency && r.latency.received >= r.latency.sent && r.latency.failed === 0;
+    const verdict = !Number.isFinite(p99)
+      ? 'not measured'
+      : p99 < 2 && complete
+        ? 'met'
+        : p99 < 2
+          ? `missed (received ${fmt(r.latency.received)} of ${fmt(r.latency.sent)})`
+          : 'missed';
     console.log(
-      `| ${label} | n/a (TCP broker not built yet) | ${results.map(value).join(' | ')} | ${labels.map(() => 'n/a (TCP broker not built yet)').join(' | ')} |`,
+      `| p99 < 2 ms at ${fmt(RATE_PER_S)} msg/s, ${label(r, name)} | ${ms(p99)} | | | ${verdict} |`,
     );
   }
   console.log('');
@@ -123,9 +204,11 @@ async function main() {
     return;
   }
   const results = [];
-  for (const name of ONLY) results.push(await runSystem(systems[name]));
+  for (const name of ONLY) {
+    for (const module of systems[name].variants ?? [systems[name]]) results.push(await runSystem(module));
+  }
 
-  console.log('## Network benchmark — peers (`pnpm bench:network`)\n');
+  console.log('## Network benchmark (`pnpm bench:network`)\n');
   console.log(
     `- CPU: ${os.cpus()[0]?.model.trim()} × ${os.cpus().length}; ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; Linux ${os.release()}; Node ${process.version}; load average ${os
       .loadavg()

@@ -6,13 +6,15 @@
 //     consumeBacklog(count) → stats, latency(ratePerS, seconds) → percentiles, teardown() }
 // and stats are { messages, ms, clientCpuS, serverCpuS, ... }. `openConsumer` runs in the child
 // process of the latency run (consumer-child.js) on the `spec` that `latency` passed to
-// fixedRateLatency. RocketNest's TCP broker joins as one more module here (name 'rocketnest').
+// fixedRateLatency. A module may instead list `variants` (modules as above, run one after the
+// other): RocketNest's TCP broker ('rocketnest') runs an async-flush and a sync-flush broker.
 
 const redis = require('./redis.js');
 const nats = require('./nats.js');
 const rabbitmq = require('./rabbitmq.js');
+const rocketnest = require('./rocketnest.js');
 
-/** Peers, in report order. */
-const systems = { redis, nats, rabbitmq };
+/** RocketNest first, then the peers, in report order. */
+const systems = { rocketnest, redis, nats, rabbitmq };
 
 module.exports = { systems };
