@@ -57,9 +57,18 @@ export interface RequestOptions {
 interface Pending {
   resolve(payload: Payload): void;
   reject(error: RocketError): void;
-  timer: Timer;
+  /** Clock time after which the request fails with TIMEOUT. */
+  deadlineMs: number;
+  timeoutMs: number;
   code: number;
 }
+
+/**
+ * Requests time out by a periodic sweep of the pending table, not a timer each (RocketMQ scans its
+ * response table the same way): a timer per request cost more than the request's own encoding.
+ * Timeouts fire up to this late.
+ */
+export const TIMEOUT_SWEEP_INTERVAL_MS = 20;
 
 function intOpt(
   name: string,
@@ -95,6 +104,7 @@ class ClientConnection {
   private writer: SocketWriter | undefined;
   private decoder: FrameDecoder | undefined;
   private readonly pending = new Map<number, Pending>();
+  private sweepTimer: Timer | undefined;
   private nextOpaque = 1;
   private failures = 0;
   private retryAtMs = 0;
@@ -132,19 +142,36 @@ class ClientConnection {
       return { header: EMPTY, body: EMPTY };
     }
     return new Promise<Payload>((resolve, reject) => {
-      const timer = this.o.clock.setTimer(timeoutMs, () => {
-        if (!this.pending.delete(opaque)) return;
-        reject(
-          new RocketError(
-            'TIMEOUT',
-            `${requestCodeName(code)} to ${this.address} got no response within ${timeoutMs} ms`,
-          ),
-        );
+      this.pending.set(opaque, {
+        resolve,
+        reject,
+        deadlineMs: this.o.clock.now() + timeoutMs,
+        timeoutMs,
+        code,
       });
-      this.pending.set(opaque, { resolve, reject, timer, code });
+      this.armSweep();
       if (socket !== this.socket || !this.writer!.write(parts)) {
         this.fail(opaque, this.unavailable('the connection closed before the request was written'));
       }
+    });
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer || this.pending.size === 0) return;
+    this.sweepTimer = this.o.clock.setTimer(TIMEOUT_SWEEP_INTERVAL_MS, () => {
+      this.sweepTimer = undefined;
+      const now = this.o.clock.now();
+      for (const [opaque, p] of this.pending) {
+        if (p.deadlineMs > now) continue;
+        this.pending.delete(opaque);
+        p.reject(
+          new RocketError(
+            'TIMEOUT',
+            `${requestCodeName(p.code)} to ${this.address} got no response within ${p.timeoutMs} ms`,
+          ),
+        );
+      }
+      this.armSweep();
     });
   }
 
@@ -163,7 +190,6 @@ class ClientConnection {
     const p = this.pending.get(opaque);
     if (!p) return;
     this.pending.delete(opaque);
-    p.timer.cancel();
     p.reject(error);
   }
 
@@ -266,7 +292,6 @@ class ClientConnection {
     const p = this.pending.get(frame.opaque);
     if (!p) return; // timed out meanwhile
     this.pending.delete(frame.opaque);
-    p.timer.cancel();
     if ((frame.flags & FrameFlag.ERROR) === 0) {
       p.resolve(payload);
       return;
@@ -285,6 +310,8 @@ class ClientConnection {
   /** Closes the socket; pending requests reject with `BROKER_UNAVAILABLE`. */
   async close(): Promise<void> {
     this.closed = true;
+    this.sweepTimer?.cancel();
+    this.sweepTimer = undefined;
     await this.connecting?.catch(() => undefined);
     const socket = this.socket;
     if (!socket) return;
