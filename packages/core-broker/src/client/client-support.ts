@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock, Timer } from '../common/clock';
-import { RocketError } from '../common/errors';
 import type { TopicRoute } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import type { MessageQueue } from './allocation';
@@ -147,24 +146,7 @@ export abstract class EventedClient<Events extends object> {
   }
 }
 
-/** Validates an integer option: `INVALID_OPTION` naming the client and the field otherwise. */
-export function intOption(
-  client: string,
-  name: string,
-  value: number | undefined,
-  defaultValue: number,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  const v = value ?? defaultValue;
-  if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new RocketError(
-      'INVALID_OPTION',
-      `${client} option ${name} must be an integer in [${min}, ${max}]; got ${v}`,
-    );
-  }
-  return v;
-}
+export { intOption } from '../common/options';
 
 /** The queues a route lets consumers read, sorted by broker name then queue id. */
 export function readQueues(route: TopicRoute): MessageQueue[] {

@@ -1,6 +1,7 @@
 import { type Socket, connect } from 'node:net';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
+import { intOption } from '../common/options';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   type Frame,
@@ -69,23 +70,6 @@ interface Pending {
  * Timeouts fire up to this late.
  */
 export const TIMEOUT_SWEEP_INTERVAL_MS = 20;
-
-function intOpt(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max = 2 ** 31,
-): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RocketError(
-      'INVALID_OPTION',
-      `${name} must be an integer in [${min}, ${max}], got ${String(v)}`,
-    );
-  }
-  return v;
-}
 
 /** Splits `host:port` (IPv6 hosts in brackets). */
 export function parseAddress(address: string): { host: string; port: number } {
@@ -351,29 +335,51 @@ export class RemotingClient {
   private closed = false;
 
   constructor(options: RemotingClientOptions = {}) {
-    const min = intOpt(
+    const min = intOption(
+      'remoting client',
       'reconnectBackoffMinMs',
       options.reconnectBackoffMinMs,
       DEFAULT_RECONNECT_BACKOFF_MIN_MS,
       0,
     );
     this.o = Object.freeze({
-      requestTimeoutMs: intOpt('requestTimeoutMs', options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 1),
-      connectTimeoutMs: intOpt('connectTimeoutMs', options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 1),
-      maxInflightRequests: intOpt(
+      requestTimeoutMs: intOption(
+        'remoting client',
+        'requestTimeoutMs',
+        options.requestTimeoutMs,
+        DEFAULT_REQUEST_TIMEOUT_MS,
+        1,
+      ),
+      connectTimeoutMs: intOption(
+        'remoting client',
+        'connectTimeoutMs',
+        options.connectTimeoutMs,
+        DEFAULT_CONNECT_TIMEOUT_MS,
+        1,
+      ),
+      maxInflightRequests: intOption(
+        'remoting client',
         'maxInflightRequests',
         options.maxInflightRequests,
         DEFAULT_MAX_INFLIGHT_REQUESTS,
         1,
       ),
       reconnectBackoffMinMs: min,
-      reconnectBackoffMaxMs: intOpt(
+      reconnectBackoffMaxMs: intOption(
+        'remoting client',
         'reconnectBackoffMaxMs',
         options.reconnectBackoffMaxMs,
         Math.max(min, DEFAULT_RECONNECT_BACKOFF_MAX_MS),
         min,
       ),
-      maxFrameBytes: intOpt('maxFrameBytes', options.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 17, 0xffff_ffff),
+      maxFrameBytes: intOption(
+        'remoting client',
+        'maxFrameBytes',
+        options.maxFrameBytes,
+        DEFAULT_MAX_FRAME_BYTES,
+        17,
+        0xffff_ffff,
+      ),
       onServerRequest: options.onServerRequest ?? (() => undefined),
       onError: options.onError ?? (() => undefined),
       clock: options.clock ?? systemClock,

@@ -1,6 +1,7 @@
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
+import { intOption } from '../common/options';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   type Frame,
@@ -98,45 +99,49 @@ interface ResolvedServerOptions {
   clock: Clock;
 }
 
-function intOpt(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max = 2 ** 31,
-): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RocketError(
-      'INVALID_OPTION',
-      `${name} must be an integer in [${min}, ${max}], got ${String(v)}`,
-    );
-  }
-  return v;
-}
-
 function resolveServerOptions(o: RemotingServerOptions): ResolvedServerOptions {
   if (typeof o.handler !== 'function') throw new RocketError('INVALID_OPTION', 'handler must be a function');
   return Object.freeze({
     handler: o.handler,
     host: o.host ?? '0.0.0.0',
-    port: intOpt('port', o.port, 0, 0, 65535),
-    maxFrameBytes: intOpt('maxFrameBytes', o.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 17, 0xffff_ffff),
-    maxConnections: intOpt('maxConnections', o.maxConnections, DEFAULT_MAX_CONNECTIONS, 1),
-    idleTimeoutMs: intOpt('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0),
-    writeHighWaterMarkBytes: intOpt(
+    port: intOption('remoting server', 'port', o.port, 0, 0, 65535),
+    maxFrameBytes: intOption(
+      'remoting server',
+      'maxFrameBytes',
+      o.maxFrameBytes,
+      DEFAULT_MAX_FRAME_BYTES,
+      17,
+      0xffff_ffff,
+    ),
+    maxConnections: intOption(
+      'remoting server',
+      'maxConnections',
+      o.maxConnections,
+      DEFAULT_MAX_CONNECTIONS,
+      1,
+    ),
+    idleTimeoutMs: intOption('remoting server', 'idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0),
+    writeHighWaterMarkBytes: intOption(
+      'remoting server',
       'writeHighWaterMarkBytes',
       o.writeHighWaterMarkBytes,
       DEFAULT_WRITE_HIGH_WATER_MARK_BYTES,
       1,
     ),
-    maxInflightRequestsPerConnection: intOpt(
+    maxInflightRequestsPerConnection: intOption(
+      'remoting server',
       'maxInflightRequestsPerConnection',
       o.maxInflightRequestsPerConnection,
       DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION,
       1,
     ),
-    closeTimeoutMs: intOpt('closeTimeoutMs', o.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 0),
+    closeTimeoutMs: intOption(
+      'remoting server',
+      'closeTimeoutMs',
+      o.closeTimeoutMs,
+      DEFAULT_CLOSE_TIMEOUT_MS,
+      0,
+    ),
     onError: o.onError ?? (() => undefined),
     clock: o.clock ?? systemClock,
   });
