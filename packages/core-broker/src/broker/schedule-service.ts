@@ -10,6 +10,8 @@ import { realTopicCopy } from './real-topic';
 /** The system topic that holds delayed messages until they are due (RocketMQ's name). */
 export const SCHEDULE_TOPIC = 'SCHEDULE_TOPIC_XXXX';
 const SCHEDULE_QUEUE_ID = 0;
+/** Longest time delivered-progress stays unwritten after a delivery. */
+export const PROGRESS_PERSIST_INTERVAL_MS = 1000;
 /** Records read per step when loading pending delayed messages on start. */
 const LOAD_BATCH = 256;
 
@@ -29,8 +31,8 @@ export interface ScheduleProgress {
  * Delayed and scheduled messages at any delivery time (RocketMQ 5's timer, not its 18 fixed
  * levels). A delayed message is stored in {@link SCHEDULE_TOPIC}; a timer set to the earliest due
  * time copies due messages to their real topic and queue. Which schedule entries were delivered is
- * persisted after every delivery, so a restart neither loses nor repeats them; a crash between a
- * delivery and that write repeats it (at least once).
+ * persisted within a second of a delivery and on close, so a restart neither loses nor repeats
+ * them; a crash before that write repeats the deliveries it had not recorded (at least once).
  */
 export class ScheduleService {
   private readonly heap = new MinHeap<Due>(
@@ -39,6 +41,7 @@ export class ScheduleService {
   private watermark = 0;
   private readonly delivered = new Set<number>();
   private timer: Timer | undefined;
+  private persistTimer: Timer | undefined;
   private timerDueMs = Infinity;
   private delivering: Promise<void> = Promise.resolve();
   private closed = false;
@@ -156,7 +159,7 @@ export class ScheduleService {
       if (copies.length > 0) {
         await this.store.appendBatch(copies);
         for (const d of sources) this.markDelivered(d.queueOffset);
-        this.persist();
+        this.persistSoon();
         for (const c of copies) this.onDelivered(c.topic, c.queueId);
       }
     } catch (error) {
@@ -173,6 +176,19 @@ export class ScheduleService {
     while (this.delivered.delete(this.watermark)) this.watermark++;
   }
 
+  /**
+   * Progress is written at most once per {@link PROGRESS_PERSIST_INTERVAL_MS}, not per delivery:
+   * the delivered set can hold many offsets, and a burst of due messages must not rewrite it each
+   * time. A crash repeats at most that interval's deliveries (at least once); close writes it.
+   */
+  private persistSoon(): void {
+    if (this.persistTimer || this.closed) return;
+    this.persistTimer = this.clock.setTimer(PROGRESS_PERSIST_INTERVAL_MS, () => {
+      this.persistTimer = undefined;
+      this.persist();
+    });
+  }
+
   persist(): void {
     this.progressFile.save({
       watermark: this.watermark,
@@ -183,6 +199,7 @@ export class ScheduleService {
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.cancel();
+    this.persistTimer?.cancel();
     await this.delivering.catch(() => undefined);
     this.persist();
   }

@@ -651,3 +651,31 @@ describe('request validation', () => {
     await on.close();
   });
 });
+
+describe('delayed-message progress', () => {
+  test('is written at most a second after a delivery, not once per delivery', async () => {
+    const clock = new ManualClock();
+    const fileSystem = new MemoryFileSystem();
+    const store = await MemoryStore.create({ clock });
+    const broker = await Broker.start({ store, clock, configDir: '/cfg', fileSystem });
+    broker.createTopic({ topic: 'orders', queueCount: 1 });
+    const progress = () => JSON.parse(fileSystem.readFile('/cfg/schedule.json')?.toString() ?? 'null');
+    const due = clock.now() + 100;
+    for (let i = 0; i < 3; i++) {
+      await broker.send({
+        producerGroup: 'p',
+        topic: 'orders',
+        messages: [msg(`d${i}`, { deliveryTimeMs: due + i })],
+        bornTimestampMs: 1,
+      });
+    }
+    clock.advance(102);
+    await settle();
+    expect(bodies(await broker.pull(pullReq(0, 0)))).toEqual(['d0', 'd1', 'd2']);
+    expect(progress()).toBeNull();
+    clock.advance(1000);
+    expect(progress()).toEqual({ watermark: 3, delivered: [] });
+    await broker.close();
+    await store.close();
+  });
+});
