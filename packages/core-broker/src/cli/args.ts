@@ -1,0 +1,65 @@
+/** A command-line mistake: printed with the command's usage, exit code 2. */
+export class UsageError extends Error {}
+
+/**
+ * Parses `--name value`, `--name=value` and `-h`/`--help` (stored as `help`). Unknown options and
+ * options without a value are `UsageError`s.
+ */
+export function parseFlags(args: string[], known: string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-h' || arg === '--help') {
+      flags.set('help', 'true');
+      continue;
+    }
+    const [name, inline] = arg.startsWith('--') ? arg.slice(2).split(/=(.*)/s, 2) : [undefined, undefined];
+    if (!name || !known.includes(name)) throw new UsageError(`unknown option "${arg}"`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`option --${name} needs a value`);
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+/** `--port`'s value as a TCP port (0 = any free one). */
+export function parsePort(value: string | undefined, fallback: number): number {
+  const port = Number(value ?? fallback);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`--port must be 0..65535, not "${value}"`);
+  return port;
+}
+
+/**
+ * Runs a server process: `start` opens everything and returns its `close`; the process then waits
+ * for SIGTERM or SIGINT and closes. Signals are handled from the start, so a stop during startup
+ * still closes cleanly; a second signal while closing is acknowledged, not fatal.
+ */
+export async function runUntilSignal(name: string, start: () => Promise<() => Promise<void>>): Promise<void> {
+  let stopRequested: (signal: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (stopRequested = resolve));
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      console.log(`rocketnest ${name}: ${signal} received, already closing`);
+      return;
+    }
+    stopping = true;
+    stopRequested(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    const close = await start();
+    console.log('  press Ctrl+C (or send SIGTERM) to stop');
+    const signal = await stopped;
+    console.log(`rocketnest ${name}: ${signal} received, closing`);
+    await close();
+    console.log(`rocketnest ${name}: closed cleanly`);
+  } finally {
+    clearInterval(keepAlive);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
