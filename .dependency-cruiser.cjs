@@ -12,7 +12,7 @@ const allowed = {
   client: ['common', 'message', 'remoting', 'broker', 'filter'],
   outbox: ['common', 'message', 'client'],
   push: ['common', 'message', 'client', 'filter'],
-  server: ['common', 'message', 'remoting', 'broker', 'filter', 'store'],
+  server: ['common', 'message', 'remoting', 'broker', 'filter', 'store', 'namesrv'],
 };
 const src = '^packages/core-broker/src/';
 

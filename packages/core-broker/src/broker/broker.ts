@@ -183,6 +183,15 @@ export class Broker {
     return this.topics.list();
   }
 
+  /**
+   * Calls `listener` (synchronously) after every topic change: created, updated, deleted, and the
+   * system topics the broker creates itself (retry, dead letter). Returns the unsubscribe. Used to
+   * register with name servers at once rather than at the next period.
+   */
+  watchTopics(listener: () => void): () => void {
+    return this.topics.watch(listener);
+  }
+
   /** This broker's part of a topic's route. */
   topicRoute(topic: string): TopicRoute {
     const config = this.requireTopic(topic, 0);

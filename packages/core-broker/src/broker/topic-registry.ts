@@ -36,6 +36,7 @@ function checkCount(name: string, value: number): number {
  */
 export class TopicRegistry {
   private readonly topics = new Map<string, TopicConfig>();
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly file: ConfigFile<TopicConfig[]>,
@@ -96,7 +97,14 @@ export class TopicRegistry {
     return existed;
   }
 
+  /** Calls `listener` after every change (create, update, delete); returns the unsubscribe. */
+  watch(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
   private persist(): void {
     this.file.save(this.list());
+    for (const listener of this.listeners) listener();
   }
 }

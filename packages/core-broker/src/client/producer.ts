@@ -13,6 +13,7 @@ import {
   validateUserTopic,
 } from '../message/validation';
 import type { MessageQueue } from './allocation';
+import { LatencyFaultTolerance } from './latency-fault-tolerance';
 import { ClientEvents, ClientTimers, createClientId, intOption, writeQueues } from './client-support';
 import type { EventListener } from './client-support';
 import type { Transport } from './transport';
@@ -46,6 +47,12 @@ export interface ProducerOptions {
   maxBodyBytes?: number;
   /** Recorded as each message's born host. Default: this host's name. (RocketMQ `bornHost`) */
   bornHost?: string;
+  /**
+   * Avoid brokers that were slow or failed a send for a while (2–30 s by latency, 10 s after a
+   * failure), sending to the route's other brokers meanwhile. Default true (RocketMQ
+   * `sendLatencyFaultEnable`, off by default there).
+   */
+  sendLatencyFaultEnable?: boolean;
 }
 
 /** A message to send: a {@link MessageInput} whose body may also be a string (sent as UTF-8). */
@@ -147,6 +154,7 @@ export class Producer<MoreEvents extends object = object> {
   private readonly routes = new Map<string, { route: TopicRoute; fetchedAtMs: number }>();
   private readonly routeFetches = new Map<string, Promise<TopicRoute>>();
   private readonly roundRobin = new Map<string, number>();
+  private readonly faults: LatencyFaultTolerance | undefined;
   /** Brokers this producer heartbeats, and the first heartbeat to each. */
   private readonly brokers = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -191,6 +199,11 @@ export class Producer<MoreEvents extends object = object> {
     );
     this.maxBodyBytes = intOption(name, 'maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
     this.bornHost = options.bornHost ?? hostname();
+    if (options.sendLatencyFaultEnable !== undefined && typeof options.sendLatencyFaultEnable !== 'boolean') {
+      throw new RocketError('INVALID_OPTION', `${name} option sendLatencyFaultEnable must be a boolean`);
+    }
+    if (options.sendLatencyFaultEnable !== false)
+      this.faults = new LatencyFaultTolerance(() => this.clock.now());
   }
 
   on<K extends keyof (ProducerEvents & MoreEvents)>(
@@ -413,12 +426,14 @@ export class Producer<MoreEvents extends object = object> {
         };
         if (extra.transactional) request.transactional = true;
         attempts++;
+        const sentAt = this.clock.now();
         try {
           const response = await this.withDeadline(
             this.transport.send(queue.brokerName, request),
             deadline,
             topic,
           );
+          this.faults?.record(queue.brokerName, this.clock.now() - sentAt, false);
           this.counters.sent += messages.length;
           this.producerEvents.emit('producer.send', {
             topic,
@@ -431,6 +446,9 @@ export class Producer<MoreEvents extends object = object> {
         } catch (error) {
           lastError = error;
           failedBrokers.add(queue.brokerName);
+          if (isRocketError(error) && error.retriable) {
+            this.faults?.record(queue.brokerName, this.clock.now() - sentAt, true);
+          }
           this.routes.delete(topic);
           if (!isRocketError(error) || !(error.retriable || RETRY_ELSEWHERE.has(error.code))) throw error;
         }
@@ -547,13 +565,24 @@ export class Producer<MoreEvents extends object = object> {
     }
     if (messageGroup !== undefined) return queues[queueForGroup(messageGroup, queues.length)]!;
     let index = this.roundRobin.get(topic) ?? Math.floor(Math.random() * queues.length);
+    // first choice: a broker neither failed by this send nor avoided for latency; then one this
+    // send has not failed; then the next in turn
+    const faults = this.faults;
+    const fresh = (q: MessageQueue): boolean => !avoid.has(q.brokerName);
+    const tiers = faults
+      ? [(q: MessageQueue) => fresh(q) && faults.isAvailable(q.brokerName), fresh]
+      : [fresh];
     let chosen: MessageQueue | undefined;
-    for (let i = 0; i < queues.length; i++) {
-      const q = queues[index++ % queues.length]!;
-      if (!avoid.has(q.brokerName)) {
-        chosen = q;
-        break;
+    for (const acceptable of tiers) {
+      for (let i = 0; i < queues.length; i++) {
+        const q = queues[(index + i) % queues.length]!;
+        if (acceptable(q)) {
+          chosen = q;
+          index += i + 1;
+          break;
+        }
       }
+      if (chosen) break;
     }
     chosen ??= queues[index++ % queues.length]!;
     this.roundRobin.set(topic, index % queues.length);

@@ -25,8 +25,16 @@ import { RequestCode, requestCodeName } from '../remoting/request-codes';
 import type { Transport } from './transport';
 
 export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
-  /** Address (`host:port`) of each broker by broker name. Name servers will supply these later. */
-  brokers: Record<string, string>;
+  /**
+   * Name servers (`host:port` each) that give topic routes and broker addresses; the transport
+   * asks one and moves to the next when it does not answer. (RocketMQ `namesrvAddr`)
+   */
+  nameServers?: readonly string[];
+  /**
+   * Address (`host:port`) of each broker by broker name, for a standalone broker without name
+   * servers (routes are then asked of every listed broker and merged).
+   */
+  brokers?: Record<string, string>;
 }
 
 /**
@@ -35,7 +43,9 @@ export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServ
  * message, retriable flag); a broker it has no address for, or cannot reach, rejects with retriable
  * `BROKER_UNAVAILABLE`, as `InProcessTransport` does.
  *
- * - `topicRoute` asks every known broker for its part of the route and merges them (until name servers do);
+ * - `topicRoute` asks a name server (the one that answered last; on no answer, the next in the
+ *   list; `NAME_SERVER_UNAVAILABLE` when none does) and learns the brokers' addresses from the
+ *   route; without name servers it asks every listed broker for its part and merges them;
  * - long pulls and pops wait `requestTimeoutMs` beyond their suspend/poll time;
  * - `register` keeps the channel here; a heartbeat makes its connection the way a broker reaches
  *   this process, and the broker's one-way requests (check transaction, consumer ids changed,
@@ -47,10 +57,29 @@ export class TcpTransport implements Transport {
   private readonly channels = new Map<string, ClientChannel>();
   private readonly client: RemotingClient;
   private readonly requestTimeoutMs: number;
+  private readonly nameServers: readonly string[];
+  /** Index of the name server asked first: the one that answered last. */
+  private nameServerIndex: number;
 
   constructor(options: TcpTransportOptions) {
-    const { brokers, ...remoting } = options;
+    const { brokers, nameServers, ...remoting } = options ?? {};
     for (const [name, address] of Object.entries(brokers ?? {})) this.addBroker(name, address);
+    if (nameServers !== undefined && !Array.isArray(nameServers)) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        'TcpTransport option nameServers must be an array of host:port',
+      );
+    }
+    for (const address of nameServers ?? []) parseAddress(address);
+    this.nameServers = [...(nameServers ?? [])];
+    if (this.nameServers.length === 0 && this.addresses.size === 0) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        'TcpTransport needs nameServers (a cluster) or brokers (a standalone broker by name and address)',
+      );
+    }
+    // clients of one application spread over the name servers, as RocketMQ's random start
+    this.nameServerIndex = Math.floor(Math.random() * Math.max(1, this.nameServers.length));
     this.requestTimeoutMs = remoting.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.client = new RemotingClient({
       ...remoting,
@@ -79,6 +108,7 @@ export class TcpTransport implements Transport {
   }
 
   async topicRoute(topic: string): Promise<TopicRoute> {
+    if (this.nameServers.length > 0) return this.routeFromNameServers(topic);
     const route: TopicRoute = { topic, brokers: [] };
     const parts = await Promise.allSettled(
       this.brokerNames().map((name) => this.call(name, RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic })),
@@ -192,6 +222,37 @@ export class TcpTransport implements Transport {
     for (const r of results) {
       if (r.status === 'rejected' && !isRocketError(r.reason, 'BROKER_UNAVAILABLE')) throw r.reason;
     }
+  }
+
+  private async routeFromNameServers(topic: string): Promise<TopicRoute> {
+    const op = OPERATIONS[RequestCode.GET_ROUTEINFO_BY_TOPIC];
+    const payload = this.encode(RequestCode.GET_ROUTEINFO_BY_TOPIC, op.request, { topic });
+    const failures: string[] = [];
+    let lastError: unknown;
+    for (let i = 0; i < this.nameServers.length; i++) {
+      const index = (this.nameServerIndex + i) % this.nameServers.length;
+      const nameServer = this.nameServers[index]!;
+      let route: TopicRoute;
+      try {
+        route = op.response.decode(
+          await this.client.request(nameServer, RequestCode.GET_ROUTEINFO_BY_TOPIC, payload),
+        );
+      } catch (error) {
+        // an answer (no such topic, bad request) is the cluster's answer; only silence moves on
+        if (!isRocketError(error) || !error.retriable) throw error;
+        failures.push(`${nameServer}: ${error.message}`);
+        lastError = error;
+        continue;
+      }
+      this.nameServerIndex = index;
+      for (const b of route.brokers) if (b.address !== undefined) this.addBroker(b.brokerName, b.address);
+      return route;
+    }
+    throw new RocketError(
+      'NAME_SERVER_UNAVAILABLE',
+      `no name server answered for topic "${topic}" (${failures.join('; ')})`,
+      { cause: lastError },
+    );
   }
 
   /** Closes every connection; pending calls reject with `BROKER_UNAVAILABLE`. */

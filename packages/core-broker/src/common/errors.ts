@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   TIMEOUT: { retriable: true },
   /** The broker cannot be reached: unknown to the transport, closed, or its connection is lost. */
   BROKER_UNAVAILABLE: { retriable: true },
+  /** No configured name server answered a route query (all down or unreachable). */
+  NAME_SERVER_UNAVAILABLE: { retriable: true },
   /** A producer gave up on a send after its retries; `cause` is the last failure, `retriable` is its. */
   SEND_FAILED: { retriable: false },
   /** Bytes on the wire break the remoting protocol: bad magic, impossible length, truncated field. */

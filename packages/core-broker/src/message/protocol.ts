@@ -39,6 +39,39 @@ export interface TopicRoute {
     writeQueueCount: number;
     permission: number;
     fifo: boolean;
+    /** `host:port` of the broker's master, when the route came from a name server. */
+    address?: string;
+  }>;
+}
+
+/**
+ * What a broker tells each name server when it registers, and again every 30 s (RocketMQ
+ * `RegisterBrokerRequestHeader` + `TopicConfigSerializeWrapper`).
+ */
+export interface BrokerRegistration {
+  /** RocketMQ `brokerClusterName`; default `DefaultCluster`. */
+  clusterName: string;
+  brokerName: string;
+  /** 0 for the master; other ids are slaves (RocketNest brokers are all masters today). */
+  brokerId: number;
+  /** `host:port` clients connect to. */
+  address: string;
+  /** Every topic the broker serves, system topics (retry, dead letter) included. */
+  topics: TopicConfig[];
+}
+
+/** The brokers a name server knows, by cluster (RocketMQ `ClusterInfo`). */
+export interface ClusterInfo {
+  clusters: Array<{
+    clusterName: string;
+    brokers: Array<{
+      brokerName: string;
+      brokerId: number;
+      address: string;
+      topicCount: number;
+      /** Epoch ms of the broker's latest registration. */
+      lastUpdateMs: number;
+    }>;
   }>;
 }
 

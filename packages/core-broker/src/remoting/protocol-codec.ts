@@ -1,6 +1,8 @@
 import { ERROR_CODES, type ErrorCode, RocketError } from '../common/errors';
 import type {
   AckRequest,
+  BrokerRegistration,
+  ClusterInfo,
   OffsetResetNotice,
   ChangeInvisibleRequest,
   ConsumerHeartbeat,
@@ -504,20 +506,24 @@ export const topicRouteCodec: Codec<TopicRoute> = headerCodec<TopicRoute>(
     w.str(v.topic).u16(v.brokers.length);
     for (const b of v.brokers) {
       w.str(b.brokerName).u32(b.readQueueCount).u32(b.writeQueueCount).u8(b.permission).bool(b.fifo);
+      w.str(b.address ?? '');
     }
   },
   (r) => {
     const topic = r.str('topic');
-    const count = r.count('brokers', 'u16', U16_BYTES + 4 + 4 + 1 + 1);
+    const count = r.count('brokers', 'u16', U16_BYTES + 4 + 4 + 1 + 1 + U16_BYTES);
     const brokers: TopicRoute['brokers'] = [];
     for (let i = 0; i < count; i++) {
-      brokers.push({
+      const entry: TopicRoute['brokers'][number] = {
         brokerName: r.str('brokerName'),
         readQueueCount: r.u32('readQueueCount'),
         writeQueueCount: r.u32('writeQueueCount'),
         permission: r.u8('permission'),
         fifo: r.bool('fifo'),
-      });
+      };
+      const address = r.str('address');
+      if (address !== '') entry.address = address;
+      brokers.push(entry);
     }
     return { topic, brokers };
   },
@@ -691,6 +697,19 @@ export function jsonCodec<T>(name: string): Codec<T> {
   };
 }
 
+/**
+ * A broker's registration with a name server: JSON (every 30 s per broker, never on the message
+ * path); the name server checks its shape with `parseBrokerRegistration`.
+ */
+export const brokerRegistrationCodec: Codec<BrokerRegistration> =
+  jsonCodec<BrokerRegistration>('brokerRegistration');
+
+export const brokerUnregistrationCodec: Codec<{ brokerName: string; brokerId: number }> = headerCodec(
+  'brokerUnregistration',
+  (w, v: { brokerName: string; brokerId: number }) => w.str(v.brokerName).u16(v.brokerId),
+  (r) => ({ brokerName: r.str('brokerName'), brokerId: r.u16('brokerId') }),
+);
+
 export interface Operation<Req, Res> {
   request: Codec<Req>;
   response: Codec<Res>;
@@ -724,6 +743,12 @@ export const OPERATIONS = {
   [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]: { request: groupRequestCodec, response: emptyCodec },
   [RequestCode.RESET_CONSUMER_CLIENT_OFFSET]: { request: offsetResetNoticeCodec, response: emptyCodec },
   [RequestCode.GET_ROUTEINFO_BY_TOPIC]: { request: topicRouteRequestCodec, response: topicRouteCodec },
+  [RequestCode.REGISTER_BROKER]: { request: brokerRegistrationCodec, response: emptyCodec },
+  [RequestCode.UNREGISTER_BROKER]: { request: brokerUnregistrationCodec, response: emptyCodec },
+  [RequestCode.GET_BROKER_CLUSTER_INFO]: {
+    request: emptyCodec,
+    response: jsonCodec<ClusterInfo>('clusterInfo'),
+  },
   [RequestCode.POP_MESSAGE]: { request: popRequestCodec, response: popResponseCodec },
   [RequestCode.ACK_MESSAGE]: { request: ackRequestCodec, response: emptyCodec },
   [RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME]: {

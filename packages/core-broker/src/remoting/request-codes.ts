@@ -52,6 +52,8 @@ export const RequestCode = {
   UNREGISTER_BROKER: 104,
   /** `Transport.topicRoute` (RocketMQ GET_ROUTEINFO_BY_TOPIC). */
   GET_ROUTEINFO_BY_TOPIC: 105,
+  /** Name server: live brokers by cluster (RocketMQ GET_BROKER_CLUSTER_INFO). */
+  GET_BROKER_CLUSTER_INFO: 106,
   /** `Transport.pop` (RocketMQ POP_MESSAGE = 200050). */
   POP_MESSAGE: 500,
   /** `Transport.ack` (RocketMQ ACK_MESSAGE = 200051). */

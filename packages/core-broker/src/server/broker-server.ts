@@ -15,10 +15,23 @@ import {
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
 import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
+import { BrokerRegistrar } from './broker-registrar';
 
 export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler'> {
   /** The broker to serve. The server does not own it: `close()` leaves it open. */
   broker: Broker;
+  /** Name servers (`host:port`) to register with. Default none: clients are given the broker's address. (RocketMQ `namesrvAddr`) */
+  nameServers?: readonly string[];
+  /** Default `DefaultCluster`. (RocketMQ `brokerClusterName`) */
+  clusterName?: string;
+  /** 0 = master. Default 0. (RocketMQ `brokerId`) */
+  brokerId?: number;
+  /** The `host:port` name servers hand to clients. Default: the listening address (`0.0.0.0` → `127.0.0.1`). (RocketMQ `brokerIP1`) */
+  advertisedAddress?: string;
+  /** Registration period, in ms. Default 30 000. (RocketMQ `registerNameServerPeriod`) */
+  registerIntervalMs?: number;
+  /** A registration with a name server failed; it is retried at the next period. */
+  onRegistrationError?: (error: unknown, nameServer: string) => void;
 }
 
 type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) => Promise<Payload>;
@@ -39,6 +52,9 @@ export class BrokerServer {
   /** clientId → the channel its latest heartbeat registered, and that channel's connection. */
   private readonly channels = new Map<string, { channel: ClientChannel; connection: RemotingConnection }>();
 
+  private registrar: BrokerRegistrar | undefined;
+  private registration: { registered: number; of: number } | undefined;
+
   private constructor(
     readonly broker: Broker,
     private server: RemotingServer | undefined,
@@ -46,15 +62,52 @@ export class BrokerServer {
     this.defineHandlers();
   }
 
-  /** Listens on `host:port` (port 0 picks a free one; see `address()`). */
+  /**
+   * Listens on `host:port` (port 0 picks a free one; see `address()`), then registers with the
+   * name servers, if any (see `registration`: a name server that is down does not stop the start).
+   */
   static async start(options: BrokerServerOptions): Promise<BrokerServer> {
-    const { broker, ...rest } = options;
+    const {
+      broker,
+      nameServers,
+      clusterName,
+      brokerId,
+      advertisedAddress,
+      registerIntervalMs,
+      onRegistrationError,
+      ...rest
+    } = options;
     const self = new BrokerServer(broker, undefined);
     self.server = await RemotingServer.listen({
       ...rest,
       handler: (code, header, body, connection) => self.handle(code, header, body, connection),
     });
+    if (nameServers !== undefined) {
+      try {
+        const listening = self.address();
+        const host = listening.host === '0.0.0.0' || listening.host === '::' ? '127.0.0.1' : listening.host;
+        self.registrar = new BrokerRegistrar({
+          broker,
+          nameServers,
+          address: advertisedAddress ?? `${host}:${listening.port}`,
+          clusterName,
+          brokerId,
+          registerIntervalMs,
+          clock: rest.clock,
+          onError: onRegistrationError,
+        });
+        self.registration = await self.registrar.start();
+      } catch (error) {
+        await self.close();
+        throw error;
+      }
+    }
     return self;
+  }
+
+  /** How many name servers accepted the first registration (undefined without name servers). */
+  get registeredWith(): { registered: number; of: number } | undefined {
+    return this.registration;
   }
 
   address(): { host: string; port: number } {
@@ -66,9 +119,13 @@ export class BrokerServer {
     return this.server!;
   }
 
-  /** Stops accepting, finishes in-flight requests, closes every connection. The broker stays open. */
-  close(): Promise<void> {
-    return this.remoting.close();
+  /**
+   * Unregisters from the name servers, stops accepting, finishes in-flight requests, closes every
+   * connection. The broker stays open.
+   */
+  async close(): Promise<void> {
+    await this.registrar?.close();
+    await this.remoting.close();
   }
 
   private async handle(

@@ -226,6 +226,43 @@ describe('Producer failures and retries', () => {
     expect(attempts.every((a) => a <= 2)).toBe(true);
   });
 
+  test('latency fault tolerance: a broker that failed a send is avoided for 10 s, then used again', async () => {
+    const failing = storeFails('broker-a');
+    const p = await producer();
+    const firstAttempts: string[] = [];
+    p.on('producer.send', (e) => firstAttempts.push(e.attempts === 1 ? e.brokerName : 'retried'));
+    // round robin reaches broker-a within 8 queues: that send fails over, and broker-a is avoided
+    for (let i = 0; i < 8; i++) await p.send({ topic: TOPIC, body: String(i) });
+    expect(failing).toHaveBeenCalledTimes(1);
+    failing.mockRestore();
+    // broker-a works again, but is still avoided: 16 more sends never try it
+    for (let i = 0; i < 16; i++)
+      expect((await p.send({ topic: TOPIC, body: 'x' })).brokerName).toBe('broker-b');
+    expect(firstAttempts.filter((b) => b === 'retried')).toHaveLength(1);
+    await advance(cluster.clock, 10_000);
+    const after = new Set<string>();
+    for (let i = 0; i < 8; i++) after.add((await p.send({ topic: TOPIC, body: 'y' })).brokerName);
+    expect(after).toEqual(new Set(['broker-a', 'broker-b']));
+  });
+
+  test('with sendLatencyFaultEnable false, round robin comes back to a failed broker at once', async () => {
+    const failing = storeFails('broker-a');
+    const p = await producer({ sendLatencyFaultEnable: false });
+    for (let i = 0; i < 16; i++) await p.send({ topic: TOPIC, body: String(i) });
+    // 16 sends over 8 queues: broker-a is tried again and again, each time failing over
+    expect(failing.mock.calls.length).toBeGreaterThanOrEqual(4);
+  });
+
+  test('when every broker is avoided, sends still go out', async () => {
+    const p = await producer();
+    storeFails('broker-a');
+    storeFails('broker-b');
+    await expect(p.send({ topic: TOPIC, body: 'both fail' })).rejects.toMatchObject({ code: 'SEND_FAILED' });
+    jest.restoreAllMocks();
+    const r = await p.send({ topic: TOPIC, body: 'recovered' });
+    expect(['broker-a', 'broker-b']).toContain(r.brokerName);
+  });
+
   test('a closed broker is unavailable, and sends go to the other one', async () => {
     await cluster.broker('broker-a').close();
     const p = await producer();

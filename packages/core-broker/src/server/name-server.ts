@@ -1,0 +1,177 @@
+import { type Clock, type Timer, systemClock } from '../common/clock';
+import { RocketError } from '../common/errors';
+import { intOption } from '../common/options';
+import { DEFAULT_BROKER_EXPIRY_MS, RouteTable, parseBrokerRegistration } from '../namesrv/route-table';
+import { type Codec, OPERATIONS, type Payload } from '../remoting/protocol-codec';
+import {
+  type RemotingConnection,
+  RemotingServer,
+  type RemotingServerOptions,
+} from '../remoting/remoting-server';
+import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
+
+/** RocketMQ's name server port. */
+export const DEFAULT_NAME_SERVER_PORT = 9876;
+/** How often silent brokers are looked for: 5 s (RocketMQ `scanNotActiveBrokerInterval`). */
+export const DEFAULT_BROKER_SCAN_INTERVAL_MS = 5_000;
+
+/** What a name server reports as brokers come and go (logs, tests). */
+export type NameServerEvent =
+  | { type: 'broker.registered'; brokerName: string; address: string; topicCount: number }
+  | { type: 'broker.unregistered'; brokerName: string }
+  | { type: 'broker.dropped'; brokerName: string; reason: 'expired' | 'connection-closed' };
+
+export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler'> {
+  /** A broker silent this long leaves the routes, in ms. Default 120 000. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
+  brokerExpiryMs?: number;
+  /** Period of the silent-broker scan, in ms. Default 5 000. (RocketMQ `scanNotActiveBrokerInterval`) */
+  brokerScanIntervalMs?: number;
+  onEvent?: (event: NameServerEvent) => void;
+}
+
+type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) => Payload;
+
+/**
+ * A name server (RocketMQ `NamesrvController`): brokers register with it and refresh their
+ * registration every 30 s; clients ask it for topic routes. Name servers do not talk to each
+ * other: every broker registers with every one, so any of them can answer any client.
+ *
+ * A broker leaves the routes when it unregisters (clean shutdown), when the connection its latest
+ * registration came on closes (a killed broker: RocketMQ's `BrokerHousekeepingService`), or when
+ * it has been silent for `brokerExpiryMs`.
+ */
+export class NameServer {
+  private readonly table: RouteTable;
+  private readonly handlers = new Map<number, Handler>();
+  private readonly clock: Clock;
+  private readonly scanIntervalMs: number;
+  private readonly onEvent: (event: NameServerEvent) => void;
+  private server: RemotingServer | undefined;
+  private scanTimer: Timer | undefined;
+  private closed = false;
+
+  private constructor(options: NameServerOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.table = new RouteTable(
+      intOption('name server', 'brokerExpiryMs', options.brokerExpiryMs, DEFAULT_BROKER_EXPIRY_MS, 1),
+    );
+    this.scanIntervalMs = intOption(
+      'name server',
+      'brokerScanIntervalMs',
+      options.brokerScanIntervalMs,
+      DEFAULT_BROKER_SCAN_INTERVAL_MS,
+      1,
+    );
+    const onEvent = options.onEvent;
+    this.onEvent = (event) => {
+      try {
+        onEvent?.(event);
+      } catch {
+        // instrumentation never breaks the name server
+      }
+    };
+    this.defineHandlers();
+  }
+
+  /** Listens on `host:port` (default 127.0.0.1:9876; port 0 picks a free one, see `address()`). */
+  static async start(options: NameServerOptions = {}): Promise<NameServer> {
+    const self = new NameServer(options);
+    const { brokerExpiryMs: _e, brokerScanIntervalMs: _s, onEvent: _o, ...remoting } = options;
+    self.server = await RemotingServer.listen({
+      host: '127.0.0.1',
+      port: DEFAULT_NAME_SERVER_PORT,
+      ...remoting,
+      handler: async (code, header, body, connection) => self.handle(code, header, body, connection),
+    });
+    self.armScan();
+    return self;
+  }
+
+  address(): { host: string; port: number } {
+    return this.remoting.address();
+  }
+
+  /** The routing state (live brokers, routes); read-only use. */
+  get routes(): Pick<RouteTable, 'topicRoute' | 'topics' | 'clusterInfo' | 'size'> {
+    return this.table;
+  }
+
+  get remoting(): RemotingServer {
+    if (!this.server) throw new RocketError('CLOSED', 'the name server is not listening');
+    return this.server;
+  }
+
+  /** Stops the scan, stops accepting, closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.scanTimer?.cancel();
+    await this.server?.close();
+  }
+
+  private armScan(): void {
+    this.scanTimer = this.clock.setTimer(this.scanIntervalMs, () => {
+      if (this.closed) return;
+      for (const brokerName of this.table.expire(this.clock.now())) {
+        this.onEvent({ type: 'broker.dropped', brokerName, reason: 'expired' });
+      }
+      this.armScan();
+    });
+  }
+
+  private handle(code: number, header: Buffer, body: Buffer, connection: RemotingConnection): Payload {
+    const handler = this.handlers.get(code);
+    if (!handler) {
+      throw new RocketError(
+        'PROTOCOL_ERROR',
+        isRequestCode(code)
+          ? `request code ${requestCodeName(code)} is not served by a name server`
+          : `unknown request code ${code}`,
+      );
+    }
+    return handler(header, body, connection);
+  }
+
+  private on<Req, Res>(
+    code: number,
+    codecs: { request: Codec<Req>; response: Codec<Res> },
+    run: (request: Req, connection: RemotingConnection) => Res,
+  ): void {
+    this.handlers.set(code, (header, body, connection) =>
+      codecs.response.encode(run(codecs.request.decode({ header, body }), connection)),
+    );
+  }
+
+  private defineHandlers(): void {
+    const C = RequestCode;
+    const sessions = new WeakSet<RemotingConnection>();
+    this.on(C.REGISTER_BROKER, OPERATIONS[C.REGISTER_BROKER], (raw, connection) => {
+      const registration = parseBrokerRegistration(raw);
+      const fresh = this.table.register(registration, this.clock.now(), connection);
+      if (!sessions.has(connection)) {
+        sessions.add(connection);
+        connection.onClose(() => {
+          for (const brokerName of this.table.dropSession(connection)) {
+            this.onEvent({ type: 'broker.dropped', brokerName, reason: 'connection-closed' });
+          }
+        });
+      }
+      if (fresh) {
+        this.onEvent({
+          type: 'broker.registered',
+          brokerName: registration.brokerName,
+          address: registration.address,
+          topicCount: registration.topics.length,
+        });
+      }
+    });
+    this.on(C.UNREGISTER_BROKER, OPERATIONS[C.UNREGISTER_BROKER], (r) => {
+      if (this.table.unregister(r.brokerName, r.brokerId)) {
+        this.onEvent({ type: 'broker.unregistered', brokerName: r.brokerName });
+      }
+    });
+    this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) =>
+      this.table.topicRoute(r.topic),
+    );
+    this.on(C.GET_BROKER_CLUSTER_INFO, OPERATIONS[C.GET_BROKER_CLUSTER_INFO], () => this.table.clusterInfo());
+  }
+}
