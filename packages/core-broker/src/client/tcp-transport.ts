@@ -191,7 +191,7 @@ export class TcpTransport implements Transport {
       OPERATIONS[RequestCode.END_TRANSACTION].request,
       request,
     );
-    await this.client.oneWay(this.address(brokerName), RequestCode.END_TRANSACTION, payload);
+    await this.client.oneWay(await this.resolve(brokerName), RequestCode.END_TRANSACTION, payload);
   }
 
   pop(brokerName: string, request: PopRequest): Promise<PoppedMessage[]> {
@@ -225,32 +225,46 @@ export class TcpTransport implements Transport {
   }
 
   private async routeFromNameServers(topic: string): Promise<TopicRoute> {
-    const op = OPERATIONS[RequestCode.GET_ROUTEINFO_BY_TOPIC];
-    const payload = this.encode(RequestCode.GET_ROUTEINFO_BY_TOPIC, op.request, { topic });
+    const route = await this.askNameServers(`topic "${topic}"`, RequestCode.GET_ROUTEINFO_BY_TOPIC, {
+      topic,
+    });
+    for (const b of route.brokers) if (b.address !== undefined) this.addBroker(b.brokerName, b.address);
+    return route;
+  }
+
+  /**
+   * Asks the name server that answered last, then the next ones in turn while they do not answer
+   * (an answer, even an error such as `TOPIC_NOT_FOUND`, is the cluster's answer).
+   */
+  private async askNameServers<
+    K extends typeof RequestCode.GET_ROUTEINFO_BY_TOPIC | typeof RequestCode.GET_BROKER_CLUSTER_INFO,
+  >(
+    what: string,
+    code: K,
+    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
+  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
+    const op = OPERATIONS[code] as unknown as { request: Codec<unknown>; response: Codec<unknown> };
+    const payload = this.encode(code, op.request, request);
     const failures: string[] = [];
     let lastError: unknown;
     for (let i = 0; i < this.nameServers.length; i++) {
       const index = (this.nameServerIndex + i) % this.nameServers.length;
       const nameServer = this.nameServers[index]!;
-      let route: TopicRoute;
+      let response: Payload;
       try {
-        route = op.response.decode(
-          await this.client.request(nameServer, RequestCode.GET_ROUTEINFO_BY_TOPIC, payload),
-        );
+        response = await this.client.request(nameServer, code, payload);
       } catch (error) {
-        // an answer (no such topic, bad request) is the cluster's answer; only silence moves on
         if (!isRocketError(error) || !error.retriable) throw error;
         failures.push(`${nameServer}: ${error.message}`);
         lastError = error;
         continue;
       }
       this.nameServerIndex = index;
-      for (const b of route.brokers) if (b.address !== undefined) this.addBroker(b.brokerName, b.address);
-      return route;
+      return op.response.decode(response) as ReturnType<(typeof OPERATIONS)[K]['response']['decode']>;
     }
     throw new RocketError(
       'NAME_SERVER_UNAVAILABLE',
-      `no name server answered for topic "${topic}" (${failures.join('; ')})`,
+      `no name server answered for ${what} (${failures.join('; ')})`,
       { cause: lastError },
     );
   }
@@ -260,12 +274,28 @@ export class TcpTransport implements Transport {
     return this.client.close();
   }
 
-  private address(brokerName: string): string {
-    const address = this.addresses.get(brokerName);
+  /**
+   * The broker's address: known already, or learned from the name servers' cluster view (a broker
+   * named before any route mentioned it). Unknown brokers are `BROKER_UNAVAILABLE`.
+   */
+  private async resolve(brokerName: string): Promise<string> {
+    let address = this.addresses.get(brokerName);
+    if (address === undefined && this.nameServers.length > 0) {
+      const info = await this.askNameServers(
+        `the address of broker "${brokerName}"`,
+        RequestCode.GET_BROKER_CLUSTER_INFO,
+        undefined,
+      );
+      for (const cluster of info.clusters) {
+        for (const b of cluster.brokers) if (b.brokerId === 0) this.addBroker(b.brokerName, b.address);
+      }
+      address = this.addresses.get(brokerName);
+    }
     if (address === undefined) {
       throw new RocketError(
         'BROKER_UNAVAILABLE',
-        `broker "${brokerName}" has no known address on this transport`,
+        `broker "${brokerName}" has no known address on this transport` +
+          (this.nameServers.length > 0 ? ' and no name server knows it' : ''),
       );
     }
     return address;
@@ -286,7 +316,7 @@ export class TcpTransport implements Transport {
     request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
     extraTimeoutMs = 0,
   ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
-    const address = this.address(brokerName);
+    const address = this.addresses.get(brokerName) ?? (await this.resolve(brokerName));
     const op = OPERATIONS[code] as unknown as { request: Codec<unknown>; response: Codec<unknown> };
     const payload = this.encode(code, op.request, request);
     const response = await this.client.request(address, code, payload, {
