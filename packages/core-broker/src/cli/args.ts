@@ -63,3 +63,16 @@ export async function runUntilSignal(name: string, start: () => Promise<() => Pr
     process.off('SIGINT', onSignal);
   }
 }
+
+/** A list of `host:port` addresses separated by `,` or `;` (RocketMQ writes `namesrvAddr` with `;`). */
+export function parseAddressList(flag: string, value: string): string[] {
+  const list = value
+    .split(/[,;]/)
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (list.length === 0) throw new UsageError(`${flag} needs at least one host:port`);
+  for (const address of list) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(address)) throw new UsageError(`${flag}: "${address}" is not host:port`);
+  }
+  return list;
+}

@@ -3,14 +3,15 @@ import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
 import type { FlushMode } from '../store/store-options';
-import { UsageError, parseFlags, parsePort, runUntilSignal } from './args';
+import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal } from './args';
 
 export const BROKER_USAGE = `Usage: rocketnest broker [options]
 
 Runs a broker on a durable store until SIGTERM or SIGINT, then closes it cleanly (pending
 appends drain, offsets and timers are persisted, everything is flushed and checkpointed).
-Topic configs and consumer offsets live in <store-dir>/config. Clients connect with
-TcpTransport({ brokers: { 'broker-a': 'host:port' } }).
+Topic configs and consumer offsets live in <store-dir>/config. Standalone, clients connect with
+TcpTransport({ brokers: { 'broker-a': 'host:port' } }); with --namesrv the broker registers with
+every name server and clients connect with TcpTransport({ nameServers: [...] }).
 
 Options:
   --store-dir <dir>        Data directory, created when absent (default: ./data)
@@ -20,6 +21,11 @@ Options:
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
   --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
+  --namesrv <list>         Name servers to register with: host:port,… (';' also separates)
+  --broker-name <name>     Name clients route by (default: broker-a)
+  --cluster <name>         Cluster the broker registers in (default: DefaultCluster)
+  --advertised-address <host:port>
+                           Address name servers hand to clients (default: the listening one)
   -h, --help               Show this help`;
 
 /** RocketMQ's broker listen port. */
@@ -38,7 +44,18 @@ function parseTopics(list: string | undefined): Array<{ topic: string; queueCoun
 }
 
 export async function runBroker(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ['store-dir', 'flush', 'segment-size', 'host', 'port', 'topics']);
+  const flags = parseFlags(args, [
+    'store-dir',
+    'flush',
+    'segment-size',
+    'host',
+    'port',
+    'topics',
+    'namesrv',
+    'broker-name',
+    'cluster',
+    'advertised-address',
+  ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
     return;
@@ -51,22 +68,35 @@ export async function runBroker(args: string[]): Promise<void> {
   const host = flags.get('host') ?? '127.0.0.1';
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
+  const namesrv = flags.get('namesrv');
+  const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
   await runUntilSignal('broker', async () => {
     const store = await FileStore.open({
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
     });
-    const broker = await Broker.start({ store, configDir: path.join(dir, 'config') }).catch(
-      async (error: unknown) => {
-        await store.close();
-        throw error;
-      },
-    );
+    const broker = await Broker.start({
+      store,
+      configDir: path.join(dir, 'config'),
+      brokerName: flags.get('broker-name'),
+    }).catch(async (error: unknown) => {
+      await store.close();
+      throw error;
+    });
     for (const { topic, queueCount } of topics) {
       if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount });
     }
-    const server = await BrokerServer.start({ broker, host, port }).catch(async (error: unknown) => {
+    const server = await BrokerServer.start({
+      broker,
+      host,
+      port,
+      nameServers,
+      clusterName: flags.get('cluster'),
+      advertisedAddress: flags.get('advertised-address'),
+      onRegistrationError: (error, nameServer) =>
+        console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
+    }).catch(async (error: unknown) => {
       await broker.close();
       await store.close();
       throw error;
@@ -83,6 +113,9 @@ export async function runBroker(args: string[]): Promise<void> {
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
     const listening = server.address();
     console.log(`  listening on ${listening.host}:${listening.port}`);
+    const registered = server.registeredWith;
+    if (registered)
+      console.log(`  registered with ${registered.registered} of ${registered.of} name servers`);
     return async () => {
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();

@@ -2,16 +2,19 @@
 import { isRocketError } from '../common/errors';
 import { UsageError } from './args';
 import { BROKER_USAGE, runBroker } from './broker-command';
+import { NAMESRV_USAGE, runNameServer } from './namesrv-command';
 
 const USAGE = `Usage: rocketnest <command> [options]
 
 Commands:
-  broker     Run a standalone broker on a durable data directory
+  namesrv    Run a name server (brokers register with it, clients ask it for routes)
+  broker     Run a broker on a durable data directory, standalone or registered with name servers
 
 Run "rocketnest <command> --help" for a command's options.`;
 
 /** Each command: how it runs, and the usage printed with its errors. */
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
+  namesrv: { run: runNameServer, usage: NAMESRV_USAGE },
   broker: { run: runBroker, usage: BROKER_USAGE },
 };
 

@@ -89,6 +89,26 @@ describe('rocketnest CLI', () => {
     expect(help.stdout).toMatch(/--segment-size <bytes>/);
   });
 
+  test('namesrv: --help, usage errors, and a clean stop on SIGTERM', async () => {
+    const help = await run(['namesrv', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: rocketnest namesrv/);
+    expect(help.stdout).toMatch(/--broker-expiry <ms>/);
+    const top = await run(['--help']);
+    expect(top.stdout).toMatch(/namesrv +Run a name server/);
+    const bad = await run(['namesrv', '--broker-expiry', 'soon']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--broker-expiry must be a positive number of ms, not "soon"/);
+    expect(bad.stderr).toMatch(/Usage: rocketnest namesrv/);
+    const badList = await run(['broker', '--namesrv', 'localhost']);
+    expect(badList.code).toBe(2);
+    expect(badList.stderr).toMatch(/--namesrv: "localhost" is not host:port/);
+    const served = await run(['namesrv', '--port', '0'], /press Ctrl\+C/);
+    expect(served.stdout).toMatch(/rocketnest namesrv: listening on 127\.0\.0\.1:\d+/);
+    expect(served.stdout).toMatch(/rocketnest namesrv: closed cleanly\n$/);
+    expect(served.code).toBe(0);
+  });
+
   test('a store error is reported with its code and exit 1', async () => {
     const bad = await run([
       'broker',
