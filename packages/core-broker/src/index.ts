@@ -206,6 +206,13 @@ export { BrokerServer } from './server/broker-server';
 export type { BrokerServerOptions } from './server/broker-server';
 export { TcpTransport } from './client/tcp-transport';
 export type { TcpTransportOptions } from './client/tcp-transport';
+
+// A cluster: name servers that brokers register with and clients take routes from.
+export { NameServer, DEFAULT_NAME_SERVER_PORT, DEFAULT_BROKER_SCAN_INTERVAL_MS } from './server/name-server';
+export type { NameServerOptions, NameServerEvent } from './server/name-server';
+export { DEFAULT_BROKER_EXPIRY_MS } from './namesrv/route-table';
+export { DEFAULT_REGISTER_INTERVAL_MS, DEFAULT_CLUSTER_NAME } from './server/broker-registrar';
+export type { BrokerRegistration, ClusterInfo } from './message/protocol';
 export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_IDLE_TIMEOUT_MS,
