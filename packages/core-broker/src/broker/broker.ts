@@ -21,7 +21,7 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import { Permission } from '../message/protocol';
+import { type ConsumeStatsRow, Permission } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
 import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
@@ -503,6 +503,37 @@ export class Broker {
     for (const clientId of this.consumers.consumerIds(group))
       this.channels.get(clientId)?.resetOffset?.(notice);
     return out;
+  }
+
+  /**
+   * A consumer group's progress on this broker (RocketMQ `GET_CONSUME_STATS`): per queue, the
+   * next offset to be written, the group's committed offset and the lag between them. Covers every
+   * queue the group committed on, plus every read queue of `topic` when one is given (a queue the
+   * group never committed on shows `consumerOffset` undefined and its whole backlog as lag).
+   */
+  consumeStats(group: string, topic?: string): ConsumeStatsRow[] {
+    validateGroup(group);
+    const rows = new Map<string, ConsumeStatsRow>();
+    const add = (t: string, queueId: number): void => {
+      const k = `${t}\u0000${queueId}`;
+      if (rows.has(k)) return;
+      const brokerOffset = this.store.maxOffset(t, queueId);
+      const consumerOffset = this.offsets.get(group, t, queueId);
+      const from = consumerOffset ?? this.store.minOffset(t, queueId);
+      const row: ConsumeStatsRow = { topic: t, queueId, brokerOffset, lag: Math.max(0, brokerOffset - from) };
+      if (consumerOffset !== undefined) row.consumerOffset = consumerOffset;
+      rows.set(k, row);
+    };
+    for (const o of this.offsets.groupOffsets(group)) {
+      if (topic === undefined || o.topic === topic) add(o.topic, o.queueId);
+    }
+    if (topic !== undefined) {
+      const config = this.requireTopic(topic, 0);
+      for (let queueId = 0; queueId < config.readQueueCount; queueId++) add(topic, queueId);
+    }
+    return [...rows.values()].sort((a, b) =>
+      a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.queueId - b.queueId,
+    );
   }
 
   // ---- membership --------------------------------------------------------------------------

@@ -1,23 +1,13 @@
 import { RocketError } from '../common/errors';
 import { Permission } from '../message/protocol';
-import type { TopicConfig } from '../message/protocol';
+import type { TopicConfig, TopicInput } from '../message/protocol';
 import { validateTopic, validateUserTopic } from '../message/validation';
 import type { ConfigFile } from './config-file';
 
 /** Most queues a topic may have. */
 export const MAX_QUEUES_PER_TOPIC = 1024;
 
-export interface TopicInput {
-  topic: string;
-  /** Read and write queue count together; overridden by the two fields below. Default: the broker's `defaultQueueCount`. */
-  queueCount?: number;
-  readQueueCount?: number;
-  writeQueueCount?: number;
-  /** Default read and write. */
-  permission?: number;
-  /** FIFO topic. Default false. */
-  fifo?: boolean;
-}
+export type { TopicInput } from '../message/protocol';
 
 function checkCount(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > MAX_QUEUES_PER_TOPIC) {

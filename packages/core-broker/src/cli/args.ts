@@ -2,10 +2,10 @@
 export class UsageError extends Error {}
 
 /**
- * Parses `--name value`, `--name=value` and `-h`/`--help` (stored as `help`). Unknown options and
- * options without a value are `UsageError`s.
+ * Parses `--name value`, `--name=value`, switches (`--json`, stored as `true`) and `-h`/`--help`
+ * (stored as `help`). Unknown options and options without a value are `UsageError`s.
  */
-export function parseFlags(args: string[], known: string[]): Map<string, string> {
+export function parseFlags(args: string[], known: string[], switches: string[] = []): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -14,6 +14,10 @@ export function parseFlags(args: string[], known: string[]): Map<string, string>
       continue;
     }
     const [name, inline] = arg.startsWith('--') ? arg.slice(2).split(/=(.*)/s, 2) : [undefined, undefined];
+    if (name && inline === undefined && switches.includes(name)) {
+      flags.set(name, 'true');
+      continue;
+    }
     if (!name || !known.includes(name)) throw new UsageError(`unknown option "${arg}"`);
     const value = inline ?? args[++i];
     if (value === undefined) throw new UsageError(`option --${name} needs a value`);

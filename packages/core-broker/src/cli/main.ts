@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { isRocketError } from '../common/errors';
+import { ADMIN_USAGE, adminUsageOf, runAdmin } from './admin-command';
 import { UsageError } from './args';
 import { BROKER_USAGE, runBroker } from './broker-command';
 import { NAMESRV_USAGE, runNameServer } from './namesrv-command';
@@ -9,6 +10,7 @@ const USAGE = `Usage: rocketnest <command> [options]
 Commands:
   namesrv    Run a name server (brokers register with it, clients ask it for routes)
   broker     Run a broker on a durable data directory, standalone or registered with name servers
+  admin      Administer a cluster or a broker: topics, group progress, messages, offsets, DLQ
 
 Run "rocketnest <command> --help" for a command's options.`;
 
@@ -16,6 +18,7 @@ Run "rocketnest <command> --help" for a command's options.`;
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   namesrv: { run: runNameServer, usage: NAMESRV_USAGE },
   broker: { run: runBroker, usage: BROKER_USAGE },
+  admin: { run: runAdmin, usage: ADMIN_USAGE },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -33,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unknown command "${command}"`);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`rocketnest: ${error.message}\n\n${known?.usage ?? USAGE}`);
+      console.error(`rocketnest: ${error.message}\n\n${adminUsageOf(error) ?? known?.usage ?? USAGE}`);
       return 2;
     }
     if (isRocketError(error)) {

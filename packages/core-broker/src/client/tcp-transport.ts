@@ -3,6 +3,7 @@ import type {
   AckRequest,
   ChangeInvisibleRequest,
   ClientChannel,
+  ClusterInfo,
   EndTransactionRequest,
   HeartbeatRequest,
   PoppedMessage,
@@ -23,6 +24,15 @@ import {
 } from '../remoting/remoting-client';
 import { RequestCode, requestCodeName } from '../remoting/request-codes';
 import type { Transport } from './transport';
+
+type AdminCode =
+  | typeof RequestCode.ADMIN_UPDATE_TOPIC
+  | typeof RequestCode.ADMIN_LIST_TOPICS
+  | typeof RequestCode.ADMIN_CONSUME_STATS
+  | typeof RequestCode.ADMIN_VIEW_MESSAGE
+  | typeof RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY
+  | typeof RequestCode.ADMIN_RESET_OFFSET
+  | typeof RequestCode.ADMIN_RESEND_DLQ;
 
 export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
   /**
@@ -267,6 +277,33 @@ export class TcpTransport implements Transport {
       `no name server answered for ${what} (${failures.join('; ')})`,
       { cause: lastError },
     );
+  }
+
+  /**
+   * The brokers of the cluster by name server (masters and slaves), or, without name servers, the
+   * listed brokers as one cluster named `standalone`.
+   */
+  async clusterInfo(): Promise<ClusterInfo> {
+    if (this.nameServers.length > 0) {
+      return this.askNameServers('the cluster', RequestCode.GET_BROKER_CLUSTER_INFO, undefined);
+    }
+    const brokers = [...this.addresses].map(([brokerName, address]) => ({
+      brokerName,
+      brokerId: 0,
+      address,
+      topicCount: 0,
+      lastUpdateMs: 0,
+    }));
+    return { clusters: [{ clusterName: 'standalone', brokers }] };
+  }
+
+  /** Runs an admin operation (`RequestCode.ADMIN_*`) on one broker; what `RocketAdmin` is built on. */
+  admin<K extends AdminCode>(
+    brokerName: string,
+    code: K,
+    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
+  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
+    return this.call(brokerName, code, request);
   }
 
   /** Closes every connection; pending calls reject with `BROKER_UNAVAILABLE`. */

@@ -30,6 +30,19 @@ export interface TopicConfig {
   fifo: boolean;
 }
 
+/** A topic to create or update (RocketMQ `updateAndCreateTopic`). */
+export interface TopicInput {
+  topic: string;
+  /** Read and write queue count together; overridden by the two fields below. Default: the broker's `defaultQueueCount`. */
+  queueCount?: number;
+  readQueueCount?: number;
+  writeQueueCount?: number;
+  /** Default read and write. */
+  permission?: number;
+  /** FIFO topic. Default false. */
+  fifo?: boolean;
+}
+
 /** Where a topic's queues live: one entry per broker that serves it. */
 export interface TopicRoute {
   topic: string;
@@ -229,4 +242,34 @@ export interface OffsetResetNotice {
   topic: string;
   brokerName: string;
   offsets: Array<{ queueId: number; offset: number }>;
+}
+
+/** A stored message as admin tools see it (JSON on the wire: the body travels as base64). */
+export interface AdminMessage {
+  msgId: string;
+  brokerName: string;
+  topic: string;
+  queueId: number;
+  queueOffset: number;
+  tag?: string;
+  keys: string[];
+  properties: Record<string, string>;
+  messageGroup?: string;
+  bornTimestampMs: number;
+  bornHost: string;
+  storeTimestampMs: number;
+  reconsumeTimes: number;
+  bodyBase64: string;
+}
+
+/** One queue of a consumer group's progress (see `Broker.consumeStats`). */
+export interface ConsumeStatsRow {
+  topic: string;
+  queueId: number;
+  /** The queue offset the next message stored gets. */
+  brokerOffset: number;
+  /** The group's committed offset; absent when it never committed one. */
+  consumerOffset?: number;
+  /** Messages stored and not yet consumed by the group. */
+  lag: number;
 }

@@ -1,7 +1,9 @@
 import { ERROR_CODES, type ErrorCode, RocketError } from '../common/errors';
 import type {
   AckRequest,
+  AdminMessage,
   BrokerRegistration,
+  ConsumeStatsRow,
   ClusterInfo,
   OffsetResetNotice,
   ChangeInvisibleRequest,
@@ -17,6 +19,8 @@ import type {
   SendResponse,
   SentMessage,
   Subscription,
+  TopicConfig,
+  TopicInput,
   TopicRoute,
   TransactionCheck,
 } from '../message/protocol';
@@ -710,6 +714,11 @@ export const brokerUnregistrationCodec: Codec<{ brokerName: string; brokerId: nu
   (r) => ({ brokerName: r.str('brokerName'), brokerId: r.u16('brokerId') }),
 );
 
+/** An admin operation: JSON both ways; the broker checks each field of the request. */
+function admin<Req, Res>(name: string): { request: Codec<Req>; response: Codec<Res> } {
+  return { request: jsonCodec<Req>(`${name}Request`), response: jsonCodec<Res>(`${name}Response`) };
+}
+
 export interface Operation<Req, Res> {
   request: Codec<Req>;
   response: Codec<Res>;
@@ -749,6 +758,24 @@ export const OPERATIONS = {
     request: emptyCodec,
     response: jsonCodec<ClusterInfo>('clusterInfo'),
   },
+  [RequestCode.ADMIN_UPDATE_TOPIC]: admin<TopicInput, TopicConfig>('updateTopic'),
+  [RequestCode.ADMIN_LIST_TOPICS]: admin<Record<string, never>, TopicConfig[]>('listTopics'),
+  [RequestCode.ADMIN_CONSUME_STATS]: admin<{ group: string; topic?: string }, ConsumeStatsRow[]>(
+    'consumeStats',
+  ),
+  [RequestCode.ADMIN_VIEW_MESSAGE]: admin<{ msgId: string }, AdminMessage | null>('viewMessage'),
+  [RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY]: admin<
+    { topic: string; key: string; maxCount?: number },
+    AdminMessage[]
+  >('queryMessageByKey'),
+  [RequestCode.ADMIN_RESET_OFFSET]: admin<
+    { group: string; topic: string; timestampMs: number },
+    Array<{ queueId: number; offset: number }>
+  >('resetOffset'),
+  [RequestCode.ADMIN_RESEND_DLQ]: admin<
+    { group: string; msgId: string },
+    { msgId: string; topic: string; queueId: number }
+  >('resendDeadLetter'),
   [RequestCode.POP_MESSAGE]: { request: popRequestCodec, response: popResponseCodec },
   [RequestCode.ACK_MESSAGE]: { request: ackRequestCodec, response: emptyCodec },
   [RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME]: {

@@ -1,6 +1,7 @@
 import type { Broker } from '../broker/broker';
 import { RocketError, isRocketError } from '../common/errors';
-import type { ClientChannel } from '../message/protocol';
+import type { MessageView } from '../message/message';
+import type { AdminMessage, ClientChannel, TopicInput } from '../message/protocol';
 import {
   type Codec,
   OPERATIONS,
@@ -15,6 +16,7 @@ import {
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
 import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
+import { AdminRequest } from './admin-request';
 import { BrokerRegistrar } from './broker-registrar';
 
 export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler'> {
@@ -215,6 +217,59 @@ export class BrokerServer {
     this.on(C.CHANGE_MESSAGE_INVISIBLE_TIME, OPERATIONS[C.CHANGE_MESSAGE_INVISIBLE_TIME], (r) =>
       b.changeInvisibleTime(r),
     );
+    this.defineAdminHandlers();
+  }
+
+  /** Admin operations (`rocketnest admin`): JSON requests, each field checked before use. */
+  private defineAdminHandlers(): void {
+    const b = this.broker;
+    const C = RequestCode;
+    this.on(C.ADMIN_UPDATE_TOPIC, OPERATIONS[C.ADMIN_UPDATE_TOPIC], (raw) => {
+      const r = new AdminRequest('update topic', raw);
+      const input: TopicInput = { topic: r.str('topic') };
+      const queueCount = r.optInt('queueCount', 1);
+      const readQueueCount = r.optInt('readQueueCount', 1);
+      const writeQueueCount = r.optInt('writeQueueCount', 1);
+      const permission = r.optInt('permission');
+      const fifo = r.optBool('fifo');
+      if (queueCount !== undefined) input.queueCount = queueCount;
+      if (readQueueCount !== undefined) input.readQueueCount = readQueueCount;
+      if (writeQueueCount !== undefined) input.writeQueueCount = writeQueueCount;
+      if (permission !== undefined) input.permission = permission;
+      if (fifo !== undefined) input.fifo = fifo;
+      return b.createTopic(input);
+    });
+    this.on(C.ADMIN_LIST_TOPICS, OPERATIONS[C.ADMIN_LIST_TOPICS], () => b.listTopics());
+    this.on(C.ADMIN_CONSUME_STATS, OPERATIONS[C.ADMIN_CONSUME_STATS], (raw) => {
+      const r = new AdminRequest('consume stats', raw);
+      return b.consumeStats(r.str('group'), r.optStr('topic'));
+    });
+    this.on(C.ADMIN_VIEW_MESSAGE, OPERATIONS[C.ADMIN_VIEW_MESSAGE], (raw) => {
+      const msgId = new AdminRequest('view message', raw).str('msgId');
+      let view: MessageView | undefined;
+      try {
+        view = b.viewMessage(msgId);
+      } catch (error) {
+        // a malformed id names no message of any broker
+        if (!isRocketError(error, 'INVALID_ARGUMENT')) throw error;
+      }
+      return view ? adminMessage(b.brokerName, view) : null;
+    });
+    this.on(C.ADMIN_QUERY_MESSAGE_BY_KEY, OPERATIONS[C.ADMIN_QUERY_MESSAGE_BY_KEY], (raw) => {
+      const r = new AdminRequest('query message by key', raw);
+      const maxCount = Math.min(r.optInt('maxCount', 1) ?? 32, MAX_ADMIN_QUERY_RESULTS);
+      return b
+        .queryByKey(r.str('topic'), r.str('key'), undefined, undefined, maxCount)
+        .map((view) => adminMessage(b.brokerName, view));
+    });
+    this.on(C.ADMIN_RESET_OFFSET, OPERATIONS[C.ADMIN_RESET_OFFSET], (raw) => {
+      const r = new AdminRequest('reset offset', raw);
+      return b.resetOffsetByTime(r.str('group'), r.str('topic'), r.int('timestampMs'));
+    });
+    this.on(C.ADMIN_RESEND_DLQ, OPERATIONS[C.ADMIN_RESEND_DLQ], (raw) => {
+      const r = new AdminRequest('resend dead letter', raw);
+      return b.resendDeadLetter(r.str('group'), r.str('msgId'));
+    });
   }
 
   /** Makes `connection` the way the broker reaches `clientId` (until another heartbeat moves it). */
@@ -247,4 +302,27 @@ export class BrokerServer {
       }
     });
   }
+}
+
+/** Most messages one admin query by key returns. */
+const MAX_ADMIN_QUERY_RESULTS = 256;
+
+function adminMessage(brokerName: string, view: MessageView): AdminMessage {
+  const out: AdminMessage = {
+    msgId: view.msgId,
+    brokerName,
+    topic: view.topic,
+    queueId: view.queueId,
+    queueOffset: view.queueOffset,
+    keys: [...view.keys],
+    properties: { ...view.properties },
+    bornTimestampMs: view.bornTimestampMs,
+    bornHost: view.bornHost,
+    storeTimestampMs: view.storeTimestampMs,
+    reconsumeTimes: view.reconsumeTimes,
+    bodyBase64: view.body.toString('base64'),
+  };
+  if (view.tag !== undefined) out.tag = view.tag;
+  if (view.messageGroup !== undefined) out.messageGroup = view.messageGroup;
+  return out;
 }
