@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
@@ -20,6 +21,10 @@ Options:
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
   --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
+  --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
+                           request must then be signed (docs/security.md). Checked before listening
+  --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
+  --tls-key <file>         PEM private key of --tls-cert
   -h, --help               Show this help`;
 
 /** RocketMQ's broker listen port. */
@@ -38,7 +43,17 @@ function parseTopics(list: string | undefined): Array<{ topic: string; queueCoun
 }
 
 export async function runBroker(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ['store-dir', 'flush', 'segment-size', 'host', 'port', 'topics']);
+  const flags = parseFlags(args, [
+    'store-dir',
+    'flush',
+    'segment-size',
+    'host',
+    'port',
+    'topics',
+    'acl-file',
+    'tls-cert',
+    'tls-key',
+  ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
     return;
@@ -51,6 +66,15 @@ export async function runBroker(args: string[]): Promise<void> {
   const host = flags.get('host') ?? '127.0.0.1';
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
+  const certFile = flags.get('tls-cert');
+  const keyFile = flags.get('tls-key');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
+  // a bad ACL file stops the broker here, before anything is opened
+  const aclFile = flags.get('acl-file');
+  const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
   await runUntilSignal('broker', async () => {
     const store = await FileStore.open({
       dir,
@@ -66,11 +90,13 @@ export async function runBroker(args: string[]): Promise<void> {
     for (const { topic, queueCount } of topics) {
       if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount });
     }
-    const server = await BrokerServer.start({ broker, host, port }).catch(async (error: unknown) => {
-      await broker.close();
-      await store.close();
-      throw error;
-    });
+    const server = await BrokerServer.start({ broker, host, port, acl, tls }).catch(
+      async (error: unknown) => {
+        await broker.close();
+        await store.close();
+        throw error;
+      },
+    );
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -82,7 +108,8 @@ export async function runBroker(args: string[]): Promise<void> {
     );
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
     const listening = server.address();
-    console.log(`  listening on ${listening.host}:${listening.port}`);
+    console.log(`  listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
+    if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     return async () => {
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
