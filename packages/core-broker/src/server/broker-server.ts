@@ -48,6 +48,9 @@ type Handler = (
  * check-backs, consumer-ids-changed and reset-offset notices reach the client as one-way requests
  * on that connection. When the connection closes, the clients it registered leave the broker
  * (RocketMQ's `ClientHousekeepingService`); their next heartbeat on a new connection brings them back.
+ *
+ * With an `acl`, each request is decoded and then checked against it before the broker sees it
+ * (`accessNeedsOf` says what each code needs); a refusal is a non-retriable `ACCESS_DENIED`.
  */
 export class BrokerServer {
   private readonly handlers = new Map<number, Handler>();

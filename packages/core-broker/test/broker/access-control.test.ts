@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { type AccessNeed, AccessControl, type AclConfig, holds } from '../../src/broker/access-control';
 import { isRocketError } from '../../src/common/errors';
 import { MemoryFileSystem } from '../../src/store/file-system';
@@ -206,5 +208,21 @@ describe('ACL file parsing', () => {
     expect(loaded.accessKeys).toEqual(['admin', 'app', 'bare', 'open']);
     expect(loaded.isWhiteListed('192.168.0.9')).toBe(true);
     expect(loaded.isWhiteListed('192.16.0.9')).toBe(false);
+  });
+});
+
+describe('docs/security.md', () => {
+  test('the example ACL file parses and means what the page says', () => {
+    const page = readFileSync(path.join(__dirname, '../../../../docs/security.md'), 'utf8');
+    const example = /```json\n([\s\S]*?)```/.exec(page)![1]!;
+    const documented = AccessControl.parse(JSON.parse(example), 'docs/security.md');
+    const allowed = (accessKey: string, needs: AccessNeed[], remoteIp = '127.0.0.1') =>
+      documented.authorize({ remoteIp, auth: { accessKey, verified: true }, needs }).allowed;
+    expect(allowed('order-service', [topic('orders', 'PUB'), group('order-producers', 'PUB')])).toBe(true);
+    expect(allowed('order-service', [topic('orders', 'SUB')])).toBe(false);
+    expect(allowed('analytics', [topic('anything', 'SUB'), group('any-group', 'SUB')])).toBe(true);
+    expect(allowed('analytics', [topic('payments', 'SUB')])).toBe(false);
+    expect(allowed('ops', [ADMIN])).toBe(true);
+    expect(documented.authorize({ remoteIp: '192.168.1.20', needs: [ADMIN] }).allowed).toBe(true);
   });
 });
