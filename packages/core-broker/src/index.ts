@@ -229,4 +229,9 @@ export {
   DEFAULT_RECONNECT_BACKOFF_MAX_MS,
 } from './remoting/remoting-client';
 export type { RemotingClientOptions } from './remoting/remoting-client';
+// Security: request signing with an account's credentials, the broker's ACL, TLS (docs/security.md).
+export type { Credentials } from './remoting/request-signature';
+export type { ClientTlsOptions, ServerTlsOptions } from './remoting/tls-options';
+export { AccessControl } from './broker/access-control';
+export type { AclConfig, AclAccountConfig, AclPermName } from './broker/access-control';
 export type { GroupConsumerOptions } from './client/group-membership';

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
@@ -26,6 +27,10 @@ Options:
   --cluster <name>         Cluster the broker registers in (default: DefaultCluster)
   --advertised-address <host:port>
                            Address name servers hand to clients (default: the listening one)
+  --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
+                           request must then be signed (docs/security.md). Checked before listening
+  --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
+  --tls-key <file>         PEM private key of --tls-cert
   -h, --help               Show this help`;
 
 /** RocketMQ's broker listen port. */
@@ -55,6 +60,9 @@ export async function runBroker(args: string[]): Promise<void> {
     'broker-name',
     'cluster',
     'advertised-address',
+    'acl-file',
+    'tls-cert',
+    'tls-key',
   ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
@@ -70,6 +78,15 @@ export async function runBroker(args: string[]): Promise<void> {
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   const namesrv = flags.get('namesrv');
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
+  const certFile = flags.get('tls-cert');
+  const keyFile = flags.get('tls-key');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
+  // a bad ACL file stops the broker here, before anything is opened
+  const aclFile = flags.get('acl-file');
+  const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
   await runUntilSignal('broker', async () => {
     const store = await FileStore.open({
       dir,
@@ -91,6 +108,8 @@ export async function runBroker(args: string[]): Promise<void> {
       broker,
       host,
       port,
+      acl,
+      tls,
       nameServers,
       clusterName: flags.get('cluster'),
       advertisedAddress: flags.get('advertised-address'),
@@ -112,7 +131,8 @@ export async function runBroker(args: string[]): Promise<void> {
     );
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
     const listening = server.address();
-    console.log(`  listening on ${listening.host}:${listening.port}`);
+    console.log(`  listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
+    if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     const registered = server.registeredWith;
     if (registered)
       console.log(`  registered with ${registered.registered} of ${registered.of} name servers`);

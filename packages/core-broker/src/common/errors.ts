@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   SEND_FAILED: { retriable: false },
   /** Bytes on the wire break the remoting protocol: bad magic, impossible length, truncated field. */
   PROTOCOL_ERROR: { retriable: false },
+  /**
+   * The broker's ACL refused the request: it is unsigned, signed by an unknown account or with a
+   * wrong secret, or the account lacks the permission (the message does not say which).
+   */
+  ACCESS_DENIED: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -10,14 +10,28 @@ import { protocolError } from './binary';
  * | 4      | 2    | magicVersion | u16, FRAME_MAGIC_VERSION: high byte 'R' (0x52), low byte 1 |
  * | 6      | 2    | code         | u16, request code (`request-codes.ts`), echoed by response |
  * | 8      | 4    | opaque       | u32, request id chosen by the requester, echoed by reply   |
- * | 12     | 1    | flags        | u8, FrameFlag bits (response, one-way, error)              |
+ * | 12     | 1    | flags        | u8, FrameFlag bits (response, one-way, error, signed)      |
  * | 13     | 4    | headerLength | u32, bytes of the header                                   |
  * | 17     | n    | header       | the operation's fixed fields (`protocol-codec.ts`)         |
  * | 17+n   | rest | body         | frameLength − 17 − n bytes: message batches, or empty      |
  *
+ * A frame with the SIGNED flag (a request from a client given credentials) carries an auth section
+ * between the fixed part and the header; header and body follow it, and `headerLength` still
+ * counts the header only:
+ *
+ * | offset   | size | field           |                                                         |
+ * |----------|------|-----------------|---------------------------------------------------------|
+ * | 17       | 1    | accessKeyLength | u8, k, 1..255 (AUTH_KEY_LENGTH_BYTES)                   |
+ * | 18       | k    | accessKey       | UTF-8                                                   |
+ * | 18+k     | 32   | signature       | HMAC-SHA256 of the request (`request-signature.ts`)     |
+ * | 50+k     | n    | header          |                                                         |
+ * | 50+k+n   | rest | body            | frameLength − 50 − k − n bytes                          |
+ *
  * A frame is valid when its magic matches, no reserved flag bit is set, `17 ≤ frameLength ≤
- * maxFrameBytes` and `headerLength ≤ frameLength − 17`. What the code means is not the frame's
- * business: the dispatcher answers an unknown code with an error response.
+ * maxFrameBytes` and `headerLength ≤ frameLength − 17` (for a signed frame: `≤ frameLength − 50 −
+ * k`, with k ≥ 1). What the code means is not the frame's business: the dispatcher answers an
+ * unknown code with an error response. Unsigned frames are encoded and decoded exactly as before
+ * the SIGNED flag existed.
  */
 export const FRAME_MAGIC_VERSION = 0x5201;
 export const FRAME_LENGTH_AT = 0;
@@ -41,9 +55,25 @@ export const FrameFlag = {
   ONE_WAY: 0b010,
   /** A response whose payload is an error (`errorResponseCodec`) rather than the operation's result. */
   ERROR: 0b100,
+  /** The frame carries an auth section (access key + signature) before its header; see the layout above. */
+  SIGNED: 0b1000,
 } as const;
 /** Bits of `flags` that have a meaning; a frame with any other bit set is rejected. */
-export const KNOWN_FLAGS_MASK = FrameFlag.RESPONSE | FrameFlag.ONE_WAY | FrameFlag.ERROR;
+export const KNOWN_FLAGS_MASK = FrameFlag.RESPONSE | FrameFlag.ONE_WAY | FrameFlag.ERROR | FrameFlag.SIGNED;
+/** Flags `encodeFrameParts` takes: SIGNED frames are encoded by `encodeSignedFrameParts` only. */
+const UNSIGNED_FLAGS_MASK = FrameFlag.RESPONSE | FrameFlag.ONE_WAY | FrameFlag.ERROR;
+/** Size of the auth section's access key length field. */
+export const AUTH_KEY_LENGTH_BYTES = 1;
+/** Longest access key a signed frame carries, in UTF-8 bytes. */
+export const MAX_ACCESS_KEY_BYTES = 0xff;
+/** Size of the auth section's signature: an HMAC-SHA256. */
+export const SIGNATURE_BYTES = 32;
+
+/** The auth section of a SIGNED frame, as received (bytes, not yet checked against any secret). */
+export interface FrameAuth {
+  accessKey: Buffer;
+  signature: Buffer;
+}
 
 export interface Frame {
   code: number;
@@ -51,6 +81,8 @@ export interface Frame {
   flags: number;
   header: Buffer;
   body: Buffer;
+  /** Present when the SIGNED flag is set. */
+  auth?: FrameAuth;
 }
 
 /** What {@link encodeFrame} takes: header and body may be any bytes (they are not copied by `encodeFrameParts`). */
@@ -76,7 +108,7 @@ function checkField(what: string, value: number, max: number): void {
 export function encodeFrameParts(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer[] {
   checkField('code', frame.code, 0xffff);
   checkField('opaque', frame.opaque, 0xffff_ffff);
-  checkField('flags', frame.flags, KNOWN_FLAGS_MASK);
+  checkField('flags', frame.flags, UNSIGNED_FLAGS_MASK);
   const frameLength = FRAME_HEADER_BYTES + frame.header.length + frame.body.length;
   if (frameLength > maxFrameBytes) {
     throw new RocketError(
@@ -91,6 +123,54 @@ export function encodeFrameParts(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_
   fixed.writeUInt32LE(frame.opaque, OPAQUE_AT);
   fixed[FLAGS_AT] = frame.flags;
   fixed.writeUInt32LE(frame.header.length, HEADER_LENGTH_AT);
+  const parts: Buffer[] = [fixed];
+  const view = (bytes: Uint8Array): Buffer =>
+    Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (frame.header.length > 0) parts.push(view(frame.header));
+  if (frame.body.length > 0) parts.push(view(frame.body));
+  return parts;
+}
+
+/**
+ * Encodes a SIGNED frame: fixed part and auth section (one buffer), then header and body uncopied.
+ * `frame.flags` must not include SIGNED (it is added); `accessKey` is 1..255 bytes, `signature`
+ * 32 bytes, computed over the same code, opaque, flags (SIGNED included), header and body
+ * (`request-signature.ts`).
+ */
+export function encodeSignedFrameParts(
+  frame: FrameInput,
+  accessKey: Buffer,
+  signature: Buffer,
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+): Buffer[] {
+  checkField('code', frame.code, 0xffff);
+  checkField('opaque', frame.opaque, 0xffff_ffff);
+  checkField('flags', frame.flags, UNSIGNED_FLAGS_MASK);
+  checkField('access key length', accessKey.length, MAX_ACCESS_KEY_BYTES);
+  if (accessKey.length === 0 || signature.length !== SIGNATURE_BYTES) {
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `a signed frame needs a 1..${MAX_ACCESS_KEY_BYTES}-byte access key and a ${SIGNATURE_BYTES}-byte signature`,
+    );
+  }
+  const authBytes = AUTH_KEY_LENGTH_BYTES + accessKey.length + SIGNATURE_BYTES;
+  const frameLength = FRAME_HEADER_BYTES + authBytes + frame.header.length + frame.body.length;
+  if (frameLength > maxFrameBytes) {
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `frame of ${frameLength} bytes exceeds the maximum of ${maxFrameBytes} bytes`,
+    );
+  }
+  const fixed = Buffer.allocUnsafe(FRAME_HEADER_BYTES + authBytes);
+  fixed.writeUInt32LE(frameLength, FRAME_LENGTH_AT);
+  fixed.writeUInt16LE(FRAME_MAGIC_VERSION, MAGIC_VERSION_AT);
+  fixed.writeUInt16LE(frame.code, CODE_AT);
+  fixed.writeUInt32LE(frame.opaque, OPAQUE_AT);
+  fixed[FLAGS_AT] = frame.flags | FrameFlag.SIGNED;
+  fixed.writeUInt32LE(frame.header.length, HEADER_LENGTH_AT);
+  fixed[FRAME_HEADER_BYTES] = accessKey.length;
+  accessKey.copy(fixed, FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES);
+  signature.copy(fixed, FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES + accessKey.length);
   const parts: Buffer[] = [fixed];
   const view = (bytes: Uint8Array): Buffer =>
     Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -171,6 +251,7 @@ export class FrameDecoder {
     const frameLength = this.checkFixed(fixed, true);
     if (this.buffered < frameLength) return undefined;
     const bytes = this.take(frameLength);
+    if ((bytes[FLAGS_AT]! & FrameFlag.SIGNED) !== 0) return signedFrame(bytes);
     const headerEnd = FRAME_HEADER_BYTES + bytes.readUInt32LE(HEADER_LENGTH_AT);
     return {
       code: bytes.readUInt16LE(CODE_AT),
@@ -244,4 +325,28 @@ export class FrameDecoder {
     }
     return out;
   }
+}
+
+/** Cuts a complete SIGNED frame (fixed part already checked) into its fields and auth section. */
+function signedFrame(bytes: Buffer): Frame {
+  const keyLength = bytes.length > FRAME_HEADER_BYTES ? bytes[FRAME_HEADER_BYTES]! : 0;
+  const keyAt = FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES;
+  const headerAt = keyAt + keyLength + SIGNATURE_BYTES;
+  const headerLength = bytes.readUInt32LE(HEADER_LENGTH_AT);
+  if (keyLength === 0 || headerAt + headerLength > bytes.length) {
+    throw protocolError(
+      `signed frame of ${bytes.length} bytes has no room for its auth section (access key of ${keyLength} bytes) and header of ${headerLength} bytes`,
+    );
+  }
+  return {
+    code: bytes.readUInt16LE(CODE_AT),
+    opaque: bytes.readUInt32LE(OPAQUE_AT),
+    flags: bytes[FLAGS_AT]!,
+    header: bytes.subarray(headerAt, headerAt + headerLength),
+    body: bytes.subarray(headerAt + headerLength),
+    auth: {
+      accessKey: bytes.subarray(keyAt, keyAt + keyLength),
+      signature: bytes.subarray(keyAt + keyLength, headerAt),
+    },
+  };
 }

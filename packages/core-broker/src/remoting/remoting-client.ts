@@ -1,4 +1,5 @@
 import { type Socket, connect } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
@@ -11,7 +12,9 @@ import {
 } from './frame-codec';
 import { type Payload, errorResponseCodec } from './protocol-codec';
 import { requestCodeName } from './request-codes';
+import { type Credentials, RequestSigner } from './request-signature';
 import { SocketWriter } from './socket-writer';
+import { type ClientTlsOptions, loadClientTls } from './tls-options';
 
 /** Default time a request waits for its response: 3 s, RocketMQ's `sendMsgTimeout`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 3_000;
@@ -48,6 +51,18 @@ export interface RemotingClientOptions {
   onServerRequest?: ServerRequestHandler;
   onError?: (error: unknown, address: string) => void;
   clock?: Clock;
+  /**
+   * Signs every request this client sends (RocketMQ ACL's `SessionCredentials` in an
+   * `AclClientRPCHook`): the frames carry the access key and an HMAC-SHA256 made with the secret
+   * (`request-signature.ts`). Needed by brokers that run with an ACL. Default none (unsigned).
+   */
+  credentials?: Credentials;
+  /**
+   * Connect with TLS (`node:tls`): `true` verifies the server against the system CAs, an object
+   * names a CA file, client certificate, server name. A failed handshake rejects the request with
+   * retriable `BROKER_UNAVAILABLE`. Default none (plain TCP; RocketMQ `tls.enable=false`).
+   */
+  tls?: true | ClientTlsOptions;
 }
 
 export interface RequestOptions {
@@ -116,10 +131,17 @@ class ClientConnection {
     }
     // encode first: a too-large request fails at once, without touching the connection
     const opaque = this.takeOpaque();
-    const parts = encodeFrameParts(
-      { code, opaque, flags: oneWay ? FrameFlag.ONE_WAY : 0, header: payload.header, body: payload.body },
-      this.o.maxFrameBytes,
-    );
+    const frame = {
+      code,
+      opaque,
+      flags: oneWay ? FrameFlag.ONE_WAY : 0,
+      header: payload.header,
+      body: payload.body,
+    };
+    const parts =
+      this.o.signer === undefined
+        ? encodeFrameParts(frame, this.o.maxFrameBytes)
+        : this.o.signer.encodeParts(frame, this.o.maxFrameBytes);
     const socket = this.socket ?? (await this.connect());
     if (oneWay) {
       this.writer!.write(parts);
@@ -190,19 +212,25 @@ class ClientConnection {
     }
     const { host, port } = parseAddress(this.address);
     const attempt = new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ host, port });
+      const tls = this.o.tls;
+      const socket = tls === undefined ? connect({ host, port }) : tlsConnect({ ...tls, host, port });
       const timer = this.o.clock.setTimer(this.o.connectTimeoutMs, () => {
         socket.destroy(new Error(`connect timed out after ${this.o.connectTimeoutMs} ms`));
       });
       const onError = (error: Error): void => {
         timer.cancel();
+        socket.off('close', onClose);
         socket.destroy();
         reject(this.unavailable(`cannot connect: ${error.message}`, error));
       };
+      // a peer that hangs up mid-handshake may close without an error
+      const onClose = (): void => onError(new Error('the connection closed before it was established'));
       socket.once('error', onError);
-      socket.once('connect', () => {
+      socket.once('close', onClose);
+      socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
         timer.cancel();
         socket.off('error', onError);
+        socket.off('close', onClose);
         if (this.closed) {
           socket.destroy();
           reject(this.unavailable('the client is closed'));
@@ -316,6 +344,8 @@ interface ResolvedClientOptions {
   onServerRequest: ServerRequestHandler;
   onError: (error: unknown, address: string) => void;
   clock: Clock;
+  signer: RequestSigner | undefined;
+  tls: ConnectionOptions | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -383,6 +413,8 @@ export class RemotingClient {
       onServerRequest: options.onServerRequest ?? (() => undefined),
       onError: options.onError ?? (() => undefined),
       clock: options.clock ?? systemClock,
+      signer: options.credentials === undefined ? undefined : new RequestSigner(options.credentials),
+      tls: loadClientTls('remoting client', options.tls),
     });
   }
 

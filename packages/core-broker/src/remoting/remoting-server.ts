@@ -1,4 +1,5 @@
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { type TlsOptions, createServer as createTlsServer } from 'node:tls';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import { intOption } from '../common/options';
@@ -11,7 +12,9 @@ import {
 } from './frame-codec';
 import { type Payload, errorResponseCodec } from './protocol-codec';
 import { requestCodeName } from './request-codes';
+import { type RequestAuth, type SecretKeyLookup, SignatureVerifier } from './request-signature';
 import { SocketWriter } from './socket-writer';
+import { type ServerTlsOptions, loadServerTls } from './tls-options';
 
 /** Default most connections a server holds at once; more are closed as they arrive. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -53,13 +56,16 @@ export interface RemotingConnection {
  * Handles one request frame. Resolves with the response payload (ignored for one-way requests);
  * a rejection becomes an error response: a `RocketError` keeps its code, message and retriable
  * flag; anything else becomes a non-retriable `PROTOCOL_ERROR` naming the request. Handlers throw
- * `PROTOCOL_ERROR` for codes they do not know and payloads they cannot decode.
+ * `PROTOCOL_ERROR` for codes they do not know and payloads they cannot decode. `auth` is undefined
+ * for an unsigned request; for a signed one it says whether the signature verified (see
+ * `RemotingServerOptions.secretKeyOf`).
  */
 export type RequestHandler = (
   code: number,
   header: Buffer,
   body: Buffer,
   connection: RemotingConnection,
+  auth: RequestAuth | undefined,
 ) => Promise<Payload | void>;
 
 export interface RemotingServerOptions {
@@ -83,6 +89,18 @@ export interface RemotingServerOptions {
   /** Reports connection-level problems (protocol errors, socket errors); never throws into the server. */
   onError?: (error: unknown, connection: RemotingConnection | undefined) => void;
   clock?: Clock;
+  /**
+   * The secret of an access key, to verify signed requests with (RocketMQ's plain ACL looks the
+   * account up the same way). Handlers see the access key and the verdict, never the secret.
+   * Default none: no signed request verifies.
+   */
+  secretKeyOf?: SecretKeyLookup;
+  /**
+   * Serve TLS (`node:tls`) instead of plain TCP, with these certificate files. Framing, limits and
+   * backpressure are the same; a failed handshake closes that connection only (reported to
+   * `onError`). Default none (RocketMQ `tls.server.mode=disabled`).
+   */
+  tls?: ServerTlsOptions;
 }
 
 interface ResolvedServerOptions {
@@ -335,7 +353,7 @@ class ServerConnection implements RemotingConnection {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * The server side of the remoting protocol on `node:net`: accepts connections, cuts each byte
+ * The server side of the remoting protocol on `node:net` (or `node:tls` with the `tls` option): accepts connections, cuts each byte
  * stream into frames (`FrameDecoder`), runs the request handler for each request and writes its
  * response (or an error response) with the request's code and opaque id. Limits:
  *
@@ -357,16 +375,26 @@ export class RemotingServer {
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 
-  private constructor(options: ResolvedServerOptions) {
+  private readonly verifier: SignatureVerifier;
+
+  private constructor(options: ResolvedServerOptions, secretKeyOf?: SecretKeyLookup, tls?: TlsOptions) {
     this.options = options;
-    this.server = createServer((socket) => this.accept(socket));
+    this.verifier = new SignatureVerifier(secretKeyOf);
+    const accept = (socket: Socket): void => this.accept(socket);
+    this.server = tls === undefined ? createServer(accept) : createTlsServer(tls, accept);
     this.server.on('error', (error) => options.onError(error, undefined));
+    // a failed handshake closes that socket only (node's default); report it
+    if (tls !== undefined) this.server.on('tlsClientError', (error) => options.onError(error, undefined));
   }
 
   /** Starts listening; resolves once the port is bound. */
   static async listen(options: RemotingServerOptions): Promise<RemotingServer> {
     const resolved = resolveServerOptions(options);
-    const server = new RemotingServer(resolved);
+    if (options.secretKeyOf !== undefined && typeof options.secretKeyOf !== 'function') {
+      throw new RocketError('INVALID_OPTION', 'remoting server option secretKeyOf must be a function');
+    }
+    const tls = options.tls === undefined ? undefined : loadServerTls('remoting server', options.tls);
+    const server = new RemotingServer(resolved, options.secretKeyOf, tls);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       server.server.once('error', onError);
@@ -414,7 +442,8 @@ export class RemotingServer {
       return Promise.reject(new RocketError('BROKER_UNAVAILABLE', 'the server is shutting down'));
     }
     try {
-      return this.options.handler(frame.code, frame.header, frame.body, connection);
+      const auth = frame.auth === undefined ? undefined : this.verifier.verify(frame);
+      return this.options.handler(frame.code, frame.header, frame.body, connection, auth);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,3 +1,4 @@
+import type { AccessControl } from '../broker/access-control';
 import type { Broker } from '../broker/broker';
 import { RocketError, isRocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
@@ -18,8 +19,10 @@ import {
 import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
 import { AdminRequest } from './admin-request';
 import { BrokerRegistrar } from './broker-registrar';
+import type { RequestAuth } from '../remoting/request-signature';
+import { accessDeniedMessage, accessNeedsOf } from './request-access';
 
-export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler'> {
+export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
   /** The broker to serve. The server does not own it: `close()` leaves it open. */
   broker: Broker;
   /** Name servers (`host:port`) to register with. Default none: clients are given the broker's address. (RocketMQ `namesrvAddr`) */
@@ -34,9 +37,21 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
+  /**
+   * Checks every request against this ACL before it runs (RocketMQ `aclEnable=true` with the plain
+   * access validator): unsigned requests, unknown keys, bad signatures and missing permissions get
+   * a non-retriable `ACCESS_DENIED` (`AccessControl.load` reads the JSON file; docs/security.md).
+   * Default none: every request is served.
+   */
+  acl?: AccessControl;
 }
 
-type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) => Promise<Payload>;
+type Handler = (
+  header: Buffer,
+  body: Buffer,
+  connection: RemotingConnection,
+  auth: RequestAuth | undefined,
+) => Promise<Payload>;
 
 /**
  * Serves a {@link Broker} over TCP: each request frame is decoded with its operation's codec
@@ -48,6 +63,9 @@ type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) =>
  * check-backs, consumer-ids-changed and reset-offset notices reach the client as one-way requests
  * on that connection. When the connection closes, the clients it registered leave the broker
  * (RocketMQ's `ClientHousekeepingService`); their next heartbeat on a new connection brings them back.
+ *
+ * With an `acl`, each request is decoded and then checked against it before the broker sees it
+ * (`accessNeedsOf` says what each code needs); a refusal is a non-retriable `ACCESS_DENIED`.
  */
 export class BrokerServer {
   private readonly handlers = new Map<number, Handler>();
@@ -60,6 +78,7 @@ export class BrokerServer {
   private constructor(
     readonly broker: Broker,
     private server: RemotingServer | undefined,
+    private readonly acl: AccessControl | undefined,
   ) {
     this.defineHandlers();
   }
@@ -71,6 +90,7 @@ export class BrokerServer {
   static async start(options: BrokerServerOptions): Promise<BrokerServer> {
     const {
       broker,
+      acl,
       nameServers,
       clusterName,
       brokerId,
@@ -79,10 +99,11 @@ export class BrokerServer {
       onRegistrationError,
       ...rest
     } = options;
-    const self = new BrokerServer(broker, undefined);
+    const self = new BrokerServer(broker, undefined, acl);
     self.server = await RemotingServer.listen({
       ...rest,
-      handler: (code, header, body, connection) => self.handle(code, header, body, connection),
+      ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
+      handler: (code, header, body, connection, auth) => self.handle(code, header, body, connection, auth),
     });
     if (nameServers !== undefined) {
       try {
@@ -135,6 +156,7 @@ export class BrokerServer {
     header: Buffer,
     body: Buffer,
     connection: RemotingConnection,
+    auth: RequestAuth | undefined,
   ): Promise<Payload> {
     const handler = this.handlers.get(code);
     if (!handler) {
@@ -146,7 +168,7 @@ export class BrokerServer {
       );
     }
     try {
-      return await handler(header, body, connection);
+      return await handler(header, body, connection, auth);
     } catch (error) {
       if (isRocketError(error, 'CLOSED')) {
         throw new RocketError('BROKER_UNAVAILABLE', `broker "${this.broker.brokerName}" is closed`, {
@@ -162,10 +184,26 @@ export class BrokerServer {
     codecs: { request: Codec<Req>; response: Codec<Res> },
     run: (request: Req, connection: RemotingConnection) => Res | Promise<Res>,
   ): void {
-    this.handlers.set(code, async (header, body, connection) => {
+    this.handlers.set(code, async (header, body, connection, auth) => {
       const request = codecs.request.decode({ header, body });
+      if (this.acl !== undefined) this.authorize(this.acl, code, request, connection, auth);
       return codecs.response.encode(await run(request, connection));
     });
+  }
+
+  /** Throws `ACCESS_DENIED` unless the ACL lets this request run; one message for every reason. */
+  private authorize(
+    acl: AccessControl,
+    code: number,
+    request: unknown,
+    connection: RemotingConnection,
+    auth: RequestAuth | undefined,
+  ): void {
+    const needs = accessNeedsOf(code, request);
+    const at = connection.remoteAddress.lastIndexOf(':');
+    const remoteIp = at < 0 ? connection.remoteAddress : connection.remoteAddress.slice(0, at);
+    if (acl.authorize({ remoteIp, auth, needs }).allowed) return;
+    throw new RocketError('ACCESS_DENIED', accessDeniedMessage(code, needs));
   }
 
   private defineHandlers(): void {
