@@ -11,6 +11,11 @@ const CONNECTION = `Connection (one of):
 Common options:
   --json                   Print JSON instead of a table
   --timeout <ms>           Time each request may take (default: 3000)
+  --access-key <key>       Sign requests for a broker with an ACL (an admin account); the
+                           secret comes from --secret-key or the ROCKETNEST_SECRET_KEY variable
+  --secret-key <secret>    Secret of --access-key
+  --tls                    Connect with TLS, trusting the system CAs
+  --tls-ca <file>          Connect with TLS, trusting this PEM CA bundle
   -h, --help               Show this help`;
 
 interface Command {
@@ -201,8 +206,17 @@ export async function runAdmin(args: string[]): Promise<void> {
   try {
     flags = parseFlags(
       args,
-      ['namesrv', 'broker', 'broker-name', 'timeout', ...command.options.map(([flag]) => flag)],
-      ['json'],
+      [
+        'namesrv',
+        'broker',
+        'broker-name',
+        'timeout',
+        'access-key',
+        'secret-key',
+        'tls-ca',
+        ...command.options.map(([flag]) => flag),
+      ],
+      ['json', 'tls'],
     );
   } catch (error) {
     throw new AdminUsageError((error as Error).message, usage);
@@ -243,6 +257,19 @@ function connection(flags: Map<string, string>): TcpTransportOptions {
   const broker = flags.get('broker');
   const timeout = positiveInt(flags, 'timeout');
   const base: TcpTransportOptions = timeout === undefined ? {} : { requestTimeoutMs: timeout };
+  const accessKey = flags.get('access-key');
+  const secretKey = flags.get('secret-key') ?? (process.env.ROCKETNEST_SECRET_KEY || undefined);
+  if (accessKey !== undefined) {
+    if (secretKey === undefined) {
+      throw new UsageError('--access-key needs --secret-key or the ROCKETNEST_SECRET_KEY variable');
+    }
+    base.credentials = { accessKey, secretKey };
+  } else if (flags.has('secret-key')) {
+    throw new UsageError('--secret-key needs --access-key');
+  }
+  const ca = flags.get('tls-ca');
+  if (ca !== undefined) base.tls = { caFile: ca };
+  else if (flags.has('tls')) base.tls = true;
   if ((namesrv === undefined) === (broker === undefined)) {
     throw new UsageError('give either --namesrv (a cluster) or --broker (a standalone broker)');
   }

@@ -1,3 +1,5 @@
+import type { ServerTlsOptions } from '../remoting/tls-options';
+
 /** A command-line mistake: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {}
 
@@ -79,4 +81,14 @@ export function parseAddressList(flag: string, value: string): string[] {
     if (!/^[^\s:]+:\d{1,5}$/.test(address)) throw new UsageError(`${flag}: "${address}" is not host:port`);
   }
   return list;
+}
+
+/** `--tls-cert` and `--tls-key` (together or not at all) as a server's TLS options. */
+export function serverTls(flags: Map<string, string>): ServerTlsOptions | undefined {
+  const certFile = flags.get('tls-cert');
+  const keyFile = flags.get('tls-key');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  return certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
 }

@@ -4,7 +4,7 @@ import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
 import type { FlushMode } from '../store/store-options';
-import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal } from './args';
+import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
 
 export const BROKER_USAGE = `Usage: rocketnest broker [options]
 
@@ -27,6 +27,7 @@ Options:
   --cluster <name>         Cluster the broker registers in (default: DefaultCluster)
   --advertised-address <host:port>
                            Address name servers hand to clients (default: the listening one)
+  --namesrv-tls-ca <file>  Reach the name servers over TLS, trusting this PEM CA bundle
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
@@ -60,6 +61,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'broker-name',
     'cluster',
     'advertised-address',
+    'namesrv-tls-ca',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -78,12 +80,8 @@ export async function runBroker(args: string[]): Promise<void> {
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   const namesrv = flags.get('namesrv');
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
-  const certFile = flags.get('tls-cert');
-  const keyFile = flags.get('tls-key');
-  if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new UsageError('--tls-cert and --tls-key go together');
-  }
-  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile };
+  const tls = serverTls(flags);
+  const namesrvCa = flags.get('namesrv-tls-ca');
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
@@ -113,6 +111,7 @@ export async function runBroker(args: string[]): Promise<void> {
       nameServers,
       clusterName: flags.get('cluster'),
       advertisedAddress: flags.get('advertised-address'),
+      nameServerClient: namesrvCa === undefined ? undefined : { tls: { caFile: path.resolve(namesrvCa) } },
       onRegistrationError: (error, nameServer) =>
         console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
     }).catch(async (error: unknown) => {

@@ -1,6 +1,6 @@
 import { DEFAULT_BROKER_EXPIRY_MS } from '../namesrv/route-table';
 import { DEFAULT_NAME_SERVER_PORT, NameServer } from '../server/name-server';
-import { UsageError, parseFlags, parsePort, runUntilSignal } from './args';
+import { UsageError, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
 
 export const NAMESRV_USAGE = `Usage: rocketnest namesrv [options]
 
@@ -13,10 +13,13 @@ Options:
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port, 0 for any free one (default: ${DEFAULT_NAME_SERVER_PORT}, RocketMQ's)
   --broker-expiry <ms>     Silence after which a broker is dropped (default: ${DEFAULT_BROKER_EXPIRY_MS})
+  --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key);
+                           brokers then register with --namesrv-tls-ca
+  --tls-key <file>         PEM private key of --tls-cert
   -h, --help               Show this help`;
 
 export async function runNameServer(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ['host', 'port', 'broker-expiry']);
+  const flags = parseFlags(args, ['host', 'port', 'broker-expiry', 'tls-cert', 'tls-key']);
   if (flags.has('help')) {
     console.log(NAMESRV_USAGE);
     return;
@@ -28,10 +31,12 @@ export async function runNameServer(args: string[]): Promise<void> {
   if (brokerExpiryMs !== undefined && (!Number.isSafeInteger(brokerExpiryMs) || brokerExpiryMs < 1)) {
     throw new UsageError(`--broker-expiry must be a positive number of ms, not "${expiry}"`);
   }
+  const tls = serverTls(flags);
   await runUntilSignal('namesrv', async () => {
     const server = await NameServer.start({
       host,
       port,
+      tls,
       brokerExpiryMs,
       onEvent: (e) => {
         if (e.type === 'broker.registered') {
@@ -44,7 +49,7 @@ export async function runNameServer(args: string[]): Promise<void> {
       },
     });
     const listening = server.address();
-    console.log(`rocketnest namesrv: listening on ${listening.host}:${listening.port}`);
+    console.log(`rocketnest namesrv: listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
     return () => server.close();
   });
 }

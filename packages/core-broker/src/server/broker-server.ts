@@ -16,6 +16,7 @@ import {
   RemotingServer,
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
+import type { RemotingClientOptions } from '../remoting/remoting-client';
 import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
 import { AdminRequest } from './admin-request';
 import { BrokerRegistrar } from './broker-registrar';
@@ -37,6 +38,8 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
+  /** How to reach the name servers: TLS (when they listen with TLS) and timeouts. Default plain TCP. */
+  nameServerClient?: Pick<RemotingClientOptions, 'tls' | 'requestTimeoutMs' | 'connectTimeoutMs'>;
   /**
    * Checks every request against this ACL before it runs (RocketMQ `aclEnable=true` with the plain
    * access validator): unsigned requests, unknown keys, bad signatures and missing permissions get
@@ -97,6 +100,7 @@ export class BrokerServer {
       advertisedAddress,
       registerIntervalMs,
       onRegistrationError,
+      nameServerClient,
       ...rest
     } = options;
     const self = new BrokerServer(broker, undefined, acl);
@@ -118,6 +122,7 @@ export class BrokerServer {
           registerIntervalMs,
           clock: rest.clock,
           onError: onRegistrationError,
+          remoting: nameServerClient,
         });
         self.registration = await self.registrar.start();
       } catch (error) {

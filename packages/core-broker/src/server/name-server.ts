@@ -21,7 +21,7 @@ export type NameServerEvent =
   | { type: 'broker.unregistered'; brokerName: string }
   | { type: 'broker.dropped'; brokerName: string; reason: 'expired' | 'connection-closed' };
 
-export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler'> {
+export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
   /** A broker silent this long leaves the routes, in ms. Default 120 000. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
   brokerExpiryMs?: number;
   /** Period of the silent-broker scan, in ms. Default 5 000. (RocketMQ `scanNotActiveBrokerInterval`) */
