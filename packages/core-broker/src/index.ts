@@ -212,7 +212,9 @@ export { NameServer, DEFAULT_NAME_SERVER_PORT, DEFAULT_BROKER_SCAN_INTERVAL_MS }
 export type { NameServerOptions, NameServerEvent } from './server/name-server';
 export { DEFAULT_BROKER_EXPIRY_MS } from './namesrv/route-table';
 export { DEFAULT_REGISTER_INTERVAL_MS, DEFAULT_CLUSTER_NAME } from './server/broker-registrar';
-export type { BrokerRegistration, ClusterInfo } from './message/protocol';
+export type { BrokerRegistration, ClusterInfo, AdminMessage, ConsumeStatsRow } from './message/protocol';
+export { RocketAdmin } from './client/admin-client';
+export type { BrokerResult } from './client/admin-client';
 export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_IDLE_TIMEOUT_MS,
