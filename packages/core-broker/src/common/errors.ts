@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   BROKER_BUSY: { retriable: true },
   /** A write or flush of the store failed; the store refuses appends until it is reopened. */
   STORE_IO_ERROR: { retriable: true },
+  /** Another live process has the store's data directory open (its `lock` file names the process). */
+  STORE_LOCKED: { retriable: false },
   /** Data on disk failed its checksum or has an impossible layout. */
   STORE_CORRUPT: { retriable: false },
   /** The store (or client, or broker) was closed, or is closing. */

@@ -76,6 +76,8 @@ export interface RecoveryReport {
  * `DefaultMessageStore`). Open with {@link FileStore.open}, which recovers from the last checkpoint.
  */
 export class FileStore implements MessageStore {
+  /** Gives the data directory's lock file back (set once booted). */
+  private releaseLock: () => void = () => undefined;
   readonly storeId: string;
   readonly options: ResolvedStoreOptions;
   private readonly commitLog: CommitLog;
@@ -128,6 +130,22 @@ export class FileStore implements MessageStore {
     validateHost('storeHost', resolved.storeHost);
     const fs = resolved.fileSystem;
     fs.mkdirp(resolved.dir);
+    const release = fs.lock?.(path.join(resolved.dir, 'lock')) ?? ((): void => undefined);
+    try {
+      const store = FileStore.bootLocked(make, resolved);
+      store.releaseLock = release;
+      return store;
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private static bootLocked<S extends FileStore>(
+    make: (options: ResolvedStoreOptions, storeId: string) => S,
+    resolved: ResolvedStoreOptions,
+  ): S {
+    const fs = resolved.fileSystem;
     const idFile = path.join(resolved.dir, 'store-id');
     let storeId = fs.readFile(idFile)?.toString('utf8').trim();
     if (storeId === undefined) {
@@ -638,6 +656,7 @@ export class FileStore implements MessageStore {
         this.commitLog.close();
         for (const state of this.allQueues()) state.cq.close();
         this.index.close();
+        this.releaseLock();
       }
     })();
     return this.closing;

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RocketError } from '../common/errors';
 
 /** One open file of the store. Reads are synchronous positional reads; writes and syncs are not. */
 export interface StoreFile {
@@ -41,6 +42,12 @@ export interface StoreFileSystem {
   /** Removes an empty directory; no-op when not empty or absent. */
   removeDirIfEmpty(dir: string): void;
   diskUsage(dir: string): DiskUsage;
+  /**
+   * Takes the store directory's lock file for this process; returns its release. Throws
+   * `STORE_LOCKED` when a live process holds it (a file left by a dead one is taken over).
+   * Optional: an in-memory file system belongs to one process and needs none.
+   */
+  lock?(file: string): () => void;
 }
 
 class NodeFile implements StoreFile {
@@ -112,7 +119,45 @@ export const nodeFileSystem: StoreFileSystem = {
     const s = fs.statfsSync(dir);
     return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
   },
+  lock(file) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(file, error);
+        const holder = Number(fs.readFileSync(file, 'utf8').trim());
+        if (Number.isSafeInteger(holder) && holder > 0 && isAlive(holder)) {
+          throw new RocketError(
+            'STORE_LOCKED',
+            `${path.dirname(file)} is in use by process ${holder} (lock file ${file}); stop it first, ` +
+              'or remove the lock file if no process uses the directory',
+          );
+        }
+        // left by a process that died without closing (kill -9): take it over
+        fs.rmSync(file, { force: true });
+      }
+    }
+    return () => fs.rmSync(file, { force: true });
+  },
 };
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, but belongs to another user
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function lockError(file: string, cause: unknown): RocketError {
+  return new RocketError('STORE_IO_ERROR', `cannot take the lock file ${file}: ${(cause as Error).message}`, {
+    cause,
+    retriable: false,
+  });
+}
 
 class MemoryFile implements StoreFile {
   data = Buffer.alloc(0);

@@ -149,6 +149,9 @@ export class FaultyFileSystem implements StoreFileSystem {
   diskUsage(dir: string): DiskUsage {
     return this.inner.diskUsage(dir);
   }
+  lock(file: string): () => void {
+    return this.inner.lock?.(file) ?? ((): void => undefined);
+  }
 }
 
 class FaultyFile implements StoreFile {
