@@ -914,10 +914,10 @@ function memoryBytes(gc: (() => void) | undefined): number {
  * after forced collections. What the ~1,650 measured cases may legitimately leave behind is small:
  * the few hundred messages fuzzed sends get stored (tens of bytes of body each, in the store's
  * in-memory segment that the warm-up already allocated), consume-queue entries and offsets, and
- * broker caches that have their own bounds (filters, topic names). Measured: about 3 MiB, and
- * 3.0–3.8 MiB with four times the cases (FUZZ_SCALE=4). A leak of one socket or connection per
- * case (several KiB each) would pass 8 MiB; so does an injected 8 KiB per connection (checked:
- * +17 MiB).
+ * broker caches and pop/transaction/schedule state that have their own bounds. Measured: about
+ * 3 MiB, and 3.0–4.5 MiB with four times the cases (FUZZ_SCALE=4): roughly 200 bytes per case of
+ * legitimately kept state. A leak of one socket or connection per case (several KiB each) would
+ * pass 8 MiB; so does an injected 8 KiB per connection (checked: +17 MiB).
  */
 const MEMORY_BOUND_BYTES = 8 * 1024 * 1024;
 /** Without a forced collection the figures carry whatever garbage is pending: a looser bound. */
