@@ -278,6 +278,44 @@ const requestValues: Record<number, fc.Arbitrary<unknown>> = {
     receiptHandle,
     invisibleTimeMs: fc.oneof(fc.integer({ min: 10_000, max: 60_000 }), fc.maxSafeNat()),
   }),
+  // admin codes (JSON): valid shapes with fuzzed values
+  // (topics of its own: a valid update may make a topic unreadable, which the good client must not see)
+  [RequestCode.ADMIN_UPDATE_TOPIC]: fc.record(
+    {
+      topic: fc.oneof(
+        pick('FuzzAdminA', 'FuzzAdminB'),
+        name.map((n) => `Adm${n}`),
+      ),
+      queueCount: fc.integer({ min: 0, max: 2000 }),
+      readQueueCount: fc.integer({ min: 0, max: 8 }),
+      writeQueueCount: fc.integer({ min: 0, max: 8 }),
+      permission: fc.integer({ min: 0, max: 8 }),
+      fifo: fc.boolean(),
+    },
+    { requiredKeys: ['topic'] },
+  ),
+  [RequestCode.ADMIN_LIST_TOPICS]: fc.constant({}),
+  [RequestCode.ADMIN_CONSUME_STATS]: fc.record({ group, topic }, { requiredKeys: ['group'] }),
+  [RequestCode.ADMIN_VIEW_MESSAGE]: fc.record({ msgId }),
+  [RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY]: fc.record(
+    { topic, key: fc.string({ maxLength: 16 }), maxCount: fc.integer({ min: -1, max: 1000 }) },
+    { requiredKeys: ['topic', 'key'] },
+  ),
+  [RequestCode.ADMIN_RESET_OFFSET]: fc.record({ group, topic, timestampMs: fc.maxSafeNat() }),
+  [RequestCode.ADMIN_RESEND_DLQ]: fc.record({ group, msgId }),
+  // name-server codes: a broker answers them with an error
+  [RequestCode.REGISTER_BROKER]: fc.record({
+    clusterName: fc.string({ maxLength: 8 }),
+    brokerName: fc.string({ maxLength: 8 }),
+    brokerId: fc.nat({ max: 3 }),
+    address: pick('127.0.0.1:1'),
+    topics: fc.constant([]),
+  }),
+  [RequestCode.UNREGISTER_BROKER]: fc.record({
+    brokerName: pick('broker-a'),
+    brokerId: fc.nat({ max: 0xffff }),
+  }),
+  [RequestCode.GET_BROKER_CLUSTER_INFO]: fc.constant(undefined),
   // broker → client codes: a broker answers them with an error
   [RequestCode.CHECK_TRANSACTION_STATE]: fc.constant(undefined),
   [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]: fc.record({ group }),
