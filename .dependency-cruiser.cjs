@@ -27,6 +27,14 @@ module.exports = {
       to: { path: src, pathNot: [`${src}(${[layer, ...deps].join('|')})/`] },
     })),
     {
+      name: 'packages-by-name',
+      comment:
+        'the other packages use core-broker through its package name (its public index), never its files',
+      severity: 'error',
+      from: { path: '^packages/(?!core-broker/)[^/]+/' },
+      to: { path: '^packages/core-broker/(src|test)/' },
+    },
+    {
       name: 'src-not-from-tests',
       severity: 'error',
       from: { path: '^packages/[^/]+/src/' },

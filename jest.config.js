@@ -31,6 +31,11 @@ module.exports = {
   ),
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
+  // packages import each other by name; tests run the sources, not the built dist
+  moduleNameMapper: {
+    '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
+    '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
+  },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
   testTimeout: 30000,
 };

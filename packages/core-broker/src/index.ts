@@ -198,6 +198,7 @@ export type {
   AckRequest,
   ChangeInvisibleRequest,
   ClientChannel,
+  ConsumeProgress,
 } from './message/protocol';
 export { SystemProperty } from './message/system-properties';
 

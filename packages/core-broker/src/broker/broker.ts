@@ -725,6 +725,19 @@ export class Broker {
     return this.schedule.pending;
   }
 
+  /**
+   * Work the broker still holds for later: delayed messages (retries included) not yet due,
+   * transactions not yet resolved, popped messages not yet acked. Test tooling runs virtual time
+   * until it is all done.
+   */
+  pendingWork(): { scheduledMessages: number; pendingTransactions: number; unackedPops: number } {
+    return {
+      scheduledMessages: this.schedule.pending,
+      pendingTransactions: this.transactions.pendingCount,
+      unackedPops: this.pops.totalUnacked(),
+    };
+  }
+
   /** Stops timers, answers waiting pulls, persists offsets and timer progress. Does not close the store. */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -212,6 +212,13 @@ export class PopService {
     return this.groupEntries.get(group) ?? 0;
   }
 
+  /** Unacked messages tracked over every group. */
+  totalUnacked(): number {
+    let count = 0;
+    for (const n of this.groupEntries.values()) count += n;
+    return count;
+  }
+
   // ---- pop ---------------------------------------------------------------------------------
 
   /**

@@ -439,6 +439,16 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
           .then(() => this.rebalance())
           .catch(onError);
       },
+      consumeProgress: () =>
+        [...this.processQueues.values()].map((pq) => ({
+          group: this.group,
+          brokerName: pq.queue.brokerName,
+          topic: pq.queue.topic,
+          queueId: pq.queue.queueId,
+          nextOffset: pq.nextOffset,
+          consumeOffset: pq.consumeOffset,
+          pending: pq.messages.size,
+        })),
     });
     try {
       if (this.messageModel === 'BROADCASTING' && this.offsetStore) {

@@ -234,6 +234,25 @@ export interface ClientChannel {
   consumerIdsChanged?(group: string): void;
   /** Tells a consumer its group's offsets on a broker were moved (RocketMQ `RESET_CONSUMER_CLIENT_OFFSET`). */
   resetOffset?(notice: OffsetResetNotice): void;
+  /**
+   * A push consumer's position on each queue it holds. Brokers never call it: in-process test
+   * tooling reads it to tell when every message was consumed (`drain()`).
+   */
+  consumeProgress?(): ConsumeProgress[];
+}
+
+/** Where a consumer stands on one queue (see `ClientChannel.consumeProgress`). */
+export interface ConsumeProgress {
+  group: string;
+  brokerName: string;
+  topic: string;
+  queueId: number;
+  /** The next queue offset it will pull. */
+  nextOffset: number;
+  /** The lowest offset not yet consumed (its committed position). */
+  consumeOffset: number;
+  /** Messages pulled and not yet finished (cached or in a listener). */
+  pending: number;
 }
 
 /** The offsets a group was reset to on one broker, by queue. */
