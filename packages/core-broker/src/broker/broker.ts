@@ -21,7 +21,7 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import { type ConsumeStatsRow, Permission } from '../message/protocol';
+import { type ConsumeStatsRow, Permission, type QueueLockRequest, type QueueRef } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
 import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
@@ -33,6 +33,7 @@ import { ConsumerOffsets } from './consumer-offsets';
 import { ConsumerRegistry } from './consumer-registry';
 import { LongPoll, queueKey } from './long-poll';
 import { PopService } from './pop-service';
+import { QueueLocks } from './queue-locks';
 import { ScheduleService } from './schedule-service';
 import type { TopicInput } from './topic-registry';
 import { TransactionService } from './transaction-service';
@@ -67,6 +68,7 @@ export class Broker {
   private readonly channels = new Map<string, ClientChannel>();
   private readonly filters = new Map<string, MessageFilter>();
   private readonly roundRobin = new Map<string, number>();
+  private readonly queueLocks = new QueueLocks();
   private readonly timers: Timer[] = [];
   private inFlightSends = 0;
   private closing: Promise<void> | undefined;
@@ -562,7 +564,26 @@ export class Broker {
   }
 
   /** A client shut down: it leaves its groups and the rest of each group rebalances. */
+  /**
+   * Locks queues for a client's orderly consumption (RocketMQ `lockBatchMQ`): returns the queues it
+   * now holds — free ones, expired ones and its own (renewed); a queue another live member holds is
+   * left out.
+   */
+  lockQueues(request: QueueLockRequest): QueueRef[] {
+    this.assertOpen();
+    validateGroup(request.group);
+    return this.queueLocks.lock(request.group, request.clientId, request.queues, this.options.clock.now());
+  }
+
+  /** Releases queues a client holds (RocketMQ `unlockBatchMQ`); others' locks are untouched. */
+  unlockQueues(request: QueueLockRequest): void {
+    this.assertOpen();
+    validateGroup(request.group);
+    this.queueLocks.unlock(request.group, request.clientId, request.queues);
+  }
+
   unregisterClient(clientId: string): void {
+    this.queueLocks.release(clientId);
     this.channels.delete(clientId);
     for (const group of this.consumers.unregister(clientId)) this.announce(group);
   }

@@ -10,6 +10,8 @@ import type {
   PopRequest,
   PullRequest,
   PullResponse,
+  QueueLockRequest,
+  QueueRef,
   SendBackRequest,
   SendRequest,
   SendResponse,
@@ -111,6 +113,14 @@ export class InProcessTransport implements Transport {
     return this.call(brokerName, (b) => b.searchOffset(topic, queueId, timestampMs));
   }
 
+  lockQueues(brokerName: string, request: QueueLockRequest): Promise<QueueRef[]> {
+    return this.call(brokerName, (b) => b.lockQueues(copyLockRequest(request)));
+  }
+
+  unlockQueues(brokerName: string, request: QueueLockRequest): Promise<void> {
+    return this.call(brokerName, (b) => b.unlockQueues(copyLockRequest(request)));
+  }
+
   heartbeat(brokerName: string, request: HeartbeatRequest): Promise<void> {
     return this.call(brokerName, (b) => b.heartbeat(request));
   }
@@ -173,4 +183,9 @@ export class InProcessTransport implements Transport {
 
 function isBroker(value: Broker | Iterable<Broker>): value is Broker {
   return typeof (value as Broker).brokerName === 'string' && typeof (value as Broker).send === 'function';
+}
+
+/** The broker keeps nothing the caller can change later: queue lists are copied. */
+function copyLockRequest(request: QueueLockRequest): QueueLockRequest {
+  return { ...request, queues: request.queues.map((q) => ({ topic: q.topic, queueId: q.queueId })) };
 }

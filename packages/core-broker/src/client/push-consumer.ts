@@ -82,6 +82,15 @@ export const DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS = 1000;
 export const DEFAULT_PERSIST_OFFSET_INTERVAL_MS = 5000;
 /** Pause before consuming again a message whose send-back failed. (RocketMQ `submitConsumeRequestLater`, 5 s) */
 export const DEFAULT_LOCAL_RETRY_DELAY_MS = 5000;
+/** Orderly, clustering: how often the queue locks are renewed. (RocketMQ `rocketmq.client.rebalance.lockInterval`) */
+export const DEFAULT_QUEUE_LOCK_RENEW_INTERVAL_MS = 20_000;
+/**
+ * Orderly, clustering: a lock not renewed for this long is not trusted to consume (the broker keeps
+ * it 60 s). (RocketMQ `rocketmq.client.rebalance.lockMaxLiveTime`)
+ */
+export const QUEUE_LOCK_MAX_LIVE_MS = 30_000;
+/** Orderly, clustering: pause before trying again to lock a queue it could not lock. (RocketMQ `tryLockLaterAndReconsume`, 3 s) */
+export const QUEUE_LOCK_RETRY_MS = 3_000;
 
 export interface PushConsumerOptions extends GroupConsumerOptions {
   /** Default `CLUSTERING`: the group shares the queues. `BROADCASTING`: every consumer reads everything. (RocketMQ `messageModel`) */
@@ -106,6 +115,8 @@ export interface PushConsumerOptions extends GroupConsumerOptions {
   persistOffsetIntervalMs?: number;
   /** Pause before consuming again a message whose send-back failed, ms. Default 5000. */
   localRetryDelayMs?: number;
+  /** Orderly, clustering: how often queue locks are renewed, in ms. Default 20 000. (RocketMQ `rocketmq.client.rebalance.lockInterval`) */
+  queueLockRenewIntervalMs?: number;
   /** Broadcasting only: where offsets persist between runs. Default: memory only. */
   offsetStore?: OffsetStore;
 }
@@ -155,6 +166,8 @@ class ProcessQueue {
   inFlight = 0;
   /** Orderly: a message of this queue is being consumed or waits for its retry. */
   orderlyBusy = false;
+  /** Orderly, clustering: when the broker last confirmed this client's lock on the queue (0: not locked). */
+  lockedAtMs = 0;
   /** Orderly: local retries so far, by queue offset. */
   readonly localAttempts = new Map<number, number>();
   readonly timers = new Set<Timer>();
@@ -261,6 +274,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private readonly maxReconsumeTimes: number;
   private readonly suspendTimeoutMs: number;
   private readonly suspendCurrentQueueTimeMs: number;
+  private readonly queueLockRenewIntervalMs: number;
   private readonly rebalanceIntervalMs: number;
   private readonly heartbeatIntervalMs: number;
   private readonly persistOffsetIntervalMs: number;
@@ -354,6 +368,13 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       options.suspendCurrentQueueTimeMs,
       DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS,
       0,
+    );
+    this.queueLockRenewIntervalMs = intOption(
+      c,
+      'queueLockRenewIntervalMs',
+      options.queueLockRenewIntervalMs,
+      DEFAULT_QUEUE_LOCK_RENEW_INTERVAL_MS,
+      1,
     );
     ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
       consumerGroup.membershipIntervalOptions(c, options));
@@ -465,6 +486,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     this.timers.every(this.rebalanceIntervalMs, () => this.rebalance(), onError);
     this.timers.every(this.heartbeatIntervalMs, () => this.membership.heartbeat(), onError);
     this.timers.every(this.persistOffsetIntervalMs, () => this.persistOffsets(), onError);
+    if (this.locksQueues) this.timers.every(this.queueLockRenewIntervalMs, () => this.renewLocks(), onError);
   }
 
   /**
@@ -534,6 +556,9 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   }
 
   private async addQueue(subscription: Subscription, queue: MessageQueue): Promise<boolean> {
+    // orderly: only the holder of the queue's lock consumes it; another member may still have it
+    if (this.locksQueues && !(await this.lockQueues(queue.brokerName, [queue])).length) return false;
+    const lockedAtMs = this.clock.now();
     const isRetry = this.messageModel === 'CLUSTERING' && queue.topic === retryTopicOf(this.group);
     let committed: number | undefined;
     let start: number;
@@ -554,6 +579,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     }
     if (this.state !== 'RUNNING' || this.processQueues.has(queueKey(queue))) return false;
     const pq = new ProcessQueue(queue, subscription, isRetry, start, committed);
+    if (this.locksQueues) pq.lockedAtMs = lockedAtMs;
     this.processQueues.set(pq.key, pq);
     void this.pullLoop(pq);
     return true;
@@ -595,12 +621,83 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     await this.rebalance();
   }
 
-  /** Stops pulling `pq`, waits for its running listener calls, then commits its offset. */
+  /** Stops pulling `pq`, waits for its running listener calls, commits its offset, then gives its lock back. */
   private async dropQueue(pq: ProcessQueue): Promise<void> {
     if (!pq.dropped) pq.drop();
     await pq.whenIdle();
     await this.commitQueue(pq);
     if (this.processQueues.get(pq.key) === pq) this.processQueues.delete(pq.key);
+    if (this.locksQueues && pq.lockedAtMs > 0) {
+      pq.lockedAtMs = 0;
+      const { brokerName, topic, queueId } = pq.queue;
+      await this.transport
+        .unlockQueues(brokerName, {
+          group: this.group,
+          clientId: this.clientId,
+          queues: [{ topic, queueId }],
+        })
+        .catch((error: unknown) => this.events.emit('consumer.error', { stage: 'rebalance', error }));
+    }
+  }
+
+  // ---- orderly queue locks -----------------------------------------------------------------
+
+  /** Orderly clustering consumers lock their queues at the broker (RocketMQ `lockBatchMQ`). */
+  private get locksQueues(): boolean {
+    return this.orderly && this.messageModel === 'CLUSTERING';
+  }
+
+  /** Locks queues of one broker; resolves with those now held (none when the broker fails). */
+  private async lockQueues(brokerName: string, queues: readonly MessageQueue[]): Promise<MessageQueue[]> {
+    try {
+      const held = await this.transport.lockQueues(brokerName, {
+        group: this.group,
+        clientId: this.clientId,
+        queues: queues.map((q) => ({ topic: q.topic, queueId: q.queueId })),
+      });
+      const keys = new Set(held.map((q) => `${q.topic}\u0000${q.queueId}`));
+      return queues.filter((q) => keys.has(`${q.topic}\u0000${q.queueId}`));
+    } catch (error) {
+      this.events.emit('consumer.error', { stage: 'rebalance', error });
+      return [];
+    }
+  }
+
+  /** Renews every held lock; a queue whose lock went to another member stops being consumed. */
+  private async renewLocks(): Promise<void> {
+    const byBroker = new Map<string, ProcessQueue[]>();
+    for (const pq of this.processQueues.values()) {
+      if (pq.dropped) continue;
+      const list = byBroker.get(pq.queue.brokerName) ?? [];
+      list.push(pq);
+      byBroker.set(pq.queue.brokerName, list);
+    }
+    await Promise.all(
+      [...byBroker].map(async ([brokerName, pqs]) => {
+        const now = this.clock.now();
+        const held = new Set(
+          await this.lockQueues(
+            brokerName,
+            pqs.map((pq) => pq.queue),
+          ),
+        );
+        for (const pq of pqs) {
+          const wasLocked = pq.lockedAtMs > 0;
+          pq.lockedAtMs = held.has(pq.queue) ? now : 0;
+          if (!wasLocked && pq.lockedAtMs > 0) this.scheduleOrderly(pq);
+        }
+      }),
+    );
+  }
+
+  /** Orderly: true when `pq` may be consumed now (its lock is fresh, or was just taken again). */
+  private async holdsLock(pq: ProcessQueue): Promise<boolean> {
+    if (!this.locksQueues) return true;
+    if (pq.lockedAtMs > 0 && this.clock.now() - pq.lockedAtMs <= QUEUE_LOCK_MAX_LIVE_MS) return true;
+    const now = this.clock.now();
+    const held = await this.lockQueues(pq.queue.brokerName, [pq.queue]);
+    pq.lockedAtMs = held.length > 0 ? now : 0;
+    return pq.lockedAtMs > 0;
   }
 
   // ---- offsets ---------------------------------------------------------------------------
@@ -862,6 +959,17 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     const first = pq.messages.entries().next();
     if (first.done) {
       pq.orderlyBusy = false;
+      return;
+    }
+    if (!(await this.holdsLock(pq))) {
+      // another member holds the queue (a rebalance in progress): try again later
+      if (pq.dropped) return;
+      const timer = this.timers.after(QUEUE_LOCK_RETRY_MS, () => {
+        pq.timers.delete(timer);
+        pq.orderlyBusy = false;
+        this.scheduleOrderly(pq);
+      });
+      pq.timers.add(timer);
       return;
     }
     const [offset, m] = first.value;

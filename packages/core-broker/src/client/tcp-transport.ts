@@ -10,6 +10,8 @@ import type {
   PopRequest,
   PullRequest,
   PullResponse,
+  QueueLockRequest,
+  QueueRef,
   SendBackRequest,
   SendRequest,
   SendResponse,
@@ -217,6 +219,14 @@ export class TcpTransport implements Transport {
     request: ChangeInvisibleRequest,
   ): Promise<{ receiptHandle: string }> {
     return this.call(brokerName, RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME, request);
+  }
+
+  lockQueues(brokerName: string, request: QueueLockRequest): Promise<QueueRef[]> {
+    return this.call(brokerName, RequestCode.LOCK_BATCH_MQ, request);
+  }
+
+  unlockQueues(brokerName: string, request: QueueLockRequest): Promise<void> {
+    return this.call(brokerName, RequestCode.UNLOCK_BATCH_MQ, request);
   }
 
   register(clientId: string, channel: ClientChannel): void {

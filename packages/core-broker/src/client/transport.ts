@@ -8,6 +8,8 @@ import type {
   PopRequest,
   PullRequest,
   PullResponse,
+  QueueLockRequest,
+  QueueRef,
   SendBackRequest,
   SendRequest,
   SendResponse,
@@ -50,6 +52,10 @@ export interface Transport {
     brokerName: string,
     request: ChangeInvisibleRequest,
   ): Promise<{ receiptHandle: string }>;
+  /** Locks queues for orderly consumption; resolves with the queues the client now holds. */
+  lockQueues(brokerName: string, request: QueueLockRequest): Promise<QueueRef[]>;
+  /** Releases queues the client holds. */
+  unlockQueues(brokerName: string, request: QueueLockRequest): Promise<void>;
   /** Lets brokers reach this client (check-backs, rebalance notices). */
   register(clientId: string, channel: ClientChannel): void;
   /** The client is shutting down: brokers drop it from its groups. */

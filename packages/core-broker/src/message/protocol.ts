@@ -255,6 +255,19 @@ export interface ConsumeProgress {
   pending: number;
 }
 
+/** A queue of a topic on the broker a request goes to. */
+export interface QueueRef {
+  topic: string;
+  queueId: number;
+}
+
+/** Lock or unlock queues for a consumer group's orderly consumption (RocketMQ `LOCK_BATCH_MQ`). */
+export interface QueueLockRequest {
+  group: string;
+  clientId: string;
+  queues: QueueRef[];
+}
+
 /** The offsets a group was reset to on one broker, by queue. */
 export interface OffsetResetNotice {
   group: string;

@@ -14,6 +14,8 @@ import type {
   PopRequest,
   PullRequest,
   PullResponse,
+  QueueLockRequest,
+  QueueRef,
   SendBackRequest,
   SendRequest,
   SendResponse,
@@ -614,6 +616,36 @@ export const groupRequestCodec: Codec<{ group: string }> = headerCodec(
   (r) => ({ group: r.str('group') }),
 );
 
+/** A list of queues: u16 count, then per queue its topic and u32 queue id. */
+function writeQueues(w: BinaryWriter, queues: readonly QueueRef[]): void {
+  w.u16(queues.length);
+  for (const q of queues) w.str(q.topic).u32(q.queueId);
+}
+
+function readQueues(r: BinaryReader): QueueRef[] {
+  const count = r.count('queues', 'u16', U16_BYTES + 4);
+  const queues: QueueRef[] = [];
+  for (let i = 0; i < count; i++) queues.push({ topic: r.str('topic'), queueId: r.u32('queueId') });
+  return queues;
+}
+
+/** `lockQueues` / `unlockQueues`: group, client id, queues. */
+export const queueLockRequestCodec: Codec<QueueLockRequest> = headerCodec<QueueLockRequest>(
+  'queueLockRequest',
+  (w, v) => {
+    w.str(v.group).str(v.clientId);
+    writeQueues(w, v.queues);
+  },
+  (r) => ({ group: r.str('group'), clientId: r.str('clientId'), queues: readQueues(r) }),
+);
+
+/** The queues a lock request now holds. */
+export const lockedQueuesCodec: Codec<QueueRef[]> = headerCodec<QueueRef[]>(
+  'lockedQueues',
+  (w, v) => writeQueues(w, v),
+  (r) => readQueues(r),
+);
+
 /** `unregister`. */
 export const clientIdRequestCodec: Codec<{ clientId: string }> = headerCodec(
   'clientIdRequest',
@@ -748,6 +780,8 @@ export const OPERATIONS = {
   [RequestCode.CONSUMER_SEND_MSG_BACK]: { request: sendBackRequestCodec, response: sendBackResponseCodec },
   [RequestCode.END_TRANSACTION]: { request: endTransactionRequestCodec, response: emptyCodec },
   [RequestCode.GET_CONSUMER_LIST_BY_GROUP]: { request: groupRequestCodec, response: clientIdsResponseCodec },
+  [RequestCode.LOCK_BATCH_MQ]: { request: queueLockRequestCodec, response: lockedQueuesCodec },
+  [RequestCode.UNLOCK_BATCH_MQ]: { request: queueLockRequestCodec, response: emptyCodec },
   [RequestCode.CHECK_TRANSACTION_STATE]: { request: transactionCheckCodec, response: emptyCodec },
   [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]: { request: groupRequestCodec, response: emptyCodec },
   [RequestCode.RESET_CONSUMER_CLIENT_OFFSET]: { request: offsetResetNoticeCodec, response: emptyCodec },

@@ -40,6 +40,10 @@ export const RequestCode = {
   END_TRANSACTION: 37,
   /** `Transport.consumerIds` (RocketMQ GET_CONSUMER_LIST_BY_GROUP). */
   GET_CONSUMER_LIST_BY_GROUP: 38,
+  /** `Transport.lockQueues`: orderly consumption's queue locks (RocketMQ LOCK_BATCH_MQ). */
+  LOCK_BATCH_MQ: 41,
+  /** `Transport.unlockQueues` (RocketMQ UNLOCK_BATCH_MQ). */
+  UNLOCK_BATCH_MQ: 42,
   /** Broker → producer, one-way: `ClientChannel.checkTransaction` (RocketMQ CHECK_TRANSACTION_STATE). */
   CHECK_TRANSACTION_STATE: 39,
   /** Broker → consumer, one-way: `ClientChannel.consumerIdsChanged` (RocketMQ NOTIFY_CONSUMER_IDS_CHANGED). */

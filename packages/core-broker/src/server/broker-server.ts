@@ -260,6 +260,8 @@ export class BrokerServer {
     this.on(C.CHANGE_MESSAGE_INVISIBLE_TIME, OPERATIONS[C.CHANGE_MESSAGE_INVISIBLE_TIME], (r) =>
       b.changeInvisibleTime(r),
     );
+    this.on(C.LOCK_BATCH_MQ, OPERATIONS[C.LOCK_BATCH_MQ], (r) => b.lockQueues(r));
+    this.on(C.UNLOCK_BATCH_MQ, OPERATIONS[C.UNLOCK_BATCH_MQ], (r) => b.unlockQueues(r));
     this.defineAdminHandlers();
   }
 

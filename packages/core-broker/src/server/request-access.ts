@@ -5,6 +5,7 @@ import type {
   HeartbeatRequest,
   PopRequest,
   PullRequest,
+  QueueLockRequest,
   SendBackRequest,
   SendRequest,
 } from '../message/protocol';
@@ -24,6 +25,7 @@ const group = (name: string, perm: 'PUB' | 'SUB'): AccessNeed => ({ kind: 'group
  * | SEARCH_OFFSET_BY_TIMESTAMP, GET_MIN/MAX_OFFSET        | SUB on the topic                       |
  * | HEART_BEAT                                            | SUB on each consumer group and each topic it subscribes to, PUB on each producer group |
  * | CONSUMER_SEND_MSG_BACK                                | SUB on the consumer group              |
+ * | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ                        | SUB on the consumer group and each queue's topic |
  * | GET_ROUTEINFO_BY_TOPIC, GET_CONSUMER_LIST_BY_GROUP, UNREGISTER_CLIENT | any account          |
  * | admin codes (1000+) and any other code                | an admin account                       |
  *
@@ -47,6 +49,11 @@ export function accessNeedsOf(code: number, request: unknown): AccessNeed[] {
     case C.UPDATE_CONSUMER_OFFSET: {
       const r = request as { group: string; topic: string };
       return [topic(r.topic, 'SUB'), group(r.group, 'SUB')];
+    }
+    case C.LOCK_BATCH_MQ:
+    case C.UNLOCK_BATCH_MQ: {
+      const r = request as QueueLockRequest;
+      return [group(r.group, 'SUB'), ...r.queues.map((q) => topic(q.topic, 'SUB'))];
     }
     case C.SEARCH_OFFSET_BY_TIMESTAMP:
     case C.GET_MAX_OFFSET:

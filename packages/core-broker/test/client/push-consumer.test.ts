@@ -1,6 +1,7 @@
 import { deadLetterTopicOf, retryTopicOf } from '../../src/broker/broker';
 import { RocketError } from '../../src/common/errors';
 import { averagelyByCircle } from '../../src/client/allocation';
+import type { AllocationStrategy } from '../../src/client/allocation';
 import { Producer } from '../../src/client/producer';
 import { PushConsumer } from '../../src/client/push-consumer';
 import { ConsumeResult } from '../../src/client/push-consumer';
@@ -526,6 +527,67 @@ describe('PushConsumer orderly', () => {
       }
     }
     expect(seen).toHaveLength(33);
+  });
+
+  test('clustering: a queue moves to a new member only after the old one finished with it (broker queue lock)', async () => {
+    cluster.createTopic({ topic: 'Fifo', queueCount: 1, fifo: true });
+    // the member with the highest client id takes every queue: joining moves them all to it
+    const toHighest: AllocationStrategy = {
+      name: 'TO_HIGHEST',
+      allocate: ({ self, queues, consumerIds }) =>
+        self === [...consumerIds].sort().at(-1) ? [...queues] : [],
+    };
+    const gateA = held();
+    let active = 0;
+    let overlap = false;
+    const seen: string[] = [];
+    const track =
+      (name: string): MessageListener =>
+      async (messages) => {
+        if (active > 0) overlap = true;
+        active++;
+        try {
+          if (name === 'a' && text(messages[0]!) === 'm0') await gateA.promise;
+          seen.push(`${name}:${text(messages[0]!)}`);
+          return ConsumeResult.CONSUME_SUCCESS;
+        } finally {
+          active--;
+        }
+      };
+    const a = consumer(track('a'), {
+      topic: 'Fifo',
+      orderly: true,
+      clientId: 'client-a',
+      allocation: toHighest,
+    });
+    await a.start();
+    let where = '';
+    for (let i = 0; i < 4; i++) {
+      where = (await producer.send({ topic: 'Fifo', body: `m${i}`, messageGroup: 'order-1' })).brokerName;
+    }
+    await until(() => active === 1, 'a holds m0 in its listener');
+    const b = consumer(track('b'), {
+      topic: 'Fifo',
+      orderly: true,
+      clientId: 'client-b',
+      allocation: toHighest,
+    });
+    await b.start();
+    await advance(cluster.clock, 3000);
+    // a is still on m0 and keeps that queue's lock: b was allocated it but could not take it (the
+    // other, empty queue a gave up at once, and b took it)
+    expect(seen).toEqual([]);
+    const fifoQueues = (c: PushConsumer) => c.assignment().filter((q) => q.topic === 'Fifo');
+    expect(fifoQueues(b).map((q) => q.brokerName)).not.toContain(where);
+    expect(fifoQueues(b)).toHaveLength(1);
+    gateA.open();
+    await until(() => seen.includes('a:m0'), 'a finished m0');
+    // a gave the lock back once m0 was done; b takes the queue at a later attempt and goes on in order
+    for (let i = 0; i < 25 && seen.length < 4; i++) await advance(cluster.clock, 1000);
+    expect(seen).toEqual(['a:m0', 'b:m1', 'b:m2', 'b:m3']);
+    expect(overlap).toBe(false);
+    expect(fifoQueues(a)).toEqual([]);
+    expect(fifoQueues(b)).toHaveLength(2);
   });
 
   test('the queue waits suspendCurrentQueueTimeMs before the retry, with a growing reconsumeTimes', async () => {

@@ -149,6 +149,36 @@ export function transportConformance(name: string, create: () => Promise<Transpo
       expect(await f.transport.consumerIds('broker-b', 'G')).toEqual([]);
     });
 
+    test('queue locks: one holder per group and queue, renewable by it, released by unlock and by unregister', async () => {
+      const request = (clientId: string, queueIds: number[]) => ({
+        group: 'OrderlyG',
+        clientId,
+        queues: queueIds.map((queueId) => ({ topic: 'T', queueId })),
+      });
+      expect(await f.transport.lockQueues('broker-a', request('c1', [0, 1]))).toEqual([
+        { topic: 'T', queueId: 0 },
+        { topic: 'T', queueId: 1 },
+      ]);
+      expect(await f.transport.lockQueues('broker-a', request('c2', [0, 1]))).toEqual([]);
+      // locks are per broker: broker-b's queue 0 is free
+      expect(await f.transport.lockQueues('broker-b', request('c2', [0]))).toEqual([
+        { topic: 'T', queueId: 0 },
+      ]);
+      await f.transport.unlockQueues('broker-a', request('c2', [0]));
+      expect(await f.transport.lockQueues('broker-a', request('c1', [0]))).toEqual([
+        { topic: 'T', queueId: 0 },
+      ]);
+      await f.transport.unlockQueues('broker-a', request('c1', [1]));
+      expect(await f.transport.lockQueues('broker-a', request('c2', [0, 1]))).toEqual([
+        { topic: 'T', queueId: 1 },
+      ]);
+      await f.transport.heartbeat('broker-a', heartbeat('c1', 'OrderlyG'));
+      await f.transport.unregister('c1');
+      expect(await f.transport.lockQueues('broker-a', request('c2', [0]))).toEqual([
+        { topic: 'T', queueId: 0 },
+      ]);
+    });
+
     test('sendBack stores a retry copy, or a dead letter past max reconsume times', async () => {
       const sent = await send('broker-a', 'T', 0, 'failed');
       const msgId = sent.messages[0]!.msgId;
