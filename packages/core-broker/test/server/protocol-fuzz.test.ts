@@ -278,6 +278,16 @@ const requestValues: Record<number, fc.Arbitrary<unknown>> = {
     receiptHandle,
     invisibleTimeMs: fc.oneof(fc.integer({ min: 10_000, max: 60_000 }), fc.maxSafeNat()),
   }),
+  [RequestCode.LOCK_BATCH_MQ]: fc.record({
+    group,
+    clientId,
+    queues: fc.array(fc.record({ topic, queueId }), { maxLength: 4 }),
+  }),
+  [RequestCode.UNLOCK_BATCH_MQ]: fc.record({
+    group,
+    clientId,
+    queues: fc.array(fc.record({ topic, queueId }), { maxLength: 4 }),
+  }),
   // admin codes (JSON): valid shapes with fuzzed values
   // (topics of its own: a valid update may make a topic unreadable, which the good client must not see)
   [RequestCode.ADMIN_UPDATE_TOPIC]: fc.record(
