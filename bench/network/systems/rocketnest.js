@@ -24,7 +24,8 @@ const {
 } = require('../common.js');
 
 const ROOT = path.join(__dirname, '..', '..', '..');
-const DIST = path.join(ROOT, 'packages', 'core-broker', 'dist');
+// ROCKETNEST_DIST: another build of core-broker's dist (A/B runs of a baseline build).
+const DIST = process.env.ROCKETNEST_DIST ?? path.join(ROOT, 'packages', 'core-broker', 'dist');
 const CLI = path.join(DIST, 'cli', 'main.js');
 const HOST = '127.0.0.1';
 const BROKER = 'broker-a';
