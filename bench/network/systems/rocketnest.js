@@ -32,7 +32,9 @@ const BROKER = 'broker-a';
 const TOPIC = 'bench';
 const LATENCY_TOPIC = 'bench-latency';
 const QUEUES = 8;
-const PULL_BATCH = 32;
+// 8 queues × 128 = 1024 messages in flight, the window the peers get (prefetch / COUNT / batch
+// 1024); RocketMQ's default pullBatchSize is 32.
+const PULL_BATCH = 128;
 const CONSUME_BATCH = 32;
 const BACKLOG_DEADLINE_MS = 300_000;
 const STOP_GRACE_MS = 10_000;

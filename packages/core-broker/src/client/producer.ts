@@ -58,7 +58,7 @@ export interface ProducerOptions {
    * batches only through the explicit batch send (here `sendBatch`).
    */
   coalesceSends?: boolean;
-  /** Most messages in one coalesced request. Default 128; 1 disables coalescing. (RocketNest only) */
+  /** Most messages in one coalesced request. Default 512; 1 disables coalescing. (RocketNest only) */
   maxCoalescedMessages?: number;
   /** Most body bytes in one coalesced request; a bigger message goes alone. Default 1 MiB. (RocketNest only) */
   maxCoalescedBytes?: number;

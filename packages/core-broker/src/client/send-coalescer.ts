@@ -2,7 +2,7 @@ import type { MessageInput } from '../message/message';
 import type { SendResponse } from '../message/protocol';
 
 /** Most messages one coalesced send carries. (RocketNest only; RocketMQ has no equivalent.) */
-export const DEFAULT_MAX_COALESCED_MESSAGES = 128;
+export const DEFAULT_MAX_COALESCED_MESSAGES = 512;
 /** Most body bytes one coalesced send carries; a bigger message goes alone. */
 export const DEFAULT_MAX_COALESCED_BYTES = 1024 * 1024;
 
