@@ -43,6 +43,12 @@ export interface StoreFileSystem {
   readFile(file: string): Buffer | undefined;
   /** Replaces `file` atomically and durably (write to a temporary name, fsync, rename, fsync dir). */
   writeFileAtomic(file: string, data: Buffer): void;
+  /**
+   * Optional: the same, its writes and fsyncs off the event loop. The store's periodic checkpoint
+   * prefers it when present, so a slow fsync does not hold every request up. Calls for one file
+   * must not overlap (they share the temporary name).
+   */
+  writeFileAtomicAsync?(file: string, data: Buffer): Promise<void>;
   remove(file: string): void;
   /** Removes an empty directory; no-op when not empty or absent. */
   removeDirIfEmpty(dir: string): void;
@@ -109,6 +115,23 @@ export const nodeFileSystem: StoreFileSystem = {
       fs.fsyncSync(dirFd);
     } finally {
       fs.closeSync(dirFd);
+    }
+  },
+  async writeFileAtomicAsync(file, data) {
+    const tmp = `${file}.tmp`;
+    const handle = await fs.promises.open(tmp, 'w', 0o644);
+    try {
+      await handle.writeFile(data);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(tmp, file);
+    const dir = await fs.promises.open(path.dirname(file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
     }
   },
   remove: (file) => fs.rmSync(file, { force: true }),

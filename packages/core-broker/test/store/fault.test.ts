@@ -463,3 +463,53 @@ describe('commit-log writes through writeSync', () => {
     },
   );
 });
+
+describe('nodeFileSystem.writeFileAtomicAsync', () => {
+  test('creates, then replaces a file durably, leaving no temporary file; matches writeFileAtomic', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    try {
+      const file = `${t.dir}/checkpoint`;
+      await nodeFileSystem.writeFileAtomicAsync!(file, Buffer.from('first'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('first');
+      await nodeFileSystem.writeFileAtomicAsync!(file, Buffer.from('second, longer'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('second, longer');
+      nodeFileSystem.writeFileAtomic(file, Buffer.from('sync'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('sync');
+      expect(nodeFileSystem.list(t.dir)).toEqual(['checkpoint']);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test('rejects when the directory does not exist, and writes nothing', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    try {
+      await expect(
+        nodeFileSystem.writeFileAtomicAsync!(`${t.dir}/missing/checkpoint`, Buffer.from('x')),
+      ).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(nodeFileSystem.list(t.dir)).toEqual([]);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test('a store on the node file system checkpoints through it', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    const spy = jest.spyOn(nodeFileSystem, 'writeFileAtomicAsync');
+    try {
+      const env: Env = { inner: nodeFileSystem, dir: t.dir, cleanup: t.cleanup };
+      const store = await open(env, nodeFileSystem, { flushMode: 'async' });
+      await appendAll(store, 'ok', 10);
+      await store.flush();
+      expect(spy).toHaveBeenCalledWith(`${t.dir}/checkpoint`, expect.any(Buffer));
+      await store.close();
+      const reopened = await open(env, nodeFileSystem, { flushMode: 'async' });
+      expect(reopened.recovery.fromCheckpoint).toBe(true);
+      expect(queueBodies(reopened, 0)).toEqual(expectedByQueue('ok', 10)[0]);
+      await reopened.close();
+    } finally {
+      spy.mockRestore();
+      t.cleanup();
+    }
+  });
+});
