@@ -108,7 +108,7 @@ export type SendCallback = (error: Error | undefined, result?: SendResult) => vo
 
 /** Instrumentation events of a producer. */
 export interface ProducerEvents {
-  /** A send (one message or a batch) was stored. */
+  /** A send (one message, a batch, or single-message sends coalesced into one request) was stored. */
   'producer.send': {
     topic: string;
     brokerName: string;
@@ -404,7 +404,9 @@ export class Producer<MoreEvents extends object = object> {
     this.assertRunning();
     if (!message || typeof message !== 'object')
       throw new RocketError('INVALID_ARGUMENT', 'message must be an object');
-    const merged = { ...message, ...stripUndefined(options) };
+    const merged: ProducerMessage & SendOptions = options
+      ? { ...message, ...stripUndefined(options) }
+      : message;
     validateUserTopic(merged.topic);
     if (merged.delayMs !== undefined) {
       if (!Number.isSafeInteger(merged.delayMs) || merged.delayMs < 0) {
