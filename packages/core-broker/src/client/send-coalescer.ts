@@ -1,3 +1,4 @@
+import { RocketError } from '../common/errors';
 import type { MessageInput } from '../message/message';
 import type { SendResponse } from '../message/protocol';
 
@@ -95,6 +96,14 @@ export class SendCoalescer {
     const { topic, messages, waiters } = batch;
     const done = this.sendBatch(topic, messages).then(
       (response) => {
+        if (response.messages.length !== waiters.length) {
+          const error = new RocketError(
+            'PROTOCOL_ERROR',
+            `the broker answered a batch of ${waiters.length} messages with ${response.messages.length} results`,
+          );
+          for (const w of waiters) w.reject(error);
+          return;
+        }
         for (let i = 0; i < waiters.length; i++) waiters[i]!.resolve(response, i);
       },
       (error: unknown) => {

@@ -565,3 +565,20 @@ describe('Producer coalescing of single-message sends', () => {
     }
   });
 });
+
+test('coalescing: a broker answering a batch with the wrong number of results fails each send with PROTOCOL_ERROR', async () => {
+  const p = await producer();
+  const send = cluster.transport.send.bind(cluster.transport);
+  jest.spyOn(cluster.transport, 'send').mockImplementation(async (broker, request) => {
+    const response = await send(broker, request);
+    return { ...response, messages: response.messages.slice(1) };
+  });
+  const outcomes = await Promise.allSettled([
+    p.sendAsync({ topic: TOPIC, body: 'a' }),
+    p.sendAsync({ topic: TOPIC, body: 'b' }),
+  ]);
+  for (const o of outcomes) {
+    expect(o.status).toBe('rejected');
+    expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'PROTOCOL_ERROR' });
+  }
+});
