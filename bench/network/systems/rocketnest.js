@@ -24,14 +24,17 @@ const {
 } = require('../common.js');
 
 const ROOT = path.join(__dirname, '..', '..', '..');
-const DIST = path.join(ROOT, 'packages', 'core-broker', 'dist');
+// ROCKETNEST_DIST: another build of core-broker's dist (A/B runs of a baseline build).
+const DIST = process.env.ROCKETNEST_DIST ?? path.join(ROOT, 'packages', 'core-broker', 'dist');
 const CLI = path.join(DIST, 'cli', 'main.js');
 const HOST = '127.0.0.1';
 const BROKER = 'broker-a';
 const TOPIC = 'bench';
 const LATENCY_TOPIC = 'bench-latency';
 const QUEUES = 8;
-const PULL_BATCH = 32;
+// 8 queues × 128 = 1024 messages in flight, the window the peers get (prefetch / COUNT / batch
+// 1024); RocketMQ's default pullBatchSize is 32.
+const PULL_BATCH = 128;
 const CONSUME_BATCH = 32;
 const BACKLOG_DEADLINE_MS = 300_000;
 const STOP_GRACE_MS = 10_000;

@@ -346,7 +346,15 @@ export class Broker {
       }
       throw error;
     }
-    for (const r of stored) this.longPoll.notify(queueKey(r.topic, r.queueId));
+    // once per queue, not per record: a batch goes to one queue
+    let topic: string | undefined;
+    let queueId = -1;
+    for (const r of stored) {
+      if (r.queueId === queueId && r.topic === topic) continue;
+      topic = r.topic;
+      queueId = r.queueId;
+      this.longPoll.notify(queueKey(topic, queueId));
+    }
     return stored;
   }
 

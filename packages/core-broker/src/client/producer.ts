@@ -16,6 +16,7 @@ import type { MessageQueue } from './allocation';
 import { LatencyFaultTolerance } from './latency-fault-tolerance';
 import { ClientEvents, ClientTimers, createClientId, intOption, writeQueues } from './client-support';
 import type { EventListener } from './client-support';
+import { DEFAULT_MAX_COALESCED_BYTES, DEFAULT_MAX_COALESCED_MESSAGES, SendCoalescer } from './send-coalescer';
 import type { Transport } from './transport';
 
 /** Time a send may take, retries included. (RocketMQ `sendMsgTimeout`, 3000 ms) */
@@ -53,6 +54,21 @@ export interface ProducerOptions {
    * `sendLatencyFaultEnable`, off by default there).
    */
   sendLatencyFaultEnable?: boolean;
+  /**
+   * Gather the single-message sends (`send`, `sendAsync`) issued in one turn of the event loop
+   * into batch requests, one per topic and message group, so that a burst of sends costs one
+   * request frame, one broker call and one store append per batch instead of per message. Each
+   * send still gets its own result or error, in order; a FIFO group's messages are only batched
+   * with their own group. Messages with a delivery time and one-way sends are never coalesced.
+   * A message sent alone (nothing else in its turn) leaves as before, one message per request.
+   * Default true. RocketMQ has no equivalent: its client sends each message as its own request,
+   * batches only through the explicit batch send (here `sendBatch`).
+   */
+  coalesceSends?: boolean;
+  /** Most messages in one coalesced request. Default 512; 1 disables coalescing. (RocketNest only) */
+  maxCoalescedMessages?: number;
+  /** Most body bytes in one coalesced request; a bigger message goes alone. Default 1 MiB. (RocketNest only) */
+  maxCoalescedBytes?: number;
 }
 
 /** A message to send: a {@link MessageInput} whose body may also be a string (sent as UTF-8). */
@@ -99,7 +115,7 @@ export type SendCallback = (error: Error | undefined, result?: SendResult) => vo
 
 /** Instrumentation events of a producer. */
 export interface ProducerEvents {
-  /** A send (one message or a batch) was stored. */
+  /** A send (one message, a batch, or single-message sends coalesced into one request) was stored. */
   'producer.send': {
     topic: string;
     brokerName: string;
@@ -158,6 +174,8 @@ export class Producer<MoreEvents extends object = object> {
   /** Brokers this producer heartbeats, and the first heartbeat to each. */
   private readonly brokers = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Single-message sends waiting for the end of the turn; undefined when coalescing is off. */
+  private readonly coalescer: SendCoalescer | undefined;
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
   private counters = { sent: 0, failed: 0, onewayFailed: 0 };
@@ -204,6 +222,34 @@ export class Producer<MoreEvents extends object = object> {
     }
     if (options.sendLatencyFaultEnable !== false)
       this.faults = new LatencyFaultTolerance(() => this.clock.now());
+    const maxCoalescedMessages = intOption(
+      name,
+      'maxCoalescedMessages',
+      options.maxCoalescedMessages,
+      DEFAULT_MAX_COALESCED_MESSAGES,
+      1,
+      1024,
+    );
+    const maxCoalescedBytes = intOption(
+      name,
+      'maxCoalescedBytes',
+      options.maxCoalescedBytes,
+      DEFAULT_MAX_COALESCED_BYTES,
+      1,
+      8 * 1024 * 1024,
+    );
+    if (options.coalesceSends !== undefined && typeof options.coalesceSends !== 'boolean') {
+      throw new RocketError('INVALID_OPTION', `${name} option coalesceSends must be a boolean`);
+    }
+    if ((options.coalesceSends ?? true) && maxCoalescedMessages > 1) {
+      this.coalescer = new SendCoalescer(
+        (topic, messages) => this.sendMessages(topic, messages, { coalesced: true }),
+        maxCoalescedMessages,
+        maxCoalescedBytes,
+        (error) => isPerMessageFailure(error),
+        (done) => void this.track(done),
+      );
+    }
   }
 
   on<K extends keyof (ProducerEvents & MoreEvents)>(
@@ -245,10 +291,23 @@ export class Producer<MoreEvents extends object = object> {
   }
 
   /** Sends one message and resolves once a broker stored it. */
-  async send(message: ProducerMessage, options?: SendOptions): Promise<SendResult> {
-    const input = this.prepare(message, options);
-    const [result] = resultsOf(await this.track(this.sendMessages(input.topic, [input])));
-    return result!;
+  send(message: ProducerMessage, options?: SendOptions): Promise<SendResult> {
+    let input: MessageInput;
+    try {
+      input = this.prepare(message, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const coalescer = this.coalescer;
+    if (coalescer && input.deliveryTimeMs === undefined) {
+      return new Promise<SendResult>((resolve, reject) => {
+        coalescer.add(input, {
+          resolve: (response, index) => resolve(resultOf(response, index)),
+          reject,
+        });
+      });
+    }
+    return this.track(this.sendMessages(input.topic, [input])).then((response) => resultOf(response, 0));
   }
 
   /**
@@ -332,6 +391,7 @@ export class Producer<MoreEvents extends object = object> {
     if (this.state === 'CREATED') this.state = 'STOPPED';
     this.stopping ??= (async () => {
       this.state = 'STOPPING';
+      this.coalescer?.flush();
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       this.timers.cancelAll();
       await this.transport.unregister(this.clientId).catch(() => undefined);
@@ -357,7 +417,9 @@ export class Producer<MoreEvents extends object = object> {
     this.assertRunning();
     if (!message || typeof message !== 'object')
       throw new RocketError('INVALID_ARGUMENT', 'message must be an object');
-    const merged = { ...message, ...stripUndefined(options) };
+    const merged: ProducerMessage & SendOptions = options
+      ? { ...message, ...stripUndefined(options) }
+      : message;
     validateUserTopic(merged.topic);
     if (merged.delayMs !== undefined) {
       if (!Number.isSafeInteger(merged.delayMs) || merged.delayMs < 0) {
@@ -402,7 +464,7 @@ export class Producer<MoreEvents extends object = object> {
   protected async sendMessages(
     topic: string,
     messages: MessageInput[],
-    extra: { transactional?: boolean; oneway?: boolean } = {},
+    extra: { transactional?: boolean; oneway?: boolean; coalesced?: boolean } = {},
   ): Promise<SendResponse> {
     const deadline = this.boundedSends ? this.clock.now() + this.sendTimeoutMs : Infinity;
     const maxAttempts = extra.oneway ? 1 : 1 + this.retryTimes;
@@ -468,7 +530,16 @@ export class Producer<MoreEvents extends object = object> {
         { cause: last, retriable: last.retriable },
       );
     } catch (error) {
-      this.counters.failed++;
+      // a coalesced batch split on this error is retried message by message: those sends count
+      if (
+        extra.coalesced &&
+        messages.length > 1 &&
+        messageGroup === undefined &&
+        isPerMessageFailure(error)
+      ) {
+        throw error;
+      }
+      this.counters.failed += extra.coalesced ? messages.length : 1;
       this.producerEvents.emit('producer.send.failed', {
         topic,
         attempts,
@@ -631,6 +702,27 @@ export class Producer<MoreEvents extends object = object> {
       this.onHeartbeatFailed(brokerName, error);
     }
   }
+}
+
+/** The result of the `index`th message of a send. */
+function resultOf(response: SendResponse, index: number): SendResult {
+  const m = response.messages[index]!;
+  return {
+    msgId: m.msgId,
+    topic: response.topic,
+    brokerName: response.brokerName,
+    queueId: m.queueId,
+    queueOffset: m.queueOffset,
+  };
+}
+
+/**
+ * Whether a failed batch may have failed for one of its messages (the broker refused the request
+ * as invalid), so that sending its messages one by one gives each its own outcome. Failures of the
+ * topic, the broker or the connection (retriable ones, `SEND_FAILED`, `TIMEOUT`) concern them all.
+ */
+function isPerMessageFailure(error: unknown): boolean {
+  return isRocketError(error) && (error.code === 'INVALID_ARGUMENT' || error.code === 'PROTOCOL_ERROR');
 }
 
 function resultsOf(response: SendResponse): SendResult[] {

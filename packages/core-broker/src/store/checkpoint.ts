@@ -51,3 +51,13 @@ export function readCheckpoint(fs: StoreFileSystem, file: string): Checkpoint | 
 export function writeCheckpoint(fs: StoreFileSystem, file: string, checkpoint: Checkpoint): void {
   fs.writeFileAtomic(file, encodeCheckpoint(checkpoint));
 }
+
+/** {@link writeCheckpoint} off the event loop when the file system can (`writeFileAtomicAsync`). */
+export async function writeCheckpointAsync(
+  fs: StoreFileSystem,
+  file: string,
+  checkpoint: Checkpoint,
+): Promise<void> {
+  if (fs.writeFileAtomicAsync) await fs.writeFileAtomicAsync(file, encodeCheckpoint(checkpoint));
+  else writeCheckpoint(fs, file, checkpoint);
+}

@@ -311,7 +311,9 @@ export class CommitLog {
       if (group.length === 0) return;
       const segment = this.segmentFor(groupStart);
       assert(segment !== undefined, `no segment for offset ${groupStart}`);
-      await segment.file.write(group, groupStart - segment.base);
+      const file = segment.file;
+      if (file.writeSync) file.writeSync(group, groupStart - segment.base);
+      else await file.write(group, groupStart - segment.base);
       if (!touched.includes(segment)) touched.push(segment);
       group = [];
     };

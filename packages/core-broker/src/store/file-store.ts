@@ -15,7 +15,7 @@ import {
 } from '../message/record-codec';
 import { tagHash } from '../message/tag-hash';
 import { validateHost, validateMessage } from '../message/validation';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { readCheckpoint, writeCheckpointAsync } from './checkpoint';
 import { CommitLog } from './commit-log';
 import { ConsumeQueue, ENTRY_BYTES, decodeEntry } from './consume-queue';
 import { KeyIndex } from './key-index';
@@ -625,7 +625,7 @@ export class FileStore implements MessageStore {
           { cause },
         );
       }
-      writeCheckpoint(this.options.fileSystem, this.checkpointFile(), {
+      await writeCheckpointAsync(this.options.fileSystem, this.checkpointFile(), {
         commitLogFlushedOffset: Math.min(clFlushed, dispatched),
         dispatchFlushedOffset: Math.min(dispatched, clFlushed),
         writtenAtMs: this.options.clock.now(),

@@ -426,3 +426,196 @@ describe('Producer validation and lifecycle', () => {
     for (const b of cluster.brokers) expect(b.producerIds('PG')).not.toContain(p.clientId);
   });
 });
+
+describe('Producer coalescing of single-message sends', () => {
+  /** Sends `bodies` in one turn; resolves with each send's outcome, in order. */
+  function burst(
+    p: Producer,
+    bodies: Array<string | { body: string; messageGroup?: string; delayMs?: number }>,
+  ): Promise<Array<PromiseSettledResult<SendResult>>> {
+    return Promise.allSettled(
+      bodies.map((b) => p.sendAsync({ topic: TOPIC, ...(typeof b === 'string' ? { body: b } : b) })),
+    );
+  }
+
+  const values = (outcomes: Array<PromiseSettledResult<SendResult>>): SendResult[] =>
+    outcomes.map((o) => {
+      if (o.status !== 'fulfilled') throw o.reason;
+      return o.value;
+    });
+
+  test('sends of one turn leave as one request; each gets its own result, stored in send order', async () => {
+    const p = await producer();
+    const send = jest.spyOn(cluster.transport, 'send');
+    const bodies = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    const results = values(await burst(p, bodies));
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(send.mock.calls[0]![1].messages).toHaveLength(10);
+    expect(new Set(results.map((r) => `${r.brokerName}/${r.queueId}`)).size).toBe(1);
+    expect(results.map((r) => r.queueOffset)).toEqual(bodies.map((_, i) => i));
+    expect(new Set(results.map((r) => r.msgId)).size).toBe(10);
+    const stored = await readQueue(cluster.broker(results[0]!.brokerName), TOPIC, results[0]!.queueId);
+    expect(stored.map(text)).toEqual(bodies);
+    expect(stored.map((m) => m.msgId)).toEqual(results.map((r) => r.msgId));
+    expect(p.stats()).toMatchObject({ sent: 10, failed: 0 });
+    // the next turn's sends are the next batch, on the next queue
+    const next = values(await burst(p, ['n0', 'n1']));
+    expect(send).toHaveBeenCalledTimes(2);
+    expect(`${next[0]!.brokerName}/${next[0]!.queueId}`).not.toBe(
+      `${results[0]!.brokerName}/${results[0]!.queueId}`,
+    );
+  });
+
+  test('coalesceSends: false sends each message as its own request, round robin', async () => {
+    const p = await producer({ coalesceSends: false });
+    const send = jest.spyOn(cluster.transport, 'send');
+    const results = values(await burst(p, ['a', 'b', 'c', 'd']));
+    expect(send).toHaveBeenCalledTimes(4);
+    expect(new Set(results.map((r) => `${r.brokerName}/${r.queueId}`)).size).toBe(4);
+  });
+
+  test('a batch holds at most maxCoalescedMessages messages and maxCoalescedBytes body bytes', async () => {
+    const p = await producer({ maxCoalescedMessages: 4, maxCoalescedBytes: 10 });
+    const send = jest.spyOn(cluster.transport, 'send');
+    values(await burst(p, ['1', '2', '3', '4', '5', '6', '7', '8', '9']));
+    expect(send.mock.calls.map((c) => c[1].messages.length)).toEqual([4, 4, 1]);
+    send.mockClear();
+    // 4 + 4 bytes fit in 10, the third 4-byte body starts a new batch; a body of 10 bytes goes alone
+    values(await burst(p, ['aaaa', 'bbbb', 'cccc', 'x'.repeat(10), 'dd']));
+    expect(send.mock.calls.map((c) => c[1].messages.map((m) => Buffer.from(m.body).toString()))).toEqual([
+      ['aaaa', 'bbbb'],
+      ['x'.repeat(10)],
+      ['cccc', 'dd'],
+    ]);
+  });
+
+  test('FIFO: a group is only batched with itself, lands in its own queue, in order', async () => {
+    const p = await producer();
+    const send = jest.spyOn(cluster.transport, 'send');
+    const bodies = Array.from({ length: 12 }, (_, i) => {
+      const group = ['g1', 'g2', undefined][i % 3];
+      return group === undefined ? { body: `plain-${i}` } : { body: `${group}-${i}`, messageGroup: group };
+    });
+    const results = values(await burst(p, bodies));
+    expect(send).toHaveBeenCalledTimes(3);
+    for (const call of send.mock.calls) {
+      expect(new Set(call[1].messages.map((m) => m.messageGroup)).size).toBe(1);
+    }
+    for (const group of ['g1', 'g2']) {
+      const mine = results.filter((_, i) => bodies[i]!.messageGroup === group);
+      const index = queueForGroup(group, 8);
+      expect(mine.every((r) => r.queueId === index % 4)).toBe(true);
+      expect(mine.every((r) => r.brokerName === (index < 4 ? 'broker-a' : 'broker-b'))).toBe(true);
+      const stored = await readQueue(cluster.broker(mine[0]!.brokerName), TOPIC, mine[0]!.queueId);
+      const expected = bodies.filter((b) => b.messageGroup === group).map((b) => b.body);
+      expect(stored.map(text).filter((t) => t.startsWith(group))).toEqual(expected);
+    }
+  });
+
+  test('a batch that fails as a whole rejects every one of its sends with the failure', async () => {
+    const p = await producer({ retryTimesWhenSendFailed: 1 });
+    storeFails('broker-a');
+    storeFails('broker-b');
+    const failed: unknown[] = [];
+    p.on('producer.send.failed', (e) => failed.push(e));
+    const send = jest.spyOn(cluster.transport, 'send');
+    const outcomes = await burst(p, ['a', 'b', 'c']);
+    expect(send).toHaveBeenCalledTimes(2); // one batch, tried on both brokers
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'SEND_FAILED', retriable: true });
+    }
+    expect(p.stats()).toMatchObject({ sent: 0, failed: 3 });
+    expect(failed).toHaveLength(1);
+  });
+
+  test('a batch the broker refuses for one message is retried message by message: only that one fails', async () => {
+    const p = await producer();
+    for (const b of cluster.brokers) {
+      const original = b.send.bind(b);
+      jest.spyOn(b, 'send').mockImplementation(async (request) => {
+        if (request.messages.some((m) => Buffer.from(m.body).toString() === 'bad')) {
+          throw new RocketError('INVALID_ARGUMENT', 'the broker refuses "bad"');
+        }
+        return original(request);
+      });
+    }
+    const outcomes = await burst(p, ['ok-1', 'bad', 'ok-2']);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'the broker refuses "bad"',
+    });
+    const ok = values([outcomes[0]!, outcomes[2]!]);
+    for (const [i, r] of ok.entries()) {
+      const stored = await readQueue(cluster.broker(r.brokerName), TOPIC, r.queueId);
+      expect(stored.find((m) => m.msgId === r.msgId)).toBeDefined();
+      expect(text(stored.find((m) => m.msgId === r.msgId)!)).toBe(`ok-${i + 1}`);
+    }
+    expect(p.stats()).toMatchObject({ sent: 2, failed: 1 });
+  });
+
+  test('a FIFO batch the broker refuses is not split (that would reorder the group): all its sends fail', async () => {
+    const p = await producer();
+    for (const b of cluster.brokers) {
+      jest.spyOn(b, 'send').mockRejectedValue(new RocketError('INVALID_ARGUMENT', 'refused'));
+    }
+    const send = jest.spyOn(cluster.transport, 'send');
+    const outcomes = await burst(p, [
+      { body: 'a', messageGroup: 'g' },
+      { body: 'b', messageGroup: 'g' },
+    ]);
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect(p.stats()).toMatchObject({ failed: 2 });
+  });
+
+  test('messages with a delay are sent on their own, not coalesced', async () => {
+    const p = await producer();
+    const send = jest.spyOn(cluster.transport, 'send');
+    values(await burst(p, ['a', { body: 'later', delayMs: 1000 }, 'b']));
+    expect(send.mock.calls.map((c) => c[1].messages.length).sort()).toEqual([1, 2]);
+  });
+
+  test('shutdown right after a burst sends the open batch and waits for it', async () => {
+    const p = await producer();
+    const sends = [p.sendAsync({ topic: TOPIC, body: 'x' }), p.sendAsync({ topic: TOPIC, body: 'y' })];
+    let settled = 0;
+    for (const s of sends) void s.then(() => settled++);
+    await p.shutdown();
+    expect(settled).toBe(2);
+    const results = await Promise.all(sends);
+    expect(results.map((r) => r.queueOffset)).toEqual([0, 1]);
+  });
+
+  test('coalescing options are validated', () => {
+    const bad = [
+      { maxCoalescedMessages: 0 },
+      { maxCoalescedMessages: 1025 },
+      { maxCoalescedBytes: 0 },
+      { coalesceSends: 'yes' as unknown as boolean },
+    ];
+    for (const options of bad) {
+      expect(() => new Producer({ group: 'PG', transport: cluster.transport, ...options })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION' }),
+      );
+    }
+  });
+});
+
+test('coalescing: a broker answering a batch with the wrong number of results fails each send with PROTOCOL_ERROR', async () => {
+  const p = await producer();
+  const send = cluster.transport.send.bind(cluster.transport);
+  jest.spyOn(cluster.transport, 'send').mockImplementation(async (broker, request) => {
+    const response = await send(broker, request);
+    return { ...response, messages: response.messages.slice(1) };
+  });
+  const outcomes = await Promise.allSettled([
+    p.sendAsync({ topic: TOPIC, body: 'a' }),
+    p.sendAsync({ topic: TOPIC, body: 'b' }),
+  ]);
+  for (const o of outcomes) {
+    expect(o.status).toBe('rejected');
+    expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'PROTOCOL_ERROR' });
+  }
+});

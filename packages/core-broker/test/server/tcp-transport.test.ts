@@ -21,6 +21,47 @@ transportConformance('TcpTransport + BrokerServer', async () => {
 });
 
 describe('clients over TCP', () => {
+  test('Producer coalescing over TCP: a burst of sendAsync is one SEND_MESSAGE per message group, each send gets its own result, in order', async () => {
+    const t = await startTcpCluster({ topics: [{ topic: 'Orders', queueCount: 4 }] });
+    const broker = t.cluster.broker('broker-a');
+    const producer = new Producer({ group: 'PG', transport: t.transport, clock: t.cluster.clock });
+    const brokerSend = jest.spyOn(broker, 'send');
+    try {
+      await producer.start();
+      const bodies = Array.from({ length: 300 }, (_, i) => `m${i}`);
+      const grouped = Array.from({ length: 20 }, (_, i) => `g${i}`);
+      const [plain, fifo] = await Promise.all([
+        Promise.all(bodies.map((body) => producer.sendAsync({ topic: 'Orders', body }))),
+        Promise.all(
+          grouped.map((body) => producer.sendAsync({ topic: 'Orders', body, messageGroup: 'order-7' })),
+        ),
+      ]);
+      expect(brokerSend).toHaveBeenCalledTimes(2);
+      expect(brokerSend.mock.calls.map((c) => c[0].messages.length).sort((a, b) => a - b)).toEqual([20, 300]);
+      for (const [results, sent] of [
+        [plain, bodies],
+        [fifo, grouped],
+      ] as const) {
+        expect(new Set(results.map((r) => r.queueId)).size).toBe(1);
+        const first = results[0]!.queueOffset;
+        expect(results.map((r) => r.queueOffset)).toEqual(sent.map((_, i) => first + i));
+        const got = await broker.pull({
+          consumerGroup: 'check',
+          topic: 'Orders',
+          queueId: results[0]!.queueId,
+          queueOffset: first,
+          maxCount: 1024,
+          suspendTimeoutMs: 0,
+        });
+        expect(got.messages.slice(0, sent.length).map(text)).toEqual(sent);
+        expect(got.messages.slice(0, sent.length).map((m) => m.msgId)).toEqual(results.map((r) => r.msgId));
+      }
+    } finally {
+      await producer.shutdown();
+      await t.close();
+    }
+  });
+
   test('Producer + PushConsumer: every message of every broker is consumed; a RECONSUME_LATER is redelivered', async () => {
     const t = await startTcpCluster({
       brokerNames: ['broker-a', 'broker-b'],

@@ -405,3 +405,111 @@ describe('MemoryFileSystem', () => {
     expect(out.equals(Buffer.concat(parts))).toBe(true);
   });
 });
+
+describe('commit-log writes through writeSync', () => {
+  /** The node file system, its files' writeSync counted and made to fail on demand. */
+  function syncWriting(): { fs: StoreFileSystem; calls: () => number; failNext: () => void } {
+    let calls = 0;
+    let fail = false;
+    const fs: StoreFileSystem = Object.create(nodeFileSystem) as StoreFileSystem;
+    fs.open = (file) => {
+      const inner = nodeFileSystem.open(file);
+      const wrapped = Object.create(inner) as typeof inner;
+      wrapped.writeSync = (buffers, position) => {
+        calls++;
+        if (fail) {
+          fail = false;
+          throw new Error('injected write failure (writeSync)');
+        }
+        inner.writeSync!(buffers, position);
+      };
+      wrapped.write = () => Promise.reject(new Error('write() used although writeSync is there'));
+      return wrapped;
+    };
+    return { fs, calls: () => calls, failNext: () => (fail = true) };
+  }
+
+  test.each(['sync', 'async'] as const)(
+    '%s flush: appends are written with writeSync; a failing one rejects its appends with STORE_IO_ERROR and nothing after it is taken',
+    async (flushMode) => {
+      const t = tempDir('rocketnest-writesync-');
+      try {
+        const env: Env = { inner: nodeFileSystem, dir: t.dir, cleanup: t.cleanup };
+        const files = syncWriting();
+        const store = await open(env, files.fs, { flushMode });
+        const acked = await appendAll(store, 'ok', 40);
+        expect(files.calls()).toBeGreaterThan(0);
+        files.failNext();
+        const failed = await fire(store, 'lost', 10);
+        for (const r of failed) {
+          expect(r.status).toBe('rejected');
+          expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'STORE_IO_ERROR' });
+        }
+        await expect(
+          store.append({ topic: TOPIC, queueId: 0, body: Buffer.from('after'), bornTimestampMs: 1 }),
+        ).rejects.toMatchObject({ code: 'STORE_IO_ERROR' });
+        await store.close().catch(() => undefined);
+        const reopened = await open(env, nodeFileSystem, { flushMode });
+        try {
+          const byQueue = expectedByQueue('ok', 40);
+          for (let q = 0; q < QUEUES; q++) expect(queueBodies(reopened, q)).toEqual(byQueue[q]);
+          expect(acked).toHaveLength(40);
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        t.cleanup();
+      }
+    },
+  );
+});
+
+describe('nodeFileSystem.writeFileAtomicAsync', () => {
+  test('creates, then replaces a file durably, leaving no temporary file; matches writeFileAtomic', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    try {
+      const file = `${t.dir}/checkpoint`;
+      await nodeFileSystem.writeFileAtomicAsync!(file, Buffer.from('first'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('first');
+      await nodeFileSystem.writeFileAtomicAsync!(file, Buffer.from('second, longer'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('second, longer');
+      nodeFileSystem.writeFileAtomic(file, Buffer.from('sync'));
+      expect(nodeFileSystem.readFile(file)?.toString()).toBe('sync');
+      expect(nodeFileSystem.list(t.dir)).toEqual(['checkpoint']);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test('rejects when the directory does not exist, and writes nothing', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    try {
+      await expect(
+        nodeFileSystem.writeFileAtomicAsync!(`${t.dir}/missing/checkpoint`, Buffer.from('x')),
+      ).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(nodeFileSystem.list(t.dir)).toEqual([]);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test('a store on the node file system checkpoints through it', async () => {
+    const t = tempDir('rocketnest-atomic-');
+    const spy = jest.spyOn(nodeFileSystem, 'writeFileAtomicAsync');
+    try {
+      const env: Env = { inner: nodeFileSystem, dir: t.dir, cleanup: t.cleanup };
+      const store = await open(env, nodeFileSystem, { flushMode: 'async' });
+      await appendAll(store, 'ok', 10);
+      await store.flush();
+      expect(spy).toHaveBeenCalledWith(`${t.dir}/checkpoint`, expect.any(Buffer));
+      await store.close();
+      const reopened = await open(env, nodeFileSystem, { flushMode: 'async' });
+      expect(reopened.recovery.fromCheckpoint).toBe(true);
+      expect(queueBodies(reopened, 0)).toEqual(expectedByQueue('ok', 10)[0]);
+      await reopened.close();
+    } finally {
+      spy.mockRestore();
+      t.cleanup();
+    }
+  });
+});

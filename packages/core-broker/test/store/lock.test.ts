@@ -23,8 +23,7 @@ describe('the data directory lock', () => {
 
   test('a lock file left by a process that died is taken over', async () => {
     const dir = path.join(t.dir, 'two');
-    (await FileStore.open({ dir })).close();
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await (await FileStore.open({ dir })).close();
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
     const deadPid = Number(dead.stdout.toString());
     expect(deadPid).toBeGreaterThan(0);
@@ -36,8 +35,7 @@ describe('the data directory lock', () => {
 
   test('a store that fails to open gives its lock back', async () => {
     const dir = path.join(t.dir, 'three');
-    (await FileStore.open({ dir })).close();
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await (await FileStore.open({ dir })).close();
     writeFileSync(path.join(dir, 'store-id'), 'not an id');
     await expect(FileStore.open({ dir })).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
     expect(existsSync(path.join(dir, 'lock'))).toBe(false);
