@@ -249,8 +249,10 @@ describe('Producer failures and retries', () => {
     const failing = storeFails('broker-a');
     const p = await producer({ sendLatencyFaultEnable: false });
     for (let i = 0; i < 16; i++) await p.send({ topic: TOPIC, body: String(i) });
-    // 16 sends over 8 queues: broker-a is tried again and again, each time failing over
-    expect(failing.mock.calls.length).toBeGreaterThanOrEqual(4);
+    // round robin comes back to broker-a about once per pass over the queues (a failed send skips
+    // the rest of broker-a's queues for its retry): 3 or 4 times in 16 sends, against exactly 1
+    // with fault tolerance on (the test above)
+    expect(failing.mock.calls.length).toBeGreaterThanOrEqual(3);
   });
 
   test('when every broker is avoided, sends still go out', async () => {
