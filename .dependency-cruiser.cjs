@@ -27,6 +27,21 @@ module.exports = {
       to: { path: src, pathNot: [`${src}(${[layer, ...deps].join('|')})/`] },
     })),
     {
+      name: 'nest-transport-through-public-api',
+      comment:
+        'nest-transport imports core-broker only by package name (@rocketnest/core-broker, its src/index.ts), never its files by path',
+      severity: 'error',
+      from: { path: '^packages/nest-transport/src/' },
+      to: { path: '^packages/core-broker/src/', pathNot: '^packages/core-broker/src/index\\.ts$' },
+    },
+    {
+      name: 'nest-transport-no-relative-core-broker',
+      comment: 'a relative path into core-broker is forbidden even to its index: use the package name',
+      severity: 'error',
+      from: { path: '^packages/nest-transport/src/' },
+      to: { path: '^packages/core-broker/', dependencyTypes: ['local'] },
+    },
+    {
       name: 'src-not-from-tests',
       severity: 'error',
       from: { path: '^packages/[^/]+/src/' },

@@ -32,5 +32,7 @@ module.exports = {
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
+  // packages import each other by name; tests run the sources, not the built dist
+  moduleNameMapper: { '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts' },
   testTimeout: 30000,
 };
