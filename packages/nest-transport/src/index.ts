@@ -29,3 +29,19 @@ export type {
   RocketConsumerTuning,
   RocketServerEvents,
 } from './rocket.server';
+export { RocketClient } from './rocket.client';
+export type { RocketClientOptions } from './rocket.client';
+export { RocketRecord, RocketRecordBuilder } from './rocket.record-builder';
+export type { RocketRecordOptions } from './rocket.record-builder';
+export { RocketTemplate } from './rocket.template';
+export type { RocketSendOptions } from './rocket.template';
+export { RocketModule, RocketTransactionExplorer } from './rocket.module';
+export type { RocketModuleAsyncOptions } from './rocket.module';
+export { RocketRuntime } from './rocket.runtime';
+export type { RocketModuleOptions } from './rocket.runtime';
+export { RocketTransactionListener, RocketTransactionState } from './rocket-transaction-listener.decorator';
+export type {
+  RocketLocalTransactionListener,
+  RocketTransactionListenerOptions,
+  RocketTransactionMessage,
+} from './rocket-transaction-listener.decorator';
