@@ -36,7 +36,9 @@ export interface RocketLocalTransactionListener {
     arg: unknown,
   ): RocketTransactionState | Promise<RocketTransactionState>;
   /** Says how the transaction of `message` ended; a throw counts as UNKNOWN (asked again later). */
-  checkLocalTransaction(message: RocketTransactionMessage): RocketTransactionState | Promise<RocketTransactionState>;
+  checkLocalTransaction(
+    message: RocketTransactionMessage,
+  ): RocketTransactionState | Promise<RocketTransactionState>;
 }
 
 export interface RocketTransactionListenerOptions {

@@ -117,7 +117,10 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
       for (const [id, pending] of this.pending) {
         this.pending.delete(id);
         pending.timer.cancel();
-        pending.callback({ err: new RocketError('CLOSED', 'RocketClient closed before the reply came'), isDisposed: true });
+        pending.callback({
+          err: new RocketError('CLOSED', 'RocketClient closed before the reply came'),
+          isDisposed: true,
+        });
       }
       await this.connecting?.catch(() => undefined);
       const consumer = await this.replyConsumer?.catch(() => undefined);
@@ -236,14 +239,20 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RocketError('INVALID_OPTION', `RocketClient option ${name} must be an integer ≥ 1; got ${value}`);
+    throw new RocketError(
+      'INVALID_OPTION',
+      `RocketClient option ${name} must be an integer ≥ 1; got ${value}`,
+    );
   }
   return value;
 }
 
 function topicOf(pattern: unknown): string {
   if (typeof pattern !== 'string' || pattern === '') {
-    throw new RocketError('INVALID_ARGUMENT', `RocketClient patterns are topic names; got ${JSON.stringify(pattern)}`);
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `RocketClient patterns are topic names; got ${JSON.stringify(pattern)}`,
+    );
   }
   return pattern;
 }

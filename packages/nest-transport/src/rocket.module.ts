@@ -41,8 +41,7 @@ export class RocketTransactionExplorer implements OnModuleInit {
       const type = wrapper.metatype as (abstract new (...args: never[]) => unknown) | null | undefined;
       if (!type || !wrapper.instance) continue;
       const options = Reflect.getMetadata(ROCKET_TRANSACTION_LISTENER, type) as
-        | RocketTransactionListenerOptions
-        | undefined;
+        RocketTransactionListenerOptions | undefined;
       if (!options) continue;
       await this.runtime.addTransactionListener(
         options,

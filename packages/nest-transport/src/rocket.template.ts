@@ -57,9 +57,15 @@ export class RocketTemplate {
   }
 
   /** Sends several payloads as one batch to one queue. */
-  sendBatch(destination: string, payloads: readonly unknown[], options?: RocketSendOptions): Promise<SendResult[]> {
+  sendBatch(
+    destination: string,
+    payloads: readonly unknown[],
+    options?: RocketSendOptions,
+  ): Promise<SendResult[]> {
     if (!Array.isArray(payloads) || payloads.length === 0) {
-      return Promise.reject(new RocketError('INVALID_ARGUMENT', 'sendBatch needs a non-empty array of payloads'));
+      return Promise.reject(
+        new RocketError('INVALID_ARGUMENT', 'sendBatch needs a non-empty array of payloads'),
+      );
     }
     const messages = payloads.map((payload) => this.message(destination, payload, options));
     return this.runtime.producer.sendBatch(messages);
@@ -84,9 +90,8 @@ export class RocketTemplate {
       return Promise.reject(error);
     }
     const { delayMs: _delay, deliveryTimeMs: _time, ...message } = this.message(destination, payload, rest);
-    return entry.producer.sendInTransaction(
-      message,
-      (input, sent) => entry.listener.executeLocalTransaction(localMessage(input, sent), arg),
+    return entry.producer.sendInTransaction(message, (input, sent) =>
+      entry.listener.executeLocalTransaction(localMessage(input, sent), arg),
     );
   }
 
