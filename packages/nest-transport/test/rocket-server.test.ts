@@ -5,6 +5,9 @@ import {
   Injectable,
   UseFilters,
   UseGuards,
+  UseInterceptors,
+  type CallHandler,
+  type NestInterceptor,
   type ArgumentsHost,
   type CanActivate,
   type ExecutionContext,
@@ -25,6 +28,7 @@ const consumer = { consumeFromWhere: 'FIRST_OFFSET' as const, suspendTimeoutMs: 
 
 beforeAll(async () => {
   tb = await startTestBroker([
+    'payloads',
     'orders',
     'payments',
     'audit',
@@ -269,9 +273,10 @@ describe('RocketServer on an embedded broker', () => {
     }
   });
 
-  it('applies pipes to the payload and lets guards recognise the RocketNest context', async () => {
+  it('applies pipes and interceptors, and lets guards recognise the RocketNest context', async () => {
     const seen: unknown[] = [];
     const guardSaw: Array<{ rocket: boolean; topic: string }> = [];
+    const intercepted: string[] = [];
     @Injectable()
     class ToOrder implements PipeTransform {
       transform(value: { id: string }) {
@@ -289,8 +294,16 @@ describe('RocketServer on an embedded broker', () => {
         return rocket; // an HTTP-only guard lets message handlers through
       }
     }
+    @Injectable()
+    class Timing implements NestInterceptor {
+      intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+        intercepted.push(context.switchToRpc().getContext<RocketContext>().getTag()!);
+        return next.handle();
+      }
+    }
     @Controller()
     class PipesController {
+      @UseInterceptors(Timing)
       @UseGuards(HttpOnlyGuard)
       @RocketListener('pipes', 'order', { group: 'pipes-group' })
       onOrder(@Payload(ToOrder) order: unknown) {
@@ -300,12 +313,14 @@ describe('RocketServer on an embedded broker', () => {
     const { app } = await startRocketMicroservice([PipesController], { transport: tb.transport, consumer }, [
       ToOrder,
       HttpOnlyGuard,
+      Timing,
     ]);
     try {
       await send('pipes', 'order', { id: '42' });
       await waitFor(() => seen.length === 1, 'the piped order');
       expect(seen[0]).toEqual({ orderId: 42, parsedBy: 'ToOrder' });
       expect(guardSaw).toEqual([{ rocket: true, topic: 'pipes' }]);
+      expect(intercepted).toEqual(['order']);
       expect(isRocketContext({})).toBe(false);
     } finally {
       await app.close();
@@ -418,6 +433,49 @@ describe('RocketServer on an embedded broker', () => {
       await waitFor(() => logs.has('warn', 'consumer group=missing-group'), 'the route warning');
       expect(logs.lines.find((l) => l.message.includes('missing-group'))!.message).toMatch(
         /TOPIC_NOT_FOUND|no-such-topic/,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('payloads: JSON by default, the raw Buffer when asked, a custom deserializer; unreadable JSON is retried', async () => {
+    const seen: Record<string, unknown[]> = {};
+    @Controller()
+    class PayloadController {
+      @RocketListener('payloads', 'json', { group: 'payload-group', retryDelayMs: 50, maxReconsumeTimes: 1 })
+      onJson(@Payload() payload: unknown) {
+        (seen.json ??= []).push(payload);
+      }
+      @RocketListener('payloads', 'raw', { group: 'payload-group', raw: true })
+      onRaw(@Payload() payload: unknown) {
+        (seen.raw ??= []).push(payload);
+      }
+      @RocketListener('payloads', 'csv', {
+        group: 'payload-group',
+        deserializer: (m) => m.body.toString('utf8').split(','),
+      })
+      onCsv(@Payload() payload: unknown) {
+        (seen.csv ??= []).push(payload);
+      }
+    }
+    const { app, logs } = await startRocketMicroservice([PayloadController], {
+      transport: tb.transport,
+      consumer,
+    });
+    try {
+      await producer.send({ topic: 'payloads', tag: 'json', body: '{"a":1}' });
+      await producer.send({ topic: 'payloads', tag: 'raw', body: Buffer.from([1, 2, 3]) });
+      await producer.send({ topic: 'payloads', tag: 'csv', body: 'x,y' });
+      const bad = await producer.send({ topic: 'payloads', tag: 'json', body: 'not json' });
+      await waitFor(() => !!seen.json && !!seen.raw && !!seen.csv, 'the three readable payloads');
+      expect(seen.json).toEqual([{ a: 1 }]);
+      expect(Buffer.isBuffer(seen.raw![0])).toBe(true);
+      expect([...(seen.raw![0] as Buffer)]).toEqual([1, 2, 3]);
+      expect(seen.csv).toEqual([['x', 'y']]);
+      await waitFor(
+        () => logs.has('error', `cannot deserialize msgId=${bad.msgId}`),
+        'the deserialize error',
       );
     } finally {
       await app.close();
