@@ -88,13 +88,19 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
   connect(): Promise<Producer> {
     if (this.closing) return Promise.reject(new RocketError('CLOSED', 'RocketClient is closed'));
     this.connecting ??= (async () => {
-      this.connection = await RocketConnection.open(this.options, this.replyTopic);
+      const connection = await RocketConnection.open(this.options, this.replyTopic);
       const producer = new Producer({
         ...this.options.producer,
         group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
-        transport: this.connection.transport,
+        transport: connection.transport,
       });
-      await producer.start();
+      try {
+        await producer.start();
+      } catch (error) {
+        await connection.close();
+        throw error;
+      }
+      this.connection = connection;
       this.producer = producer;
       this._status$.next('connected');
       return producer;
