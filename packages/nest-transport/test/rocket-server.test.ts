@@ -389,8 +389,9 @@ describe('RocketServer on an embedded broker', () => {
     }
   });
 
-  it('pop consumption (consumerType simple) receives, acks, and dispatches by tag', async () => {
+  it('pop consumption (consumerType simple) receives, acks, dispatches by tag, and redelivers a failure', async () => {
     const seen: Array<{ tag: string | undefined; attempt: number }> = [];
+    const flaky: number[] = [];
     @Controller()
     class PopController {
       @RocketListener('pops', 'a', { group: 'pop-group', consumerType: 'simple', invisibleTimeMs: 10_000 })
@@ -401,6 +402,11 @@ describe('RocketServer on an embedded broker', () => {
       onB(@Ctx() ctx: RocketContext) {
         seen.push({ tag: ctx.getTag(), attempt: ctx.getDeliveryAttempt() });
       }
+      @RocketListener('pops', 'flaky', { group: 'pop-group', consumerType: 'simple', retryDelayMs: 50 })
+      onFlaky(@Ctx() ctx: RocketContext) {
+        flaky.push(ctx.getDeliveryAttempt());
+        if (ctx.getDeliveryAttempt() === 1) throw new Error('first try fails');
+      }
     }
     const { app, server } = await startRocketMicroservice([PopController], {
       transport: tb.transport,
@@ -410,7 +416,11 @@ describe('RocketServer on an embedded broker', () => {
       await send('pops', 'a', {});
       await send('pops', 'b', {});
       await send('pops', 'c', {});
+      await send('pops', 'flaky', {});
       await waitFor(() => seen.length === 2, 'two popped messages');
+      // a failure makes the message visible again after retryDelayMs, with the next delivery attempt
+      await waitFor(() => flaky.length === 2, 'the redelivery of the failed message');
+      expect(flaky).toEqual([1, 2]);
       expect(seen.map((s) => s.tag).sort()).toEqual(['a', 'b']);
       expect(seen.every((s) => s.attempt === 1)).toBe(true);
       const { simpleConsumers } = server.unwrap<{ simpleConsumers: Map<string, unknown> }>();
