@@ -207,6 +207,14 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
   /** Starts (once) this client's reply consumer: its own group, broadcasting, tag = client id, from the latest offset. */
   private listenForReplies(): Promise<PushConsumer> {
     this.replyConsumer ??= (async () => {
+      // a consumer would wait quietly for a topic that does not exist: fail the request instead
+      await this.connection!.transport.topicRoute(this.replyTopic).catch((error: unknown) => {
+        throw new RocketError(
+          'TOPIC_NOT_FOUND',
+          `the reply topic "${this.replyTopic}" of RocketClient.send() is not reachable (${describeError(error)}); create it on the brokers (rocketnest broker --topics …,${this.replyTopic}) or set replyTopic`,
+          { cause: error },
+        );
+      });
       const consumer = new PushConsumer({
         group: `RocketNestReply-${this.clientId}`.slice(0, 255),
         transport: this.connection!.transport,

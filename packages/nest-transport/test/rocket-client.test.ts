@@ -157,6 +157,19 @@ describe('RocketClient', () => {
     expect(isRocketError(closed) && closed.code).toBe('CLOSED');
   });
 
+  it('a reply topic that does not exist fails send() at once with a clear error', async () => {
+    const client = new RocketClient({ transport: tb.transport, replyTopic: 'NoSuchReplyTopic' });
+    try {
+      const error = await firstValueFrom(
+        client.send('rpc', new RocketRecordBuilder([1]).setTag('sum').build()),
+      ).catch((e: unknown) => e);
+      expect(isRocketError(error) && error.code).toBe('TOPIC_NOT_FOUND');
+      expect((error as Error).message).toMatch(/reply topic "NoSuchReplyTopic" .* create it on the brokers/);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('unwrap() before connect() throws; patterns must be topic names', async () => {
     const client = new RocketClient({ transport: tb.transport });
     expect(() => client.unwrap()).toThrow(/not connected/);

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Controller, Injectable, Module, type INestApplication } from '@nestjs/common';
-import { Ctx, Payload } from '@nestjs/microservices';
+import { Ctx, Payload, Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { isRocketError, type PushConsumer } from '@rocketnest/core-broker';
 import { firstValueFrom } from 'rxjs';
@@ -161,6 +161,35 @@ describe('RocketModule with an embedded broker, in a hybrid app', () => {
       .catch((e: unknown) => e);
     expect(isRocketError(error) && error.code).toBe('INVALID_ARGUMENT');
     expect((error as Error).message).toMatch(/no @RocketTransactionListener for producer group "nobody"/);
+  });
+
+  it('another transport of the same app never picks up @RocketListener handlers', async () => {
+    class OtherServer extends Server implements CustomTransportStrategy {
+      listen(callback: () => void) {
+        callback();
+      }
+      close() {}
+      on() {}
+      unwrap<T>(): T {
+        return undefined as T;
+      }
+    }
+    const other = new OtherServer();
+    other.transportId = Symbol('OTHER');
+    @Module({ imports: [RocketModule.forRoot(embedded)], controllers: [InventoryController] })
+    class TwoTransports {}
+    const moduleRef = await Test.createTestingModule({ imports: [TwoTransports] }).compile();
+    const hybrid = moduleRef.createNestApplication({ logger: false });
+    const rocket = new RocketServer({ transport: hybrid.get(RocketConnection).transport });
+    hybrid.connectMicroservice({ strategy: rocket });
+    hybrid.connectMicroservice({ strategy: other });
+    await hybrid.startAllMicroservices();
+    try {
+      expect(other.getHandlers().size).toBe(0);
+      expect(rocket.getHandlers().size).toBe(2);
+    } finally {
+      await hybrid.close();
+    }
   });
 
   it('app.close() stops the server consumers, then the module closes producers and the broker', async () => {
