@@ -46,7 +46,7 @@ export interface RocketServerOptions extends RocketConnectionOptions {
   group?: string;
   /** Producer group of replies to requests. Default `RocketNestProducer`. */
   producerGroup?: string;
-  /** Reply topic created on an embedded broker. Replies go to the topic each request names. Default `RocketNestReply`. */
+  /** Topic replies are sent to (created on an embedded broker); requests naming another reply topic are not answered. Default `RocketNestReply`. */
   replyTopic?: string;
   /** Payload decoding of listeners that set none. Default: JSON (`raw: true` listeners get the `Buffer`). */
   deserializer?: RocketDeserializer;
@@ -341,8 +341,17 @@ export class RocketServer
       }
     }
     if (replies) {
+      const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
+      const asked = message.properties[REPLY_TOPIC_PROPERTY] ?? replyTopic;
+      if (asked !== replyTopic) {
+        // a request must not make this server write to a topic of its choosing
+        this.log.error(
+          `${handlerName}: request ${where} asks for replies on "${asked}", but this server replies on "${replyTopic}" (replyTopic); not answered`,
+        );
+        return { kind: 'ack' };
+      }
       try {
-        await this.reply(message, replyTo, correlationId, response);
+        await this.reply(replyTopic, replyTo, correlationId, response);
       } catch (error) {
         this.log.error(`${handlerName}: reply to ${where} failed: ${describeError(error)}; retried`);
         return retry;
@@ -362,12 +371,11 @@ export class RocketServer
   }
 
   private async reply(
-    request: MessageView,
+    topic: string,
     replyTo: string,
     correlationId: string,
     response: { response: unknown } | { err: unknown },
   ): Promise<void> {
-    const topic = request.properties[REPLY_TOPIC_PROPERTY] ?? this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
     await this.producer!.send({
       topic,
       tag: replyTo,

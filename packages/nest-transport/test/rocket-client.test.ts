@@ -170,6 +170,24 @@ describe('RocketClient', () => {
     }
   });
 
+  it('the server answers only on its own reply topic, whatever a request asks for', async () => {
+    tb.broker.createTopic({ topic: 'OtherReplies', queueCount: 1 });
+    const client = new RocketClient({
+      transport: tb.transport,
+      replyTopic: 'OtherReplies',
+      replyTimeoutMs: 300,
+    });
+    try {
+      const error = await firstValueFrom(
+        client.send('rpc', new RocketRecordBuilder([1]).setTag('sum').build()),
+      ).catch((e: unknown) => e);
+      expect(isRocketError(error) && error.code).toBe('TIMEOUT');
+      expect(await tb.transport.maxOffset(tb.broker.brokerName, 'OtherReplies', 0)).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('unwrap() before connect() throws; patterns must be topic names', async () => {
     const client = new RocketClient({ transport: tb.transport });
     expect(() => client.unwrap()).toThrow(/not connected/);
