@@ -1,4 +1,8 @@
-import { RocketError } from '@rocketnest/core-broker';
+import {
+  MAX_INVISIBLE_DURATION_MS,
+  MIN_RECEIVE_INVISIBLE_DURATION_MS,
+  RocketError,
+} from '@rocketnest/core-broker';
 import type { RocketListenerMetadata, RocketListenerOptions } from './rocket-listener.decorator';
 
 /**
@@ -56,6 +60,49 @@ function conflict(message: string): RocketError {
   return new RocketError('INVALID_OPTION', `conflicting @RocketListener declarations: ${message}`);
 }
 
+const CHOICES: Partial<Record<keyof RocketListenerOptions, readonly string[]>> = {
+  messageModel: ['CLUSTERING', 'BROADCASTING'],
+  consumeMode: ['CONCURRENTLY', 'ORDERLY'],
+  consumerType: ['push', 'simple'],
+};
+const RANGES: Partial<Record<keyof RocketListenerOptions, readonly [number, number]>> = {
+  concurrency: [1, 10_000],
+  maxReconsumeTimes: [0, 1000],
+  invisibleTimeMs: [MIN_RECEIVE_INVISIBLE_DURATION_MS, MAX_INVISIBLE_DURATION_MS],
+  retryDelayMs: [0, MAX_INVISIBLE_DURATION_MS],
+};
+
+/** Checks one listener's options, so a bad value fails `listen()` naming the handler instead of failing every delivery. */
+function checkOptions(handlerName: string, options: RocketListenerOptions): void {
+  for (const [key, choices] of Object.entries(CHOICES)) {
+    const value = options[key as keyof RocketListenerOptions];
+    if (value !== undefined && !choices!.includes(value as string)) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `${handlerName}: @RocketListener option ${key} must be ${choices!.join(' or ')}; got ${String(value)}`,
+      );
+    }
+  }
+  for (const [key, [min, max]] of Object.entries(RANGES) as Array<[string, readonly [number, number]]>) {
+    const value = options[key as keyof RocketListenerOptions];
+    if (
+      value !== undefined &&
+      (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max)
+    ) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `${handlerName}: @RocketListener option ${key} must be an integer in [${min}, ${max}]; got ${String(value)}`,
+      );
+    }
+  }
+  if (options.sql !== undefined && (typeof options.sql !== 'string' || options.sql.trim() === '')) {
+    throw new RocketError(
+      'INVALID_OPTION',
+      `${handlerName}: @RocketListener option sql must be a non-empty string`,
+    );
+  }
+}
+
 /** Plans consumers for `listeners`; `defaultGroup` is the group of listeners that name none. */
 export function planSubscriptions<H>(
   listeners: ReadonlyArray<PlannedListener<H>>,
@@ -66,6 +113,7 @@ export function planSubscriptions<H>(
   const settingOwners = new Map<string, string>();
   for (const listener of listeners) {
     const { topic, tag, options, handlerName } = listener.metadata;
+    checkOptions(handlerName, options);
     const group = options.group ?? defaultGroup;
     let plan = groups.get(group);
     if (!plan) {

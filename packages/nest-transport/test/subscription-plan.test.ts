@@ -79,6 +79,21 @@ describe('planSubscriptions', () => {
     ).toMatch(/maxReconsumeTimes to 3 and 5/);
   });
 
+  it('rejects out-of-range and unknown option values, naming the handler', () => {
+    expect(() => planSubscriptions([listener('A.pop', 't', 'x', { invisibleTimeMs: 500 })], 'g')).toThrow(
+      /A\.pop: @RocketListener option invisibleTimeMs must be an integer in \[10000, 43200000\]; got 500/,
+    );
+    expect(() => planSubscriptions([listener('A.c', 't', 'x', { concurrency: 0 })], 'g')).toThrow(
+      /concurrency/,
+    );
+    expect(() => planSubscriptions([listener('A.r', 't', 'x', { retryDelayMs: -1 })], 'g')).toThrow(
+      /retryDelayMs/,
+    );
+    expect(() =>
+      planSubscriptions([listener('A.m', 't', 'x', { consumeMode: 'orderly' as never })], 'g'),
+    ).toThrow(/consumeMode must be CONCURRENTLY or ORDERLY; got orderly/);
+  });
+
   it('rejects a tag expression that is not a list of tags', () => {
     expect(() => planSubscriptions([listener('A.bad', 't', 'x || ')], 'g')).toThrow(/is not a list of tags/);
   });
