@@ -8,6 +8,7 @@ import {
   PushConsumer,
   RocketError,
   SimpleConsumer,
+  systemClock,
   type MessageView,
   type PushConsumerEvents,
   type PushConsumerOptions,
@@ -58,6 +59,9 @@ export interface RocketServerOptions extends RocketConnectionOptions {
 
 /** Status of the server as `status` reports it. */
 export type RocketStatus = 'connected' | 'disconnected';
+
+/** Pause of a pop listener after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
+const POP_RETRY_DELAY_MS = 1000;
 
 type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined };
 
@@ -250,11 +254,13 @@ export class RocketServer
           received = await consumer.receive(maxCount, invisibleMs);
         } catch (error) {
           if (!loop.running) break;
-          this.log.warn(`receive of group=${group} failed: ${describeError(error)}; retried in 1 s`);
+          this.log.warn(
+            `receive of group=${group} failed: ${describeError(error)}; retried in ${POP_RETRY_DELAY_MS} ms`,
+          );
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 1000);
+            const timer = systemClock.setTimer(POP_RETRY_DELAY_MS, resolve);
             loop.wake = () => {
-              clearTimeout(timer);
+              timer.cancel();
               resolve();
             };
           });

@@ -178,7 +178,30 @@ export function planSubscriptions<H>(
     }
     topicPlan.expression = [...topicPlan.byTag.keys()].join(' || ');
   }
+  for (const plan of groups.values()) checkPop(plan, settingOwners);
   return groups;
+}
+
+/** Pop consumption has no broadcasting, no client-side order and no per-consumer retry limit. */
+function checkPop<H>(plan: GroupPlan<H>, owners: Map<string, string>): void {
+  if (plan.settings.consumerType !== 'simple') return;
+  const unsupported: Array<[keyof GroupConsumerSettings, string]> = [
+    ['messageModel', 'pop consumption shares messages within the group; broadcasting needs push'],
+    [
+      'consumeMode',
+      "pop keeps a message group's order on FIFO topics at the broker; consumeMode is for push",
+    ],
+    ['maxReconsumeTimes', "pop dead-letters after the broker's maxReconsumeTimes"],
+  ];
+  for (const [key, why] of unsupported) {
+    const value = plan.settings[key];
+    if (value === undefined || (key === 'messageModel' && value === 'CLUSTERING')) continue;
+    if (key === 'consumeMode' && value === 'CONCURRENTLY') continue;
+    throw new RocketError(
+      'INVALID_OPTION',
+      `${owners.get(`${plan.group}\0${key}`)}: consumer group "${plan.group}" is consumerType 'simple' and cannot set ${key} ${String(value)}: ${why}`,
+    );
+  }
 }
 
 /** The listener of a message with `tag` in `plan`, if any. */

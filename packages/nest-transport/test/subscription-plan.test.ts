@@ -94,6 +94,27 @@ describe('planSubscriptions', () => {
     ).toThrow(/consumeMode must be CONCURRENTLY or ORDERLY; got orderly/);
   });
 
+  it('pop groups reject broadcasting, orderly and a per-consumer retry limit', () => {
+    expect(() =>
+      planSubscriptions(
+        [
+          listener('A.pop', 't', 'x', { consumerType: 'simple' }),
+          listener('B.fifo', 'u', 'y', { consumeMode: 'ORDERLY' }),
+        ],
+        'g',
+      ),
+    ).toThrow(/B\.fifo: consumer group "g" is consumerType 'simple' and cannot set consumeMode ORDERLY/);
+    expect(() =>
+      planSubscriptions(
+        [listener('A.b', 't', 'x', { consumerType: 'simple', messageModel: 'BROADCASTING' })],
+        'g',
+      ),
+    ).toThrow(/broadcasting needs push/);
+    expect(() =>
+      planSubscriptions([listener('A.m', 't', 'x', { consumerType: 'simple', maxReconsumeTimes: 3 })], 'g'),
+    ).toThrow(/broker's maxReconsumeTimes/);
+  });
+
   it('rejects a tag expression that is not a list of tags', () => {
     expect(() => planSubscriptions([listener('A.bad', 't', 'x || ')], 'g')).toThrow(/is not a list of tags/);
   });
