@@ -1,11 +1,27 @@
-// For child processes of the tests: compile TypeScript on require (core-broker's swc hook) and
-// resolve the workspace packages to their sources, as jest.config.js's moduleNameMapper does.
-// Bare imports of a file outside this package (the README example in a temp dir) are resolved
-// from this package, where @nestjs/* and rxjs are installed.
+// For child processes of the tests (the hybrid app, the README example): compile TypeScript on
+// require with swc, as jest.config.js does (CommonJS, legacy decorators, decorator metadata), and
+// resolve the workspace packages to their sources, as its moduleNameMapper does. Bare imports of a
+// file outside this package (the README example in a temp dir) resolve from this package, where
+// @nestjs/* and rxjs are installed.
+const fs = require('node:fs');
 const Module = require('node:module');
 const path = require('node:path');
+const { transformSync } = require('@swc/core');
 
-require('../../../core-broker/test/support/swc-register.js');
+require.extensions['.ts'] = function compileTypeScript(module, filename) {
+  const { code } = transformSync(fs.readFileSync(filename, 'utf8'), {
+    filename,
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+    sourceMaps: 'inline',
+  });
+  module._compile(code, filename);
+};
+
 const packageDir = path.join(__dirname, '../..');
 const sources = {
   '@rocketnest/core-broker': path.join(packageDir, '../core-broker/src/index.ts'),
