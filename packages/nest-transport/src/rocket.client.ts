@@ -56,7 +56,7 @@ interface Pending {
  * client's id as the tag, which this client's own consumer group (broadcasting, from the latest
  * offset) filters on; no answer within `replyTimeoutMs` errors with `RocketError('TIMEOUT')`.
  */
-export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus> {
+export class RocketClient extends ClientProxy {
   private readonly log = new Logger('RocketClient');
   private readonly clock: Clock;
   private readonly replyTopic: string;
@@ -102,7 +102,7 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
       }
       this.connection = connection;
       this.producer = producer;
-      this._status$.next('connected');
+      this._status$.next('connected' satisfies RocketStatus);
       return producer;
     })();
     this.connecting.catch(() => (this.connecting = undefined));
@@ -133,7 +133,7 @@ export class RocketClient extends ClientProxy<Record<never, never>, RocketStatus
       await consumer?.shutdown();
       await this.producer?.shutdown();
       await this.connection?.close();
-      this._status$.next('disconnected');
+      this._status$.next('disconnected' satisfies RocketStatus);
     })();
     return this.closing;
   }

@@ -1,9 +1,16 @@
 import 'reflect-metadata';
 import { Controller } from '@nestjs/common';
-import { Ctx, Payload, RpcException } from '@nestjs/microservices';
+import { ClientsModule, Ctx, Payload, RpcException, type ClientProxy } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
 import { isRocketError, type SendResult } from '@rocketnest/core-broker';
 import { firstValueFrom, lastValueFrom, of } from 'rxjs';
-import { RocketClient, RocketContext, RocketListener, RocketRecordBuilder } from '../src';
+import {
+  RocketClient,
+  RocketContext,
+  RocketListener,
+  RocketRecordBuilder,
+  type RocketClientOptions,
+} from '../src';
 import { startTestBroker, type TestBroker } from './support/embedded-broker';
 import { startRocketMicroservice } from './support/nest-app';
 import { waitFor } from './support/wait';
@@ -186,6 +193,31 @@ describe('RocketClient', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('works as a ClientsModule customClass, injected by name', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ClientsModule.register([
+          {
+            name: 'ROCKET',
+            customClass: RocketClient,
+            options: { transport: tb.transport } as RocketClientOptions,
+          },
+        ]),
+      ],
+    }).compile();
+    const client = moduleRef.get<ClientProxy>('ROCKET');
+    try {
+      expect(client).toBeInstanceOf(RocketClient);
+      const sum = await firstValueFrom(
+        client.send<number>('rpc', new RocketRecordBuilder([2, 3]).setTag('sum').build()),
+      );
+      expect(sum).toBe(5);
+    } finally {
+      await moduleRef.close(); // ClientsModule closes its clients at shutdown
+    }
+    await expect(client.connect()).rejects.toThrow(/closed/);
   });
 
   it('unwrap() before connect() throws; patterns must be topic names', async () => {
