@@ -1,0 +1,131 @@
+import {
+  Broker,
+  FileStore,
+  InProcessTransport,
+  MemoryStore,
+  RocketError,
+  TcpTransport,
+  type BrokerOptions,
+  type MessageStore,
+  type TcpTransportOptions,
+  type TopicInput,
+  type Transport,
+} from '@rocketnest/core-broker';
+import * as path from 'node:path';
+import { DEFAULT_REPLY_TOPIC } from './rocket.constants';
+
+/** A broker started in this process and closed with the connection (dev, tests, single-process apps). */
+export interface RocketEmbeddedOptions {
+  /** Data directory of a durable `FileStore` (topic configs in `<dir>/config`). Default: none, a `MemoryStore`. */
+  dir?: string;
+  /** Topics created at start when absent (a name gets the broker's default queue count). The reply topic is always created. */
+  topics?: ReadonlyArray<string | TopicInput>;
+  /** Broker options (retry delays, transaction check timing…); `store` and `configDir` are set here. */
+  broker?: Omit<BrokerOptions, 'store' | 'configDir'>;
+}
+
+/**
+ * Where the clients of `RocketServer`, `RocketClient` and `RocketModule` reach brokers. Exactly one of
+ * `transport`, `nameServers`, `brokers` and `embedded`.
+ */
+export interface RocketConnectionOptions {
+  /** Any core-broker `Transport`, e.g. `new InProcessTransport(broker)`. Not closed here: whoever creates a transport closes it. */
+  transport?: Transport;
+  /** A cluster: name-server addresses (`host:port`). (RocketMQ `namesrvAddr`) */
+  nameServers?: readonly string[];
+  /** A standalone broker (or several) without name servers: `{ 'broker-a': 'host:port' }`. */
+  brokers?: Record<string, string>;
+  /** Options of the `TcpTransport` made for `nameServers` or `brokers`: credentials, TLS, timeouts. */
+  tcp?: Omit<TcpTransportOptions, 'nameServers' | 'brokers'>;
+  /** Start a broker in this process, owned and closed by the connection. */
+  embedded?: RocketEmbeddedOptions;
+}
+
+/**
+ * An open connection: the transport the clients use, and what the connection owns (a `TcpTransport`
+ * it made, an embedded broker and its store), closed by {@link RocketConnection.close}.
+ */
+export class RocketConnection {
+  private closing: Promise<void> | undefined;
+  private readonly cleanups: Array<() => Promise<void>>;
+
+  private constructor(
+    /** The transport every client of this connection uses. */
+    readonly transport: Transport,
+    /** The embedded broker, when the connection started one. */
+    readonly broker: Broker | undefined,
+    cleanups: Array<() => Promise<void>>,
+  ) {
+    this.cleanups = cleanups;
+  }
+
+  /**
+   * Opens a connection. `replyTopic` is created on an embedded broker (default `RocketNestReply`).
+   * Rejects `INVALID_OPTION` unless exactly one way to connect is given.
+   */
+  static async open(
+    options: RocketConnectionOptions,
+    replyTopic: string = DEFAULT_REPLY_TOPIC,
+  ): Promise<RocketConnection> {
+    const given = (['transport', 'nameServers', 'brokers', 'embedded'] as const).filter(
+      (key) => options?.[key] !== undefined,
+    );
+    if (given.length !== 1) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `RocketNest connection options need exactly one of transport, nameServers, brokers, embedded; got ${
+          given.length === 0 ? 'none' : given.join(', ')
+        }`,
+      );
+    }
+    if (options.transport) return new RocketConnection(options.transport, undefined, []);
+    if (options.embedded) return RocketConnection.embedded(options.embedded, replyTopic);
+    const tcp = new TcpTransport({
+      ...options.tcp,
+      ...(options.nameServers ? { nameServers: options.nameServers } : {}),
+      ...(options.brokers ? { brokers: options.brokers } : {}),
+    });
+    return new RocketConnection(tcp, undefined, [() => tcp.close()]);
+  }
+
+  private static async embedded(
+    options: RocketEmbeddedOptions,
+    replyTopic: string,
+  ): Promise<RocketConnection> {
+    const store: MessageStore =
+      options.dir === undefined ? await MemoryStore.create() : await FileStore.open({ dir: options.dir });
+    let broker: Broker;
+    try {
+      broker = await Broker.start({
+        ...options.broker,
+        store,
+        ...(options.dir === undefined ? {} : { configDir: path.join(options.dir, 'config') }),
+      });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    try {
+      for (const topic of [replyTopic, ...(options.topics ?? [])]) {
+        const input: TopicInput = typeof topic === 'string' ? { topic } : topic;
+        if (!broker.getTopic(input.topic)) broker.createTopic(input);
+      }
+    } catch (error) {
+      await broker.close();
+      await store.close();
+      throw error;
+    }
+    return new RocketConnection(new InProcessTransport(broker), broker, [
+      () => broker.close(),
+      () => store.close(),
+    ]);
+  }
+
+  /** Closes what the connection owns, in order; a transport handed in is left open. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const cleanup of this.cleanups) await cleanup();
+    })();
+    return this.closing;
+  }
+}

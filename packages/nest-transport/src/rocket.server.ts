@@ -1,0 +1,444 @@
+import { Logger } from '@nestjs/common';
+import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
+import {
+  ConsumeResult,
+  DEFAULT_INVISIBLE_DURATION_MS,
+  MAX_RECEIVE_COUNT,
+  Producer,
+  PushConsumer,
+  RocketError,
+  SimpleConsumer,
+  systemClock,
+  type MessageView,
+  type PushConsumerEvents,
+  type PushConsumerOptions,
+  type ReceivedMessage,
+} from '@rocketnest/core-broker';
+import { lastValueFrom } from 'rxjs';
+import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
+import { isRocketDiscard } from './rocket-discard.error';
+import {
+  ROCKET_LISTENER_EXTRAS,
+  type RocketDeserializer,
+  type RocketListenerMetadata,
+} from './rocket-listener.decorator';
+import {
+  CORRELATION_ID_PROPERTY,
+  DEFAULT_CONSUMER_GROUP,
+  DEFAULT_POP_AWAIT_DURATION_MS,
+  DEFAULT_PRODUCER_GROUP,
+  DEFAULT_REPLY_TOPIC,
+  REPLY_TO_PROPERTY,
+  REPLY_TOPIC_PROPERTY,
+  ROCKET_TRANSPORT,
+} from './rocket.constants';
+import { RocketContext, type RocketDelivery } from './rocket.context';
+import { decodeJson, describeError, encodeBody } from './rocket-serialization';
+import { listenerFor, planSubscriptions, type GroupPlan, type PlannedListener } from './subscription-plan';
+
+/** Push-consumer tuning applied to every push consumer of the server (the rest comes from the listeners). */
+export type RocketConsumerTuning = Omit<
+  PushConsumerOptions,
+  'group' | 'transport' | 'messageModel' | 'consumeConcurrency' | 'maxReconsumeTimes' | 'clientId'
+>;
+
+export interface RocketServerOptions extends RocketConnectionOptions {
+  /** Consumer group of listeners that name none. Default `RocketNestConsumer`. (rocketmq-spring `rocketmq.consumer.group`) */
+  group?: string;
+  /** Producer group of replies to requests. Default `RocketNestProducer`. */
+  producerGroup?: string;
+  /** Topic replies are sent to (created on an embedded broker); requests naming another reply topic are not answered. Default `RocketNestReply`. */
+  replyTopic?: string;
+  /** Payload decoding of listeners that set none. Default: JSON (`raw: true` listeners get the `Buffer`). */
+  deserializer?: RocketDeserializer;
+  /** Push-consumer tuning: `consumeFromWhere`, `suspendTimeoutMs`, `rebalanceIntervalMs`, `pullBatchSize`… */
+  consumer?: RocketConsumerTuning;
+  /** Pop listeners: how long one receive waits, ms. Default 1000. Bounds how long `close()` waits for a receive. */
+  popAwaitDurationMs?: number;
+}
+
+/** Status of the server as `status` reports it. */
+export type RocketStatus = 'connected' | 'disconnected';
+
+/** Pause of a pop listener after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
+const POP_RETRY_DELAY_MS = 1000;
+
+type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined };
+
+type EventName = keyof PushConsumerEvents;
+/** The events `on()` takes: the push consumers' instrumentation events. */
+export type RocketServerEvents = { [K in EventName]: (payload: PushConsumerEvents[K]) => void };
+
+interface PopLoop {
+  consumer: SimpleConsumer;
+  running: boolean;
+  done: Promise<void>;
+  wake: (() => void) | undefined;
+}
+
+/**
+ * A Nest custom transport strategy on RocketNest (`createMicroservice(AppModule, { strategy: new
+ * RocketServer(options) })` or `app.connectMicroservice(...)`): at `listen()` it plans the
+ * `@RocketListener` handlers into consumers (one per consumer group, one subscription per group
+ * and topic), starts them, and maps each handler's outcome to the broker: resolve acks, throw
+ * retries with backoff and then dead-letters, `RocketDiscard` acks without retry. `close()` stops
+ * the consumers (running handlers finish) and closes what the server owns.
+ */
+export class RocketServer
+  extends Server<RocketServerEvents, RocketStatus>
+  implements CustomTransportStrategy
+{
+  override readonly transportId = ROCKET_TRANSPORT;
+  /** Handler failures come back to this transport (it retries them) rather than being logged and dropped by Nest. */
+  override readonly propagatesEventHandlerErrors = true;
+
+  private readonly log = new Logger('RocketServer');
+  private connection: RocketConnection | undefined;
+  private producer: Producer | undefined;
+  private readonly pushConsumers = new Map<string, PushConsumer>();
+  private readonly popLoops = new Map<string, PopLoop>();
+  private readonly eventListeners: Array<[EventName, RocketServerEvents[EventName]]> = [];
+  private state: 'CREATED' | 'STARTING' | 'RUNNING' | 'CLOSED' = 'CREATED';
+  private closing: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
+
+  constructor(private readonly options: RocketServerOptions) {
+    super();
+  }
+
+  /** Starts the consumers of every `@RocketListener`; `callback(error)` when that fails (conflicts, unknown topics…). */
+  listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
+    this.starting ??= this.start();
+    this.starting.then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  private async start(): Promise<void> {
+    if (this.state !== 'CREATED') throw new RocketError('CLOSED', 'RocketServer was already started');
+    this.state = 'STARTING';
+    try {
+      const plans = planSubscriptions(this.collectListeners(), this.options.group ?? DEFAULT_CONSUMER_GROUP);
+      const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
+      this.connection = await RocketConnection.open(this.options, replyTopic);
+      const replies = [...plans.values()].some((plan) =>
+        [...plan.topics.values()].some((t) =>
+          [...t.byTag.values(), ...(t.all ? [t.all] : [])].some((l) => l.metadata.options.reply),
+        ),
+      );
+      if (replies) {
+        this.producer = new Producer({
+          group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
+          transport: this.connection.transport,
+        });
+        await this.producer.start();
+      }
+      for (const plan of plans.values()) {
+        if (plan.settings.consumerType === 'simple') await this.startPop(plan);
+        else await this.startPush(plan);
+      }
+      this.state = 'RUNNING';
+      this._status$.next('connected');
+    } catch (error) {
+      await this.shutdownAll();
+      this.state = 'CLOSED';
+      throw error;
+    }
+  }
+
+  /** The `@RocketListener` handlers Nest registered on this server; other patterns are reported and ignored. */
+  private collectListeners(): Array<PlannedListener<MessageHandler>> {
+    const listeners: Array<PlannedListener<MessageHandler>> = [];
+    for (const [pattern, handler] of this.getHandlers()) {
+      const metadata = handler.extras?.[ROCKET_LISTENER_EXTRAS] as RocketListenerMetadata | undefined;
+      if (!metadata) {
+        this.log.warn(
+          `pattern ${pattern} is not a @RocketListener and is ignored: declare RocketNest handlers with @RocketListener(topic, tag?, options?)`,
+        );
+        continue;
+      }
+      if (handler.next) {
+        const second = (
+          (handler.next as MessageHandler).extras?.[ROCKET_LISTENER_EXTRAS] as
+            RocketListenerMetadata | undefined
+        )?.handlerName;
+        throw new RocketError(
+          'INVALID_OPTION',
+          `conflicting @RocketListener declarations: ${metadata.handlerName} and ${second ?? 'another handler'} were registered twice for the same pattern (is the controller in two modules?)`,
+        );
+      }
+      listeners.push({ metadata, handler });
+    }
+    return listeners;
+  }
+
+  private async startPush(plan: GroupPlan<MessageHandler>): Promise<void> {
+    const { group, settings, topics } = plan;
+    const consumer = new PushConsumer({
+      ...this.options.consumer,
+      group,
+      transport: this.connection!.transport,
+      ...(settings.messageModel ? { messageModel: settings.messageModel } : {}),
+      ...(settings.concurrency !== undefined ? { consumeConcurrency: settings.concurrency } : {}),
+      ...(settings.maxReconsumeTimes !== undefined ? { maxReconsumeTimes: settings.maxReconsumeTimes } : {}),
+    });
+    for (const topic of topics.values()) consumer.subscribe(topic.topic, topic.expression);
+    consumer.registerMessageListener(
+      async (messages, context) => {
+        for (const message of messages) {
+          const topic = topics.get(message.topic);
+          const listener = topic && listenerFor(topic, message.tag);
+          if (!listener) {
+            this.log.warn(
+              `no listener for tag "${message.tag}" of msgId=${message.msgId} topic=${message.topic} group=${group}; consumed`,
+            );
+            continue;
+          }
+          const outcome = await this.consume(listener, message, {
+            consumerGroup: group,
+            brokerName: context.queue.brokerName,
+            manualAck: listener.metadata.options.manualAck === true,
+            deliveryAttempt: message.reconsumeTimes + 1,
+          });
+          if (outcome.kind === 'retry') {
+            if (outcome.delayMs !== undefined) {
+              context.retryDelayMs = outcome.delayMs;
+              context.suspendMs = outcome.delayMs;
+            }
+            return ConsumeResult.RECONSUME_LATER;
+          }
+        }
+        return ConsumeResult.CONSUME_SUCCESS;
+      },
+      { orderly: settings.consumeMode === 'ORDERLY' },
+    );
+    consumer.on('consumer.dead-lettered', ({ msgId }) =>
+      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue after its retries`),
+    );
+    consumer.on('consumer.dropped', ({ msgId }) =>
+      this.log.warn(`msgId=${msgId} group=${group} failed and is dropped (broadcasting does not retry)`),
+    );
+    consumer.on('consumer.sendback.failed', ({ msgId, error }) =>
+      this.log.warn(
+        `msgId=${msgId} group=${group} could not be sent back for retry (${describeError(error)}); retried locally`,
+      ),
+    );
+    consumer.on('consumer.error', ({ stage, error }) =>
+      this.log.warn(`consumer group=${group} ${stage} failed: ${describeError(error)}`),
+    );
+    for (const [event, callback] of this.eventListeners) consumer.on(event, callback as never);
+    this.pushConsumers.set(group, consumer);
+    await consumer.start();
+  }
+
+  private async startPop(plan: GroupPlan<MessageHandler>): Promise<void> {
+    const { group, settings, topics } = plan;
+    const subscriptions: Record<string, string | { sql: string }> = {};
+    for (const topic of topics.values()) subscriptions[topic.topic] = topic.expression;
+    const consumer = new SimpleConsumer({
+      group,
+      transport: this.connection!.transport,
+      subscriptions,
+      awaitDurationMs: this.options.popAwaitDurationMs ?? DEFAULT_POP_AWAIT_DURATION_MS,
+    });
+    const loop: PopLoop = { consumer, running: true, done: Promise.resolve(), wake: undefined };
+    this.popLoops.set(group, loop);
+    await consumer.start();
+    const maxCount = Math.min(settings.concurrency ?? 16, MAX_RECEIVE_COUNT);
+    const invisibleMs = settings.invisibleTimeMs ?? DEFAULT_INVISIBLE_DURATION_MS;
+    loop.done = (async () => {
+      while (loop.running) {
+        let received: ReceivedMessage[];
+        try {
+          received = await consumer.receive(maxCount, invisibleMs);
+        } catch (error) {
+          if (!loop.running) break;
+          this.log.warn(
+            `receive of group=${group} failed: ${describeError(error)}; retried in ${POP_RETRY_DELAY_MS} ms`,
+          );
+          await new Promise<void>((resolve) => {
+            const timer = systemClock.setTimer(POP_RETRY_DELAY_MS, resolve);
+            loop.wake = () => {
+              timer.cancel();
+              resolve();
+            };
+          });
+          continue;
+        }
+        await Promise.all(received.map((message) => this.consumePopped(plan, consumer, message)));
+      }
+    })();
+  }
+
+  private async consumePopped(
+    plan: GroupPlan<MessageHandler>,
+    consumer: SimpleConsumer,
+    message: ReceivedMessage,
+  ): Promise<void> {
+    const topic = plan.topics.get(message.topic);
+    const listener = topic && listenerFor(topic, message.tag);
+    const outcome: Outcome = listener
+      ? await this.consume(listener, message, {
+          consumerGroup: plan.group,
+          brokerName: message.brokerName,
+          manualAck: listener.metadata.options.manualAck === true,
+          deliveryAttempt: message.deliveryAttempt,
+        })
+      : { kind: 'ack' };
+    try {
+      if (outcome.kind === 'ack') await consumer.ack(message);
+      else if (outcome.delayMs !== undefined)
+        await consumer.changeInvisibleDuration(message, outcome.delayMs);
+      // else: delivered again once its invisible time ends
+    } catch (error) {
+      this.log.warn(
+        `${outcome.kind} of msgId=${message.msgId} topic=${message.topic} group=${plan.group} failed: ${describeError(error)}; it is delivered again after its invisible time`,
+      );
+    }
+  }
+
+  /** Runs the handler of one message and says what to tell the broker. */
+  private async consume(
+    listener: PlannedListener<MessageHandler>,
+    message: MessageView,
+    delivery: RocketDelivery,
+  ): Promise<Outcome> {
+    const { handlerName, options } = listener.metadata;
+    const where = `msgId=${message.msgId} topic=${message.topic} tag=${message.tag ?? ''} group=${delivery.consumerGroup}`;
+    const retry: Outcome = { kind: 'retry', delayMs: options.retryDelayMs };
+    let payload: unknown;
+    try {
+      const deserialize =
+        options.deserializer ??
+        (options.raw ? (m: MessageView) => m.body : (this.options.deserializer ?? decodeJson));
+      payload = deserialize(message);
+    } catch (error) {
+      this.log.error(`${handlerName}: cannot deserialize ${where}: ${describeError(error)}; retried`);
+      return retry;
+    }
+    const context = new RocketContext(message, delivery);
+    const replyTo = message.properties[REPLY_TO_PROPERTY];
+    const correlationId = message.properties[CORRELATION_ID_PROPERTY];
+    const replies = options.reply === true && replyTo !== undefined && correlationId !== undefined;
+    let response: { response: unknown } | { err: unknown };
+    try {
+      const result: unknown = await listener.handler(payload, context);
+      const value = await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+      response = { response: value };
+    } catch (error) {
+      if (isRocketDiscard(error)) {
+        this.log.warn(`${handlerName} discarded ${where}: ${error.reason}`);
+        response = { err: { status: 'error', message: error.reason } };
+      } else if (replies) {
+        this.log.warn(`${handlerName} failed request ${where}: ${describeError(error)}; error replied`);
+        response = { err: error };
+      } else if (context.getAckDecision()?.kind === 'ack') {
+        this.log.warn(`${handlerName} threw after ack() of ${where}: ${describeError(error)}; consumed`);
+        return { kind: 'ack' };
+      } else {
+        this.log.error(
+          `${handlerName} failed ${where} reconsumeTimes=${message.reconsumeTimes}: ${describeError(error)}; retried`,
+        );
+        const decision = context.getAckDecision();
+        return decision?.kind === 'nack'
+          ? { kind: 'retry', delayMs: decision.delayMs ?? options.retryDelayMs }
+          : retry;
+      }
+    }
+    if (replies) {
+      const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
+      const asked = message.properties[REPLY_TOPIC_PROPERTY] ?? replyTopic;
+      if (asked !== replyTopic) {
+        // a request must not make this server write to a topic of its choosing
+        this.log.error(
+          `${handlerName}: request ${where} asks for replies on "${asked}", but this server replies on "${replyTopic}" (replyTopic); not answered`,
+        );
+        return { kind: 'ack' };
+      }
+      try {
+        await this.reply(replyTopic, replyTo, correlationId, response);
+      } catch (error) {
+        this.log.error(`${handlerName}: reply to ${where} failed: ${describeError(error)}; retried`);
+        return retry;
+      }
+      return { kind: 'ack' };
+    }
+    if ('err' in response) return { kind: 'ack' }; // discarded
+    if (!delivery.manualAck) return { kind: 'ack' };
+    const decision = context.getAckDecision();
+    if (!decision) {
+      this.log.warn(`${handlerName} settled ${where} without ctx.ack() or ctx.nack(); consumed again`);
+      return retry;
+    }
+    return decision.kind === 'ack'
+      ? { kind: 'ack' }
+      : { kind: 'retry', delayMs: decision.delayMs ?? options.retryDelayMs };
+  }
+
+  private async reply(
+    topic: string,
+    replyTo: string,
+    correlationId: string,
+    response: { response: unknown } | { err: unknown },
+  ): Promise<void> {
+    await this.producer!.send({
+      topic,
+      tag: replyTo,
+      properties: { [CORRELATION_ID_PROPERTY]: correlationId },
+      body: encodeBody({ ...response, isDisposed: true }),
+    });
+  }
+
+  /**
+   * Listens to the push consumers' instrumentation events (`consumer.dead-lettered`,
+   * `consumer.rebalance`…). Registered before `listen()`, they are attached when the consumers start.
+   */
+  on<K extends EventName, C extends RocketServerEvents[K] = RocketServerEvents[K]>(
+    event: K,
+    callback: C,
+  ): void {
+    this.eventListeners.push([event, callback]);
+    for (const consumer of this.pushConsumers.values()) consumer.on(event, callback);
+  }
+
+  /** The connection and the consumers by group. Throws before `listen()`. */
+  unwrap<T>(): T {
+    if (this.state !== 'RUNNING') {
+      throw new RocketError(
+        'CLOSED',
+        'RocketServer is not listening: call listen() (app.listen / startAllMicroservices) before unwrap()',
+      );
+    }
+    return {
+      connection: this.connection,
+      pushConsumers: new Map(this.pushConsumers),
+      simpleConsumers: new Map([...this.popLoops].map(([group, loop]) => [group, loop.consumer])),
+    } as T;
+  }
+
+  /** Stops the consumers (running handlers finish first), the reply producer and what the server owns. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.shutdownAll();
+      this.state = 'CLOSED';
+      this._status$.next('disconnected');
+    })();
+    return this.closing;
+  }
+
+  private async shutdownAll(): Promise<void> {
+    for (const loop of this.popLoops.values()) {
+      loop.running = false;
+      loop.wake?.();
+    }
+    await Promise.all([...this.popLoops.values()].map((loop) => loop.done));
+    await Promise.all([
+      ...[...this.pushConsumers.values()].map((c) => c.shutdown()),
+      ...[...this.popLoops.values()].map((loop) => loop.consumer.shutdown()),
+    ]);
+    await this.producer?.shutdown();
+    await this.connection?.close();
+  }
+}
