@@ -35,6 +35,8 @@ module.exports = {
   moduleNameMapper: {
     '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
     '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
+    '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
+    '^@rocketnest/nest-transport$': '<rootDir>/packages/nest-transport/src/index.ts',
   },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
   testTimeout: 30000,

@@ -5,7 +5,9 @@ import {
   MemoryStore,
   RocketError,
   TcpTransport,
+  systemClock,
   type BrokerOptions,
+  type Clock,
   type MessageStore,
   type TcpTransportOptions,
   type TopicInput,
@@ -39,6 +41,12 @@ export interface RocketConnectionOptions {
   tcp?: Omit<TcpTransportOptions, 'nameServers' | 'brokers'>;
   /** Start a broker in this process, owned and closed by the connection. */
   embedded?: RocketEmbeddedOptions;
+  /**
+   * The clock of every client made on this connection (consumers, producers, the reply consumer)
+   * and of an embedded broker. Default: the system clock. Tests give a virtual one
+   * (`@rocketnest/testing`), so retries, delays and timeouts run when the test moves time.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -49,14 +57,19 @@ export class RocketConnection {
   private closing: Promise<void> | undefined;
   private readonly cleanups: Array<() => Promise<void>>;
 
+  /** The clock every client of this connection uses. */
+  readonly clock: Clock;
+
   private constructor(
     /** The transport every client of this connection uses. */
     readonly transport: Transport,
     /** The embedded broker, when the connection started one. */
     readonly broker: Broker | undefined,
     cleanups: Array<() => Promise<void>>,
+    clock: Clock | undefined,
   ) {
     this.cleanups = cleanups;
+    this.clock = clock ?? systemClock;
   }
 
   /**
@@ -78,26 +91,31 @@ export class RocketConnection {
         }`,
       );
     }
-    if (options.transport) return new RocketConnection(options.transport, undefined, []);
-    if (options.embedded) return RocketConnection.embedded(options.embedded, replyTopic);
+    if (options.transport) return new RocketConnection(options.transport, undefined, [], options.clock);
+    if (options.embedded) return RocketConnection.embedded(options.embedded, replyTopic, options.clock);
     const tcp = new TcpTransport({
       ...options.tcp,
       ...(options.nameServers ? { nameServers: options.nameServers } : {}),
       ...(options.brokers ? { brokers: options.brokers } : {}),
     });
-    return new RocketConnection(tcp, undefined, [() => tcp.close()]);
+    return new RocketConnection(tcp, undefined, [() => tcp.close()], options.clock);
   }
 
   private static async embedded(
     options: RocketEmbeddedOptions,
     replyTopic: string,
+    clock: Clock | undefined,
   ): Promise<RocketConnection> {
+    const withClock = clock === undefined ? {} : { clock };
     const store: MessageStore =
-      options.dir === undefined ? await MemoryStore.create() : await FileStore.open({ dir: options.dir });
+      options.dir === undefined
+        ? await MemoryStore.create(withClock)
+        : await FileStore.open({ dir: options.dir, ...withClock });
     let broker: Broker;
     try {
       broker = await Broker.start({
         ...options.broker,
+        ...withClock,
         store,
         ...(options.dir === undefined ? {} : { configDir: path.join(options.dir, 'config') }),
       });
@@ -115,10 +133,12 @@ export class RocketConnection {
       await store.close();
       throw error;
     }
-    return new RocketConnection(new InProcessTransport(broker), broker, [
-      () => broker.close(),
-      () => store.close(),
-    ]);
+    return new RocketConnection(
+      new InProcessTransport(broker),
+      broker,
+      [() => broker.close(), () => store.close()],
+      clock,
+    );
   }
 
   /** Closes what the connection owns, in order; a transport handed in is left open. Idempotent. */

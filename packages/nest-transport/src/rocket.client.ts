@@ -90,6 +90,7 @@ export class RocketClient extends ClientProxy {
     this.connecting ??= (async () => {
       const connection = await RocketConnection.open(this.options, this.replyTopic);
       const producer = new Producer({
+        clock: this.clock,
         ...this.options.producer,
         group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
         transport: connection.transport,
@@ -220,6 +221,7 @@ export class RocketClient extends ClientProxy {
         transport: this.connection!.transport,
         messageModel: 'BROADCASTING',
         consumeFromWhere: 'LAST_OFFSET',
+        clock: this.clock,
       });
       consumer.subscribe(this.replyTopic, this.clientId);
       consumer.registerMessageListener(async (messages) => {

@@ -54,7 +54,12 @@ export class RocketRuntime implements OnApplicationShutdown {
     const replyTopic = options.replyTopic ?? DEFAULT_REPLY_TOPIC;
     const connection = await RocketConnection.open(options, replyTopic);
     const group = options.producerGroup ?? DEFAULT_PRODUCER_GROUP;
-    const producer = new Producer({ ...options.producer, group, transport: connection.transport });
+    const producer = new Producer({
+      clock: connection.clock,
+      ...options.producer,
+      group,
+      transport: connection.transport,
+    });
     try {
       await producer.start();
     } catch (error) {
@@ -63,6 +68,7 @@ export class RocketRuntime implements OnApplicationShutdown {
     }
     const client = new RocketClient({
       transport: connection.transport,
+      clock: connection.clock,
       producerGroup: group,
       replyTopic,
       ...(options.producer ? { producer: options.producer } : {}),
@@ -95,6 +101,7 @@ export class RocketRuntime implements OnApplicationShutdown {
     const producer = new TransactionProducer({
       group: options.producerGroup,
       transport: this.connection.transport,
+      clock: this.connection.clock,
       checker: (check) => listener.checkLocalTransaction(checkMessage(check)),
       ...(options.topics ? { topics: options.topics } : {}),
     });

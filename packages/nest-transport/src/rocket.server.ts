@@ -131,6 +131,7 @@ export class RocketServer
         this.producer = new Producer({
           group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
           transport: this.connection.transport,
+          clock: this.connection.clock,
         });
         await this.producer.start();
       }
@@ -176,6 +177,7 @@ export class RocketServer
   private async startPush(plan: GroupPlan<MessageHandler>): Promise<void> {
     const { group, settings, topics } = plan;
     const consumer = new PushConsumer({
+      clock: this.connection!.clock,
       ...this.options.consumer,
       group,
       transport: this.connection!.transport,
@@ -239,6 +241,7 @@ export class RocketServer
     const consumer = new SimpleConsumer({
       group,
       transport: this.connection!.transport,
+      clock: this.connection!.clock,
       subscriptions,
       awaitDurationMs: this.options.popAwaitDurationMs ?? DEFAULT_POP_AWAIT_DURATION_MS,
     });
