@@ -1,0 +1,121 @@
+// What the two services say to each other: topics, tags, consumer groups and message bodies.
+// Both services import only this file from each other's world.
+import type { TopicInput } from '@rocketnest/core-broker';
+
+/** Order lifecycle events: `created`, `timeout` (delayed), and the state changes `paid`, `failed`, `cancelled`. */
+export const ORDERS_TOPIC = 'orders';
+/** Payment outcomes, sent by the payment service as transactional messages: `succeeded`, `failed`. */
+export const PAYMENTS_TOPIC = 'payments';
+
+export const OrderTag = {
+  CREATED: 'created',
+  TIMEOUT: 'timeout',
+  PAID: 'paid',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+} as const;
+
+export const PaymentTag = {
+  SUCCEEDED: 'succeeded',
+  FAILED: 'failed',
+} as const;
+export type PaymentTag = (typeof PaymentTag)[keyof typeof PaymentTag];
+
+/** Consumer group of the order service (payments, its own `created` and `timeout`). */
+export const ORDER_SERVICE_GROUP = 'order-service';
+/** Consumer group of the payment service (`orders`/`created`). */
+export const PAYMENT_SERVICE_GROUP = 'payment-service';
+/** Producer group of the payment service's transactional messages; check-backs go to it. */
+export const PAYMENT_TX_GROUP = 'payment-service-tx';
+
+/**
+ * The demo's topics. FIFO: a message group (the order id) always lands in one queue, so the
+ * messages of one order are stored and consumed in order.
+ */
+export const DEMO_TOPICS: readonly TopicInput[] = [
+  { topic: ORDERS_TOPIC, queueCount: 4, fifo: true },
+  { topic: PAYMENTS_TOPIC, queueCount: 4, fifo: true },
+];
+
+export const ORDER_STATUSES = ['created', 'paid', 'failed', 'cancelled'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/** `orders`/`created`: message group and first key are the order id. */
+export interface OrderCreatedEvent {
+  orderId: string;
+  amountCents: number;
+  /** The card to charge (the demo's test cards decide the payment; see {@link TEST_CARDS}). */
+  card: string;
+  createdAtMs: number;
+}
+
+/** `orders`/`timeout`, delivered `orderTimeoutMs` after the order was created. */
+export interface OrderTimeoutEvent {
+  orderId: string;
+}
+
+/** `payments`/`succeeded` and `payments`/`failed`. */
+export interface PaymentResultEvent {
+  orderId: string;
+  paymentId: string;
+  status: PaymentTag;
+  amountCents: number;
+  /** Why a payment failed. */
+  reason?: string;
+}
+
+/** `orders`/`paid`, `orders`/`failed`, `orders`/`cancelled`: the order service's state changes. */
+export interface OrderStatusEvent {
+  orderId: string;
+  status: Exclude<OrderStatus, 'created'>;
+  /** Id of the message that caused the change (a payment result or the timeout). */
+  causeMsgId: string;
+}
+
+/**
+ * Cards the simulated payment provider treats specially, whatever the failure rate. Any other
+ * card of 12–19 digits is approved or declined at random (`paymentFailureRate`).
+ */
+export const TEST_CARDS = {
+  /** Always approved. */
+  APPROVED: '4242424242424242',
+  /** Always declined ("card declined"). */
+  DECLINED: '4000000000000002',
+  /** The provider never answers: no payment is published, so the order times out. */
+  NO_ANSWER: '4000000000000119',
+} as const;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 128;
+}
+
+/** Checks the shape of an `orders`/`created` body (messages come from outside the type system). */
+export function isOrderCreatedEvent(value: unknown): value is OrderCreatedEvent {
+  return (
+    isObject(value) &&
+    isId(value.orderId) &&
+    Number.isSafeInteger(value.amountCents) &&
+    typeof value.card === 'string' &&
+    typeof value.createdAtMs === 'number'
+  );
+}
+
+/** Checks the shape of an `orders`/`timeout` body. */
+export function isOrderTimeoutEvent(value: unknown): value is OrderTimeoutEvent {
+  return isObject(value) && isId(value.orderId);
+}
+
+/** Checks the shape of a `payments` body. */
+export function isPaymentResultEvent(value: unknown): value is PaymentResultEvent {
+  return (
+    isObject(value) &&
+    isId(value.orderId) &&
+    isId(value.paymentId) &&
+    (value.status === PaymentTag.SUCCEEDED || value.status === PaymentTag.FAILED) &&
+    Number.isSafeInteger(value.amountCents)
+  );
+}

@@ -1,0 +1,78 @@
+import * as path from 'node:path';
+
+/** Default time after which an unpaid order is cancelled. */
+export const DEFAULT_ORDER_TIMEOUT_MS = 15_000;
+/** Default share of ordinary cards the simulated provider declines. */
+export const DEFAULT_PAYMENT_FAILURE_RATE = 0.2;
+/** Default HTTP port of the order service. */
+export const DEFAULT_PORT = 3000;
+/** Default interface the order service listens on (loopback: it is a demo). */
+export const DEFAULT_HOST = '127.0.0.1';
+/** Default data directory (broker store, one SQLite file per service), relative to the working directory. */
+export const DEFAULT_DATA_DIR = path.join('data', 'demo-orders');
+
+/** A configuration value that cannot be used; the message names the variable and what it accepts. */
+export class DemoConfigError extends Error {
+  override readonly name = 'DemoConfigError';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+/** Everything the demo process can be told, resolved from the environment by {@link demoConfigFromEnv}. */
+export interface DemoConfig {
+  /** HTTP port of the order service; 0 picks a free one. Env `PORT`, default 3000. */
+  port: number;
+  /** Env `HOST`, default 127.0.0.1. */
+  host: string;
+  /** Broker store (`<dir>/broker`) and the services' SQLite files. Env `DEMO_DATA_DIR`, default `data/demo-orders`. */
+  dataDir: string;
+  /** Unpaid orders are cancelled after this. Env `ORDER_TIMEOUT_MS`, default 15 000. */
+  orderTimeoutMs: number;
+  /** Share (0–1) of ordinary cards declined. Env `PAYMENT_FAILURE_RATE`, default 0.2. */
+  paymentFailureRate: number;
+  /** Name servers of a standalone broker or cluster (env `ROCKETNEST_NAMESRV`, comma-separated); none: embedded broker. */
+  nameServers: string[] | undefined;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new DemoConfigError(name, `expected an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Reads and validates the demo's environment variables. Throws {@link DemoConfigError}. */
+export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoConfig {
+  const rate = env.PAYMENT_FAILURE_RATE;
+  const paymentFailureRate = rate === undefined || rate === '' ? DEFAULT_PAYMENT_FAILURE_RATE : Number(rate);
+  if (!(paymentFailureRate >= 0 && paymentFailureRate <= 1)) {
+    throw new DemoConfigError('PAYMENT_FAILURE_RATE', `expected a number from 0 to 1, got "${rate}"`);
+  }
+  const namesrv = env.ROCKETNEST_NAMESRV?.trim();
+  const nameServers = namesrv
+    ? namesrv
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
+  for (const address of nameServers ?? []) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(address)) {
+      throw new DemoConfigError('ROCKETNEST_NAMESRV', `expected host:port[,host:port…], got "${address}"`);
+    }
+  }
+  return {
+    port: integer(env, 'PORT', DEFAULT_PORT, 0, 65_535),
+    host: env.HOST || DEFAULT_HOST,
+    dataDir: path.resolve(env.DEMO_DATA_DIR || DEFAULT_DATA_DIR),
+    orderTimeoutMs: integer(env, 'ORDER_TIMEOUT_MS', DEFAULT_ORDER_TIMEOUT_MS, 100, 24 * 3_600_000),
+    paymentFailureRate,
+    nameServers,
+  };
+}

@@ -1,0 +1,66 @@
+import { Controller, Logger } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { RocketContext, RocketDiscard, RocketListener } from '@rocketnest/nest-transport';
+import {
+  ORDER_SERVICE_GROUP,
+  ORDERS_TOPIC,
+  OrderTag,
+  PAYMENTS_TOPIC,
+  PaymentTag,
+  isOrderCreatedEvent,
+  isOrderTimeoutEvent,
+  isPaymentResultEvent,
+} from '../contracts';
+import { originalMessageId } from '../message-delivery';
+import { OrderService, type Delivery } from './order.service';
+
+function delivery(ctx: RocketContext): Delivery {
+  return { msgId: originalMessageId(ctx), topic: ctx.getTopic(), tag: ctx.getTag() ?? '' };
+}
+
+/** A body no handler can use: acked without retry, logged as discarded. */
+function malformed(ctx: RocketContext): RocketDiscard {
+  return new RocketDiscard(`malformed ${ctx.getTopic()}/${ctx.getTag()} message ${ctx.getMessageId()}`);
+}
+
+/**
+ * The order service's message handlers. Each is idempotent: the state machine only leaves
+ * `created`, so a redelivered, duplicated or late message changes nothing.
+ */
+@Controller()
+export class OrderEventsListener {
+  private readonly logger = new Logger(OrderEventsListener.name);
+
+  constructor(private readonly orders: OrderService) {}
+
+  @RocketListener(ORDERS_TOPIC, OrderTag.CREATED, { group: ORDER_SERVICE_GROUP })
+  onCreated(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+    if (!isOrderCreatedEvent(event)) throw malformed(ctx);
+    this.orders.createdSeen(event, delivery(ctx));
+  }
+
+  @RocketListener(ORDERS_TOPIC, OrderTag.TIMEOUT, { group: ORDER_SERVICE_GROUP })
+  async onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+    if (!isOrderTimeoutEvent(event)) throw malformed(ctx);
+    const result = await this.orders.applyTimeout(event, delivery(ctx));
+    if (result.applied) this.logger.log(`order ${event.orderId} cancelled: unpaid at its timeout`);
+  }
+
+  @RocketListener(PAYMENTS_TOPIC, PaymentTag.SUCCEEDED, { group: ORDER_SERVICE_GROUP })
+  async onPaymentSucceeded(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+    await this.payment(event, ctx);
+  }
+
+  @RocketListener(PAYMENTS_TOPIC, PaymentTag.FAILED, { group: ORDER_SERVICE_GROUP })
+  async onPaymentFailed(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+    await this.payment(event, ctx);
+  }
+
+  private async payment(event: unknown, ctx: RocketContext): Promise<void> {
+    if (!isPaymentResultEvent(event) || event.status !== ctx.getTag()) throw malformed(ctx);
+    const result = await this.orders.applyPayment(event, delivery(ctx));
+    if (result.applied) this.logger.log(`order ${event.orderId} ${result.order.status}`);
+    else if (result.reason === 'not-found')
+      throw new RocketDiscard(`payment for unknown order ${event.orderId}`);
+  }
+}

@@ -1,0 +1,28 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { openSqliteDatabase } from '../sqlite-database';
+import { OrderEventsListener } from './order-events.listener';
+import { ORDER_DATABASE, OrderRepository } from './order.repository';
+import { OrderService } from './order.service';
+import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
+import { OrdersController } from './orders.controller';
+
+/**
+ * The order service: HTTP API, message handlers, its SQLite database. Needs `RocketModule` (or
+ * `RocketTestingModule`) imported next to it; its listeners run in the app's `RocketServer`.
+ */
+@Module({})
+export class OrderServiceModule {
+  static forRoot(options: OrderServiceOptions): DynamicModule {
+    return {
+      module: OrderServiceModule,
+      controllers: [OrdersController, OrderEventsListener],
+      providers: [
+        { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
+        { provide: ORDER_DATABASE, useFactory: () => openSqliteDatabase(options.databaseFile) },
+        OrderRepository,
+        OrderService,
+      ],
+      exports: [OrderService, OrderRepository],
+    };
+  }
+}

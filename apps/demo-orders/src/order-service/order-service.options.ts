@@ -1,0 +1,9 @@
+/** Injection token of {@link OrderServiceOptions}. */
+export const ORDER_SERVICE_OPTIONS = Symbol('ORDER_SERVICE_OPTIONS');
+
+export interface OrderServiceOptions {
+  /** SQLite file of the order service, or `':memory:'`. */
+  databaseFile: string;
+  /** Unpaid orders are cancelled this long after they were created (the delayed `orders`/`timeout`). */
+  orderTimeoutMs: number;
+}
