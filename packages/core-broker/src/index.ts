@@ -239,10 +239,7 @@ export type { AclConfig, AclAccountConfig, AclPermName } from './broker/access-c
 export type { GroupConsumerOptions } from './client/group-membership';
 
 // WebSocket push: topics to browsers with auth and loss-free resume (docs/push.md).
-export {
-  PushServer,
-  PUSH_CLIENT_FILE,
-} from './push/push-server';
+export { PushServer, PUSH_CLIENT_FILE } from './push/push-server';
 export type { PushMetrics, PushServerEvents } from './push/push-server';
 export {
   DEFAULT_PUSH_PATH,
