@@ -6,6 +6,8 @@ import { InProcessTransport } from '../../src/client/in-process-transport';
 import { Producer } from '../../src/client/producer';
 import type { ProducerMessage } from '../../src/client/producer';
 import { MemoryStore } from '../../src/store/memory-store';
+import type { MemoryStoreOptions } from '../../src/store/memory-store';
+import * as net from 'node:net';
 import { PushServer } from '../../src/push/push-server';
 import type { PushServerOptions } from '../../src/push/push-options';
 import { PUSH_SUBPROTOCOL } from '../../src/push/push-protocol';
@@ -29,12 +31,17 @@ export async function startRig(
     topics?: TopicInput[];
     server?: Partial<PushServerOptions>;
     broker?: Partial<BrokerOptions>;
+    store?: MemoryStoreOptions;
   } = {},
 ): Promise<PushRig> {
   const stores: MemoryStore[] = [];
   const brokers: Broker[] = [];
   for (const brokerName of options.brokerNames ?? ['broker-a']) {
-    const store = await MemoryStore.create({ maxBytes: 256 * 1024 * 1024, retentionIntervalMs: 0 });
+    const store = await MemoryStore.create({
+      maxBytes: 256 * 1024 * 1024,
+      retentionIntervalMs: 0,
+      ...options.store,
+    });
     stores.push(store);
     brokers.push(await Broker.start({ ...options.broker, store, brokerName }));
   }
@@ -163,5 +170,46 @@ export async function eventually(condition: () => boolean, what: string, timeout
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A TCP proxy in front of a port whose connections can all be cut at once (a network failure). */
+export class CuttableProxy {
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    private readonly pairs: Set<net.Socket>,
+  ) {}
+
+  static async start(targetPort: number): Promise<CuttableProxy> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((client) => {
+      const upstream = net.connect(targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new CuttableProxy(server, (server.address() as net.AddressInfo).port, sockets);
+  }
+
+  /** Destroys every proxied connection (both sides see a reset, no close frame). */
+  cut(): number {
+    const n = this.pairs.size / 2;
+    for (const s of [...this.pairs]) s.destroy();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
