@@ -220,6 +220,8 @@ export class PushServer extends EventedClient<PushServerEvents> {
       'content-length': this.clientSource.length,
       'cache-control': 'no-cache',
       'x-content-type-options': 'nosniff',
+      // a public asset: pages of other origins may import it (module scripts are fetched with CORS)
+      'access-control-allow-origin': '*',
     });
     response.end(request.method === 'HEAD' ? undefined : this.clientSource);
     return true;
