@@ -20,11 +20,11 @@ export interface ConnectionHost {
   pushed(bytes: number): void;
   buffered(delta: number, connectionBytes: number): void;
   subscriptionsChanged(delta: number): void;
-  emit(event: ConnectionEvent): void;
+  emit(event: ConnectionNotice): void;
   closed(connection: PushConnection, code: number, reason: string): void;
 }
 
-export type ConnectionEvent =
+export type ConnectionNotice =
   | { type: 'subscribed'; connectionId: string; subscription: string; topic: string; position: string }
   | { type: 'refused'; connectionId: string; subscription: string; code: PushErrorCode; reason: string }
   | { type: 'failed'; connectionId: string; subscription: string; code: PushErrorCode; reason: string }

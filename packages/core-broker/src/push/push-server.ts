@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RocketError } from '../common/errors';
 import { EventedClient } from '../client/client-support';
-import type { ConnectionEvent, ConnectionHost } from './push-connection';
+import type { ConnectionNotice, ConnectionHost } from './push-connection';
 import { PushConnection } from './push-connection';
 import type { PushServerOptions, ResolvedPushOptions } from './push-options';
 import { resolvePushOptions } from './push-options';
@@ -346,7 +346,7 @@ export class PushServer extends EventedClient<PushServerEvents> {
     });
   }
 
-  private connectionEvent(event: ConnectionEvent): void {
+  private connectionEvent(event: ConnectionNotice): void {
     const c = this.counters;
     switch (event.type) {
       case 'subscribed': {
