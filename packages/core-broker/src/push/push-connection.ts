@@ -73,7 +73,13 @@ export class PushConnection implements SubscriptionSink {
     private readonly host: ConnectionHost,
   ) {
     this.lastSeenMs = host.options.clock.now();
-    ws.on('message', (data, isBinary) => this.received(data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.received(data as Buffer, isBinary);
+      } catch {
+        this.close(PushCloseCode.INTERNAL, 'internal'); // a bug of ours: the client reconnects and resumes
+      }
+    });
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     ws.on('error', () => undefined); // 'close' follows; the code says what happened
   }
