@@ -1,12 +1,13 @@
-import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import type { Timer } from '../common/clock';
 import { compileFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import { validateUserTopic } from '../message/validation';
+import type { FrameCache } from './frame-cache';
 import type { ResolvedPushOptions } from './push-options';
-import type { ClientFrame, MessageFrame, PushErrorCode, SubscribeFrame, WelcomeFrame } from './push-protocol';
+import type { ClientFrame, PushErrorCode, SubscribeFrame, WelcomeFrame } from './push-protocol';
 import { PUSH_PROTOCOL_VERSION, PushCloseCode, errorFrame, parseClientFrame } from './push-protocol';
 import type { SubscriptionSink } from './push-subscription';
 import { PushSubscription, wireCode } from './push-subscription';
@@ -17,6 +18,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
 /** What a connection reports to its server (metrics and events). */
 export interface ConnectionHost {
   readonly options: ResolvedPushOptions;
+  readonly frames: FrameCache;
   pushed(bytes: number): void;
   buffered(delta: number, connectionBytes: number): void;
   subscriptionsChanged(delta: number): void;
@@ -63,6 +65,7 @@ export class PushConnection implements SubscriptionSink {
   private closing = false;
   /** Set once the socket closed: late write callbacks no longer count. */
   private released = false;
+  private corked = false;
   private closeCode = 1006;
   private closeReason = '';
 
@@ -134,27 +137,13 @@ export class PushConnection implements SubscriptionSink {
 
   deliver(subscription: PushSubscription, message: MessageView, position: string): boolean {
     if (this.closing || this.paused || this.subscriptions.get(subscription.id) !== subscription) return false;
-    const utf8 = isUtf8(message.body);
-    const frame: MessageFrame = {
-      type: 'message',
-      subscription: subscription.id,
-      position,
-      msgId: message.msgId,
-      topic: message.topic,
-      tag: message.tag ?? null,
-      keys: message.keys,
-      properties: message.properties,
-      encoding: utf8 ? 'utf8' : 'base64',
-      body: message.body.toString(utf8 ? 'utf8' : 'base64'),
-      bornTimestampMs: message.bornTimestampMs,
-      storeTimestampMs: message.storeTimestampMs,
-    };
-    const text = JSON.stringify(frame);
+    const text = this.host.frames.frame(subscription.id, position, message);
     const bytes = Buffer.byteLength(text);
     if (this.unflushedBytes > 0 && this.unflushedBytes + bytes > this.host.options.maxBufferedBytes) {
       this.pause();
       return false;
     }
+    this.corkUntilMicrotask();
     this.send(text, bytes);
     this.host.pushed(bytes);
     return true;
@@ -310,6 +299,22 @@ export class PushConnection implements SubscriptionSink {
       this.unflushedBytes -= bytes;
       this.host.buffered(-bytes, this.unflushedBytes);
       if (this.paused && this.unflushedBytes <= this.host.options.maxBufferedBytes / 2) this.unpause();
+    });
+  }
+
+  /**
+   * Holds writes until the current burst of deliveries (a pull's batch, several subscriptions'
+   * answers) is over, so they reach the socket in one write instead of one per frame.
+   */
+  private corkUntilMicrotask(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: Duplex })._socket;
+    if (!socket || typeof socket.cork !== 'function') return;
+    this.corked = true;
+    socket.cork();
+    queueMicrotask(() => {
+      this.corked = false;
+      socket.uncork();
     });
   }
 

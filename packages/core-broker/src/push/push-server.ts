@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RocketError } from '../common/errors';
 import { EventedClient } from '../client/client-support';
+import { FrameCache } from './frame-cache';
 import type { ConnectionNotice, ConnectionHost } from './push-connection';
 import { PushConnection } from './push-connection';
 import type { PushServerOptions, ResolvedPushOptions } from './push-options';
@@ -130,6 +131,7 @@ export class PushServer extends EventedClient<PushServerEvents> {
     const counters = this.counters;
     this.host = {
       options: this.options,
+      frames: new FrameCache(),
       pushed: (bytes) => {
         counters.messagesPushed++;
         counters.bytesPushed += bytes;
