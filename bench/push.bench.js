@@ -14,7 +14,7 @@ const SUBSCRIBERS = 1000;
 const TOPIC = 'fanout';
 const QUEUES = 4;
 const BODY_BYTES = 256;
-const RATES_PER_S = QUICK ? [100] : [50, 200, 500];
+const RATES_PER_S = QUICK ? [100] : [50, 100, 150];
 const SECONDS = QUICK ? 3 : 10;
 const WARMUP_S = 1;
 const now = () => performance.timeOrigin + performance.now();
