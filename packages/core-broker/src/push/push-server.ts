@@ -174,6 +174,10 @@ export class PushServer extends EventedClient<PushServerEvents> {
       server.removeAllListeners('request');
       server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
         if (this.handleRequest(request, response)) return;
+        if (requestListeners.length === 0) {
+          response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+          return;
+        }
         for (const listener of requestListeners) listener.call(server, request, response);
       });
     }
@@ -292,7 +296,8 @@ export class PushServer extends EventedClient<PushServerEvents> {
 
   private async upgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     let refusal: { code: number; reason: string } | undefined;
-    if (this.connections.size >= this.options.maxConnections) {
+    // upgrades still being checked count too (this one among them), so a burst cannot overshoot
+    if (this.connections.size + this.pendingUpgrades.size > this.options.maxConnections) {
       refusal = { code: PushCloseCode.CONNECTION_LIMIT, reason: 'connection_limit' };
     } else if (this.options.authenticate) {
       try {

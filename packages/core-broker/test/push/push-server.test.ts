@@ -244,3 +244,26 @@ describe('bad frames and limits', () => {
     expect((await fetch(`${rig.httpUrl}/push`)).status).toBe(426);
   });
 });
+
+describe('connection limit', () => {
+  beforeEach(async () => {
+    clients = [];
+    rig = await startRig({ topics: [{ topic: TOPIC, queueCount: 1 }], server: { maxConnections: 2 } });
+  });
+
+  test('one connection over maxConnections is closed with 4003 (reconnect later)', async () => {
+    const [a, b] = [await connect(), await connect()];
+    await a.next('welcome');
+    await b.next('welcome');
+    const c = await connect();
+    expect(await c.closedWith()).toEqual({
+      code: PushCloseCode.CONNECTION_LIMIT,
+      reason: 'connection_limit',
+    });
+    await a.close();
+    await eventually(() => rig.server.metrics().connections === 1, 'a closed');
+    const d = await connect();
+    await d.next('welcome');
+    expect(rig.server.metrics()).toMatchObject({ connections: 2, connectionsRefused: 1 });
+  });
+});
