@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import WebSocket from 'ws';
 import { PushCloseCode, PUSH_SUBPROTOCOL } from '../../src/push/push-protocol';
 import { PushServer } from '../../src/push/push-server';
+import { ManualClock } from '../support/manual-clock';
 import type { PushRig } from './push-harness';
 import { RawClient, eventually, startRig } from './push-harness';
 
@@ -185,5 +186,42 @@ test("attach() shares an HTTP server: upgrades at the path, the client module, t
     await server.close();
     other.close();
     await new Promise<void>((resolve) => app.close(() => resolve()));
+  }
+});
+
+test('the keepalive runs on the injected clock', async () => {
+  rig = await startRig({ topics: [{ topic: TOPIC, queueCount: 1 }] });
+  const clock = new ManualClock();
+  const server = new PushServer({
+    transport: rig.transport,
+    authorize: () => true,
+    clock,
+    pingIntervalMs: 30_000,
+    pongTimeoutMs: 10_000,
+    closeTimeoutMs: 1_000,
+  });
+  const { port } = await server.listen();
+  try {
+    const silent = await RawClient.connect(`ws://127.0.0.1:${port}/push`, { answerPings: false });
+    const polite = await RawClient.connect(`ws://127.0.0.1:${port}/push`);
+    clients.push(silent, polite);
+    await silent.next('welcome');
+    await polite.next('welcome');
+    clock.advance(29_999);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(silent.of('ping')).toEqual([]); // real time passing changes nothing
+    clock.advance(1);
+    await silent.next('ping');
+    await polite.until(() => polite.of('ping').length === 1, 'the ping');
+    await new Promise((r) => setTimeout(r, 50)); // the pong travels back
+    clock.advance(10_000);
+    expect((await silent.closedWith()).code).toBe(PushCloseCode.NO_PONG);
+    expect(polite.closed).toBeUndefined();
+    await eventually(() => server.metrics().connections === 1, 'the close handshake');
+    expect(server.metrics().pingTimeouts).toBe(1);
+  } finally {
+    const closing = server.close();
+    clock.advance(1_000); // the close timeout, should a client not answer
+    await closing;
   }
 });

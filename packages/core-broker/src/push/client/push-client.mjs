@@ -317,6 +317,7 @@ export class PushClient {
     } catch {
       return;
     }
+    if (typeof frame !== 'object' || frame === null) return;
     switch (frame.type) {
       case 'welcome':
         this.welcomed = true;
