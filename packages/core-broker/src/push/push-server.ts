@@ -220,7 +220,13 @@ export class PushServer extends EventedClient<PushServerEvents> {
       return true;
     }
     // A shipped asset, read once; not data, so the injected-filesystem rule does not apply.
-    this.clientSource ??= readFileSync(path.join(__dirname, 'client', 'push-client.mjs'));
+    // (The built copy's source-map comment is dropped: the map is not served next to client.js.)
+    this.clientSource ??= Buffer.from(
+      readFileSync(path.join(__dirname, 'client', 'push-client.mjs'), 'utf8').replace(
+        /\n\/\/# sourceMappingURL=\S+\s*$/,
+        '\n',
+      ),
+    );
     response.writeHead(200, {
       'content-type': 'text/javascript; charset=utf-8',
       'content-length': this.clientSource.length,
