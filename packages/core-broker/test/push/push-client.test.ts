@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { RocketError } from '../../src/common/errors';
 import { PushClient, PushError } from '../../src/push/client/push-client.mjs';
 import type { PushMessage } from '../../src/push/client/push-client.mjs';
 import { jwtAuthorizer } from '../../src/push/push-jwt';
@@ -126,5 +127,34 @@ test('without a WebSocket implementation the constructor says what to pass', () 
     expect(() => new PushClient('ws://x', {})).toThrow(/options.WebSocket/);
   } finally {
     if (saved !== undefined) global.WebSocket = saved;
+  }
+});
+
+test('a broker unreachable while subscribing: `unavailable` (not terminal), and the client subscribes again', async () => {
+  let failures = 2;
+  const flaky = Object.create(rig.transport) as typeof rig.transport;
+  flaky.minOffset = (brokerName, topic, queueId) =>
+    failures-- > 0
+      ? Promise.reject(new RocketError('BROKER_UNAVAILABLE', `broker ${brokerName} is not reachable`))
+      : rig.transport.minOffset(brokerName, topic, queueId);
+  const server = new PushServer({ transport: flaky, authorize: () => true });
+  const { port } = await server.listen();
+  const errors: PushError[] = [];
+  const received: string[] = [];
+  client = createPushClient(`ws://127.0.0.1:${port}/push`, {
+    reconnectMinMs: 20,
+    onError: (e) => errors.push(e),
+  });
+  try {
+    client.subscribe(TOPIC, {}, (m) => received.push(m.msgId));
+    await eventually(() => server.metrics().subscriptions === 1, 'subscribed after the retries');
+    // both failures hit the first attempt (its offset queries run in parallel); the retry succeeded
+    expect(errors.map((e) => [e.code, e.terminal])).toEqual([['unavailable', false]]);
+    const id = await rig.send({ topic: TOPIC, body: 'after' });
+    await eventually(() => received.length === 1, 'the message');
+    expect(received).toEqual([id]);
+  } finally {
+    client.close();
+    await server.close();
   }
 });
