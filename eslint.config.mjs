@@ -40,4 +40,12 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The push client runs in browsers and Node without a bundler: the timers and atob both have.
+    files: ['packages/core-broker/src/push/client/*.mjs'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { setTimeout: 'readonly', clearTimeout: 'readonly', atob: 'readonly' },
+    },
+  },
 );

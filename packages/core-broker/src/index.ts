@@ -238,3 +238,56 @@ export type { ClientTlsOptions, ServerTlsOptions } from './remoting/tls-options'
 export { AccessControl } from './broker/access-control';
 export type { AclConfig, AclAccountConfig, AclPermName } from './broker/access-control';
 export type { GroupConsumerOptions } from './client/group-membership';
+
+// WebSocket push: topics to browsers with auth and loss-free resume (docs/push.md).
+export { PushServer, PUSH_CLIENT_FILE } from './push/push-server';
+export type { PushMetrics, PushServerEvents } from './push/push-server';
+export {
+  DEFAULT_PUSH_PATH,
+  DEFAULT_PUSH_CONSUMER_GROUP,
+  DEFAULT_MAX_PUSH_CONNECTIONS,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  DEFAULT_SLOW_CLIENT_GRACE_MS,
+  DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_PONG_TIMEOUT_MS,
+  DEFAULT_MAX_BAD_FRAMES,
+  DEFAULT_PUSH_PULL_BATCH_SIZE,
+  DEFAULT_PUSH_POLL_TIMEOUT_MS,
+  DEFAULT_PUSH_PULL_RETRY_DELAY_MS,
+  DEFAULT_PUSH_CLOSE_TIMEOUT_MS,
+} from './push/push-options';
+export type {
+  PushServerOptions,
+  PushAuthorize,
+  PushAuthenticate,
+  PushDecision,
+  PushRefusal,
+  PushSubscriptionRequest,
+} from './push/push-options';
+export {
+  PUSH_PROTOCOL_VERSION,
+  PUSH_SUBPROTOCOL,
+  PUSH_ERROR_CODES,
+  PushCloseCode,
+  isReconnectCloseCode,
+} from './push/push-protocol';
+export type { PushErrorCode, PushFilter, PushFrom } from './push/push-protocol';
+export {
+  verifyJwt,
+  jwtAuthorizer,
+  bearerToken,
+  MAX_JWT_LENGTH,
+  DEFAULT_JWT_CLOCK_TOLERANCE_MS,
+  DEFAULT_JWT_TOPICS_CLAIM,
+} from './push/push-jwt';
+export type { JwtAlgorithm, JwtClaims, JwtVerifyOptions, JwtAuthorizerOptions } from './push/push-jwt';
+export { PushClient, PushError } from './push/client/push-client.mjs';
+export type {
+  PushClientOptions,
+  PushMessage,
+  PushSubscriptionHandle,
+  SubscribeOptions,
+} from './push/client/push-client.mjs';
+export { createPushClient } from './push/push-node-client';

@@ -46,6 +46,10 @@ export const ERROR_CODES = {
    * wrong secret, or the account lacks the permission (the message does not say which).
    */
   ACCESS_DENIED: { retriable: false },
+  /** A read position points at messages the broker no longer holds (retention removed them). */
+  POSITION_EXPIRED: { retriable: false },
+  /** A read position was made by a broker whose data directory has since been replaced (another store id). */
+  EPOCH_MISMATCH: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
