@@ -3,6 +3,8 @@ import { openSqliteDatabase } from '../sqlite-database';
 import { OrderEventsListener } from './order-events.listener';
 import { ORDER_DATABASE, OrderRepository } from './order.repository';
 import { OrderService } from './order.service';
+import { OrderPageController } from './order-page.controller';
+import { OrderPushGateway } from './order-push.gateway';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 import { OrdersController } from './orders.controller';
 
@@ -15,14 +17,15 @@ export class OrderServiceModule {
   static forRoot(options: OrderServiceOptions): DynamicModule {
     return {
       module: OrderServiceModule,
-      controllers: [OrdersController, OrderEventsListener],
+      controllers: [OrdersController, OrderEventsListener, OrderPageController],
       providers: [
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
         { provide: ORDER_DATABASE, useFactory: () => openSqliteDatabase(options.databaseFile) },
         OrderRepository,
         OrderService,
+        OrderPushGateway,
       ],
-      exports: [OrderService, OrderRepository],
+      exports: [OrderService, OrderRepository, OrderPushGateway],
     };
   }
 }

@@ -6,4 +6,6 @@ export interface OrderServiceOptions {
   databaseFile: string;
   /** Unpaid orders are cancelled this long after they were created (the delayed `orders`/`timeout`). */
   orderTimeoutMs: number;
+  /** Serve the push channel (`/push`) on the app's HTTP server. Default true. */
+  push?: boolean;
 }
