@@ -45,3 +45,5 @@ export type {
   RocketTransactionListenerOptions,
   RocketTransactionMessage,
 } from './rocket-transaction-listener.decorator';
+export { RocketPushModule } from './rocket-push.module';
+export type { RocketPushModuleOptions, RocketPushModuleAsyncOptions } from './rocket-push.module';
