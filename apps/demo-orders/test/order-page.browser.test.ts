@@ -4,10 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { PushServer } from '@rocketnest/core-broker';
 import { TEST_CARDS } from '../src/contracts';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import type { OrderView } from '../src/order-service/order.repository';
-import { OrderPushGateway } from '../src/order-service/order-push.gateway';
 
 /**
  * End to end in headless Chromium (Debian's `chromium`, driven by playwright-core; no browser is
@@ -66,7 +66,7 @@ maybe(
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(demo.url);
     await page.waitForSelector('#connection[data-state="live"]', { timeout: 10_000 });
-    expect(demo.orderApp.get(OrderPushGateway).server!.metrics().subscriptions).toBe(2);
+    expect(demo.orderApp.get(PushServer).metrics().subscriptions).toBe(2);
 
     const placeAndWait = async (card: string, status: string): Promise<{ id: string; shown: Shown[] }> => {
       const before = await page.locator('.order').count();

@@ -2,7 +2,7 @@
 // follows `orders` and `payments` over the push channel (`/push`, client module at
 // `/push/client.js`), showing each order's messages — with the broker's message ids — as they arrive.
 import { TEST_CARDS } from '../contracts';
-import { ORDER_PUSH_PATH } from './order-push.gateway';
+import { ORDER_PUSH_PATH } from './order-push.options';
 
 export const ORDER_PAGE_HTML = `<!doctype html>
 <html lang="en">

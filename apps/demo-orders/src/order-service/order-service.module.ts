@@ -1,15 +1,17 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { RocketPushModule } from '@rocketnest/nest-transport';
 import { openSqliteDatabase } from '../sqlite-database';
 import { OrderEventsListener } from './order-events.listener';
 import { ORDER_DATABASE, OrderRepository } from './order.repository';
 import { OrderService } from './order.service';
 import { OrderPageController } from './order-page.controller';
-import { OrderPushGateway } from './order-push.gateway';
+import { ORDER_PUSH_OPTIONS } from './order-push.options';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 import { OrdersController } from './orders.controller';
 
 /**
- * The order service: HTTP API, message handlers, its SQLite database. Needs `RocketModule` (or
+ * The order service: HTTP API and page, push channel, message handlers, its SQLite database. It
+ * needs an HTTP app (`NestFactory.create`) and `RocketModule` (or
  * `RocketTestingModule`) imported next to it; its listeners run in the app's `RocketServer`.
  */
 @Module({})
@@ -17,15 +19,15 @@ export class OrderServiceModule {
   static forRoot(options: OrderServiceOptions): DynamicModule {
     return {
       module: OrderServiceModule,
+      imports: options.push === false ? [] : [RocketPushModule.forRoot(ORDER_PUSH_OPTIONS)],
       controllers: [OrdersController, OrderEventsListener, OrderPageController],
       providers: [
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
         { provide: ORDER_DATABASE, useFactory: () => openSqliteDatabase(options.databaseFile) },
         OrderRepository,
         OrderService,
-        OrderPushGateway,
       ],
-      exports: [OrderService, OrderRepository, OrderPushGateway],
+      exports: [OrderService, OrderRepository],
     };
   }
 }
