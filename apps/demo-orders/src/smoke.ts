@@ -85,6 +85,8 @@ async function main(): Promise<void> {
     child.kill('SIGTERM');
     const code = await waitForExit(child);
     if (code !== 0) throw new Error(`the demo exited with code ${code} after SIGTERM`);
+    const shutdown = output.join('').split('SIGTERM: stopping')[1] ?? '';
+    if (/\bERROR\b|Error:/.test(shutdown)) throw new Error('the demo logged errors while stopping');
     console.log('  ok  the demo stopped cleanly on SIGTERM');
     console.log('smoke: all paths passed');
   } catch (error) {
