@@ -44,6 +44,13 @@ export const ERROR_CODES = {
    * wrong secret, or the account lacks the permission (the message does not say which).
    */
   ACCESS_DENIED: { retriable: false },
+  /**
+   * An outbox `add()` or inbox `process()` was given a connection that is not inside a database
+   * transaction (or whose transaction already failed): open one and pass its handle.
+   */
+  NOT_IN_TRANSACTION: { retriable: false },
+  /** The outbox's or inbox's database refused a statement; `cause` is the driver's error. */
+  DATABASE_ERROR: { retriable: true },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
