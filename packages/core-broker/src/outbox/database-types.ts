@@ -27,7 +27,11 @@ export interface PgPoolClientLike extends PgClientLike {
   release(error?: Error | boolean): void;
   on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(
+    event: 'notification',
+    listener: (message: { channel: string; payload?: string }) => void,
+  ): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** A `pg.Pool`: the relay takes a client for each batch, and one for LISTEN. */

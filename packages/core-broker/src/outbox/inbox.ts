@@ -96,10 +96,10 @@ export class PostgresInbox {
     }
   }
 
-  async process<T>(
-    tx: PgClientLike | SqlTransaction,
+  async process<Tx extends PgClientLike | SqlTransaction, T>(
+    tx: Tx,
     message: InboxMessage,
-    handler: (tx: PgClientLike | SqlTransaction) => T | Promise<T>,
+    handler: (tx: Tx) => T | Promise<T>,
   ): Promise<InboxOutcome<T>> {
     const key = keyFor(this.keyOf, message);
     await ensurePostgresTransaction(tx, 'postgres inbox process()');

@@ -117,6 +117,10 @@ export function notInTransaction(what: string, detail: string): RocketError {
 /** Wraps a driver error as `DATABASE_ERROR`, with a hint when the table is missing. */
 export function databaseError(what: string, error: unknown): RocketError {
   if (error instanceof RocketError) return error;
+  // pg rejects a failed statement before the server's ReadyForQuery ('E') arrives, so a status
+  // check right after a failure can still read 'T'; the server then refuses with 25P02.
+  if ((error as { code?: unknown })?.code === '25P02')
+    return notInTransaction(what, 'the transaction has failed; roll it back');
   const text = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown })?.code;
   const missing = code === '42P01' || /no such table/i.test(text);

@@ -5,9 +5,7 @@ import type { ProducerMessage, SendResult } from '../../src/client/producer';
 import type { MessageView } from '../../src/message/message';
 
 /** An embedded broker (memory store, in-process transport) with one-queue topics, and a started producer. */
-export async function startBrokerAndProducer(
-  topics: string[],
-): Promise<{
+export async function startBrokerAndProducer(topics: string[]): Promise<{
   cluster: Cluster;
   producer: Producer;
   read(topic: string): Promise<MessageView[]>;
