@@ -27,6 +27,13 @@ module.exports = {
       to: { path: src, pathNot: [`${src}(${[layer, ...deps].join('|')})/`] },
     })),
     {
+      name: 'express-uses-package-name',
+      comment: 'packages/express imports core-broker only as @rocketnest/core-broker, never its sources by path',
+      severity: 'error',
+      from: { path: '^packages/express/src/' },
+      to: { path: '^packages/core-broker/src/' },
+    },
+    {
       name: 'src-not-from-tests',
       severity: 'error',
       from: { path: '^packages/[^/]+/src/' },

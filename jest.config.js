@@ -32,5 +32,8 @@ module.exports = {
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
+  moduleNameMapper: {
+    '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
+  },
   testTimeout: 30000,
 };
