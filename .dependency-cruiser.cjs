@@ -28,7 +28,8 @@ module.exports = {
     })),
     {
       name: 'express-uses-package-name',
-      comment: 'packages/express imports core-broker only as @rocketnest/core-broker, never its sources by path',
+      comment:
+        'packages/express imports core-broker only as @rocketnest/core-broker, never its sources by path',
       severity: 'error',
       from: { path: '^packages/express/src/' },
       to: { path: '^packages/core-broker/src/' },
