@@ -90,8 +90,9 @@ export class PostgresInbox {
     try {
       for (const ddl of postgresInboxDdl(this.table)) await db.query(ddl);
     } catch (error) {
-      // Two first migrations racing on CREATE TABLE IF NOT EXISTS: the loser sees a duplicate type.
-      if ((error as { code?: unknown }).code === '23505') return;
+      // Two first migrations racing on CREATE TABLE IF NOT EXISTS: the loser sees a duplicate type or table.
+      const code = (error as { code?: unknown }).code;
+      if (code === '23505' || code === '42P07') return;
       throw databaseError(`postgres inbox ${this.table}: migrate`, error);
     }
   }

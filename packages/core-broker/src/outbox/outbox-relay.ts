@@ -369,12 +369,18 @@ export class OutboxRelay {
 
   private async listen(): Promise<void> {
     this.listenBroken = false;
+    // A broken listener is released (its connection destroyed) before a new one is made.
+    const previous = this.unsubscribe;
+    this.unsubscribe = undefined;
+    if (previous) await previous().catch(() => undefined);
     try {
       this.unsubscribe = await this.source.subscribe(
         () => this.wake(),
         (error) => {
+          // Listen again at once (and run a batch: a notification may have been lost meanwhile).
           this.listenBroken = true;
           this.events.emit('outbox.error', { operation: 'listen', error });
+          this.wake();
         },
       );
     } catch (error) {

@@ -77,6 +77,8 @@ export class SqliteOutbox implements RelaySource {
   private readonly quoted: string;
   private readonly statementCache = new Map<string, SqliteStatementLike>();
   private readonly wakers = new Set<() => void>();
+  /** The prepared insert of each connection `add()` was called with. */
+  private readonly insertStatements = new WeakMap<SqliteDatabaseLike, SqliteStatementLike>();
 
   constructor(options: SqliteOutboxOptions) {
     if (!options?.db || typeof options.db.prepare !== 'function')
@@ -138,7 +140,12 @@ export class SqliteOutbox implements RelaySource {
       );
     if (!tx.inTransaction) throw notInTransaction('sqlite outbox add()', 'db.inTransaction is false');
     try {
-      tx.prepare(INSERT_SQL(this.quoted)).run(...insertParams(insert));
+      let statement = this.insertStatements.get(tx);
+      if (!statement) {
+        statement = tx.prepare(INSERT_SQL(this.quoted));
+        this.insertStatements.set(tx, statement);
+      }
+      statement.run(...insertParams(insert));
     } catch (error) {
       throw databaseError(`${this.description}: add`, error);
     }

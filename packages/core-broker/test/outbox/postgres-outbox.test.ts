@@ -207,6 +207,43 @@ pgTest('LISTEN/NOTIFY wakes a relay at commit: milliseconds, not the poll interv
   }
 });
 
+pgTest('a relay whose LISTEN connection is killed listens again and is still woken by NOTIFY', async () => {
+  const live = new PostgresOutbox({ pool, table: `${db.schema}.outbox` });
+  const r = new OutboxRelay({ outbox: live, producer: env.producer, pollIntervalMs: 60_000 });
+  const errors: string[] = [];
+  r.on('outbox.error', (e) => errors.push(e.operation));
+  await r.start();
+  const listeners = async (): Promise<number[]> =>
+    (
+      await pool.query(`SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'`, [
+        `LISTEN "${live.channel}"`,
+      ])
+    ).rows.map((row) => row.pid as number);
+  try {
+    const [first] = await listeners();
+    expect(first).toBeDefined();
+    await pool.query('SELECT pg_terminate_backend($1)', [first]);
+    for (let i = 0; i < 200 && !errors.includes('listen'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(errors).toContain('listen');
+    let again: number[] = [];
+    for (let i = 0; i < 200 && again.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      again = await listeners();
+    }
+    expect(again).toHaveLength(1);
+    expect(again[0]).not.toBe(first);
+    const started = Date.now();
+    await inTransaction((client) => live.add(client, { topic: 'orders', body: 'after reconnect' }));
+    for (let i = 0; i < 200 && (await live.counts()).published === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await live.counts()).published).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2000);
+  } finally {
+    await r.close();
+  }
+});
+
 pgTest(
   'two relays never publish a row twice and keep every group in order',
   async () => {
