@@ -103,9 +103,11 @@ export class PostgresOutbox implements RelaySource {
     const run = await this.runner(tx, 'postgres outbox add()');
     try {
       if (insert.messageGroup !== null) {
-        await run('SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) AS locked', [
-          `rocketnest:outbox:${this.table}:${insert.messageGroup}`,
-        ]);
+        // No void column in the result (ORMs such as Prisma refuse to read one).
+        await run(
+          'SELECT count(*) AS locked FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) l',
+          [`rocketnest:outbox:${this.table}:${insert.messageGroup}`],
+        );
       }
       const rows = await run(this.sql.insert, [
         insert.id,
@@ -306,7 +308,7 @@ function statements(t: string) {
     insert: `WITH ins AS (
         INSERT INTO ${t} (${INSERT_COLUMNS})
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13) RETURNING id)
-      SELECT id, pg_notify($14, '') FROM ins`,
+      SELECT id, (SELECT count(*) FROM (SELECT pg_notify($14, '')) n) AS notified FROM ins`,
     claim: `SELECT o.* FROM ${t} o WHERE ${publishable} ORDER BY o.seq LIMIT $2 FOR UPDATE OF o SKIP LOCKED`,
     markPublished: `UPDATE ${t} SET status = 'published', published_at_ms = $2, attempts = attempts + 1,
       last_error = NULL WHERE seq = ANY($1::bigint[])`,

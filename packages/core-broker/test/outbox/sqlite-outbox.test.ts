@@ -8,8 +8,7 @@ import { prismaTransaction, typeOrmTransaction } from '../../src/outbox/sql-tran
 import { isRocketError } from '../../src/common/errors';
 import { systemClock } from '../../src/common/clock';
 import { ManualClock } from '../support/manual-clock';
-import { until } from '../support/client-harness';
-import { flakyPublisher, startBrokerAndProducer, text } from './relay-harness';
+import { flakyPublisher, startBrokerAndProducer, text, waitFor } from './relay-harness';
 
 let db: SqliteDatabase;
 let env: Awaited<ReturnType<typeof startBrokerAndProducer>>;
@@ -202,7 +201,7 @@ test('a started relay is woken by add() and close() lets the batch in flight fin
   const r = new OutboxRelay({ outbox: live, producer: env.producer, pollIntervalMs: 60_000 });
   await r.start();
   db.transaction(() => live.add(db, { topic: 'orders', body: 'woken' }))();
-  await until(() => live.counts().published === 1, 'the relay to publish after add()');
+  await waitFor(() => live.counts().published === 1, 'the relay to publish after add()');
   expect((await env.read('orders')).map(text)).toEqual(['woken']);
   // A batch in flight when close() is called is finished and marked.
   let release!: () => void;
@@ -217,7 +216,7 @@ test('a started relay is woken by add() and close() lets the batch in flight fin
   const r2 = new OutboxRelay({ outbox: live, producer: slow, pollIntervalMs: 60_000, clock: systemClock });
   await r2.start();
   db.transaction(() => live.add(db, { topic: 'orders', body: 'in flight' }))();
-  await until(
+  await waitFor(
     () =>
       live.counts().pending === 1 &&
       db.prepare(`SELECT locked_by FROM rocketnest_outbox WHERE status = 'pending'`).get() !== undefined &&
@@ -342,4 +341,45 @@ test('TypeORM and Prisma adapters on SQLite: add() in their transaction, refused
   const published = await env.read('orders');
   expect(published.map(text)).toEqual(['typeorm', 'prisma']);
   expect(published[0]!.keys[0]).toBe(id);
+});
+
+test('database failures are typed: a missing table names migrate(), and a started relay reports and recovers', async () => {
+  const fresh = new Database(':memory:');
+  try {
+    const unmigrated = new SqliteOutbox({ db: fresh });
+    fresh.exec('BEGIN');
+    expect(() => unmigrated.add(fresh, { topic: 'orders', body: 'x' })).toThrow(
+      expect.objectContaining({ code: 'DATABASE_ERROR', message: expect.stringMatching(/migrate\(\)/) }),
+    );
+    fresh.exec('ROLLBACK');
+    const r = new OutboxRelay({ outbox: unmigrated, producer: env.producer, pollIntervalMs: 5 });
+    await expect(r.runOnce()).rejects.toMatchObject({ code: 'DATABASE_ERROR' });
+    const errors: string[] = [];
+    r.on('outbox.error', (e) => errors.push(e.operation));
+    await r.start();
+    await waitFor(() => errors.includes('batch'), 'the relay to report the failed batch');
+    unmigrated.migrate();
+    fresh.transaction(() => unmigrated.add(fresh, { topic: 'orders', body: 'recovered' }))();
+    await waitFor(() => unmigrated.counts().published === 1, 'the relay to recover');
+    await r.close();
+    expect((await env.read('orders')).map(text)).toEqual(['recovered']);
+  } finally {
+    fresh.close();
+  }
+});
+
+test('options are checked: table names are plain identifiers, relay limits are in range', () => {
+  expect(() => new SqliteOutbox({ db, table: 'outbox; DROP TABLE orders' })).toThrow(
+    expect.objectContaining({ code: 'INVALID_OPTION' }),
+  );
+  expect(() => new SqliteOutbox({ db, table: 'app.outbox' })).toThrow(
+    expect.objectContaining({ code: 'INVALID_OPTION' }),
+  );
+  expect(() => relay({ batchSize: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  expect(() => relay({ retryBackoffMinMs: 10, retryBackoffMaxMs: 5 })).toThrow(
+    expect.objectContaining({ code: 'INVALID_OPTION' }),
+  );
+  expect(() => new SqliteInbox({ consumer: '' })).toThrow(
+    expect.objectContaining({ code: 'INVALID_OPTION' }),
+  );
 });
