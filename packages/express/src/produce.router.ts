@@ -149,6 +149,20 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
   });
   const readBody = express.raw({ type: () => true, limit: maxRequestBytes });
 
+  /**
+   * The request body as bytes. The router reads it itself; when an app-wide body parser ran first
+   * (`express.json()`, `express.text()`), its result is turned back into bytes (JSON re-serialised).
+   */
+  const bodyOf = (req: Request): Buffer => {
+    const body: unknown = req.body;
+    if (Buffer.isBuffer(body)) return body;
+    if (typeof body === 'string') return Buffer.from(body, 'utf8');
+    const hadBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hadBody && body !== undefined && body !== null) return Buffer.from(JSON.stringify(body), 'utf8');
+    return Buffer.alloc(0);
+  };
+
   const requireType =
     (batch: boolean) =>
     (req: Request, res: Response, next: NextFunction): void => {
@@ -258,7 +272,7 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
           .join('\n'),
       )
       .update('\n')
-      .update(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
+      .update(bodyOf(req))
       .digest('hex');
     const begun = await store.begin(key, fingerprint);
     switch (begun.state) {
@@ -356,8 +370,6 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
     }
     return topic;
   };
-
-  const bodyOf = (req: Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
 
   router.post(
     '/topics/:topic/messages',

@@ -70,6 +70,31 @@ export function produceRouterCases(expressVersion: string): void {
     expect(delayed.status).toBe(201);
   });
 
+  test(`[${expressVersion}] 201 behind app-wide express.json() and express.text(): the parsed body is sent as JSON / text`, async () => {
+    const router = rocketProduceRouter({ transport: env.transport });
+    routers.push(router);
+    const a = express();
+    a.use(express.json());
+    a.use(express.text());
+    a.use('/api', router);
+    expect(
+      (
+        await request(a)
+          .post('/api/topics/orders/messages')
+          .set('Content-Type', 'application/json')
+          .send('{"id": 7}')
+      ).status,
+    ).toBe(201);
+    expect(
+      (await request(a).post('/api/topics/orders/messages').set('Content-Type', 'text/plain').send('hello'))
+        .status,
+    ).toBe(201);
+    expect((await env.read('orders')).map((m) => Buffer.from(m.body).toString())).toEqual([
+      '{"id":7}',
+      'hello',
+    ]);
+  });
+
   test(`[${expressVersion}] 201: the JSON envelope, utf8 / base64 / JSON bodies`, async () => {
     const a = app();
     const sent = await request(a)
