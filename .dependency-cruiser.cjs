@@ -27,12 +27,12 @@ module.exports = {
       to: { path: src, pathNot: [`${src}(${[layer, ...deps].join('|')})/`] },
     })),
     {
-      name: 'express-uses-package-name',
+      name: 'packages-by-name',
       comment:
-        'packages/express imports core-broker only as @rocketnest/core-broker, never its sources by path',
+        'the other packages use core-broker through its package name (its public index), never its files',
       severity: 'error',
-      from: { path: '^packages/express/src/' },
-      to: { path: '^packages/core-broker/src/' },
+      from: { path: '^packages/(?!core-broker/)[^/]+/' },
+      to: { path: '^packages/core-broker/(src|test)/' },
     },
     {
       name: 'src-not-from-tests',

@@ -31,9 +31,13 @@ module.exports = {
   ),
   testMatch: ['**/test/**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
+  // packages import each other by name; tests run the sources, not the built dist
   moduleNameMapper: {
     '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
+    '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
+    '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
+    '^@rocketnest/nest-transport$': '<rootDir>/packages/nest-transport/src/index.ts',
   },
+  transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
   testTimeout: 30000,
 };
