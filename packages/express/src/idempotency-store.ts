@@ -1,5 +1,6 @@
 import { systemClock } from '@rocketnest/core-broker';
 import type { Clock } from '@rocketnest/core-broker';
+import { intOption } from './options';
 
 /** Keys remembered by the in-memory store. */
 export const DEFAULT_IDEMPOTENCY_MAX_KEYS = 10_000;
@@ -63,11 +64,15 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly clock: Clock;
 
   constructor(options: MemoryIdempotencyStoreOptions = {}) {
-    this.maxKeys = options.maxKeys ?? DEFAULT_IDEMPOTENCY_MAX_KEYS;
-    this.ttlMs = options.ttlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS;
+    this.maxKeys = intOption(
+      'idempotency store',
+      'maxKeys',
+      options.maxKeys,
+      DEFAULT_IDEMPOTENCY_MAX_KEYS,
+      1,
+    );
+    this.ttlMs = intOption('idempotency store', 'ttlMs', options.ttlMs, DEFAULT_IDEMPOTENCY_TTL_MS, 1);
     this.clock = options.clock ?? systemClock;
-    if (!Number.isSafeInteger(this.maxKeys) || this.maxKeys < 1)
-      throw new RangeError(`maxKeys must be a positive integer; got ${this.maxKeys}`);
   }
 
   /** Keys held now (in flight and completed). */

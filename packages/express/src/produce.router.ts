@@ -6,6 +6,7 @@ import type { OutboxMessage, ProducerMessage, SendResult } from '@rocketnest/cor
 import type { IdempotencyStore, StoredResponse } from './idempotency-store';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MemoryIdempotencyStore } from './idempotency-store';
 import { LazyProducer, ServerTracker } from './lazy-producer';
+import { intOption } from './options';
 import type { ProducerSource } from './lazy-producer';
 import type { OutboxWriter } from './outbox-writers';
 import type { Problem } from './problem';
@@ -125,12 +126,33 @@ const fromProblem = (p: Problem): Answer => ({
  */
 export function rocketProduceRouter(options: RocketProduceRouterOptions): RocketProduceRouter {
   const producer = options.outbox ? undefined : new LazyProducer(options, 'rocketProduceRouter');
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  const maxBatch = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
+  const owner = 'rocketProduceRouter';
+  const maxBodyBytes = intOption(owner, 'maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
+  const maxRequestBytes = intOption(
+    owner,
+    'maxRequestBytes',
+    options.maxRequestBytes,
+    DEFAULT_MAX_REQUEST_BYTES,
+    1,
+  );
+  const maxBatch = intOption(
+    owner,
+    'maxBatchMessages',
+    options.maxBatchMessages,
+    DEFAULT_MAX_BATCH_MESSAGES,
+    1,
+    10_000,
+  );
   const rawTypes = options.rawContentTypes ?? DEFAULT_RAW_CONTENT_TYPES;
   const store = options.idempotencyStore ?? new MemoryIdempotencyStore();
-  const retryAfter = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
+  const retryAfter = intOption(
+    owner,
+    'retryAfterSeconds',
+    options.retryAfterSeconds,
+    DEFAULT_RETRY_AFTER_SECONDS,
+    0,
+    86_400,
+  );
   const topics = options.topics;
   const knownTopic =
     topics === undefined

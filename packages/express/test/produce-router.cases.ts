@@ -95,6 +95,22 @@ export function produceRouterCases(expressVersion: string): void {
     ]);
   });
 
+  test(`[${expressVersion}] options are checked when the router is made`, () => {
+    for (const bad of [
+      { maxBodyBytes: 0 },
+      { maxRequestBytes: -1 },
+      { maxBatchMessages: 1.5 },
+      { retryAfterSeconds: -1 },
+    ])
+      expect(() => rocketProduceRouter({ transport: env.transport, ...bad })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION' }),
+      );
+    expect(() => rocketProduceRouter({})).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new MemoryIdempotencyStore({ maxKeys: 0 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION' }),
+    );
+  });
+
   test(`[${expressVersion}] 201: the JSON envelope, utf8 / base64 / JSON bodies`, async () => {
     const a = app();
     const sent = await request(a)
