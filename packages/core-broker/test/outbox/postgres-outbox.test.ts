@@ -112,7 +112,7 @@ pgTest('add() is refused outside a transaction, on a pool, and in a failed trans
     await outbox.add(old, { topic: 'orders', body: 'old client' });
     await client.query('COMMIT');
   } finally {
-    client.release();
+    client.release(true); // never back to the pool mid-transaction if an assertion failed
   }
   expect(await outbox.counts()).toEqual({ pending: 1, published: 0, parked: 0 });
 });
@@ -368,7 +368,7 @@ pgTest('TypeORM and Prisma adapters over pg: add() inside their transaction, ref
     });
     await client.query('COMMIT');
   } finally {
-    client.release();
+    client.release(true); // never back to the pool mid-transaction if an assertion failed
   }
   await relay().runOnce();
   expect((await env.read('orders')).map(text)).toEqual(['typeorm', 'prisma 2']);
