@@ -291,3 +291,56 @@ export type {
   SubscribeOptions,
 } from './push/client/push-client.mjs';
 export { createPushClient } from './push/push-node-client';
+// Transactional outbox and inbox (docs/outbox.md): tables on PostgreSQL (pg) or SQLite
+// (better-sqlite3), handed in by the caller; ORM adapters; the relay that publishes committed rows.
+export { PostgresOutbox } from './outbox/postgres-outbox';
+export type { PostgresOutboxOptions } from './outbox/postgres-outbox';
+export { SqliteOutbox, DEFAULT_SQLITE_BUSY_WAIT_MS } from './outbox/sqlite-outbox';
+export type { SqliteOutboxOptions } from './outbox/sqlite-outbox';
+export {
+  OutboxRelay,
+  DEFAULT_RELAY_BATCH_SIZE,
+  DEFAULT_RELAY_MAX_CONCURRENT_SENDS,
+  DEFAULT_RELAY_POLL_INTERVAL_MS,
+  DEFAULT_RELAY_MAX_ATTEMPTS,
+  DEFAULT_RELAY_RETRY_BACKOFF_MIN_MS,
+  DEFAULT_RELAY_RETRY_BACKOFF_MAX_MS,
+  DEFAULT_OUTBOX_RETENTION_MS,
+  DEFAULT_RELAY_CLEANUP_INTERVAL_MS,
+  DEFAULT_RELAY_CLEANUP_BATCH_SIZE,
+  DEFAULT_RELAY_LEASE_MS,
+} from './outbox/outbox-relay';
+export type {
+  OutboxRelayOptions,
+  OutboxRelayEvents,
+  OutboxPublisher,
+  RelayBatchReport,
+} from './outbox/outbox-relay';
+export type { RelaySource, ClaimedBatch } from './outbox/relay-source';
+export { PostgresInbox, SqliteInbox, MAX_INBOX_KEY_LENGTH } from './outbox/inbox';
+export type { InboxOptions, InboxOutcome } from './outbox/inbox';
+export {
+  OUTBOX_ID_PROPERTY,
+  OUTBOX_AGGREGATE_TYPE_PROPERTY,
+  OUTBOX_AGGREGATE_ID_PROPERTY,
+  OUTBOX_EVENT_TYPE_PROPERTY,
+  defaultInboxKey,
+} from './outbox/outbox-message';
+export type { OutboxMessage, OutboxRow, InboxMessage } from './outbox/outbox-message';
+export { DEFAULT_OUTBOX_TABLE, DEFAULT_INBOX_TABLE } from './outbox/outbox-schema';
+export type { OutboxStatus } from './outbox/outbox-schema';
+export { typeOrmTransaction, prismaTransaction } from './outbox/sql-transaction';
+export type {
+  SqlTransaction,
+  TypeOrmEntityManagerLike,
+  PrismaTransactionClientLike,
+} from './outbox/sql-transaction';
+export type {
+  PgQueryable,
+  PgClientLike,
+  PgPoolLike,
+  PgPoolClientLike,
+  PgResult,
+  SqliteDatabaseLike,
+  SqliteStatementLike,
+} from './outbox/database-types';

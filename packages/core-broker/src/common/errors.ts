@@ -50,6 +50,13 @@ export const ERROR_CODES = {
   POSITION_EXPIRED: { retriable: false },
   /** A read position was made by a broker whose data directory has since been replaced (another store id). */
   EPOCH_MISMATCH: { retriable: false },
+  /**
+   * An outbox `add()` or inbox `process()` was given a connection that is not inside a database
+   * transaction (or whose transaction already failed): open one and pass its handle.
+   */
+  NOT_IN_TRANSACTION: { retriable: false },
+  /** The outbox's or inbox's database refused a statement; `cause` is the driver's error. */
+  DATABASE_ERROR: { retriable: true },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,3 @@
+import { produceRouterCases } from './produce-router.cases';
+
+describe('rocketProduceRouter on Express 5', () => produceRouterCases('express 5'));
