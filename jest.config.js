@@ -37,6 +37,7 @@ module.exports = {
     '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
     '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
     '^@rocketnest/nest-transport$': '<rootDir>/packages/nest-transport/src/index.ts',
+    '^@rocketnest/express$': '<rootDir>/packages/express/src/index.ts',
   },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
   testTimeout: 30000,

@@ -6,6 +6,9 @@ import type { TopicInput } from '@rocketnest/core-broker';
 export const ORDERS_TOPIC = 'orders';
 /** Payment outcomes, sent by the payment service as transactional messages: `succeeded`, `failed`. */
 export const PAYMENTS_TOPIC = 'payments';
+/** Notes about an order from outside systems (a courier, a support desk), posted over HTTP: tag `note`. */
+export const ORDER_NOTES_TOPIC = 'order-notes';
+export const ORDER_NOTE_TAG = 'note';
 
 export const OrderTag = {
   CREATED: 'created',
@@ -35,6 +38,7 @@ export const PAYMENT_TX_GROUP = 'payment-service-tx';
 export const DEMO_TOPICS: readonly TopicInput[] = [
   { topic: ORDERS_TOPIC, queueCount: 4, fifo: true },
   { topic: PAYMENTS_TOPIC, queueCount: 4, fifo: true },
+  { topic: ORDER_NOTES_TOPIC, queueCount: 4, fifo: true },
 ];
 
 export const ORDER_STATUSES = ['created', 'paid', 'failed', 'cancelled'] as const;
@@ -71,6 +75,16 @@ export interface OrderStatusEvent {
   /** Id of the message that caused the change (a payment result or the timeout). */
   causeMsgId: string;
 }
+
+/** `order-notes`/`note`: posted by an outside system through the order service's Express endpoint. */
+export interface OrderNoteEvent {
+  orderId: string;
+  /** 1 to 500 characters. */
+  text: string;
+}
+
+/** Longest note text. */
+export const MAX_NOTE_LENGTH = 500;
 
 /**
  * Cards the simulated payment provider treats specially, whatever the failure rate. Any other
@@ -117,5 +131,16 @@ export function isPaymentResultEvent(value: unknown): value is PaymentResultEven
     isId(value.paymentId) &&
     (value.status === PaymentTag.SUCCEEDED || value.status === PaymentTag.FAILED) &&
     Number.isSafeInteger(value.amountCents)
+  );
+}
+
+/** Checks the shape of an `order-notes` body. */
+export function isOrderNoteEvent(value: unknown): value is OrderNoteEvent {
+  return (
+    isObject(value) &&
+    isId(value.orderId) &&
+    typeof value.text === 'string' &&
+    value.text.length > 0 &&
+    value.text.length <= MAX_NOTE_LENGTH
   );
 }

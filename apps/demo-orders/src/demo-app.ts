@@ -48,6 +48,7 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
       OrderServiceModule.forRoot({
         databaseFile: path.join(config.dataDir, 'order-service.db'),
         orderTimeoutMs: config.orderTimeoutMs,
+        externalEventsToken: config.externalEventsToken,
       }),
     ],
   })

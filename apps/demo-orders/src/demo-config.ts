@@ -11,6 +11,9 @@ export const DEFAULT_HOST = '127.0.0.1';
 /** Default data directory (broker store, one SQLite file per service), relative to the working directory. */
 export const DEFAULT_DATA_DIR = path.join('data', 'demo-orders');
 
+/** Default bearer token of the external events endpoint (the demo listens on loopback only by default). */
+export const DEFAULT_EXTERNAL_EVENTS_TOKEN = 'demo-external-token';
+
 /** A configuration value that cannot be used; the message names the variable and what it accepts. */
 export class DemoConfigError extends Error {
   override readonly name = 'DemoConfigError';
@@ -34,6 +37,8 @@ export interface DemoConfig {
   orderTimeoutMs: number;
   /** Share (0–1) of ordinary cards declined. Env `PAYMENT_FAILURE_RATE`, default 0.2. */
   paymentFailureRate: number;
+  /** Bearer token of `POST /external/topics/order-notes/messages`. Env `EXTERNAL_EVENTS_TOKEN`, default `demo-external-token`. */
+  externalEventsToken: string;
   /** Name servers of a standalone broker or cluster (env `ROCKETNEST_NAMESRV`, comma-separated); none: embedded broker. */
   nameServers: string[] | undefined;
 }
@@ -73,6 +78,7 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoCon
     dataDir: path.resolve(env.DEMO_DATA_DIR || DEFAULT_DATA_DIR),
     orderTimeoutMs: integer(env, 'ORDER_TIMEOUT_MS', DEFAULT_ORDER_TIMEOUT_MS, 100, 24 * 3_600_000),
     paymentFailureRate,
+    externalEventsToken: env.EXTERNAL_EVENTS_TOKEN || DEFAULT_EXTERNAL_EVENTS_TOKEN,
     nameServers,
   };
 }

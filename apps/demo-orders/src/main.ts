@@ -21,6 +21,11 @@ async function main(): Promise<void> {
   );
   console.log(`  try: curl -s -X POST ${demo.url}/orders -H 'content-type: application/json' \\`);
   console.log(`         -d '{"amountCents":1999,"card":"4242424242424242"}'`);
+  console.log(`  open ${demo.url}/ in a browser to place orders and watch their messages arrive`);
+  console.log(`  external events: POST ${demo.url}/external/topics/order-notes/messages`);
+  console.log(
+    `    (Authorization: Bearer ${config.externalEventsToken}; body {"orderId":"…","text":"…"}, tag "note")`,
+  );
   console.log('  Ctrl-C stops it.');
 
   let stopping = false;

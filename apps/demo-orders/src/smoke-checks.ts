@@ -11,6 +11,8 @@ export interface SmokeOptions {
   orderTimeoutMs: number;
   /** Upper bound on each wait for a status. Default: the order timeout plus 10 s. */
   waitMs?: number;
+  /** The demo's external events token: when given, a note is posted for the paid order and must reach its timeline. */
+  externalEventsToken?: string;
   /** Called with a line per passed check. */
   log?: (line: string) => void;
 }
@@ -105,7 +107,7 @@ function checkTimeline(order: OrderBody, events: string[]): void {
 /**
  * Places one order per path (paid, failed, timed out) and checks each ends where it must, with a
  * message id on every timeline entry; checks that a paid order is not cancelled by its later
- * timeout, and that a bad order is refused. Throws {@link SmokeMismatchError} at the first mismatch.
+ * timeout, that a bad order is refused, and (with a token) that an external event reaches a timeline. Throws {@link SmokeMismatchError} at the first mismatch.
  */
 export async function runSmokeChecks(base: string, options: SmokeOptions): Promise<void> {
   const log = options.log ?? (() => undefined);
@@ -149,6 +151,34 @@ export async function runSmokeChecks(base: string, options: SmokeOptions): Promi
     );
   }
   log('paid and failed orders unchanged by their timeouts');
+
+  if (options.externalEventsToken !== undefined) {
+    const response = await fetch(`${base}/external/topics/order-notes/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/vnd.rocketnest.message+json',
+        authorization: `Bearer ${options.externalEventsToken}`,
+      },
+      body: JSON.stringify({ tag: 'note', body: { orderId: paid.id, text: 'smoke note' } }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    expectThat(response.status === 202, `POST /external/…/messages: expected 202, got ${response.status}`);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const order = await get(base, paid.id);
+      const note = order.timeline.find((e) => e.event === 'note');
+      if (note) {
+        expectThat(typeof note.msgId === 'string' && note.msgId.length > 0, `the note has no message id`);
+        log(`external event: note on ${paid.id} (message ${note.msgId})`);
+        break;
+      }
+      expectThat(
+        Date.now() < deadline,
+        `the external note for ${paid.id} did not reach its timeline in ${waitMs} ms`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+    }
+  }
 
   const ids = [paid, failed, cancelled].flatMap((o) => o.timeline.map((e) => e.msgId));
   expectThat(new Set(ids).size === ids.length, `message ids repeat across timelines: ${ids.join(', ')}`);

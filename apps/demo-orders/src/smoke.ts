@@ -9,6 +9,8 @@ import { runSmokeChecks } from './smoke-checks';
 
 /** The order timeout of the smoke run. */
 const SMOKE_ORDER_TIMEOUT_MS = 2_000;
+/** The external events token of the smoke run. */
+const SMOKE_EXTERNAL_TOKEN = 'smoke-external-token';
 /** Bound on the demo's start (it prints its URL). */
 const START_TIMEOUT_MS = 30_000;
 /** Bound on the demo's exit after SIGTERM. */
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
       ORDER_TIMEOUT_MS: String(SMOKE_ORDER_TIMEOUT_MS),
       PAYMENT_FAILURE_RATE: '0',
       ROCKETNEST_NAMESRV: '',
+      EXTERNAL_EVENTS_TOKEN: SMOKE_EXTERNAL_TOKEN,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
     console.log(`smoke: demo at ${url}, data in ${dataDir}, order timeout ${SMOKE_ORDER_TIMEOUT_MS} ms`);
     await runSmokeChecks(url, {
       orderTimeoutMs: SMOKE_ORDER_TIMEOUT_MS,
+      externalEventsToken: SMOKE_EXTERNAL_TOKEN,
       log: (line) => console.log(`  ok  ${line}`),
     });
     child.kill('SIGTERM');

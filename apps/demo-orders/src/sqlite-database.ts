@@ -12,9 +12,9 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
  * Opens (creating it and its directory when absent) a service's SQLite file, or an in-memory
  * database for `':memory:'`. File databases run in WAL mode so readers never wait for the writer.
  */
-export function openSqliteDatabase(file: string): SqliteDatabase {
+export function openSqliteDatabase(file: string, busyTimeoutMs = SQLITE_BUSY_TIMEOUT_MS): SqliteDatabase {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+  const db = new Database(file, { timeout: busyTimeoutMs });
   if (file !== ':memory:') db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
   return db;

@@ -27,6 +27,7 @@ function config(overrides: Partial<DemoConfig> = {}): DemoConfig {
     dataDir,
     orderTimeoutMs: 1_000,
     paymentFailureRate: 0,
+    externalEventsToken: 'test-token',
     nameServers: undefined,
     ...overrides,
   };
@@ -36,8 +37,12 @@ describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', 
   test('every path passes the smoke checks; orders survive a restart on the same data directory', async () => {
     demo = await startDemo(config(), { logger: false });
     const passed: string[] = [];
-    await runSmokeChecks(demo.url, { orderTimeoutMs: 1_000, log: (line) => passed.push(line) });
-    expect(passed).toHaveLength(5);
+    await runSmokeChecks(demo.url, {
+      orderTimeoutMs: 1_000,
+      externalEventsToken: 'test-token',
+      log: (line) => passed.push(line),
+    });
+    expect(passed).toHaveLength(6);
     const before = (await (await fetch(`${demo.url}/orders`)).json()) as Array<{ status: string }>;
     expect(before.map((o) => o.status).sort()).toEqual(['cancelled', 'failed', 'paid']);
     await demo.close();

@@ -40,7 +40,7 @@ describe('order and payment services on the test broker', () => {
   test('paid path: created → payment succeeded → paid; the later timeout changes nothing', async () => {
     demo = await startDemoTestApp();
     const id = await placeOrder(TEST_CARDS.APPROVED);
-    await demo.tb.drain();
+    await demo.settle();
 
     const paid = await order(id);
     expect(paid.status).toBe('paid');
@@ -52,7 +52,8 @@ describe('order and payment services on the test broker', () => {
     expect(paid.timeline[1]!.msgId).toBe(msgIdOf(PAYMENTS_TOPIC, 'succeeded'));
     const created = demo.tb.published(ORDERS_TOPIC).find((m) => m.tag === 'created')!;
     expect(created.messageGroup).toBe(id);
-    expect(created.keys).toEqual([id]);
+    // published by the outbox relay: the row id is the first key and the OUTBOX_ID property
+    expect(created.keys).toEqual([created.properties.OUTBOX_ID, id]);
     expect(tags(ORDERS_TOPIC)).toEqual(['created', 'paid']);
     expect(demo.app.get(PaymentRepository).findByOrder(id)).toMatchObject({
       status: 'succeeded',
@@ -60,7 +61,7 @@ describe('order and payment services on the test broker', () => {
     });
 
     await demo.tb.clock.advance('15s');
-    await demo.tb.drain();
+    await demo.settle();
     const later = await order(id);
     expect(later.status).toBe('paid');
     expect(later.timeline).toEqual(paid.timeline);
@@ -70,7 +71,7 @@ describe('order and payment services on the test broker', () => {
   test('failed path: a declined card moves the order to failed, with the reason', async () => {
     demo = await startDemoTestApp();
     const id = await placeOrder(TEST_CARDS.DECLINED);
-    await demo.tb.drain();
+    await demo.settle();
 
     const failed = await order(id);
     expect(failed.status).toBe('failed');
@@ -84,9 +85,9 @@ describe('order and payment services on the test broker', () => {
     const draws = [0.05, 0.5];
     demo = await startDemoTestApp({ failureRate: 0.2, random: () => draws.shift() ?? 1 });
     const declined = await placeOrder('5555555555554444');
-    await demo.tb.drain();
+    await demo.settle();
     const approved = await placeOrder('5555555555554444');
-    await demo.tb.drain();
+    await demo.settle();
     expect((await order(declined)).status).toBe('failed');
     expect((await order(declined)).timeline[1]!.detail).toBe('insufficient funds');
     expect((await order(approved)).status).toBe('paid');
@@ -96,15 +97,15 @@ describe('order and payment services on the test broker', () => {
   test('timeout path: an unpaid order is cancelled after 15 s of virtual time, not before', async () => {
     demo = await startDemoTestApp();
     const id = await placeOrder(TEST_CARDS.NO_ANSWER);
-    await demo.tb.drain();
+    await demo.settle();
     expect((await order(id)).status).toBe('created');
 
     await demo.tb.clock.advance('14s');
-    await demo.tb.drain();
+    await demo.settle();
     expect((await order(id)).status).toBe('created');
 
     await demo.tb.clock.advance('1s');
-    await demo.tb.drain();
+    await demo.settle();
     const cancelled = await order(id);
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.timeline.map((e) => [e.event, e.tag])).toEqual([
@@ -123,7 +124,7 @@ describe('order and payment services on the test broker', () => {
       amountCents: 1999,
     };
     await demo.app.get(RocketTemplate).sendOrderly('payments:succeeded', late, id);
-    await demo.tb.drain();
+    await demo.settle();
     expect(await order(id)).toEqual(cancelled);
   });
 
@@ -132,18 +133,18 @@ describe('order and payment services on the test broker', () => {
     const service = demo.app.get(OrderService);
     const applyPayment = service.applyPayment.bind(service);
     let crashes = 0;
-    jest.spyOn(service, 'applyPayment').mockImplementation(async (event, delivery) => {
-      const result = await applyPayment(event, delivery);
+    jest.spyOn(service, 'applyPayment').mockImplementation((event, delivery) => {
+      const result = applyPayment(event, delivery);
       if (crashes++ === 0) throw new Error('crashed after the commit, before the ack');
       return result;
     });
     const id = await placeOrder(TEST_CARDS.APPROVED);
-    await demo.tb.drain();
+    await demo.settle();
     const paid = await order(id);
     expect(paid.status).toBe('paid');
 
     await demo.tb.clock.advance('10s'); // the first retry backoff
-    await demo.tb.drain();
+    await demo.settle();
     expect(crashes).toBe(2); // redelivered once
     expect(await order(id)).toEqual(paid);
     // the retry is a copy with its own id; the timeline keeps the id of the message first stored
@@ -159,7 +160,7 @@ describe('order and payment services on the test broker', () => {
     );
     const created = demo.tb.published(ORDERS_TOPIC).find((m) => m.tag === 'created')!;
     await template.sendOrderly('orders:created', JSON.parse(created.body.toString()), id, { keys: [id] });
-    await demo.tb.drain();
+    await demo.settle();
     expect(await order(id)).toEqual(paid);
     expect(demo.app.get(PaymentRepository).count()).toBe(1);
     expect(tags(PAYMENTS_TOPIC)).toEqual(['succeeded', 'failed']); // the second charge was never made
@@ -177,13 +178,13 @@ describe('order and payment services on the test broker', () => {
     });
     const check = jest.spyOn(tx, 'checkLocalTransaction');
     const id = await placeOrder(TEST_CARDS.APPROVED);
-    await demo.tb.drain();
+    await demo.settle();
     expect((await order(id)).status).toBe('created');
     expect(demo.tb.published(PAYMENTS_TOPIC)).toEqual([]); // the half message is invisible
     expect(demo.app.get(PaymentRepository).findByOrder(id)).toBeDefined();
 
     await demo.tb.clock.advance('10s'); // past the broker's transaction timeout (6 s): checked back
-    await demo.tb.drain();
+    await demo.settle();
     expect(check).toHaveBeenCalledTimes(1);
     expect(check.mock.results[0]!.value).toBe('COMMIT');
     expect((await order(id)).status).toBe('paid');
@@ -197,16 +198,16 @@ describe('order and payment services on the test broker', () => {
     });
     const check = jest.spyOn(tx, 'checkLocalTransaction');
     const id = await placeOrder(TEST_CARDS.APPROVED);
-    await demo.tb.drain();
+    await demo.settle();
     await demo.tb.clock.advance('10s');
-    await demo.tb.drain();
+    await demo.settle();
     expect(check).toHaveBeenCalledTimes(1);
     expect(check.mock.results[0]!.value).toBe('ROLLBACK');
     expect(demo.tb.published(PAYMENTS_TOPIC)).toEqual([]);
     expect(demo.app.get(PaymentRepository).count()).toBe(0);
 
     await demo.tb.clock.advance('5s');
-    await demo.tb.drain();
+    await demo.settle();
     expect((await order(id)).status).toBe('cancelled');
   });
 

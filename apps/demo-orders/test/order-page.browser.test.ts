@@ -53,6 +53,7 @@ maybe(
         dataDir,
         orderTimeoutMs: 60_000,
         paymentFailureRate: 0,
+        externalEventsToken: 'test-token',
         nameServers: undefined,
       },
       { logger: false },
@@ -66,7 +67,7 @@ maybe(
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(demo.url);
     await page.waitForSelector('#connection[data-state="live"]', { timeout: 10_000 });
-    expect(demo.orderApp.get(PushServer).metrics().subscriptions).toBe(2);
+    expect(demo.orderApp.get(PushServer).metrics().subscriptions).toBe(3);
 
     const placeAndWait = async (card: string, status: string): Promise<{ id: string; shown: Shown[] }> => {
       const before = await page.locator('.order').count();
@@ -103,6 +104,19 @@ maybe(
       'orders/failed',
     ]);
     expect(await page.locator(`.order[data-order-id="${paid.id}"]`).getAttribute('data-status')).toBe('paid');
+    // an outside system's note (Express endpoint → outbox → relay → broker → push) shows up too
+    const posted = await fetch(`${demo.url}/external/topics/order-notes/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/vnd.rocketnest.message+json',
+        authorization: 'Bearer test-token',
+      },
+      body: JSON.stringify({ tag: 'note', body: { orderId: paid.id, text: 'delivered' } }),
+    });
+    expect(posted.status).toBe(202);
+    const note = page.locator(`.order[data-order-id="${paid.id}"] li[data-topic="order-notes"]`);
+    await note.waitFor({ timeout: 10_000 });
+    expect(await note.textContent()).toContain('(delivered)');
     expect(pageErrors).toEqual([]);
   },
   60_000,

@@ -2,12 +2,15 @@ import { Controller, Logger } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { RocketContext, RocketDiscard, RocketListener } from '@rocketnest/nest-transport';
 import {
+  ORDER_NOTE_TAG,
+  ORDER_NOTES_TOPIC,
   ORDER_SERVICE_GROUP,
   ORDERS_TOPIC,
   OrderTag,
   PAYMENTS_TOPIC,
   PaymentTag,
   isOrderCreatedEvent,
+  isOrderNoteEvent,
   isOrderTimeoutEvent,
   isPaymentResultEvent,
 } from '../contracts';
@@ -15,7 +18,13 @@ import { originalMessageId } from '../message-delivery';
 import { OrderService, type Delivery } from './order.service';
 
 function delivery(ctx: RocketContext): Delivery {
-  return { msgId: originalMessageId(ctx), topic: ctx.getTopic(), tag: ctx.getTag() ?? '' };
+  return {
+    msgId: originalMessageId(ctx),
+    topic: ctx.getTopic(),
+    tag: ctx.getTag() ?? '',
+    keys: ctx.getKeys(),
+    properties: ctx.getProperties(),
+  };
 }
 
 /** A body no handler can use: acked without retry, logged as discarded. */
@@ -24,8 +33,9 @@ function malformed(ctx: RocketContext): RocketDiscard {
 }
 
 /**
- * The order service's message handlers. Each is idempotent: the state machine only leaves
- * `created`, so a redelivered, duplicated or late message changes nothing.
+ * The order service's message handlers. Each is idempotent twice over: the inbox skips a message
+ * it has processed (a redelivery, or a relay's re-send of an outbox row), and the state machine
+ * only leaves `created`, so a duplicate or late payment or timeout changes nothing.
  */
 @Controller()
 export class OrderEventsListener {
@@ -40,25 +50,33 @@ export class OrderEventsListener {
   }
 
   @RocketListener(ORDERS_TOPIC, OrderTag.TIMEOUT, { group: ORDER_SERVICE_GROUP })
-  async onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+  onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
     if (!isOrderTimeoutEvent(event)) throw malformed(ctx);
-    const result = await this.orders.applyTimeout(event, delivery(ctx));
+    const result = this.orders.applyTimeout(event, delivery(ctx));
     if (result.applied) this.logger.log(`order ${event.orderId} cancelled: unpaid at its timeout`);
   }
 
   @RocketListener(PAYMENTS_TOPIC, PaymentTag.SUCCEEDED, { group: ORDER_SERVICE_GROUP })
-  async onPaymentSucceeded(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
-    await this.payment(event, ctx);
+  onPaymentSucceeded(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+    this.payment(event, ctx);
   }
 
   @RocketListener(PAYMENTS_TOPIC, PaymentTag.FAILED, { group: ORDER_SERVICE_GROUP })
-  async onPaymentFailed(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
-    await this.payment(event, ctx);
+  onPaymentFailed(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+    this.payment(event, ctx);
   }
 
-  private async payment(event: unknown, ctx: RocketContext): Promise<void> {
+  @RocketListener(ORDER_NOTES_TOPIC, ORDER_NOTE_TAG, { group: ORDER_SERVICE_GROUP })
+  onNote(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+    if (!isOrderNoteEvent(event)) throw malformed(ctx);
+    if (!this.orders.addNote(event, delivery(ctx))) {
+      throw new RocketDiscard(`note for unknown order ${event.orderId}`);
+    }
+  }
+
+  private payment(event: unknown, ctx: RocketContext): void {
     if (!isPaymentResultEvent(event) || event.status !== ctx.getTag()) throw malformed(ctx);
-    const result = await this.orders.applyPayment(event, delivery(ctx));
+    const result = this.orders.applyPayment(event, delivery(ctx));
     if (result.applied) this.logger.log(`order ${event.orderId} ${result.order.status}`);
     else if (result.reason === 'not-found')
       throw new RocketDiscard(`payment for unknown order ${event.orderId}`);

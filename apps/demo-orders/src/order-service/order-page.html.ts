@@ -35,7 +35,8 @@ export const ORDER_PAGE_HTML = `<!doctype html>
 <h1>RocketNest orders demo</h1>
 <p>Place an order: the order service publishes <code>orders/created</code>, the payment service charges the
 card and answers with a transactional <code>payments</code> message, and an unpaid order is cancelled by a delayed
-<code>orders/timeout</code>. Every message below arrives over the push channel, with the broker's message id.</p>
+<code>orders/timeout</code>. Outside systems can add notes (<code>order-notes</code>) through the Express
+endpoint <code>/external</code>. Every message below arrives over the push channel, with the broker's message id.</p>
 <form id="place">
   <label>Amount (cents) <input name="amountCents" type="number" value="1999" min="1" required></label>
   <label>Card
@@ -65,12 +66,14 @@ card and answers with a transactional <code>payments</code> message, and an unpa
     connection.dataset.state = 'error';
     connection.textContent = 'push channel: ' + error.code + ' ' + error.message;
   });
-  const subscriptions = ['orders', 'payments'].map((topic) => client.subscribe(topic, { from: 'latest' }, onMessage));
+  const subscriptions = ['orders', 'payments', 'order-notes'].map((topic) =>
+    client.subscribe(topic, { from: 'latest' }, onMessage),
+  );
   const live = setInterval(() => {
     if (subscriptions.every((s) => s.position() !== undefined)) {
       clearInterval(live);
       connection.dataset.state = 'live';
-      connection.textContent = 'push channel: live (orders, payments)';
+      connection.textContent = 'push channel: live (orders, payments, order-notes)';
     }
   }, 50);
 
@@ -99,7 +102,8 @@ card and answers with a transactional <code>payments</code> message, and an unpa
     li.dataset.tag = entry.tag ?? '';
     li.dataset.msgId = entry.msgId;
     const what = entry.topic + '/' + (entry.tag ?? '*');
-    const extra = entry.body.reason ? ' (' + entry.body.reason + ')' : '';
+    const said = entry.body.reason ?? entry.body.text;
+    const extra = said ? ' (' + said + ')' : '';
     li.append(new Date(entry.atMs).toLocaleTimeString() + ' ' + what + extra + ' ');
     const id = document.createElement('code');
     id.textContent = entry.msgId;

@@ -1,8 +1,10 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { RocketPushModule } from '@rocketnest/nest-transport';
 import { openSqliteDatabase } from '../sqlite-database';
+import { ExternalEventsRouter } from './external-events.router';
 import { OrderEventsListener } from './order-events.listener';
 import { ORDER_DATABASE, OrderRepository } from './order.repository';
+import { OrderOutbox } from './order-outbox';
 import { OrderService } from './order.service';
 import { OrderPageController } from './order-page.controller';
 import { ORDER_PUSH_OPTIONS } from './order-push.options';
@@ -10,7 +12,8 @@ import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service
 import { OrdersController } from './orders.controller';
 
 /**
- * The order service: HTTP API and page, push channel, message handlers, its SQLite database. It
+ * The order service: HTTP API and page, push channel, external events endpoint (Express), message
+ * handlers, its SQLite database with the outbox (and its relay) and inbox. It
  * needs an HTTP app (`NestFactory.create`) and `RocketModule` (or
  * `RocketTestingModule`) imported next to it; its listeners run in the app's `RocketServer`.
  */
@@ -25,9 +28,11 @@ export class OrderServiceModule {
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
         { provide: ORDER_DATABASE, useFactory: () => openSqliteDatabase(options.databaseFile) },
         OrderRepository,
+        OrderOutbox,
         OrderService,
+        ExternalEventsRouter,
       ],
-      exports: [OrderService, OrderRepository],
+      exports: [OrderService, OrderRepository, OrderOutbox],
     };
   }
 }

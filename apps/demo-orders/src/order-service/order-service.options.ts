@@ -6,6 +6,11 @@ export interface OrderServiceOptions {
   databaseFile: string;
   /** Unpaid orders are cancelled this long after they were created (the delayed `orders`/`timeout`). */
   orderTimeoutMs: number;
+  /**
+   * Bearer token outside systems present to `POST /external/topics/order-notes/messages`
+   * (`@rocketnest/express`). Unset: the endpoint is not mounted.
+   */
+  externalEventsToken?: string;
   /** Serve the push channel (`/push`) on the app's HTTP server. Default true. */
   push?: boolean;
 }

@@ -5,10 +5,12 @@ import type { SqliteDatabase } from '../sqlite-database';
 /** Injection token of the order service's own SQLite connection. */
 export const ORDER_DATABASE = Symbol('ORDER_DATABASE');
 
+export type TimelineEvent = OrderStatus | 'note';
+
 /** What happened to an order, with the broker message that made it happen. */
 export interface TimelineEntry {
-  /** `created`, `paid`, `failed` or `cancelled`. */
-  event: OrderStatus;
+  /** `created`, `paid`, `failed` or `cancelled` (once each at most), or `note` (any number). */
+  event: TimelineEvent;
   /** Topic and tag of the message behind the entry. */
   topic: string;
   tag: string;
@@ -43,7 +45,9 @@ export interface NewOrder {
 export type TransitionResult =
   | { applied: true; order: OrderRecord }
   | { applied: false; reason: 'not-found' }
-  | { applied: false; reason: 'not-created'; status: OrderStatus };
+  | { applied: false; reason: 'not-created'; status: OrderStatus }
+  /** The inbox had processed this message already. */
+  | { applied: false; reason: 'duplicate' };
 
 interface OrderRow {
   id: string;
@@ -55,7 +59,7 @@ interface OrderRow {
 }
 
 interface TimelineRow {
-  event: OrderStatus;
+  event: TimelineEvent;
   topic: string;
   tag: string;
   msg_id: string | null;
@@ -80,9 +84,9 @@ CREATE TABLE IF NOT EXISTS order_timeline (
   tag      TEXT NOT NULL,
   msg_id   TEXT,
   at_ms    INTEGER NOT NULL,
-  detail   TEXT,
-  UNIQUE (order_id, event)
+  detail   TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS order_timeline_status ON order_timeline (order_id, event) WHERE event <> 'note';
 `;
 
 /** Orders and their timelines in the order service's SQLite database. Closes the database at shutdown. */
@@ -90,6 +94,11 @@ CREATE TABLE IF NOT EXISTS order_timeline (
 export class OrderRepository implements OnApplicationShutdown {
   constructor(@Inject(ORDER_DATABASE) readonly db: SqliteDatabase) {
     db.exec(SCHEMA);
+  }
+
+  /** Runs `work` in one SQLite transaction (nested calls become savepoints). */
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
   }
 
   /** Inserts a new order in status `created`, with the `created` timeline entry (message id not known yet). */
@@ -106,14 +115,6 @@ export class OrderRepository implements OnApplicationShutdown {
          VALUES (?, 'created', 'orders', 'created', NULL, ?, NULL)`,
       )
       .run(order.id, order.createdAtMs);
-  }
-
-  /** Removes an order whose messages could not be sent (no timeline, no trace). */
-  delete(orderId: string): void {
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM order_timeline WHERE order_id = ?').run(orderId);
-      this.db.prepare('DELETE FROM orders WHERE id = ?').run(orderId);
-    })();
   }
 
   find(orderId: string): OrderRecord | undefined {
@@ -188,6 +189,21 @@ export class OrderRepository implements OnApplicationShutdown {
         .run(orderId, to, cause.topic, cause.tag, cause.msgId, cause.atMs, cause.detail ?? null);
       return { applied: true, order: this.find(orderId)! };
     })();
+  }
+
+  /** Appends a note (from an outside system) to an order's timeline; false for an unknown order. */
+  addNote(
+    orderId: string,
+    note: { topic: string; tag: string; msgId: string; atMs: number; text: string },
+  ): boolean {
+    if (!this.find(orderId)) return false;
+    this.db
+      .prepare(
+        `INSERT INTO order_timeline (order_id, event, topic, tag, msg_id, at_ms, detail)
+         VALUES (?, 'note', ?, ?, ?, ?, ?)`,
+      )
+      .run(orderId, note.topic, note.tag, note.msgId, note.atMs, note.text);
+    return true;
   }
 
   onApplicationShutdown(): void {

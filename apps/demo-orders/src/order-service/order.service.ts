@@ -1,15 +1,18 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { RocketConnection, RocketTemplate } from '@rocketnest/nest-transport';
+import type { InboxMessage } from '@rocketnest/core-broker';
+import { RocketConnection } from '@rocketnest/nest-transport';
 import { randomUUID } from 'node:crypto';
 import {
   ORDERS_TOPIC,
   OrderTag,
   PaymentTag,
   type OrderCreatedEvent,
+  type OrderNoteEvent,
   type OrderStatusEvent,
   type OrderTimeoutEvent,
   type PaymentResultEvent,
 } from '../contracts';
+import { OrderOutbox } from './order-outbox';
 import { OrderRepository, type OrderRecord, type OrderView, type TransitionResult } from './order.repository';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 
@@ -21,32 +24,38 @@ export interface PlaceOrderInput {
 
 /** The broker message a handler is working on. */
 export interface Delivery {
+  /** The id the message was first stored under (a retried copy has its own id). */
   msgId: string;
   topic: string;
   tag: string;
+  keys: readonly string[];
+  properties: Readonly<Record<string, string>>;
 }
 
-/** The order service's use cases; HTTP and message handlers are thin layers over it. */
+/**
+ * The order service's use cases; HTTP and message handlers are thin layers over it. Every change
+ * is one SQLite transaction holding the business rows, the outbox rows of the messages it
+ * publishes, and (for a consumed message) its inbox key.
+ */
 @Injectable()
 export class OrderService {
   private readonly logger = new Logger(OrderService.name);
 
   constructor(
     private readonly orders: OrderRepository,
-    private readonly rocket: RocketTemplate,
+    private readonly outbox: OrderOutbox,
     private readonly connection: RocketConnection,
     @Inject(ORDER_SERVICE_OPTIONS) private readonly options: OrderServiceOptions,
   ) {}
 
   /**
-   * Creates an order in status `created`, publishes `orders`/`created` (message group: the order
-   * id, so one order's messages stay in order) and the delayed `orders`/`timeout`. When the broker
-   * refuses the messages the order is removed again and the error is thrown.
+   * Creates an order in status `created` and, in the same transaction, the outbox rows of
+   * `orders`/`created` (message group: the order id, so one order's messages stay in order) and of
+   * the delayed `orders`/`timeout`. The relay publishes them.
    */
-  async place(input: PlaceOrderInput): Promise<OrderView> {
+  place(input: PlaceOrderInput): OrderView {
     const id = `ord-${randomUUID()}`;
     const createdAtMs = this.connection.clock.now();
-    this.orders.insert({ id, amountCents: input.amountCents, cardLast4: input.card.slice(-4), createdAtMs });
     const created: OrderCreatedEvent = {
       orderId: id,
       amountCents: input.amountCents,
@@ -54,21 +63,29 @@ export class OrderService {
       createdAtMs,
     };
     const timeout: OrderTimeoutEvent = { orderId: id };
-    try {
-      await this.rocket.sendOrderly(`${ORDERS_TOPIC}:${OrderTag.CREATED}`, created, id, { keys: [id] });
-      await this.rocket.sendDelayed(
-        `${ORDERS_TOPIC}:${OrderTag.TIMEOUT}`,
-        timeout,
-        this.options.orderTimeoutMs,
-        {
-          keys: [id],
-          messageGroup: id,
-        },
-      );
-    } catch (error) {
-      this.orders.delete(id);
-      throw error;
-    }
+    this.orders.transaction(() => {
+      this.orders.insert({
+        id,
+        amountCents: input.amountCents,
+        cardLast4: input.card.slice(-4),
+        createdAtMs,
+      });
+      this.outbox.add({
+        topic: ORDERS_TOPIC,
+        tag: OrderTag.CREATED,
+        keys: [id],
+        messageGroup: id,
+        body: JSON.stringify(created),
+      });
+      this.outbox.add({
+        topic: ORDERS_TOPIC,
+        tag: OrderTag.TIMEOUT,
+        keys: [id],
+        messageGroup: id,
+        delayMs: this.options.orderTimeoutMs,
+        body: JSON.stringify(timeout),
+      });
+    });
     return this.orders.view(id)!;
   }
 
@@ -82,42 +99,83 @@ export class OrderService {
 
   /** The order service saw its own `orders`/`created`: the timeline gets the broker's message id. */
   createdSeen(event: OrderCreatedEvent, delivery: Delivery): void {
-    this.orders.recordCreatedMessage(event.orderId, delivery.msgId);
+    this.once(delivery, () => {
+      this.orders.recordCreatedMessage(event.orderId, delivery.msgId);
+    });
   }
 
   /** `payments`/`succeeded` → `paid`, `payments`/`failed` → `failed`; only from `created`. */
-  async applyPayment(event: PaymentResultEvent, delivery: Delivery): Promise<TransitionResult> {
-    const to = event.status === PaymentTag.SUCCEEDED ? 'paid' : 'failed';
-    const result = this.orders.transition(event.orderId, to, {
-      ...delivery,
-      atMs: this.connection.clock.now(),
-      detail:
-        event.status === PaymentTag.SUCCEEDED ? `payment ${event.paymentId}` : (event.reason ?? 'declined'),
+  applyPayment(event: PaymentResultEvent, delivery: Delivery): TransitionResult {
+    const succeeded = event.status === PaymentTag.SUCCEEDED;
+    return this.transition(event.orderId, succeeded ? 'paid' : 'failed', delivery, {
+      detail: succeeded ? `payment ${event.paymentId}` : (event.reason ?? 'declined'),
     });
-    await this.announce(result, delivery);
-    return result;
   }
 
   /** `orders`/`timeout` → `cancelled`, if the order is still unpaid. */
-  async applyTimeout(event: OrderTimeoutEvent, delivery: Delivery): Promise<TransitionResult> {
-    const result = this.orders.transition(event.orderId, 'cancelled', {
-      ...delivery,
-      atMs: this.connection.clock.now(),
+  applyTimeout(event: OrderTimeoutEvent, delivery: Delivery): TransitionResult {
+    return this.transition(event.orderId, 'cancelled', delivery, {
       detail: `unpaid after ${this.options.orderTimeoutMs} ms`,
     });
-    await this.announce(result, delivery);
+  }
+
+  /** `order-notes`/`note` → a `note` entry on the order's timeline; false for an unknown order. */
+  addNote(event: OrderNoteEvent, delivery: Delivery): boolean {
+    const outcome = this.once(delivery, () =>
+      this.orders.addNote(event.orderId, {
+        ...delivery,
+        atMs: this.connection.clock.now(),
+        text: event.text,
+      }),
+    );
+    return outcome ?? true;
+  }
+
+  /**
+   * Moves the order and, in the same transaction, records the message in the inbox and writes the
+   * outbox row announcing the change (`orders`/`paid|failed|cancelled`).
+   */
+  private transition(
+    orderId: string,
+    to: OrderStatusEvent['status'],
+    delivery: Delivery,
+    cause: { detail: string },
+  ): TransitionResult {
+    const result = this.once(delivery, () => {
+      const moved = this.orders.transition(orderId, to, {
+        ...delivery,
+        atMs: this.connection.clock.now(),
+        detail: cause.detail,
+      });
+      if (moved.applied) {
+        const event: OrderStatusEvent = { orderId, status: to, causeMsgId: delivery.msgId };
+        this.outbox.add({
+          topic: ORDERS_TOPIC,
+          tag: to,
+          keys: [orderId],
+          messageGroup: orderId,
+          body: JSON.stringify(event),
+        });
+      }
+      return moved;
+    });
+    if (result === undefined) {
+      this.logger.debug?.(`${delivery.topic}/${delivery.tag} ${delivery.msgId}: duplicate, skipped`);
+      return { applied: false, reason: 'duplicate' };
+    }
     return result;
   }
 
-  /** Publishes an applied state change as `orders`/`paid|failed|cancelled` for whoever follows orders. */
-  private async announce(result: TransitionResult, cause: Delivery): Promise<void> {
-    if (!result.applied) {
-      this.logger.debug?.(`${cause.topic}/${cause.tag} ${cause.msgId} changed nothing (${result.reason})`);
-      return;
-    }
-    const order = result.order;
-    const status = order.status as OrderStatusEvent['status'];
-    const event: OrderStatusEvent = { orderId: order.id, status, causeMsgId: cause.msgId };
-    await this.rocket.sendOrderly(`${ORDERS_TOPIC}:${status}`, event, order.id, { keys: [order.id] });
+  /** Runs `work` once per message (inbox), in one transaction; undefined for a duplicate. */
+  private once<T>(delivery: Delivery, work: () => T): T | undefined {
+    const message: InboxMessage = {
+      msgId: delivery.msgId,
+      keys: delivery.keys,
+      properties: delivery.properties,
+    };
+    return this.orders.transaction(() => {
+      const outcome = this.outbox.inbox.process(this.orders.db, message, work);
+      return outcome.status === 'processed' ? outcome.result : undefined;
+    });
   }
 }

@@ -33,7 +33,7 @@ export class OrdersController {
 
   /** Places an order: 201 with the order (status `created`). */
   @Post()
-  place(@Body() body: unknown): Promise<OrderView> {
+  place(@Body() body: unknown): OrderView {
     return this.orders.place(parsePlaceOrder(body));
   }
 

@@ -5,6 +5,7 @@ import { RocketTestingModule, rocketTestServer } from '@rocketnest/testing/nest'
 import type { AddressInfo } from 'node:net';
 import { DEMO_TOPICS } from '../../src/contracts';
 import type { OrderView } from '../../src/order-service/order.repository';
+import { OrderOutbox } from '../../src/order-service/order-outbox';
 import { OrderServiceModule } from '../../src/order-service/order-service.module';
 import { PaymentServiceModule } from '../../src/payment-service/payment-service.module';
 
@@ -16,9 +17,21 @@ export interface DemoTestApp {
   tb: TestBroker;
   url: string;
   /** `fetch` against the app, JSON in and out; the connection is not kept alive. */
-  http<T = HttpBody>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  http<T = HttpBody>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
+  /** Waits until the outbox has no pending row and every consumer is drained (time does not move). */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The external events token of the test app. */
+export const TEST_EXTERNAL_TOKEN = 'test-external-token';
+/** Bound on {@link DemoTestApp.settle}. */
+const SETTLE_TIMEOUT_MS = 5_000;
 
 /**
  * Both services in one Nest app on the in-memory test broker and its virtual clock, with their
@@ -33,6 +46,7 @@ export async function startDemoTestApp(
       OrderServiceModule.forRoot({
         databaseFile: ':memory:',
         orderTimeoutMs: options.orderTimeoutMs ?? 15_000,
+        externalEventsToken: TEST_EXTERNAL_TOKEN,
       }),
       PaymentServiceModule.forRoot({
         databaseFile: ':memory:',
@@ -47,22 +61,49 @@ export async function startDemoTestApp(
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
+  const tb = app.get(TestBroker);
+  const outbox = app.get(OrderOutbox);
   return {
     app,
-    tb: app.get(TestBroker),
+    tb,
     url,
-    async http<T>(method: string, path: string, body?: unknown) {
+    async settle() {
+      const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+      for (;;) {
+        // The outbox wakes its relay after add() with a 0 ms timer on the injected clock; on the
+        // virtual clock that timer fires when the test lets due timers run, without moving time.
+        await tb.clock.advance(0);
+        await tb.drain();
+        if (outbox.counts().pending === 0) {
+          await tb.clock.advance(0);
+          await tb.drain();
+          if (outbox.counts().pending === 0) return;
+        }
+        if (Date.now() > deadline) {
+          throw new Error(
+            `settle: ${outbox.counts().pending} outbox rows still pending after ${SETTLE_TIMEOUT_MS} ms`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+    async http<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
       const response = await fetch(`${url}${path}`, {
         method,
         headers: {
           connection: 'close',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
         },
         ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
         signal: AbortSignal.timeout(5_000),
       });
       const text = await response.text();
-      return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+      return {
+        status: response.status,
+        body: (text ? JSON.parse(text) : undefined) as T,
+        headers: response.headers,
+      };
     },
     close: () => app.close(),
   };
