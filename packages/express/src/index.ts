@@ -40,3 +40,5 @@ export {
   HEADER_PROPERTY_PREFIX,
   HEADER_IDEMPOTENCY_KEY,
 } from './request-message';
+export { rocketPush } from './rocket-push.middleware';
+export type { RocketPushMiddleware } from './rocket-push.middleware';

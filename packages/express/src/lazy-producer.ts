@@ -23,10 +23,48 @@ export interface ProducerSource {
   producer?: Producer;
 }
 
-/** A producer created on first use and started once; concurrent first uses share the start. */
+/** A client made on first use and started once; concurrent first uses share the start. */
+class LazyClient<T extends { start(): Promise<void>; shutdown(): Promise<void> }> {
+  private starting: Promise<T> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly owner: string,
+    private readonly make: () => T,
+  ) {}
+
+  get(): Promise<T> {
+    if (this.closed) return Promise.reject(new RocketError('CLOSED', `${this.owner} is closed`));
+    this.starting ??= (async () => {
+      const client = this.make();
+      try {
+        await client.start();
+      } catch (error) {
+        this.starting = undefined;
+        throw error;
+      }
+      return client;
+    })();
+    return this.starting;
+  }
+
+  /** Shuts the client down (after its in-flight sends). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.reset();
+  }
+
+  /** Shuts the client down; unless closed, the next `get()` starts a new one. */
+  async reset(): Promise<void> {
+    const starting = this.starting;
+    this.starting = undefined;
+    await (await starting?.catch(() => undefined))?.shutdown();
+  }
+}
+
+/** The integration's producer: yours as given, or its own, created and started on first use. */
 export class LazyProducer {
-  private owned: Producer | undefined;
-  private starting: Promise<Producer> | undefined;
+  private readonly own: LazyClient<Producer> | undefined;
   private closed = false;
 
   constructor(
@@ -37,94 +75,68 @@ export class LazyProducer {
       throw new RocketError('INVALID_OPTION', `${owner} needs option transport (or producer)`);
     if (source.producer && source.transport)
       throw new RocketError('INVALID_OPTION', `${owner}: give transport or producer, not both`);
+    if (!source.producer) {
+      this.own = new LazyClient(
+        owner,
+        () =>
+          new Producer({
+            ...source.producerOptions,
+            group: source.group ?? DEFAULT_EXPRESS_PRODUCER_GROUP,
+            transport: source.transport as Transport,
+          }),
+      );
+    }
   }
 
   get(): Promise<Producer> {
     if (this.closed) return Promise.reject(new RocketError('CLOSED', `${this.owner} is closed`));
-    if (this.source.producer) return Promise.resolve(this.source.producer);
-    this.starting ??= (async () => {
-      const producer = new Producer({
-        ...this.source.producerOptions,
-        group: this.source.group ?? DEFAULT_EXPRESS_PRODUCER_GROUP,
-        transport: this.source.transport as Transport,
-      });
-      this.owned = producer;
-      try {
-        await producer.start();
-      } catch (error) {
-        this.starting = undefined;
-        this.owned = undefined;
-        throw error;
-      }
-      return producer;
-    })();
-    return this.starting;
+    return this.own ? this.own.get() : Promise.resolve(this.source.producer!);
   }
 
-  /** Shuts the owned producer down (after its in-flight sends). Idempotent. */
+  /** Shuts the owned producer down (after its in-flight sends); yours is left alone. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.reset();
+    await this.own?.close();
   }
 
   /** Shuts the owned producer down; unless closed, the next `get()` starts a new one. */
-  async reset(): Promise<void> {
-    const starting = this.starting;
-    this.starting = undefined;
-    const producer = await starting?.catch(() => undefined);
-    if (producer && producer !== this.source.producer) await producer.shutdown();
-    if (this.owned === producer) this.owned = undefined;
+  reset(): Promise<void> {
+    return this.own?.reset() ?? Promise.resolve();
   }
 }
 
 /** The transactional twin of {@link LazyProducer}; needs a checker for the broker's check-backs. */
 export class LazyTransactionProducer {
-  private owned: TransactionProducer | undefined;
-  private starting: Promise<TransactionProducer> | undefined;
-  private closed = false;
+  private readonly own: LazyClient<TransactionProducer>;
 
   constructor(
     private readonly options: Omit<TransactionProducerOptions, 'checker'> & { checker?: TransactionChecker },
     private readonly owner: string,
-  ) {}
+  ) {
+    this.own = new LazyClient(
+      owner,
+      () => new TransactionProducer({ ...options, checker: options.checker! }),
+    );
+  }
 
   get(): Promise<TransactionProducer> {
-    if (this.closed) return Promise.reject(new RocketError('CLOSED', `${this.owner} is closed`));
-    const checker = this.options.checker;
-    if (!checker)
+    if (!this.options.checker)
       return Promise.reject(
         new RocketError(
           'INVALID_OPTION',
           `${this.owner}: sendInTransaction needs option transactionChecker (answers the broker's check-backs)`,
         ),
       );
-    this.starting ??= (async () => {
-      const producer = new TransactionProducer({ ...this.options, checker });
-      this.owned = producer;
-      try {
-        await producer.start();
-      } catch (error) {
-        this.starting = undefined;
-        this.owned = undefined;
-        throw error;
-      }
-      return producer;
-    })();
-    return this.starting;
+    return this.own.get();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.reset();
+  close(): Promise<void> {
+    return this.own.close();
   }
 
   /** Shuts the owned producer down; unless closed, the next `get()` starts a new one. */
-  async reset(): Promise<void> {
-    const starting = this.starting;
-    this.starting = undefined;
-    const producer = await starting?.catch(() => undefined);
-    await producer?.shutdown();
-    if (this.owned === producer) this.owned = undefined;
+  reset(): Promise<void> {
+    return this.own.reset();
   }
 }
 

@@ -47,3 +47,10 @@ export type {
 } from './rocket-transaction-listener.decorator';
 export { RocketPushModule } from './rocket-push.module';
 export type { RocketPushModuleOptions, RocketPushModuleAsyncOptions } from './rocket-push.module';
+export {
+  RocketOutboxModule,
+  RocketOutbox,
+  inboxMessageOf,
+  DEFAULT_OUTBOX_PRODUCER_GROUP,
+} from './rocket-outbox.module';
+export type { RocketOutboxModuleOptions, RocketOutboxModuleAsyncOptions } from './rocket-outbox.module';

@@ -227,3 +227,22 @@ export interface InboxMessage {
 export function defaultInboxKey(message: InboxMessage): string {
   return message.properties?.[OUTBOX_ID_PROPERTY] ?? message.msgId;
 }
+
+/** The values of an outbox insert, in the column order of both tables' INSERT (available time = created time). */
+export function insertParams(insert: OutboxInsert): unknown[] {
+  return [
+    insert.id,
+    insert.aggregateType,
+    insert.aggregateId,
+    insert.type,
+    insert.payload,
+    insert.topic,
+    insert.tag,
+    insert.keys,
+    insert.messageGroup,
+    insert.headers,
+    insert.deliveryTimeMs,
+    insert.createdAtMs,
+    insert.createdAtMs,
+  ];
+}

@@ -5,7 +5,7 @@ import { intOption } from '../common/options';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import type { PgClientLike, PgPoolClientLike, PgPoolLike, PgQueryable } from './database-types';
 import type { OutboxMessage, RowOutcome } from './outbox-message';
-import { prepareOutboxInsert, rowFromDatabase } from './outbox-message';
+import { insertParams, prepareOutboxInsert, rowFromDatabase } from './outbox-message';
 import { DEFAULT_OUTBOX_TABLE, derivedName, postgresOutboxDdl, quoteTable } from './outbox-schema';
 import type { ClaimedBatch, RelaySource } from './relay-source';
 import type { SqlTransaction } from './sql-transaction';
@@ -109,22 +109,7 @@ export class PostgresOutbox implements RelaySource {
           [`rocketnest:outbox:${this.table}:${insert.messageGroup}`],
         );
       }
-      const rows = await run(this.sql.insert, [
-        insert.id,
-        insert.aggregateType,
-        insert.aggregateId,
-        insert.type,
-        insert.payload,
-        insert.topic,
-        insert.tag,
-        insert.keys,
-        insert.messageGroup,
-        insert.headers,
-        insert.deliveryTimeMs,
-        insert.createdAtMs,
-        insert.createdAtMs,
-        this.channel,
-      ]);
+      const rows = await run(this.sql.insert, [...insertParams(insert), this.channel]);
       if (rows.length !== 1) throw new Error(`insert returned ${rows.length} rows`);
       return insert.id;
     } catch (error) {

@@ -5,7 +5,7 @@ import { intOption } from '../common/options';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import type { SqliteDatabaseLike, SqliteStatementLike } from './database-types';
 import type { OutboxInsert, OutboxMessage, RowOutcome } from './outbox-message';
-import { prepareOutboxInsert, rowFromDatabase } from './outbox-message';
+import { insertParams, prepareOutboxInsert, rowFromDatabase } from './outbox-message';
 import { DEFAULT_OUTBOX_TABLE, quoteTable, sqliteOutboxDdl } from './outbox-schema';
 import type { ClaimedBatch, RelaySource } from './relay-source';
 import type { SqlTransaction } from './sql-transaction';
@@ -37,24 +37,6 @@ export interface SqliteOutboxOptions {
 const INSERT_SQL = (t: string): string =>
   `INSERT INTO ${t} (id, aggregatetype, aggregateid, type, payload, topic, tag, keys, message_group, headers,
      delivery_time_ms, created_at_ms, available_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`;
-
-function insertParams(insert: OutboxInsert): unknown[] {
-  return [
-    insert.id,
-    insert.aggregateType,
-    insert.aggregateId,
-    insert.type,
-    insert.payload,
-    insert.topic,
-    insert.tag,
-    insert.keys,
-    insert.messageGroup,
-    insert.headers,
-    insert.deliveryTimeMs,
-    insert.createdAtMs,
-    insert.createdAtMs,
-  ];
-}
 
 /**
  * The transactional outbox on SQLite through better-sqlite3 (the embedded default).

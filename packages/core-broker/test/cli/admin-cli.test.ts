@@ -1,31 +1,10 @@
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { parseTime, formatTable } from '../../src/cli/admin-command';
 import { CliProcess } from '../cluster/process-harness';
 import { tempDir } from '../support/temp-dir';
-
-const REGISTER = path.join(__dirname, '../support/swc-register.js');
-const MAIN = path.join(__dirname, '../../src/cli/main.ts');
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', REGISTER, MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { runCli } from '../support/run-cli';
 
 describe('rocketnest admin', () => {
   const dirs = tempDir('rocketnest-admin-');
@@ -52,7 +31,7 @@ describe('rocketnest admin', () => {
   });
 
   test('topic create, list (table and JSON) and route against a standalone broker', async () => {
-    const created = await cli([
+    const created = await runCli([
       'admin',
       'topic',
       'create',
@@ -70,14 +49,14 @@ describe('rocketnest admin', () => {
     expect(created.stdout).toMatch(
       /^broker\s+topic\s+read\s+write\s+perm\s+fifo\nbroker-a\s+Payments\s+3\s+3\s+r\s+false\n$/,
     );
-    const listed = await cli(['admin', 'topic', 'list', '--broker', address, '--json']);
+    const listed = await runCli(['admin', 'topic', 'list', '--broker', address, '--json']);
     expect(listed.code).toBe(0);
     const topics = JSON.parse(listed.stdout) as Array<{
       brokerName: string;
       result: Array<{ topic: string }>;
     }>;
     expect(topics[0]!.result.map((t) => t.topic)).toEqual(expect.arrayContaining(['Orders', 'Payments']));
-    const route = await cli(['admin', 'topic', 'route', '--broker', address, '--topic', 'Orders']);
+    const route = await runCli(['admin', 'topic', 'route', '--broker', address, '--topic', 'Orders']);
     expect(route.stdout).toMatch(/broker-a\s+-\s+2\s+2\s+rw\s+false/);
   });
 
@@ -91,7 +70,7 @@ describe('rocketnest admin', () => {
     await producer.shutdown();
     await transport.close();
 
-    const progress = await cli([
+    const progress = await runCli([
       'admin',
       'group',
       'progress',
@@ -104,11 +83,11 @@ describe('rocketnest admin', () => {
     ]);
     expect(progress.code).toBe(0);
     expect(progress.stdout).toMatch(/total\s+5\n$/);
-    const got = await cli(['admin', 'message', 'get', '--broker', address, '--id', sent[2]!.msgId]);
+    const got = await runCli(['admin', 'message', 'get', '--broker', address, '--id', sent[2]!.msgId]);
     expect(got.code).toBe(0);
     expect(got.stdout).toContain(sent[2]!.msgId);
     expect(got.stdout).toMatch(/order-2/);
-    const query = await cli([
+    const query = await runCli([
       'admin',
       'message',
       'query',
@@ -121,7 +100,7 @@ describe('rocketnest admin', () => {
       '--json',
     ]);
     expect((JSON.parse(query.stdout) as unknown[]).length).toBe(5);
-    const reset = await cli([
+    const reset = await runCli([
       'admin',
       'offset',
       'reset',
@@ -135,7 +114,7 @@ describe('rocketnest admin', () => {
       '0',
     ]);
     expect(reset.code).toBe(0);
-    const after = await cli([
+    const after = await runCli([
       'admin',
       'group',
       'progress',
@@ -151,7 +130,7 @@ describe('rocketnest admin', () => {
   });
 
   test('errors: unknown message is exit 1 with its code; usage mistakes are exit 2 with the command usage; --help everywhere', async () => {
-    const missing = await cli([
+    const missing = await runCli([
       'admin',
       'message',
       'get',
@@ -162,17 +141,17 @@ describe('rocketnest admin', () => {
     ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^rocketnest: MESSAGE_NOT_FOUND: /);
-    const noTopic = await cli(['admin', 'topic', 'create', '--broker', address]);
+    const noTopic = await runCli(['admin', 'topic', 'create', '--broker', address]);
     expect(noTopic.code).toBe(2);
     expect(noTopic.stderr).toMatch(/admin topic create needs --topic/);
     expect(noTopic.stderr).toMatch(/Usage: rocketnest admin topic create/);
-    const both = await cli(['admin', 'topic', 'list', '--broker', address, '--namesrv', address]);
+    const both = await runCli(['admin', 'topic', 'list', '--broker', address, '--namesrv', address]);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/either --namesrv .* or --broker/);
-    const unknown = await cli(['admin', 'topic', 'explode']);
+    const unknown = await runCli(['admin', 'topic', 'explode']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown admin command "topic explode"/);
-    const badPerm = await cli([
+    const badPerm = await runCli([
       'admin',
       'topic',
       'create',
@@ -185,10 +164,10 @@ describe('rocketnest admin', () => {
     ]);
     expect(badPerm.code).toBe(2);
     expect(badPerm.stderr).toMatch(/--perm must be rw, r, w or deny/);
-    const down = await cli(['admin', 'topic', 'list', '--broker', '127.0.0.1:1', '--timeout', '500']);
+    const down = await runCli(['admin', 'topic', 'list', '--broker', '127.0.0.1:1', '--timeout', '500']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^rocketnest: BROKER_UNAVAILABLE: broker broker-a: /);
-    const help = await cli(['admin', '--help']);
+    const help = await runCli(['admin', '--help']);
     expect(help.code).toBe(0);
     for (const command of [
       'cluster list',
@@ -200,7 +179,7 @@ describe('rocketnest admin', () => {
     ]) {
       expect(help.stdout).toContain(command);
     }
-    const commandHelp = await cli(['admin', 'offset', 'reset', '--help']);
+    const commandHelp = await runCli(['admin', 'offset', 'reset', '--help']);
     expect(commandHelp.code).toBe(0);
     expect(commandHelp.stdout).toMatch(/--time <value>\s+ISO 8601 time, epoch ms, or a time ago/);
   });

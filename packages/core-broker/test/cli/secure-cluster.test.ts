@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
@@ -6,31 +5,7 @@ import { TcpTransport } from '../../src/client/tcp-transport';
 import { CliProcess } from '../cluster/process-harness';
 import { generateTestCerts } from '../support/test-certs';
 import { tempDir } from '../support/temp-dir';
-
-const REGISTER = path.join(__dirname, '../support/swc-register.js');
-const MAIN = path.join(__dirname, '../../src/cli/main.ts');
-
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', REGISTER, MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { runCli } from '../support/run-cli';
 
 /** A name server and a broker, both on TLS; the broker with an ACL; clients and admin through the name server. */
 describe('a secured cluster of processes', () => {
@@ -93,7 +68,7 @@ describe('a secured cluster of processes', () => {
       expect(sent.brokerName).toBe('broker-a');
 
       const common = ['--namesrv', nsAddress, '--tls-ca', cert.certFile];
-      const listed = await cli(
+      const listed = await runCli(
         ['admin', 'message', 'query', ...common, '--topic', 'Orders', '--key', 's-1', '--access-key', 'ops'],
         {
           ROCKETNEST_SECRET_KEY: 'ops-secret',
@@ -101,7 +76,7 @@ describe('a secured cluster of processes', () => {
       );
       expect(listed.stderr).toBe('');
       expect(listed.stdout).toContain(sent.msgId);
-      const notAdmin = await cli([
+      const notAdmin = await runCli([
         'admin',
         'topic',
         'list',
@@ -113,17 +88,17 @@ describe('a secured cluster of processes', () => {
       ]);
       expect(notAdmin.code).toBe(1);
       expect(notAdmin.stderr).toMatch(/ACCESS_DENIED/);
-      const unsigned = await cli(['admin', 'topic', 'list', ...common]);
+      const unsigned = await runCli(['admin', 'topic', 'list', ...common]);
       expect(unsigned.code).toBe(1);
       expect(unsigned.stderr).toMatch(/ACCESS_DENIED/);
-      const noSecret = await cli(['admin', 'topic', 'list', ...common, '--access-key', 'ops'], {
+      const noSecret = await runCli(['admin', 'topic', 'list', ...common, '--access-key', 'ops'], {
         ROCKETNEST_SECRET_KEY: '',
       });
       expect(noSecret.code).toBe(2);
       expect(noSecret.stderr).toMatch(
         /--access-key needs --secret-key or the ROCKETNEST_SECRET_KEY variable/,
       );
-      const plain = await cli(['admin', 'cluster', 'list', '--namesrv', nsAddress, '--timeout', '1000']);
+      const plain = await runCli(['admin', 'cluster', 'list', '--namesrv', nsAddress, '--timeout', '1000']);
       expect(plain.code).toBe(1);
       expect(plain.stderr).toMatch(/NAME_SERVER_UNAVAILABLE/);
     } finally {

@@ -1,36 +1,18 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { isRocketError } from '../../src/common/errors';
 import { generateTestCerts } from '../support/test-certs';
 import { tempDir } from '../support/temp-dir';
+import { spawn } from 'node:child_process';
+import { runCli } from '../support/run-cli';
 
 const REGISTER = path.join(__dirname, '../support/swc-register.js');
 const MAIN = path.join(__dirname, '../../src/cli/main.ts');
 
-/** Runs the CLI to completion (bounded by a 20 s guard). */
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', REGISTER, MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('rocketnest broker: --acl-file and TLS flags', () => {
   test('--help lists the security flags', async () => {
-    const help = await run(['broker', '--help']);
+    const help = await runCli(['broker', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--acl-file <path>/);
     expect(help.stdout).toMatch(/--tls-cert <file>/);
@@ -45,7 +27,7 @@ describe('rocketnest broker: --acl-file and TLS flags', () => {
         acl,
         JSON.stringify({ accounts: [{ accessKey: 'app', secretKey: 'x', defaultTopicPerm: 'ALL' }] }),
       );
-      const bad = await run([
+      const bad = await runCli([
         'broker',
         '--store-dir',
         path.join(t.dir, 'data'),
@@ -59,7 +41,7 @@ describe('rocketnest broker: --acl-file and TLS flags', () => {
         `INVALID_OPTION: ACL file ${acl}: account #0 ("app") field defaultTopicPerm must be one of PUB, SUB, PUB|SUB, DENY (got "ALL")`,
       );
       expect(bad.stdout).not.toMatch(/listening/);
-      const missing = await run([
+      const missing = await runCli([
         'broker',
         '--store-dir',
         path.join(t.dir, 'data'),
@@ -70,7 +52,7 @@ describe('rocketnest broker: --acl-file and TLS flags', () => {
       ]);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/ACL file .*nope\.json does not exist/);
-      const half = await run([
+      const half = await runCli([
         'broker',
         '--store-dir',
         path.join(t.dir, 'data'),

@@ -256,8 +256,10 @@ export class PushClient {
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
-      ws.onmessage = ws.onopen = ws.onerror = null;
-      ws.onclose = null;
+      ws.onmessage = ws.onopen = ws.onclose = null;
+      // closing a socket still connecting reports an error: a no-op handler keeps Node's ws from
+      // throwing it as an unhandled 'error' event
+      ws.onerror = () => {};
       try {
         ws.close(1000, 'client closed');
       } catch {
@@ -448,8 +450,10 @@ export class PushClient {
     this.livenessTimer = setTimeout(() => {
       const ws = this.ws;
       if (!ws) return;
-      ws.onmessage = ws.onopen = ws.onerror = null;
-      ws.onclose = null;
+      ws.onmessage = ws.onopen = ws.onclose = null;
+      // closing a socket still connecting reports an error: a no-op handler keeps Node's ws from
+      // throwing it as an unhandled 'error' event
+      ws.onerror = () => {};
       try {
         ws.close(4002, 'no_ping');
       } catch {
