@@ -1,9 +1,13 @@
 import 'reflect-metadata';
-import { RocketTemplate } from '@rocketnest/nest-transport';
+import { RocketOutbox, RocketTemplate } from '@rocketnest/nest-transport';
 import { ORDER_NOTES_TOPIC, ORDERS_TOPIC, TEST_CARDS } from '../src/contracts';
-import { OrderOutbox } from '../src/order-service/order-outbox';
 import { OrderRepository } from '../src/order-service/order.repository';
-import { TEST_EXTERNAL_TOKEN, startDemoTestApp, type DemoTestApp } from './support/demo-test-app';
+import {
+  TEST_EXTERNAL_TOKEN,
+  sqliteOutbox,
+  startDemoTestApp,
+  type DemoTestApp,
+} from './support/demo-test-app';
 
 let demo: DemoTestApp;
 
@@ -38,13 +42,15 @@ function postNote(body: unknown, headers: Record<string, string> = AUTH) {
 describe('transactional outbox and inbox in the order service', () => {
   test('an order and its outbox rows commit together: a failed outbox write leaves no order', async () => {
     demo = await startDemoTestApp();
-    const outbox = demo.app.get(OrderOutbox);
+    const rocketOutbox = demo.app.get(RocketOutbox);
+    const outbox = sqliteOutbox(demo.app);
     const add = outbox.add.bind(outbox);
     let calls = 0;
-    jest.spyOn(outbox, 'add').mockImplementation((message) => {
+    jest.spyOn(outbox, 'add').mockImplementation(((db: never, message: never) => {
       if (++calls === 2) throw new Error('disk full while writing the timeout row');
-      return add(message);
-    });
+      return add(db, message);
+    }) as typeof outbox.add);
+    expect(rocketOutbox.outbox).toBe(outbox);
     const refused = await demo.http('POST', '/orders', { amountCents: 500, card: TEST_CARDS.APPROVED });
     expect(refused.status).toBe(500);
     await demo.settle();
@@ -153,7 +159,7 @@ describe('external events over HTTP (@rocketnest/express produce router, outbox 
 
     await demo.settle();
     expect(demo.tb.published(ORDER_NOTES_TOPIC)).toEqual([]);
-    expect(demo.app.get(OrderOutbox).counts().pending).toBe(0);
+    expect(sqliteOutbox(demo.app).counts().pending).toBe(0);
   });
 
   test('an Idempotency-Key replays the first answer and writes nothing twice', async () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { RocketTemplate } from '@rocketnest/nest-transport';
 import { ORDERS_TOPIC, PAYMENTS_TOPIC, TEST_CARDS, type PaymentResultEvent } from '../src/contracts';
-import type { OrderView } from '../src/order-service/order.repository';
+import { OrderRepository, type OrderView } from '../src/order-service/order.repository';
 import { OrderService } from '../src/order-service/order.service';
 import { PaymentRepository } from '../src/payment-service/payment.repository';
 import { PaymentTransactionsListener } from '../src/payment-service/payment-transactions.listener';
@@ -138,6 +138,7 @@ describe('order and payment services on the test broker', () => {
       if (crashes++ === 0) throw new Error('crashed after the commit, before the ack');
       return result;
     });
+    const transition = jest.spyOn(demo.app.get(OrderRepository), 'transition');
     const id = await placeOrder(TEST_CARDS.APPROVED);
     await demo.settle();
     const paid = await order(id);
@@ -147,6 +148,8 @@ describe('order and payment services on the test broker', () => {
     await demo.settle();
     expect(crashes).toBe(2); // redelivered once
     expect(await order(id)).toEqual(paid);
+    // the inbox knew the redelivered copy (by the id it was first stored under): no second attempt
+    expect(transition).toHaveBeenCalledTimes(1);
     // the retry is a copy with its own id; the timeline keeps the id of the message first stored
     expect(paid.timeline[1]!.msgId).toBe(msgIdOf(PAYMENTS_TOPIC, 'succeeded'));
 

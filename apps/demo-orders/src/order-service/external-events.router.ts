@@ -1,11 +1,11 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { RocketError, type OutboxMessage } from '@rocketnest/core-broker';
+import { RocketOutbox } from '@rocketnest/nest-transport';
 import { rocketProduceRouter, type OutboxWriter, type RocketProduceRouter } from '@rocketnest/express';
 import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ORDER_NOTE_TAG, ORDER_NOTES_TOPIC, isOrderNoteEvent } from '../contracts';
-import { OrderOutbox } from './order-outbox';
 import { OrderRepository } from './order.repository';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 
@@ -33,7 +33,7 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly orders: OrderRepository,
-    private readonly outbox: OrderOutbox,
+    private readonly outbox: RocketOutbox,
     @Inject(ORDER_SERVICE_OPTIONS) options: OrderServiceOptions,
   ) {
     this.token = options.externalEventsToken ? digest(options.externalEventsToken) : undefined;
@@ -68,7 +68,9 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
     return (messages) => {
       try {
         return Promise.resolve(
-          this.orders.transaction(() => messages.map((message) => this.outbox.add(this.note(message)))),
+          this.orders.transaction(() =>
+            messages.map((message) => this.outbox.add(this.orders.db, this.note(message))),
+          ),
         );
       } catch (error) {
         return Promise.reject(error);

@@ -1,10 +1,9 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { RocketPushModule } from '@rocketnest/nest-transport';
-import { openSqliteDatabase } from '../sqlite-database';
 import { ExternalEventsRouter } from './external-events.router';
 import { OrderEventsListener } from './order-events.listener';
-import { ORDER_DATABASE, OrderRepository } from './order.repository';
-import { OrderOutbox } from './order-outbox';
+import { OrderRepository } from './order.repository';
+import { OrderDatabaseModule } from './order-database.module';
 import { OrderService } from './order.service';
 import { OrderPageController } from './order-page.controller';
 import { ORDER_PUSH_OPTIONS } from './order-push.options';
@@ -22,17 +21,18 @@ export class OrderServiceModule {
   static forRoot(options: OrderServiceOptions): DynamicModule {
     return {
       module: OrderServiceModule,
-      imports: options.push === false ? [] : [RocketPushModule.forRoot(ORDER_PUSH_OPTIONS)],
+      imports: [
+        OrderDatabaseModule.forRoot(options.databaseFile),
+        ...(options.push === false ? [] : [RocketPushModule.forRoot(ORDER_PUSH_OPTIONS)]),
+      ],
       controllers: [OrdersController, OrderEventsListener, OrderPageController],
       providers: [
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
-        { provide: ORDER_DATABASE, useFactory: () => openSqliteDatabase(options.databaseFile) },
         OrderRepository,
-        OrderOutbox,
         OrderService,
         ExternalEventsRouter,
       ],
-      exports: [OrderService, OrderRepository, OrderOutbox],
+      exports: [OrderService, OrderRepository],
     };
   }
 }

@@ -1,9 +1,7 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { OrderStatus } from '../contracts';
 import type { SqliteDatabase } from '../sqlite-database';
-
-/** Injection token of the order service's own SQLite connection. */
-export const ORDER_DATABASE = Symbol('ORDER_DATABASE');
+import { ORDER_DATABASE } from './order-database.module';
 
 export type TimelineEvent = OrderStatus | 'note';
 
@@ -89,9 +87,9 @@ CREATE TABLE IF NOT EXISTS order_timeline (
 CREATE UNIQUE INDEX IF NOT EXISTS order_timeline_status ON order_timeline (order_id, event) WHERE event <> 'note';
 `;
 
-/** Orders and their timelines in the order service's SQLite database. Closes the database at shutdown. */
+/** Orders and their timelines in the order service's SQLite database. */
 @Injectable()
-export class OrderRepository implements OnApplicationShutdown {
+export class OrderRepository {
   constructor(@Inject(ORDER_DATABASE) readonly db: SqliteDatabase) {
     db.exec(SCHEMA);
   }
@@ -204,10 +202,6 @@ export class OrderRepository implements OnApplicationShutdown {
       )
       .run(orderId, note.topic, note.tag, note.msgId, note.atMs, note.text);
     return true;
-  }
-
-  onApplicationShutdown(): void {
-    if (this.db.open) this.db.close();
   }
 }
 

@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { InboxMessage } from '@rocketnest/core-broker';
-import { RocketConnection } from '@rocketnest/nest-transport';
+import { RocketConnection, RocketOutbox } from '@rocketnest/nest-transport';
 import { randomUUID } from 'node:crypto';
 import {
   ORDERS_TOPIC,
@@ -12,7 +11,7 @@ import {
   type OrderTimeoutEvent,
   type PaymentResultEvent,
 } from '../contracts';
-import { OrderOutbox } from './order-outbox';
+import { OrderInbox } from './order-database.module';
 import { OrderRepository, type OrderRecord, type OrderView, type TransitionResult } from './order.repository';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 
@@ -43,7 +42,8 @@ export class OrderService {
 
   constructor(
     private readonly orders: OrderRepository,
-    private readonly outbox: OrderOutbox,
+    private readonly outbox: RocketOutbox,
+    private readonly inbox: OrderInbox,
     private readonly connection: RocketConnection,
     @Inject(ORDER_SERVICE_OPTIONS) private readonly options: OrderServiceOptions,
   ) {}
@@ -70,14 +70,14 @@ export class OrderService {
         cardLast4: input.card.slice(-4),
         createdAtMs,
       });
-      this.outbox.add({
+      this.outbox.add(this.orders.db, {
         topic: ORDERS_TOPIC,
         tag: OrderTag.CREATED,
         keys: [id],
         messageGroup: id,
         body: JSON.stringify(created),
       });
-      this.outbox.add({
+      this.outbox.add(this.orders.db, {
         topic: ORDERS_TOPIC,
         tag: OrderTag.TIMEOUT,
         keys: [id],
@@ -149,7 +149,7 @@ export class OrderService {
       });
       if (moved.applied) {
         const event: OrderStatusEvent = { orderId, status: to, causeMsgId: delivery.msgId };
-        this.outbox.add({
+        this.outbox.add(this.orders.db, {
           topic: ORDERS_TOPIC,
           tag: to,
           keys: [orderId],
@@ -168,14 +168,9 @@ export class OrderService {
 
   /** Runs `work` once per message (inbox), in one transaction; undefined for a duplicate. */
   private once<T>(delivery: Delivery, work: () => T): T | undefined {
-    const message: InboxMessage = {
-      msgId: delivery.msgId,
-      keys: delivery.keys,
-      properties: delivery.properties,
-    };
-    return this.orders.transaction(() => {
-      const outcome = this.outbox.inbox.process(this.orders.db, message, work);
-      return outcome.status === 'processed' ? outcome.result : undefined;
-    });
+    return this.inbox.once(
+      { msgId: delivery.msgId, keys: delivery.keys, properties: delivery.properties },
+      work,
+    );
   }
 }

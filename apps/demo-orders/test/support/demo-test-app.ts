@@ -1,11 +1,12 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import type { SqliteOutbox } from '@rocketnest/core-broker';
+import { RocketOutbox } from '@rocketnest/nest-transport';
 import { TestBroker } from '@rocketnest/testing';
 import { RocketTestingModule, rocketTestServer } from '@rocketnest/testing/nest';
 import type { AddressInfo } from 'node:net';
 import { DEMO_TOPICS } from '../../src/contracts';
 import type { OrderView } from '../../src/order-service/order.repository';
-import { OrderOutbox } from '../../src/order-service/order-outbox';
 import { OrderServiceModule } from '../../src/order-service/order-service.module';
 import { PaymentServiceModule } from '../../src/payment-service/payment-service.module';
 
@@ -26,6 +27,11 @@ export interface DemoTestApp {
   /** Waits until the outbox has no pending row and every consumer is drained (time does not move). */
   settle(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The order service's outbox table (row counts, for tests). */
+export function sqliteOutbox(app: INestApplication): SqliteOutbox {
+  return app.get(RocketOutbox).outbox as SqliteOutbox;
 }
 
 /** The external events token of the test app. */
@@ -62,7 +68,7 @@ export async function startDemoTestApp(
   const { port } = app.getHttpServer().address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   const tb = app.get(TestBroker);
-  const outbox = app.get(OrderOutbox);
+  const outbox = sqliteOutbox(app);
   return {
     app,
     tb,
