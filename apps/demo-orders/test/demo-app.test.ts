@@ -2,7 +2,9 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TEST_CARDS } from '../src/contracts';
+import { Broker, BrokerServer, MemoryStore, NameServer } from '@rocketnest/core-broker';
+import { DEFAULT_REPLY_TOPIC } from '@rocketnest/nest-transport';
+import { DEMO_TOPICS, TEST_CARDS } from '../src/contracts';
 import { DemoConfigError, demoConfigFromEnv, type DemoConfig } from '../src/demo-config';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import { SmokeMismatchError, runSmokeChecks } from '../src/smoke-checks';
@@ -79,6 +81,31 @@ describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', 
     } while (order.status === 'created' && Date.now() < deadline);
     expect(order.status).toBe('failed');
     expect(order.timeline[1]!.detail).toBe('insufficient funds');
+  });
+
+  test('against a cluster (ROCKETNEST_NAMESRV): both services reach the broker by name-server addresses', async () => {
+    const nameServer = await NameServer.start({ host: '127.0.0.1', port: 0 });
+    const store = await MemoryStore.create();
+    const broker = await Broker.start({ store });
+    let server: BrokerServer | undefined;
+    try {
+      for (const topic of [...DEMO_TOPICS, { topic: DEFAULT_REPLY_TOPIC }]) broker.createTopic(topic);
+      const { host, port } = nameServer.address();
+      const nameServers = [`${host}:${port}`];
+      server = await BrokerServer.start({ broker, host: '127.0.0.1', port: 0, nameServers });
+      demo = await startDemo(config({ nameServers }), { logger: false });
+      await runSmokeChecks(demo.url, { orderTimeoutMs: 1_000, externalEventsToken: 'test-token' });
+      await demo.close();
+      demo = undefined;
+      expect(fs.existsSync(path.join(dataDir, 'broker'))).toBe(false); // no embedded broker was started
+    } finally {
+      await demo?.close();
+      demo = undefined;
+      await server?.close();
+      await broker.close();
+      await store.close();
+      await nameServer.close();
+    }
   });
 
   test('configuration from the environment is validated with errors naming the variable', () => {
