@@ -27,7 +27,7 @@ function config(overrides: Partial<DemoConfig> = {}): DemoConfig {
     port: 0,
     host: '127.0.0.1',
     dataDir,
-    orderTimeoutMs: 1_000,
+    orderTimeoutMs: 2_000,
     paymentFailureRate: 0,
     externalEventsToken: 'test-token',
     nameServers: undefined,
@@ -40,7 +40,7 @@ describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', 
     demo = await startDemo(config(), { logger: false });
     const passed: string[] = [];
     await runSmokeChecks(demo.url, {
-      orderTimeoutMs: 1_000,
+      orderTimeoutMs: 2_000,
       externalEventsToken: 'test-token',
       log: (line) => passed.push(line),
     });
@@ -58,10 +58,10 @@ describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', 
   });
 
   test('the smoke checks fail on a mismatch: an order cancelled before the timeout they expect', async () => {
-    demo = await startDemo(config({ orderTimeoutMs: 500 }), { logger: false });
-    const checks = runSmokeChecks(demo.url, { orderTimeoutMs: 5_000 });
+    demo = await startDemo(config({ orderTimeoutMs: 1_500 }), { logger: false });
+    const checks = runSmokeChecks(demo.url, { orderTimeoutMs: 10_000 });
     await expect(checks).rejects.toBeInstanceOf(SmokeMismatchError);
-    await expect(checks).rejects.toThrow(/cancelled after \d+ ms, before its 5000 ms timeout/);
+    await expect(checks).rejects.toThrow(/cancelled after \d+ ms, before its 10000 ms timeout/);
   });
 
   test('the failure rate declines ordinary cards', async () => {
@@ -94,7 +94,7 @@ describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', 
       const nameServers = [`${host}:${port}`];
       server = await BrokerServer.start({ broker, host: '127.0.0.1', port: 0, nameServers });
       demo = await startDemo(config({ nameServers }), { logger: false });
-      await runSmokeChecks(demo.url, { orderTimeoutMs: 1_000, externalEventsToken: 'test-token' });
+      await runSmokeChecks(demo.url, { orderTimeoutMs: 2_000, externalEventsToken: 'test-token' });
       await demo.close();
       demo = undefined;
       expect(fs.existsSync(path.join(dataDir, 'broker'))).toBe(false); // no embedded broker was started
