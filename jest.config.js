@@ -36,6 +36,7 @@ module.exports = {
     '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
     '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
     '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
+    '^@rocketnest/testing/jest$': '<rootDir>/packages/testing/src/jest/index.ts',
     '^@rocketnest/nest-transport$': '<rootDir>/packages/nest-transport/src/index.ts',
     '^@rocketnest/express$': '<rootDir>/packages/express/src/index.ts',
   },
