@@ -170,6 +170,7 @@ export class TestBroker {
   ): Promise<MessageView> {
     const deadline = Date.now() + toMs(timeout);
     for (;;) {
+      await this.settleNow();
       const found = this.read(topic).find(predicate);
       if (found) return found;
       if (Date.now() >= deadline) {
@@ -189,7 +190,7 @@ export class TestBroker {
   async drain(timeout: Duration = DEFAULT_WAIT_TIMEOUT): Promise<void> {
     const deadline = Date.now() + toMs(timeout);
     for (;;) {
-      await settle();
+      await this.settleNow();
       if (this.consumersDrained()) return;
       if (Date.now() >= deadline) {
         throw new RocketError(
@@ -207,6 +208,15 @@ export class TestBroker {
     this.closed = true;
     await this.broker.close();
     await this.store.close();
+  }
+
+  /**
+   * Lets pending work run without moving time: promise chains, I/O, and (virtual clock) timers due
+   * now — zero-delay wake-ups such as an outbox relay's after `add()`.
+   */
+  private async settleNow(): Promise<void> {
+    if (this.clock instanceof VirtualClock) await this.clock.advance(0);
+    else await settle();
   }
 
   private isIdle(): boolean {

@@ -175,6 +175,16 @@ describe('createTestBroker', () => {
     await tb.drain();
   });
 
+  test('drain fires timers due now (zero-delay wake-ups) without moving time', async () => {
+    const fired: number[] = [];
+    const start = tb.clock.now();
+    tb.clock.setTimer(0, () => fired.push(tb.clock.now()));
+    tb.clock.setTimer(1, () => fired.push(-1));
+    await tb.drain();
+    expect(fired).toEqual([start]);
+    expect(tb.clock.now()).toBe(start);
+  });
+
   test('FIFO topics keep per-group order through the test broker', async () => {
     const seen: string[] = [];
     await consumer('Fifo', 'Fifo', (m) => void seen.push(`${m.messageGroup}:${m.body.toString()}`));

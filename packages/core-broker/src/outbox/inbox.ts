@@ -22,7 +22,8 @@ export interface InboxOptions {
   table?: string;
   /**
    * The deduplication key of a message. Default: its `OUTBOX_ID` property (the outbox row id, the
-   * same on every re-send), else its message id (the same on every redelivery of one send).
+   * same on every re-send), else the id it was first stored under (`__ORIGIN_MSG_ID` of a retry
+   * copy, the same on every redelivery of one send), else its message id.
    */
   keyOf?: (message: InboxMessage) => string;
   /** Default: the system clock; stamps `processed_at_ms`. */

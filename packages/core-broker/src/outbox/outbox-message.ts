@@ -1,3 +1,4 @@
+import { SystemProperty } from '../message/system-properties';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../common/clock';
 import { RocketError } from '../common/errors';
@@ -223,9 +224,17 @@ export interface InboxMessage {
   properties?: Readonly<Record<string, string>>;
 }
 
-/** The default inbox key: the outbox row id when the message came from an outbox, else its message id. */
+/**
+ * The default inbox key: the outbox row id when the message came from an outbox; else the id it
+ * was first stored under (a retry is a copy with its own id, carrying the original's in
+ * `__ORIGIN_MSG_ID`); else its message id.
+ */
 export function defaultInboxKey(message: InboxMessage): string {
-  return message.properties?.[OUTBOX_ID_PROPERTY] ?? message.msgId;
+  return (
+    message.properties?.[OUTBOX_ID_PROPERTY] ??
+    message.properties?.[SystemProperty.ORIGIN_MSG_ID] ??
+    message.msgId
+  );
 }
 
 /** The values of an outbox insert, in the column order of both tables' INSERT (available time = created time). */

@@ -1,3 +1,4 @@
+import type { InboxMessage } from '../../src/outbox/outbox-message';
 import Database from 'better-sqlite3';
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import { OutboxRelay } from '../../src/outbox/outbox-relay';
@@ -240,13 +241,20 @@ test('inbox: a duplicate is skipped, so the handler effect happens once; a faile
   inbox.migrate(db);
   db.exec('CREATE TABLE charges (order_id TEXT)');
   const message = { msgId: 'm-1', keys: ['row-1'], properties: { [OUTBOX_ID_PROPERTY]: 'row-1' } };
-  const consume = db.transaction((m: typeof message) =>
+  const consume = db.transaction((m: InboxMessage) =>
     inbox.process(db, m, (tx) => tx.prepare('INSERT INTO charges VALUES (?)').run('order-1')),
   );
   expect(consume(message).status).toBe('processed');
   // A re-send has another message id but the same outbox id.
   expect(consume({ ...message, msgId: 'm-2' }).status).toBe('duplicate');
   expect(db.prepare('SELECT count(*) AS n FROM charges').get()).toEqual({ n: 1 });
+  // A retry copy of a plain send has its own id and names the original in __ORIGIN_MSG_ID.
+  const plain = { msgId: 'p-1', keys: [] as string[], properties: {} as Record<string, string> };
+  expect(consume(plain).status).toBe('processed');
+  expect(consume({ ...plain, msgId: 'p-2', properties: { __ORIGIN_MSG_ID: 'p-1' } }).status).toBe(
+    'duplicate',
+  );
+  expect(db.prepare('SELECT count(*) AS n FROM charges').get()).toEqual({ n: 2 });
   // Another consumer processes it for itself.
   const other = new SqliteInbox({ consumer: 'audit' });
   expect(db.transaction(() => other.process(db, message, () => 'ok'))()).toEqual({
