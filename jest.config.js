@@ -34,6 +34,7 @@ module.exports = {
   // packages import each other by name; tests run the sources, not the built dist
   moduleNameMapper: {
     '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
+    '^@rocketnest/core-broker/internal$': '<rootDir>/packages/core-broker/src/internal.ts',
     '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
     '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
     '^@rocketnest/testing/jest$': '<rootDir>/packages/testing/src/jest/index.ts',

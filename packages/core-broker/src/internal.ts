@@ -3,3 +3,4 @@
 export { MemoryFileSystem, nodeFileSystem } from './store/file-system';
 export type { StoreFileSystem, StoreFile, DiskUsage } from './store/file-system';
 export { resolveStoreOptions } from './store/store-options';
+export { intOption } from './common/options';

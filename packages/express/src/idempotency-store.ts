@@ -1,6 +1,6 @@
 import { systemClock } from '@rocketnest/core-broker';
 import type { Clock } from '@rocketnest/core-broker';
-import { intOption } from './options';
+import { intOption } from '@rocketnest/core-broker/internal';
 
 /** Keys remembered by the in-memory store. */
 export const DEFAULT_IDEMPOTENCY_MAX_KEYS = 10_000;

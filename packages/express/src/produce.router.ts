@@ -6,7 +6,7 @@ import type { OutboxMessage, ProducerMessage, SendResult } from '@rocketnest/cor
 import type { IdempotencyStore, StoredResponse } from './idempotency-store';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, MemoryIdempotencyStore } from './idempotency-store';
 import { LazyProducer, ServerTracker } from './lazy-producer';
-import { intOption } from './options';
+import { intOption } from '@rocketnest/core-broker/internal';
 import type { ProducerSource } from './lazy-producer';
 import type { OutboxWriter } from './outbox-writers';
 import type { Problem } from './problem';
