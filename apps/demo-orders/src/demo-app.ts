@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { DEMO_TOPICS } from './contracts';
 import type { DemoConfig } from './demo-config';
+import { DEFAULT_PG_SCHEMA, type PostgresLocation } from './postgres-database';
 import { OrderServiceModule } from './order-service/order-service.module';
 import { PaymentServiceModule } from './payment-service/payment-service.module';
 
@@ -32,12 +33,16 @@ export interface StartDemoOptions {
 
 /**
  * Starts the order service (HTTP and its message handlers) and the payment service in this
- * process. With `config.nameServers` both connect to that cluster (the topics must exist there);
+ * process, on SQLite files in `config.dataDir`, or on PostgreSQL when `config.databaseUrl` is set. With `config.nameServers` both connect to that cluster (the topics must exist there);
  * otherwise the order service starts an embedded broker on `<dataDir>/broker` and the payment
  * service joins it through the order service's in-process transport.
  */
 export async function startDemo(config: DemoConfig, options: StartDemoOptions = {}): Promise<RunningDemo> {
   const logger = options.logger ?? (['error', 'warn', 'log'] as LogLevel[]);
+  // PostgreSQL (DATABASE_URL): both services keep their tables in one schema, each its own tables
+  const postgres: PostgresLocation | undefined = config.databaseUrl
+    ? { url: config.databaseUrl, schema: config.postgresSchema ?? DEFAULT_PG_SCHEMA }
+    : undefined;
   const orderConnection: RocketConnectionOptions = config.nameServers
     ? { nameServers: config.nameServers }
     : { embedded: { dir: path.join(config.dataDir, 'broker'), topics: DEMO_TOPICS } };
@@ -47,6 +52,7 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
       RocketModule.forRoot(orderConnection),
       OrderServiceModule.forRoot({
         databaseFile: path.join(config.dataDir, 'order-service.db'),
+        postgres,
         orderTimeoutMs: config.orderTimeoutMs,
         externalEventsToken: config.externalEventsToken,
       }),
@@ -75,6 +81,7 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
         RocketModule.forRoot(paymentConnection),
         PaymentServiceModule.forRoot({
           databaseFile: path.join(config.dataDir, 'payment-service.db'),
+          postgres,
           failureRate: config.paymentFailureRate,
           ...(options.random ? { random: options.random } : {}),
         }),

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { DEFAULT_PG_SCHEMA, PG_SCHEMA_NAME } from './postgres-database';
 
 /** Default time after which an unpaid order is cancelled. */
 export const DEFAULT_ORDER_TIMEOUT_MS = 15_000;
@@ -8,7 +9,7 @@ export const DEFAULT_PAYMENT_FAILURE_RATE = 0.2;
 export const DEFAULT_PORT = 3000;
 /** Default interface the order service listens on (loopback: it is a demo). */
 export const DEFAULT_HOST = '127.0.0.1';
-/** Default data directory (broker store, one SQLite file per service), relative to the working directory. */
+/** Default data directory (broker store, one SQLite file per service unless DATABASE_URL), relative to the working directory. */
 export const DEFAULT_DATA_DIR = path.join('data', 'demo-orders');
 
 /** Default bearer token of the external events endpoint (the demo listens on loopback only by default). */
@@ -39,6 +40,13 @@ export interface DemoConfig {
   paymentFailureRate: number;
   /** Bearer token of `POST /external/topics/order-notes/messages`. Env `EXTERNAL_EVENTS_TOKEN`, default `demo-external-token`. */
   externalEventsToken: string;
+  /**
+   * PostgreSQL instead of SQLite for both services (env `DATABASE_URL`, `postgres://…`); unset:
+   * SQLite files in `dataDir`.
+   */
+  databaseUrl?: string | undefined;
+  /** Schema of the services' tables on PostgreSQL (env `DEMO_PG_SCHEMA`, default `rocketnest_demo`). */
+  postgresSchema?: string | undefined;
   /** Name servers of a standalone broker or cluster (env `ROCKETNEST_NAMESRV`, comma-separated); none: embedded broker. */
   nameServers: string[] | undefined;
 }
@@ -49,6 +57,30 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new DemoConfigError(name, `expected an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function databaseUrl(raw: string | undefined): string | undefined {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(value)) {
+    throw new DemoConfigError(
+      'DATABASE_URL',
+      'expected a PostgreSQL URL, postgres://user@host:5432/database',
+    );
+  }
+  return value;
+}
+
+function postgresSchema(raw: string | undefined): string {
+  const value = raw?.trim();
+  if (!value) return DEFAULT_PG_SCHEMA;
+  if (!PG_SCHEMA_NAME.test(value)) {
+    throw new DemoConfigError(
+      'DEMO_PG_SCHEMA',
+      `expected a lower-case schema name (letters, digits, _; 63 at most), got "${value}"`,
+    );
   }
   return value;
 }
@@ -79,6 +111,8 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoCon
     orderTimeoutMs: integer(env, 'ORDER_TIMEOUT_MS', DEFAULT_ORDER_TIMEOUT_MS, 100, 24 * 3_600_000),
     paymentFailureRate,
     externalEventsToken: env.EXTERNAL_EVENTS_TOKEN || DEFAULT_EXTERNAL_EVENTS_TOKEN,
+    databaseUrl: databaseUrl(env.DATABASE_URL),
+    postgresSchema: postgresSchema(env.DEMO_PG_SCHEMA),
     nameServers,
   };
 }

@@ -9,15 +9,17 @@ const STOP_TIMEOUT_MS = 10_000;
 
 async function main(): Promise<void> {
   const config = demoConfigFromEnv();
-  if (process.env.DATABASE_URL) {
-    console.warn('DATABASE_URL is set, but this demo runs on SQLite only for now; using', config.dataDir);
-  }
   const demo = await startDemo(config);
   console.log(`RocketNest demo: order service listening on ${demo.url}`);
   console.log(
     config.nameServers
       ? `  broker: name servers ${config.nameServers.join(', ')}`
       : `  broker: embedded, data in ${config.dataDir}`,
+  );
+  console.log(
+    config.databaseUrl
+      ? `  databases: PostgreSQL (DATABASE_URL), schema ${config.postgresSchema}`
+      : `  databases: SQLite, order-service.db and payment-service.db in ${config.dataDir}`,
   );
   console.log(`  try: curl -s -X POST ${demo.url}/orders -H 'content-type: application/json' \\`);
   console.log(`         -d '{"amountCents":1999,"card":"4242424242424242"}'`);

@@ -175,8 +175,8 @@ describe('order and payment services on the test broker', () => {
     const tx = demo.app.get(PaymentTransactionsListener);
     const execute = tx.executeLocalTransaction.bind(tx);
     // the payment row commits, but the answer to the broker is lost (say, the process died)
-    jest.spyOn(tx, 'executeLocalTransaction').mockImplementation((message) => {
-      execute(message);
+    jest.spyOn(tx, 'executeLocalTransaction').mockImplementation(async (message) => {
+      await execute(message);
       return 'UNKNOWN';
     });
     const check = jest.spyOn(tx, 'checkLocalTransaction');
@@ -189,14 +189,14 @@ describe('order and payment services on the test broker', () => {
     await demo.tb.clock.advance('10s'); // past the broker's transaction timeout (6 s): checked back
     await demo.settle();
     expect(check).toHaveBeenCalledTimes(1);
-    expect(check.mock.results[0]!.value).toBe('COMMIT');
+    expect(await check.mock.results[0]!.value).toBe('COMMIT');
     expect((await order(id)).status).toBe('paid');
   });
 
   test('transaction check-back: no payment row means ROLLBACK, and the order times out', async () => {
     demo = await startDemoTestApp();
     const tx = demo.app.get(PaymentTransactionsListener);
-    jest.spyOn(tx, 'executeLocalTransaction').mockImplementation(() => {
+    jest.spyOn(tx, 'executeLocalTransaction').mockImplementation(async () => {
       throw new Error('payment database unavailable');
     });
     const check = jest.spyOn(tx, 'checkLocalTransaction');
@@ -205,7 +205,7 @@ describe('order and payment services on the test broker', () => {
     await demo.tb.clock.advance('10s');
     await demo.settle();
     expect(check).toHaveBeenCalledTimes(1);
-    expect(check.mock.results[0]!.value).toBe('ROLLBACK');
+    expect(await check.mock.results[0]!.value).toBe('ROLLBACK');
     expect(demo.tb.published(PAYMENTS_TOPIC)).toEqual([]);
     expect(demo.app.get(PaymentRepository).count()).toBe(0);
 

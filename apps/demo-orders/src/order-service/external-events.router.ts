@@ -1,12 +1,11 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { RocketError, type OutboxMessage } from '@rocketnest/core-broker';
-import { RocketOutbox } from '@rocketnest/nest-transport';
 import { rocketProduceRouter, type OutboxWriter, type RocketProduceRouter } from '@rocketnest/express';
 import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ORDER_NOTE_TAG, ORDER_NOTES_TOPIC, isOrderNoteEvent } from '../contracts';
-import { OrderRepository } from './order.repository';
+import { OrderStore } from './order.store';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 
 /** Where `@rocketnest/express`'s produce router is mounted: `POST /external/topics/order-notes/messages`. */
@@ -32,8 +31,7 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
-    private readonly orders: OrderRepository,
-    private readonly outbox: RocketOutbox,
+    private readonly orders: OrderStore,
     @Inject(ORDER_SERVICE_OPTIONS) options: OrderServiceOptions,
   ) {
     this.token = options.externalEventsToken ? digest(options.externalEventsToken) : undefined;
@@ -67,10 +65,10 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
   private writer(): OutboxWriter {
     return (messages) => {
       try {
-        return Promise.resolve(
-          this.orders.transaction(() =>
-            messages.map((message) => this.outbox.add(this.orders.db, this.note(message))),
-          ),
+        const notes = messages.map((message) => this.note(message));
+        return this.orders.addForOrders(
+          notes.map((note) => note.orderId),
+          notes.map((note) => note.message),
         );
       } catch (error) {
         return Promise.reject(error);
@@ -78,7 +76,8 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
     };
   }
 
-  private note(message: OutboxMessage): OutboxMessage {
+  /** Checks a note's body; the store checks, in its transaction, that the order exists. */
+  private note(message: OutboxMessage): { orderId: string; message: OutboxMessage } {
     let body: unknown;
     try {
       body = JSON.parse(Buffer.from(message.body).toString('utf8'));
@@ -91,9 +90,9 @@ export class ExternalEventsRouter implements OnModuleInit, BeforeApplicationShut
         'a note is JSON { "orderId": "…", "text": "1 to 500 characters" }',
       );
     }
-    if (!this.orders.find(body.orderId)) {
-      throw new RocketError('INVALID_ARGUMENT', `no order "${body.orderId}"`);
-    }
-    return { ...message, messageGroup: body.orderId, keys: [...(message.keys ?? []), body.orderId] };
+    return {
+      orderId: body.orderId,
+      message: { ...message, messageGroup: body.orderId, keys: [...(message.keys ?? []), body.orderId] },
+    };
   }
 }

@@ -44,39 +44,39 @@ export class OrderEventsListener {
   constructor(private readonly orders: OrderService) {}
 
   @RocketListener(ORDERS_TOPIC, OrderTag.CREATED, { group: ORDER_SERVICE_GROUP })
-  onCreated(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+  async onCreated(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
     if (!isOrderCreatedEvent(event)) throw malformed(ctx);
-    this.orders.createdSeen(event, delivery(ctx));
+    await this.orders.createdSeen(event, delivery(ctx));
   }
 
   @RocketListener(ORDERS_TOPIC, OrderTag.TIMEOUT, { group: ORDER_SERVICE_GROUP })
-  onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+  async onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
     if (!isOrderTimeoutEvent(event)) throw malformed(ctx);
-    const result = this.orders.applyTimeout(event, delivery(ctx));
+    const result = await this.orders.applyTimeout(event, delivery(ctx));
     if (result.applied) this.logger.log(`order ${event.orderId} cancelled: unpaid at its timeout`);
   }
 
   @RocketListener(PAYMENTS_TOPIC, PaymentTag.SUCCEEDED, { group: ORDER_SERVICE_GROUP })
-  onPaymentSucceeded(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
-    this.payment(event, ctx);
+  async onPaymentSucceeded(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+    await this.payment(event, ctx);
   }
 
   @RocketListener(PAYMENTS_TOPIC, PaymentTag.FAILED, { group: ORDER_SERVICE_GROUP })
-  onPaymentFailed(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
-    this.payment(event, ctx);
+  async onPaymentFailed(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
+    await this.payment(event, ctx);
   }
 
   @RocketListener(ORDER_NOTES_TOPIC, ORDER_NOTE_TAG, { group: ORDER_SERVICE_GROUP })
-  onNote(@Payload() event: unknown, @Ctx() ctx: RocketContext): void {
+  async onNote(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
     if (!isOrderNoteEvent(event)) throw malformed(ctx);
-    if (!this.orders.addNote(event, delivery(ctx))) {
+    if (!(await this.orders.addNote(event, delivery(ctx)))) {
       throw new RocketDiscard(`note for unknown order ${event.orderId}`);
     }
   }
 
-  private payment(event: unknown, ctx: RocketContext): void {
+  private async payment(event: unknown, ctx: RocketContext): Promise<void> {
     if (!isPaymentResultEvent(event) || event.status !== ctx.getTag()) throw malformed(ctx);
-    const result = this.orders.applyPayment(event, delivery(ctx));
+    const result = await this.orders.applyPayment(event, delivery(ctx));
     if (result.applied) this.logger.log(`order ${event.orderId} ${result.order.status}`);
     else if (result.reason === 'not-found')
       throw new RocketDiscard(`payment for unknown order ${event.orderId}`);

@@ -4,6 +4,8 @@ import { ExternalEventsRouter } from './external-events.router';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderRepository } from './order.repository';
 import { OrderDatabaseModule } from './order-database.module';
+import { OrderPostgresModule } from './order-postgres.module';
+import { OrderStore, SqliteOrderStore } from './order.store';
 import { OrderService } from './order.service';
 import { OrderPageController } from './order-page.controller';
 import { ORDER_PUSH_OPTIONS } from './order-push.options';
@@ -12,7 +14,8 @@ import { OrdersController } from './orders.controller';
 
 /**
  * The order service: HTTP API and page, push channel, external events endpoint (Express), message
- * handlers, its SQLite database with the outbox (and its relay) and inbox. It
+ * handlers, its database (SQLite, or PostgreSQL with `options.postgres`) with the outbox (and its
+ * relay) and inbox. It
  * needs an HTTP app (`NestFactory.create`) and `RocketModule` (or
  * `RocketTestingModule`) imported next to it; its listeners run in the app's `RocketServer`.
  */
@@ -22,17 +25,21 @@ export class OrderServiceModule {
     return {
       module: OrderServiceModule,
       imports: [
-        OrderDatabaseModule.forRoot(options.databaseFile),
+        options.postgres
+          ? OrderPostgresModule.forRoot(options.postgres)
+          : OrderDatabaseModule.forRoot(options.databaseFile),
         ...(options.push === false ? [] : [RocketPushModule.forRoot(ORDER_PUSH_OPTIONS)]),
       ],
       controllers: [OrdersController, OrderEventsListener, OrderPageController],
       providers: [
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
-        OrderRepository,
+        ...(options.postgres
+          ? [OrderPostgresModule.store(options.postgres)]
+          : [OrderRepository, { provide: OrderStore, useClass: SqliteOrderStore }]),
         OrderService,
         ExternalEventsRouter,
       ],
-      exports: [OrderService, OrderRepository],
+      exports: [OrderService, OrderStore, ...(options.postgres ? [] : [OrderRepository])],
     };
   }
 }

@@ -1,9 +1,13 @@
+import type { PostgresLocation } from '../postgres-database';
+
 /** Injection token of {@link OrderServiceOptions}. */
 export const ORDER_SERVICE_OPTIONS = Symbol('ORDER_SERVICE_OPTIONS');
 
 export interface OrderServiceOptions {
-  /** SQLite file of the order service, or `':memory:'`. */
+  /** SQLite file of the order service, or `':memory:'` (unused when `postgres` is set). */
   databaseFile: string;
+  /** PostgreSQL instead of SQLite: the server and the schema of the service's tables. */
+  postgres?: PostgresLocation | undefined;
   /** Unpaid orders are cancelled this long after they were created (the delayed `orders`/`timeout`). */
   orderTimeoutMs: number;
   /**

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { RocketConnection, RocketOutbox } from '@rocketnest/nest-transport';
+import type { InboxMessage } from '@rocketnest/core-broker';
+import { RocketConnection } from '@rocketnest/nest-transport';
 import { randomUUID } from 'node:crypto';
 import {
   ORDERS_TOPIC,
@@ -11,8 +12,8 @@ import {
   type OrderTimeoutEvent,
   type PaymentResultEvent,
 } from '../contracts';
-import { OrderInbox } from './order-database.module';
-import { OrderRepository, type OrderRecord, type OrderView, type TransitionResult } from './order.repository';
+import type { OrderRecord, OrderView, TransitionResult } from './order.repository';
+import { OrderStore } from './order.store';
 import { ORDER_SERVICE_OPTIONS, type OrderServiceOptions } from './order-service.options';
 
 /** A validated `POST /orders` body. */
@@ -33,17 +34,15 @@ export interface Delivery {
 
 /**
  * The order service's use cases; HTTP and message handlers are thin layers over it. Every change
- * is one SQLite transaction holding the business rows, the outbox rows of the messages it
- * publishes, and (for a consumed message) its inbox key.
+ * is one transaction of its {@link OrderStore} (SQLite or PostgreSQL) holding the business rows,
+ * the outbox rows of the messages it publishes, and (for a consumed message) its inbox key.
  */
 @Injectable()
 export class OrderService {
   private readonly logger = new Logger(OrderService.name);
 
   constructor(
-    private readonly orders: OrderRepository,
-    private readonly outbox: RocketOutbox,
-    private readonly inbox: OrderInbox,
+    private readonly store: OrderStore,
     private readonly connection: RocketConnection,
     @Inject(ORDER_SERVICE_OPTIONS) private readonly options: OrderServiceOptions,
   ) {}
@@ -53,7 +52,7 @@ export class OrderService {
    * `orders`/`created` (message group: the order id, so one order's messages stay in order) and of
    * the delayed `orders`/`timeout`. The relay publishes them.
    */
-  place(input: PlaceOrderInput): OrderView {
+  place(input: PlaceOrderInput): Promise<OrderView> {
     const id = `ord-${randomUUID()}`;
     const createdAtMs = this.connection.clock.now();
     const created: OrderCreatedEvent = {
@@ -63,49 +62,43 @@ export class OrderService {
       createdAtMs,
     };
     const timeout: OrderTimeoutEvent = { orderId: id };
-    this.orders.transaction(() => {
-      this.orders.insert({
-        id,
-        amountCents: input.amountCents,
-        cardLast4: input.card.slice(-4),
-        createdAtMs,
-      });
-      this.outbox.add(this.orders.db, {
-        topic: ORDERS_TOPIC,
-        tag: OrderTag.CREATED,
-        keys: [id],
-        messageGroup: id,
-        body: JSON.stringify(created),
-      });
-      this.outbox.add(this.orders.db, {
-        topic: ORDERS_TOPIC,
-        tag: OrderTag.TIMEOUT,
-        keys: [id],
-        messageGroup: id,
-        delayMs: this.options.orderTimeoutMs,
-        body: JSON.stringify(timeout),
-      });
-    });
-    return this.orders.view(id)!;
+    return this.store.place(
+      { id, amountCents: input.amountCents, cardLast4: input.card.slice(-4), createdAtMs },
+      [
+        {
+          topic: ORDERS_TOPIC,
+          tag: OrderTag.CREATED,
+          keys: [id],
+          messageGroup: id,
+          body: JSON.stringify(created),
+        },
+        {
+          topic: ORDERS_TOPIC,
+          tag: OrderTag.TIMEOUT,
+          keys: [id],
+          messageGroup: id,
+          delayMs: this.options.orderTimeoutMs,
+          body: JSON.stringify(timeout),
+        },
+      ],
+    );
   }
 
-  recent(limit: number): OrderRecord[] {
-    return this.orders.recent(limit);
+  recent(limit: number): Promise<OrderRecord[]> {
+    return this.store.recent(limit);
   }
 
-  get(orderId: string): OrderView | undefined {
-    return this.orders.view(orderId);
+  get(orderId: string): Promise<OrderView | undefined> {
+    return this.store.view(orderId);
   }
 
   /** The order service saw its own `orders`/`created`: the timeline gets the broker's message id. */
-  createdSeen(event: OrderCreatedEvent, delivery: Delivery): void {
-    this.once(delivery, () => {
-      this.orders.recordCreatedMessage(event.orderId, delivery.msgId);
-    });
+  createdSeen(event: OrderCreatedEvent, delivery: Delivery): Promise<void> {
+    return this.store.recordCreatedMessage(inboxMessage(delivery), event.orderId, delivery.msgId);
   }
 
   /** `payments`/`succeeded` → `paid`, `payments`/`failed` → `failed`; only from `created`. */
-  applyPayment(event: PaymentResultEvent, delivery: Delivery): TransitionResult {
+  applyPayment(event: PaymentResultEvent, delivery: Delivery): Promise<TransitionResult> {
     const succeeded = event.status === PaymentTag.SUCCEEDED;
     return this.transition(event.orderId, succeeded ? 'paid' : 'failed', delivery, {
       detail: succeeded ? `payment ${event.paymentId}` : (event.reason ?? 'declined'),
@@ -113,21 +106,21 @@ export class OrderService {
   }
 
   /** `orders`/`timeout` → `cancelled`, if the order is still unpaid. */
-  applyTimeout(event: OrderTimeoutEvent, delivery: Delivery): TransitionResult {
+  applyTimeout(event: OrderTimeoutEvent, delivery: Delivery): Promise<TransitionResult> {
     return this.transition(event.orderId, 'cancelled', delivery, {
       detail: `unpaid after ${this.options.orderTimeoutMs} ms`,
     });
   }
 
   /** `order-notes`/`note` → a `note` entry on the order's timeline; false for an unknown order. */
-  addNote(event: OrderNoteEvent, delivery: Delivery): boolean {
-    const outcome = this.once(delivery, () =>
-      this.orders.addNote(event.orderId, {
-        ...delivery,
-        atMs: this.connection.clock.now(),
-        text: event.text,
-      }),
-    );
+  async addNote(event: OrderNoteEvent, delivery: Delivery): Promise<boolean> {
+    const outcome = await this.store.addNote(inboxMessage(delivery), event.orderId, {
+      topic: delivery.topic,
+      tag: delivery.tag,
+      msgId: delivery.msgId,
+      atMs: this.connection.clock.now(),
+      text: event.text,
+    });
     return outcome ?? true;
   }
 
@@ -135,42 +128,42 @@ export class OrderService {
    * Moves the order and, in the same transaction, records the message in the inbox and writes the
    * outbox row announcing the change (`orders`/`paid|failed|cancelled`).
    */
-  private transition(
+  private async transition(
     orderId: string,
     to: OrderStatusEvent['status'],
     delivery: Delivery,
     cause: { detail: string },
-  ): TransitionResult {
-    const result = this.once(delivery, () => {
-      const moved = this.orders.transition(orderId, to, {
-        ...delivery,
+  ): Promise<TransitionResult> {
+    const result = await this.store.transition(
+      inboxMessage(delivery),
+      orderId,
+      to,
+      {
+        topic: delivery.topic,
+        tag: delivery.tag,
+        msgId: delivery.msgId,
         atMs: this.connection.clock.now(),
         detail: cause.detail,
-      });
-      if (moved.applied) {
+      },
+      () => {
         const event: OrderStatusEvent = { orderId, status: to, causeMsgId: delivery.msgId };
-        this.outbox.add(this.orders.db, {
+        return {
           topic: ORDERS_TOPIC,
           tag: to,
           keys: [orderId],
           messageGroup: orderId,
           body: JSON.stringify(event),
-        });
-      }
-      return moved;
-    });
-    if (result === undefined) {
+        };
+      },
+    );
+    if (!result.applied && result.reason === 'duplicate') {
       this.logger.debug?.(`${delivery.topic}/${delivery.tag} ${delivery.msgId}: duplicate, skipped`);
-      return { applied: false, reason: 'duplicate' };
     }
     return result;
   }
+}
 
-  /** Runs `work` once per message (inbox), in one transaction; undefined for a duplicate. */
-  private once<T>(delivery: Delivery, work: () => T): T | undefined {
-    return this.inbox.once(
-      { msgId: delivery.msgId, keys: delivery.keys, properties: delivery.properties },
-      work,
-    );
-  }
+/** What the inbox deduplicates a delivery by. */
+function inboxMessage(delivery: Delivery): InboxMessage {
+  return { msgId: delivery.msgId, keys: delivery.keys, properties: delivery.properties };
 }

@@ -33,21 +33,21 @@ export class OrdersController {
 
   /** Places an order: 201 with the order (status `created`). */
   @Post()
-  place(@Body() body: unknown): OrderView {
+  place(@Body() body: unknown): Promise<OrderView> {
     return this.orders.place(parsePlaceOrder(body));
   }
 
   /** The order and its timeline, each entry with the broker's message id; 404 when unknown. */
   @Get(':id')
-  get(@Param('id') id: string): OrderView {
-    const order = this.orders.get(id);
+  async get(@Param('id') id: string): Promise<OrderView> {
+    const order = await this.orders.get(id);
     if (!order) throw new NotFoundException(`no order "${id}"`);
     return order;
   }
 
   /** The 50 most recent orders. */
   @Get()
-  list(): OrderRecord[] {
+  list(): Promise<OrderRecord[]> {
     return this.orders.recent(50);
   }
 }

@@ -7,7 +7,7 @@ import {
   type RocketTransactionMessage,
 } from '@rocketnest/nest-transport';
 import { PAYMENT_TX_GROUP, PAYMENTS_TOPIC, isPaymentResultEvent } from '../contracts';
-import { PaymentRepository } from './payment.repository';
+import { PaymentStore } from './payment.store';
 
 /**
  * The local transaction of a `payments` message: recording the payment. The message is delivered
@@ -20,14 +20,14 @@ export class PaymentTransactionsListener implements RocketLocalTransactionListen
   private readonly logger = new Logger(PaymentTransactionsListener.name);
 
   constructor(
-    private readonly payments: PaymentRepository,
+    private readonly payments: PaymentStore,
     private readonly connection: RocketConnection,
   ) {}
 
-  executeLocalTransaction(message: RocketTransactionMessage): RocketTransactionState {
+  async executeLocalTransaction(message: RocketTransactionMessage): Promise<RocketTransactionState> {
     const event = message.payload;
     if (!isPaymentResultEvent(event)) return RocketTransactionState.ROLLBACK;
-    const recorded = this.payments.record({
+    const recorded = await this.payments.record({
       paymentId: event.paymentId,
       orderId: event.orderId,
       transactionId: message.transactionId,
@@ -40,8 +40,8 @@ export class PaymentTransactionsListener implements RocketLocalTransactionListen
     return recorded ? RocketTransactionState.COMMIT : RocketTransactionState.ROLLBACK;
   }
 
-  checkLocalTransaction(message: RocketTransactionMessage): RocketTransactionState {
-    const found = this.payments.findByTransaction(message.transactionId) !== undefined;
+  async checkLocalTransaction(message: RocketTransactionMessage): Promise<RocketTransactionState> {
+    const found = (await this.payments.findByTransaction(message.transactionId)) !== undefined;
     this.logger.log(`check-back of ${message.transactionId}: ${found ? 'COMMIT' : 'ROLLBACK'}`);
     return found ? RocketTransactionState.COMMIT : RocketTransactionState.ROLLBACK;
   }

@@ -13,7 +13,7 @@ import {
   type PaymentResultEvent,
 } from '../contracts';
 import { PaymentGateway } from './payment-gateway';
-import { PaymentRepository } from './payment.repository';
+import { PaymentStore } from './payment.store';
 
 /** Charges new orders and publishes the outcome as a transactional `payments` message. */
 @Controller()
@@ -22,7 +22,7 @@ export class PaymentListener {
 
   constructor(
     private readonly gateway: PaymentGateway,
-    private readonly payments: PaymentRepository,
+    private readonly payments: PaymentStore,
     private readonly rocket: RocketTemplate,
   ) {}
 
@@ -32,7 +32,7 @@ export class PaymentListener {
       throw new RocketDiscard(`malformed orders/created message ${ctx.getMessageId()}`);
     }
     // Redelivery: the order was charged and its outcome published already.
-    if (this.payments.findByOrder(order.orderId)) return;
+    if (await this.payments.findByOrder(order.orderId)) return;
     const charge = this.gateway.charge(order.card, order.amountCents);
     if (charge.outcome === 'no-answer') {
       this.logger.warn(`order ${order.orderId}: the payment provider did not answer`);
