@@ -8,6 +8,7 @@ import { DEMO_TOPICS, TEST_CARDS } from '../src/contracts';
 import { DemoConfigError, demoConfigFromEnv, type DemoConfig } from '../src/demo-config';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import { SmokeMismatchError, runSmokeChecks } from '../src/smoke-checks';
+import { testDemoConfig } from './support/demo-test-app';
 
 let dataDir: string;
 let demo: RunningDemo | undefined;
@@ -23,16 +24,7 @@ afterEach(async () => {
 });
 
 function config(overrides: Partial<DemoConfig> = {}): DemoConfig {
-  return {
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    orderTimeoutMs: 2_000,
-    paymentFailureRate: 0,
-    externalEventsToken: 'test-token',
-    nameServers: undefined,
-    ...overrides,
-  };
+  return testDemoConfig(dataDir, { ...overrides });
 }
 
 describe('the demo process (embedded broker on disk, SQLite files, real HTTP)', () => {

@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { DemoConfigError, demoConfigFromEnv, type DemoConfig } from '../src/demo-config';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import { runSmokeChecks } from '../src/smoke-checks';
+import { testDemoConfig } from './support/demo-test-app';
 
 /**
  * The demo on PostgreSQL (`DATABASE_URL`): both services' tables, the outbox and the inbox in a
@@ -64,18 +65,7 @@ function available(): boolean {
 }
 
 function config(overrides: Partial<DemoConfig> = {}): DemoConfig {
-  return {
-    port: 0,
-    host: '127.0.0.1',
-    dataDir,
-    orderTimeoutMs: 2_000,
-    paymentFailureRate: 0,
-    externalEventsToken: 'test-token',
-    nameServers: undefined,
-    databaseUrl: DATABASE_URL,
-    postgresSchema: SCHEMA,
-    ...overrides,
-  };
+  return testDemoConfig(dataDir, { databaseUrl: DATABASE_URL, postgresSchema: SCHEMA, ...overrides });
 }
 
 describe('the demo on PostgreSQL (DATABASE_URL)', () => {

@@ -6,6 +6,7 @@ import { TestBroker } from '@rocketnest/testing';
 import { RocketTestingModule, rocketTestServer } from '@rocketnest/testing/nest';
 import type { AddressInfo } from 'node:net';
 import { DEMO_TOPICS } from '../../src/contracts';
+import type { DemoConfig } from '../../src/demo-config';
 import type { OrderView } from '../../src/order-service/order.repository';
 import { OrderServiceModule } from '../../src/order-service/order-service.module';
 import { PaymentServiceModule } from '../../src/payment-service/payment-service.module';
@@ -112,5 +113,19 @@ export async function startDemoTestApp(
       };
     },
     close: () => app.close(),
+  };
+}
+
+/** A demo configuration for tests: loopback, any free port, a 2 s order timeout, no payment failures. */
+export function testDemoConfig(dataDir: string, overrides: Partial<DemoConfig> = {}): DemoConfig {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    dataDir,
+    orderTimeoutMs: 2_000,
+    paymentFailureRate: 0,
+    externalEventsToken: 'test-token',
+    nameServers: undefined,
+    ...overrides,
   };
 }
