@@ -65,8 +65,8 @@ export interface MysqlConnectionLike {
    * The callback-style connection underneath the promise wrapper. mysql2 keeps the server's status
    * flags of the last reply in `serverStatus`; bit 0 is `SERVER_STATUS_IN_TRANS`.
    */
-  readonly connection?: { readonly serverStatus?: number };
-  readonly serverStatus?: number;
+  readonly connection?: unknown;
+  readonly serverStatus?: unknown;
 }
 
 /** A pooled `mysql2/promise` connection, released back to its pool when done. */

@@ -263,7 +263,7 @@ export async function ensureMysqlTransaction(
     throw new RocketError('INVALID_ARGUMENT', `${what} needs a mysql2 connection inside a transaction`);
   if ('getConnection' in tx)
     throw notInTransaction(what, 'got a mysql2 Pool; each pool query runs on its own connection');
-  const status = tx.connection?.serverStatus ?? tx.serverStatus;
+  const status = (tx.connection as { serverStatus?: unknown } | undefined)?.serverStatus ?? tx.serverStatus;
   if (typeof status === 'number') {
     if ((status & SERVER_STATUS_IN_TRANS) !== 0) return;
     throw notInTransaction(what, 'the connection is not in a transaction (call beginTransaction() first)');
