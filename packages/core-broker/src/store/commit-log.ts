@@ -61,6 +61,19 @@ export interface CommitLogConfig {
   fileSystem: StoreFileSystem;
   /** Called in commit-log order once records up to `endOffset` satisfy the flush policy. */
   onReadable(endOffset: number): void;
+  /**
+   * Called when a write found the disk full: every append not yet readable was rejected with
+   * `DISK_FULL` and its bytes cut, so offsets from `endOffset` on are handed out again.
+   */
+  onDiskFull(endOffset: number, error: RocketError): void;
+}
+
+/** Write errors that mean "no space": the write is refused, the file system is otherwise healthy. */
+const NO_SPACE_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+function isNoSpace(cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && NO_SPACE_CODES.has(code);
 }
 
 /**
@@ -281,10 +294,20 @@ export class CommitLog {
       this.queue = [];
       this.runs = [];
       const end = tickets[tickets.length - 1]!.endOffset;
+      let touched: Segment[];
       try {
-        const touched = await this.writeRuns(runs);
+        touched = await this.writeRuns(runs);
+      } catch (cause) {
+        // A full disk is flow control, not damage: cut the partial bytes and take appends again.
+        // Any other write failure, or a failed cut, leaves the store refusing appends until reopened.
+        if (!(isNoSpace(cause) && this.discardForNoSpace(cause, tickets))) this.fail(cause, tickets, true);
+        break;
+      }
+      try {
         this.writtenOffset = end;
         if (this.config.flushMode === 'sync') {
+          // never retried, whatever the error (ENOSPC included): after a failed fdatasync the page
+          // cache cannot be trusted, so only a reopen (which re-verifies the tail) may go on
           await Promise.all(touched.map((s) => s.file.datasync()));
           this.flushedOffset = end;
         }
@@ -357,6 +380,36 @@ export class CommitLog {
     this.runs = [];
     this.queuedBytes = 0;
     for (const t of waiting) t.reject(this.failure);
+  }
+
+  /**
+   * After a write refused for lack of space: cuts everything past the readable end (the partial
+   * record included), rejects every waiting append with the retriable `DISK_FULL` and hands their
+   * offsets out again. Returns false, changing nothing, when even the cut fails.
+   */
+  private discardForNoSpace(cause: unknown, inFlight: Ticket[]): boolean {
+    const end = this.readableOffset;
+    try {
+      this.cutAfter(end);
+    } catch {
+      return false;
+    }
+    const code = (cause as NodeJS.ErrnoException).code;
+    const error = new RocketError(
+      'DISK_FULL',
+      `the disk holding ${this.config.dir} is full (${code} writing the commit log); the partial record was cut ` +
+        'and nothing of this append was stored. Free space on that disk or grow it: appends resume by themselves',
+      { cause },
+    );
+    const waiting = [...inFlight, ...this.queue];
+    this.queue = [];
+    this.runs = [];
+    this.queuedBytes = 0;
+    this.claimedBytes = 0;
+    this.reservedOffset = this.writtenOffset = end;
+    this.config.onDiskFull(end, error);
+    for (const t of waiting) t.reject(error);
+    return true;
   }
 
   /** Truncates the log to `end`: later segments are removed, the one holding `end` cut. */
@@ -488,6 +541,54 @@ export class CommitLog {
     return out;
   }
 
+  /**
+   * {@link readRecords} for a reader that steps past damage: one result per location, in order,
+   * each the record or why it cannot be served (missing segment, bad magic, failed checksum, a
+   * size that does not match). Never returns a record that fails its checks.
+   */
+  readRecordsOrProblems(
+    locations: ReadonlyArray<{ offset: number; size: number }>,
+    maxSpanBytes: number,
+  ): Array<MessageView | string> {
+    const out: Array<MessageView | string> = [];
+    const segmentSize = this.config.segmentSizeBytes;
+    let i = 0;
+    while (i < locations.length) {
+      const first = locations[i]!;
+      const segmentBase = first.offset - (first.offset % segmentSize);
+      let j = i + 1;
+      let spanEnd = first.offset + first.size;
+      while (j < locations.length) {
+        const next = locations[j]!;
+        const nextEnd = Math.max(spanEnd, next.offset + next.size);
+        if (next.offset < first.offset || next.offset - (next.offset % segmentSize) !== segmentBase) break;
+        if (nextEnd - first.offset > maxSpanBytes) break;
+        spanEnd = nextEnd;
+        j++;
+      }
+      const span = this.readBytes(first.offset, spanEnd - first.offset);
+      for (let k = i; k < j; k++) {
+        const loc = locations[k]!;
+        if (!span) {
+          out.push(
+            this.segmentFor(loc.offset) === undefined
+              ? `segment ${segmentName(loc.offset - (loc.offset % segmentSize))} is missing`
+              : `record of ${loc.size} bytes cannot be read`,
+          );
+          continue;
+        }
+        const at = loc.offset - first.offset;
+        const check = checkRecord(span, at, at + loc.size, loc.offset);
+        if (check.kind === 'record' && check.size === loc.size)
+          out.push(decodeRecord(span, at, this.config.storeId));
+        else if (check.kind === 'corrupt') out.push(check.reason);
+        else out.push(`no record of ${loc.size} bytes there (${check.kind})`);
+      }
+      i = j;
+    }
+    return out;
+  }
+
   /** Deletes the oldest segment; never the one being written. Returns the new minimum offset. */
   deleteOldestSegment(): number {
     assert(this.segments.length > 1, 'the segment being written is never deleted');
@@ -495,6 +596,10 @@ export class CommitLog {
     oldest.file.close();
     this.config.fileSystem.remove(oldest.file.path);
     return this.minOffset;
+  }
+
+  get segmentSizeBytes(): number {
+    return this.config.segmentSizeBytes;
   }
 
   get segmentCount(): number {

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { assert } from '../common/assert';
 import type { Timer } from '../common/clock';
-import { RocketError } from '../common/errors';
+import { RocketError, isRocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
 import { formatMessageId, isStoreId, parseMessageId } from '../message/message-id';
 import type { EncodedFields } from '../message/record-codec';
 import {
   encodeProperties,
   encodeRecord,
+  MIN_RECORD_BYTES,
   readU64,
   recordSize,
   STORE_TIMESTAMP_AT,
@@ -17,7 +18,7 @@ import { tagHash } from '../message/tag-hash';
 import { validateHost, validateMessage } from '../message/validation';
 import { readCheckpoint, writeCheckpointAsync } from './checkpoint';
 import { CommitLog } from './commit-log';
-import { ConsumeQueue, ENTRY_BYTES, decodeEntry } from './consume-queue';
+import { ConsumeQueue, ENTRY_BYTES, decodeEntry, entryProblem } from './consume-queue';
 import { KeyIndex } from './key-index';
 import type {
   AppendRequest,
@@ -30,6 +31,7 @@ import type {
   RetentionReport,
 } from './message-store';
 import { decideRetention } from './retention';
+import type { QueueRange, StoreEvent, StoreStats } from './store-events';
 import type { FileStoreOptions, ResolvedStoreOptions } from './store-options';
 import { resolveStoreOptions } from './store-options';
 
@@ -88,6 +90,16 @@ export class FileStore implements MessageStore {
   private undispatchedHead = 0;
   private dispatchedOffset = 0;
   private diskFull = false;
+  private diskPressure = false;
+  private diskUsedRatio = 0;
+  private readonly counters = {
+    diskFullRejections: 0,
+    expiredSegmentsDeleted: 0,
+    forcedSegmentsDeleted: 0,
+    forcedMessagesDeleted: 0,
+    skippedEntries: 0,
+    rebuiltEntries: 0,
+  };
   private closing: Promise<void> | undefined;
   private readonly timers: Timer[] = [];
   private derivedFlush: Promise<void> = Promise.resolve();
@@ -108,6 +120,7 @@ export class FileStore implements MessageStore {
       storeId,
       fileSystem: options.fileSystem,
       onReadable: (end) => this.dispatchUpTo(end),
+      onDiskFull: (end) => this.discardUndispatched(end),
     });
     this.index = new KeyIndex(
       path.join(options.dir, 'index'),
@@ -306,10 +319,15 @@ export class FileStore implements MessageStore {
 
   private appendNow(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
     this.assertOpen();
-    if (this.diskFull) {
+    // While refusing, usage is sampled on every append (a statfs), so appends resume as soon as
+    // space is freed or the file system grows, without waiting for a retention run.
+    if (this.diskFull && this.refreshDiskUsage() > this.refuseWritesRatio()) {
+      this.counters.diskFullRejections += requests.length;
       throw new RocketError(
         'DISK_FULL',
-        `disk holding ${this.options.dir} is over diskFullRatio=${this.options.diskFullRatio}; appends resume once retention frees space`,
+        `the disk holding ${this.options.dir} is ${(this.diskUsedRatio * 100).toFixed(1)}% used, over ` +
+          `${this.refuseWritesRatioName()}=${this.refuseWritesRatio()}; appends resume by themselves once usage is under it ` +
+          '(free space on that disk, grow it, or let retention delete expired segments)',
       );
     }
     // Validate and encode every record before any gets an offset: a batch is taken whole or not at all.
@@ -350,7 +368,57 @@ export class FileStore implements MessageStore {
       results[i] = result;
       this.undispatched.push({ state, result, tagCode: tagHash(request.tag), keys: request.keys ?? NO_KEYS });
     }
-    return this.commitLog.submit().then(() => results);
+    return this.commitLog.submit().then(
+      () => results,
+      (error: unknown) => {
+        if (isRocketError(error, 'DISK_FULL')) this.counters.diskFullRejections += requests.length;
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * A write found the disk full and the commit log dropped every record from `end` on: their
+   * queue offsets are handed out again and they never reach a consume queue or the key index.
+   */
+  private discardUndispatched(end: number): void {
+    assert(this.dispatchedOffset === end, 'only records not yet readable are discarded');
+    this.undispatched = [];
+    this.undispatchedHead = 0;
+    for (const state of this.allQueues()) state.nextOffset = state.cq.maxOffset;
+    // refusing even if statfs shows room (a quota, reserved blocks): the next append samples
+    // usage again and, when it is under the ratio, tries the write again
+    this.refreshDiskUsage('no-space');
+  }
+
+  private refuseWritesRatio(): number {
+    const o = this.options;
+    return o.diskPressurePolicy === 'refuse-writes' ? o.diskCleanForciblyRatio : o.diskFullRatio;
+  }
+
+  private refuseWritesRatioName(): string {
+    return this.options.diskPressurePolicy === 'refuse-writes'
+      ? "diskCleanForciblyRatio (diskPressurePolicy 'refuse-writes')"
+      : 'diskFullRatio';
+  }
+
+  /** Hands an event to `onEvent`; a listener that throws does not disturb the store. */
+  private emit(event: StoreEvent): void {
+    try {
+      this.options.onEvent(event);
+    } catch {
+      // ignored, as documented
+    }
+  }
+
+  /** Counters since open and the disk state, for the admin tool and metrics. */
+  stats(): StoreStats {
+    return {
+      diskUsedRatio: this.diskUsedRatio,
+      diskPressure: this.diskPressure,
+      diskFull: this.diskFull,
+      ...this.counters,
+    };
   }
 
   /** Validates a request and encodes its strings, reusing the bytes of recent topics, tags and hosts. */
@@ -454,6 +522,11 @@ export class FileStore implements MessageStore {
     let bytes = 0;
     let scanned = 0;
     const clMin = this.commitLog.minOffset;
+    const log = {
+      maxOffset: this.commitLog.maxOffset,
+      segmentSizeBytes: this.options.segmentSizeBytes,
+      minRecordBytes: MIN_RECORD_BYTES,
+    };
     while (
       messages.length < maxCount &&
       next < maxOffset &&
@@ -463,36 +536,73 @@ export class FileStore implements MessageStore {
       const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - messages.length);
       const { buf, count } = cq.readEntries(next, want);
       if (count === 0) break;
-      const locations: Array<{ offset: number; size: number; queueOffset: number }> = [];
+      // in queue order: entries to read, and damaged entries to step past (reported only once
+      // the read really moves past them, so a read cut short does not report them twice)
+      const items: Array<{ offset: number; size: number; queueOffset: number; problem?: string }> = [];
+      const locations: Array<{ offset: number; size: number }> = [];
       for (let k = 0; k < count; k++) {
         const entry = decodeEntry(buf, k * ENTRY_BYTES);
+        // Entries are checked before use: a damaged one is stepped past, never followed.
+        const problem = entryProblem(entry, log);
+        const item = { offset: entry.commitLogOffset, size: entry.size, queueOffset: next + k };
+        if (problem !== undefined) {
+          items.push({ ...item, problem: `consume-queue entry: ${problem}` });
+          continue;
+        }
         if (entry.commitLogOffset < clMin) continue;
         if (options.tagHashFilter && !options.tagHashFilter(entry.tagCode)) continue;
-        locations.push({ offset: entry.commitLogOffset, size: entry.size, queueOffset: next + k });
+        items.push(item);
+        locations.push(item);
       }
       let consumed = count;
-      if (locations.length > 0) {
-        const views = this.commitLog.readRecords(locations, MAX_READ_SPAN_BYTES);
-        assert(
-          views.length === locations.length,
-          `consume queue ${topic}/${queueId} points at unreadable records`,
-        );
-        for (let k = 0; k < views.length; k++) {
-          const view = views[k]!;
-          if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
-            consumed = locations[k]!.queueOffset - next;
-            break;
-          }
-          if (!options.messageFilter || options.messageFilter(view)) {
-            messages.push(view);
-            bytes += view.storeSize;
-          }
+      const views =
+        locations.length > 0 ? this.commitLog.readRecordsOrProblems(locations, MAX_READ_SPAN_BYTES) : [];
+      let v = 0;
+      for (const item of items) {
+        if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
+          consumed = item.queueOffset - next;
+          break;
+        }
+        if (item.problem !== undefined) {
+          this.skip(topic, queueId, item.queueOffset, item.offset, item.problem);
+          continue;
+        }
+        const view = views[v++]!;
+        if (typeof view === 'string') {
+          this.skip(topic, queueId, item.queueOffset, item.offset, view);
+        } else if (
+          view.topic !== topic ||
+          view.queueId !== queueId ||
+          view.queueOffset !== item.queueOffset
+        ) {
+          this.skip(
+            topic,
+            queueId,
+            item.queueOffset,
+            item.offset,
+            `the record there is ${view.topic}/${view.queueId} offset ${view.queueOffset}`,
+          );
+        } else if (!options.messageFilter || options.messageFilter(view)) {
+          messages.push(view);
+          bytes += view.storeSize;
         }
       }
       next += consumed;
       scanned += consumed;
     }
     return result(messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', next, messages);
+  }
+
+  /** Counts and reports a consume-queue entry a read stepped past. */
+  private skip(
+    topic: string,
+    queueId: number,
+    queueOffset: number,
+    commitLogOffset: number,
+    reason: string,
+  ): void {
+    this.counters.skippedEntries++;
+    this.emit({ type: 'store.read.skipped', topic, queueId, queueOffset, commitLogOffset, reason });
   }
 
   getByCommitLogOffset(commitLogOffset: number): MessageView | undefined {
@@ -566,10 +676,23 @@ export class FileStore implements MessageStore {
     return { minOffset: this.commitLog.minOffset, maxOffset: this.commitLog.maxOffset };
   }
 
-  private refreshDiskUsage(): number {
+  /**
+   * Samples disk usage; enters or leaves the refusing and pressure states, reporting changes.
+   * `'no-space'`: a write was just refused for lack of space, so appends are refused whatever the
+   * ratio says.
+   */
+  private refreshDiskUsage(cause: 'ratio' | 'no-space' = 'ratio'): number {
     const usage = this.options.fileSystem.diskUsage(this.options.dir);
     const ratio = (usage.totalBytes - usage.freeBytes) / Math.max(1, usage.totalBytes);
-    this.diskFull = ratio > this.options.diskFullRatio;
+    this.diskUsedRatio = ratio;
+    const dir = this.options.dir;
+    const full = cause === 'no-space' || ratio > this.refuseWritesRatio();
+    if (full && !this.diskFull) this.emit({ type: 'store.disk.full', dir, reason: cause, usedRatio: ratio });
+    else if (!full && this.diskFull) this.emit({ type: 'store.disk.ok', dir, usedRatio: ratio });
+    this.diskFull = full;
+    const pressure = ratio > this.options.diskMaxUsedRatio;
+    if (pressure && !this.diskPressure) this.emit({ type: 'store.disk.pressure', dir, usedRatio: ratio });
+    this.diskPressure = pressure;
     return ratio;
   }
 
@@ -579,24 +702,37 @@ export class FileStore implements MessageStore {
     const facts = segments.map((segment, i) => {
       const next = segments[i + 1];
       const head = next ? this.commitLog.readBytes(next.base, STORE_TIMESTAMP_AT + 8) : undefined;
-      return {
-        sizeBytes: segment.sizeBytes,
-        lastWriteMs: head ? readU64(head, STORE_TIMESTAMP_AT) : undefined,
-      };
+      // a damaged head reads as "unknown": retention then keeps the segment rather than guess
+      const stored = head
+        ? head.readUInt32LE(STORE_TIMESTAMP_AT + 4) * 2 ** 32 + head.readUInt32LE(STORE_TIMESTAMP_AT)
+        : NaN;
+      return { sizeBytes: segment.sizeBytes, lastWriteMs: Number.isSafeInteger(stored) ? stored : undefined };
     });
     const o = this.options;
     const decision = decideRetention(facts, o.fileSystem.diskUsage(o.dir), {
       nowMs: o.clock.now(),
       fileReservedTimeMs: o.fileReservedTimeMs,
-      diskMaxUsedRatio: o.diskMaxUsedRatio,
-      diskFullRatio: o.diskFullRatio,
+      diskCleanForciblyRatio: o.diskCleanForciblyRatio,
+      deleteUnexpired: o.diskPressurePolicy === 'delete-oldest',
+      refuseWritesRatio: this.refuseWritesRatio(),
       deleteSegmentsPerRun: o.deleteSegmentsPerRun,
     });
-    for (let i = 0; i < decision.deleteCount; i++) this.commitLog.deleteOldestSegment();
-    if (decision.deleteCount > 0) {
-      const min = this.commitLog.minOffset;
-      for (const state of this.allQueues()) state.cq.dropBelow(min);
-      this.index.dropBelow(min);
+    if (decision.expiredCount > 0) {
+      const queues = this.deleteOldestSegments(decision.expiredCount);
+      this.counters.expiredSegmentsDeleted += decision.expiredCount;
+      this.emit({ type: 'store.retention.expired', segments: decision.expiredCount, queues });
+    }
+    const forced = decision.deleteCount - decision.expiredCount;
+    if (forced > 0) {
+      const queues = this.deleteOldestSegments(forced);
+      this.counters.forcedSegmentsDeleted += forced;
+      for (const q of queues) this.counters.forcedMessagesDeleted += q.toOffset - q.fromOffset;
+      this.emit({
+        type: 'store.retention.forced',
+        segments: forced,
+        usedRatio: decision.usedRatioBefore,
+        queues,
+      });
     }
     const ratio = this.refreshDiskUsage();
     return {
@@ -604,6 +740,23 @@ export class FileStore implements MessageStore {
       minCommitLogOffset: this.commitLog.minOffset,
       diskUsedRatio: ratio,
     };
+  }
+
+  /** Deletes the `count` oldest segments; returns the queue ranges that went with them. */
+  private deleteOldestSegments(count: number): QueueRange[] {
+    for (let i = 0; i < count; i++) this.commitLog.deleteOldestSegment();
+    const min = this.commitLog.minOffset;
+    const ranges: QueueRange[] = [];
+    for (const [topic, queues] of this.topics) {
+      for (const [queueId, state] of queues) {
+        const fromOffset = state.cq.minOffset;
+        state.cq.dropBelow(min);
+        if (state.cq.minOffset > fromOffset)
+          ranges.push({ topic, queueId, fromOffset, toOffset: state.cq.minOffset });
+      }
+    }
+    this.index.dropBelow(min);
+    return ranges;
   }
 
   /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */
