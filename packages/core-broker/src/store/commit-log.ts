@@ -175,13 +175,14 @@ export class CommitLog {
   private scanSegment(
     segment: Segment,
     visit: (record: MessageView) => void,
+    startPosition = 0,
   ): { endPosition: number; finished: boolean; clean: boolean } {
     const size = this.config.segmentSizeBytes;
     const fileLength = segment.file.size();
     let window = Buffer.allocUnsafe(Math.min(SCAN_WINDOW_BYTES, Math.max(fileLength, BLANK_HEADER_BYTES)));
-    let windowStart = 0;
+    let windowStart = startPosition;
     let windowLength = 0;
-    let position = 0;
+    let position = startPosition;
     for (;;) {
       if (size - position < MIN_RECORD_BYTES) return { endPosition: position, finished: true, clean: true };
       let check = checkRecord(window, position - windowStart, windowLength, segment.base + position);
@@ -207,6 +208,27 @@ export class CommitLog {
         };
       }
     }
+  }
+
+  /**
+   * Reads every record from `fromOffset` (a record boundary) to the readable end, for rebuilding
+   * consume queues; changes nothing. Unlike recovery it does not stop at damage: the rest of a
+   * segment after a corrupt record is passed over (records cannot be found without trusting its
+   * size) and the scan goes on with the next segment; missing segments are passed over too.
+   * Returns how many segments had a damaged stretch passed over.
+   */
+  scanReadable(fromOffset: number, visit: (record: MessageView) => void): { damagedSegments: number } {
+    const size = this.config.segmentSizeBytes;
+    let damagedSegments = 0;
+    for (const segment of this.segments) {
+      if (segment.base + size <= fromOffset || segment.base >= this.readableOffset) continue;
+      const start = Math.max(0, fromOffset - segment.base);
+      const scan = this.scanSegment(segment, visit, start);
+      const end = segment.base + scan.endPosition;
+      if (!scan.finished && end < Math.min(this.readableOffset, segment.base + segment.file.size()))
+        damagedSegments++;
+    }
+    return { damagedSegments };
   }
 
   /** Fails fast when appends cannot be taken; called before any offset is handed out. */

@@ -181,10 +181,12 @@ export class ConsumeQueue {
 
   /** Drops entries at and after `queueOffset` (recovery re-dispatches them). */
   truncateFrom(queueOffset: number): void {
-    assert(
-      queueOffset <= this.writtenOffset && this.writtenOffset === this.maxOffset,
-      'truncate only flushed queues',
-    );
+    assert(queueOffset <= this.maxOffset, 'truncate within the queue');
+    if (queueOffset >= this.writtenOffset) {
+      // only entries not yet written to a file go
+      this.maxOffset = queueOffset;
+      return;
+    }
     while (this.files.length > 0) {
       const last = this.files[this.files.length - 1]!;
       if (last.first < queueOffset || (last.first === queueOffset && this.files.length === 1)) {
@@ -199,10 +201,29 @@ export class ConsumeQueue {
     this.minOffset = Math.min(this.minOffset, queueOffset);
   }
 
+  /** Drops every entry and file: the queue is rebuilt from the commit log. */
+  reset(): void {
+    for (const f of this.files.splice(0)) {
+      f.file.close();
+      this.fs.remove(f.file.path);
+    }
+    this.minOffset = this.maxOffset = this.writtenOffset = 0;
+  }
+
   /** Places an empty queue with no files at `queueOffset` (its older entries were deleted by retention). */
   startAt(queueOffset: number): void {
     assert(this.files.length === 0 && this.maxOffset === this.minOffset, 'only an empty queue can be moved');
     this.minOffset = this.maxOffset = this.writtenOffset = queueOffset;
+  }
+
+  /** Whether a file is missing between the first and the last, or one before the last is short. */
+  hasGaps(): boolean {
+    for (let i = 0; i + 1 < this.files.length; i++) {
+      const f = this.files[i]!;
+      if (this.files[i + 1]!.first !== f.first + this.entriesPerFile) return true;
+      if (f.file.size() < this.entriesPerFile * ENTRY_BYTES) return true;
+    }
+    return false;
   }
 
   get hasFiles(): boolean {

@@ -30,6 +30,8 @@ import type {
   QueueId,
   RetentionReport,
 } from './message-store';
+import { readQueueTable, writeQueueTableAsync } from './queue-table';
+import type { QueueTableRow } from './queue-table';
 import { decideRetention } from './retention';
 import type { QueueRange, StoreEvent, StoreStats } from './store-events';
 import type { FileStoreOptions, ResolvedStoreOptions } from './store-options';
@@ -90,6 +92,8 @@ export class FileStore implements MessageStore {
   private undispatchedHead = 0;
   private dispatchedOffset = 0;
   private diskFull = false;
+  /** Dispatch offset the queue table on disk was taken at (-1: not written by this instance). */
+  private queueTableDispatchedOffset = -1;
   private diskPressure = false;
   private diskUsedRatio = 0;
   private readonly counters = {
@@ -200,6 +204,8 @@ export class FileStore implements MessageStore {
       );
     }
     let verifiedRecords = 0;
+    // queues whose files lost entries: left alone here, rebuilt from the commit log afterwards
+    const damaged = new Set<QueueState>();
     const { truncatedBytes } = this.commitLog.recover(verifyFrom, (record) => {
       verifiedRecords++;
       const end = record.commitLogOffset + record.storeSize;
@@ -207,18 +213,14 @@ export class FileStore implements MessageStore {
         const state = this.queueState(record.topic, record.queueId);
         if (!state.cq.hasFiles && state.cq.maxOffset === state.cq.minOffset)
           state.cq.startAt(record.queueOffset);
-        if (record.queueOffset !== state.cq.maxOffset) {
-          throw new RocketError(
-            'STORE_CORRUPT',
-            `consume queue ${record.topic}/${record.queueId} ends at ${state.cq.maxOffset} but the commit log holds its entry ` +
-              `${record.queueOffset}; remove ${path.join(this.options.dir, 'consumequeue')} and the checkpoint to rebuild`,
-          );
+        if (record.queueOffset !== state.cq.maxOffset) damaged.add(state);
+        if (!damaged.has(state)) {
+          state.cq.append(record.queueOffset, {
+            commitLogOffset: record.commitLogOffset,
+            size: record.storeSize,
+            tagCode: tagHash(record.tag),
+          });
         }
-        state.cq.append(record.queueOffset, {
-          commitLogOffset: record.commitLogOffset,
-          size: record.storeSize,
-          tagCode: tagHash(record.tag),
-        });
       }
       if (record.commitLogOffset >= indexFrom) {
         this.index.add(record.topic, record.keys, record.commitLogOffset, end, record.storeTimestampMs);
@@ -232,12 +234,114 @@ export class FileStore implements MessageStore {
       ) {
         state.cq.truncateFrom(state.cq.firstOffsetAtOrAfter(end));
       }
+    }
+    this.rebuildDamagedQueues(damaged, end);
+    for (const state of this.allQueues()) {
       state.cq.dropBelow(this.commitLog.minOffset);
       state.nextOffset = state.cq.maxOffset;
     }
     this.dispatchedOffset = end;
     this.recovery = { truncatedBytes, verifiedRecords, fromCheckpoint: checkpoint !== undefined };
     this.refreshDiskUsage();
+  }
+
+  /**
+   * Re-dispatches from the commit log the entries consume queues lost (RocketMQ's store rebuilds
+   * consume queues from the commit log, their only source). A queue is damaged when recovery met
+   * one of its records at an offset its consume queue does not end at, or when it holds fewer
+   * entries (or starts later) than the queue table says it did while the commit log still holds
+   * those records. Each damaged queue is read again from its last intact entry, or from scratch;
+   * offsets no readable record fills become impossible entries that reads step past.
+   */
+  private rebuildDamagedQueues(damaged: Set<QueueState>, end: number): void {
+    const logMin = this.commitLog.minOffset;
+    const fromScratch = new Set<QueueState>();
+    for (const state of this.allQueues()) {
+      if (state.cq.hasGaps()) {
+        fromScratch.add(state);
+        damaged.add(state);
+      }
+    }
+    for (const row of readQueueTable(this.options.fileSystem, this.queueTableFile()) ?? []) {
+      if (row.endCommitLogOffset > end || row.maxOffset === row.minOffset) continue;
+      const state = this.queueState(row.topic, row.queueId);
+      // its first entries are gone (a deleted file or directory): only a full re-read finds them
+      if (state.cq.minOffset > row.minOffset && row.endCommitLogOffset > logMin) fromScratch.add(state);
+      if (state.cq.maxOffset < row.maxOffset || fromScratch.has(state)) damaged.add(state);
+    }
+    if (damaged.size === 0) return;
+    const log = {
+      maxOffset: end,
+      segmentSizeBytes: this.options.segmentSizeBytes,
+      minRecordBytes: MIN_RECORD_BYTES,
+    };
+    const rebuilding = new Map<string, { state: QueueState; before: number; fresh: boolean }>();
+    let from = end;
+    for (const state of damaged) {
+      const { cq } = state;
+      let start = logMin;
+      let fresh = true;
+      if (cq.maxOffset > cq.minOffset && !fromScratch.has(state)) {
+        // keep the entries up to the last one that still points at its own record
+        const last = cq.entry(cq.maxOffset - 1)!;
+        const view =
+          entryProblem(last, log) === undefined ? this.readRecordQuietly(last.commitLogOffset) : undefined;
+        if (
+          view?.topic === cq.topic &&
+          view.queueId === cq.queueId &&
+          view.queueOffset === cq.maxOffset - 1
+        ) {
+          start = last.commitLogOffset + last.size;
+          fresh = false;
+        }
+      }
+      if (fresh) cq.reset();
+      rebuilding.set(`${cq.queueId}@${cq.topic}`, { state, before: cq.maxOffset, fresh });
+      from = Math.min(from, start);
+    }
+    let holes = 0;
+    this.commitLog.scanReadable(from, (record) => {
+      const r = rebuilding.get(`${record.queueId}@${record.topic}`);
+      if (!r) return;
+      const { cq } = r.state;
+      if (r.fresh) {
+        cq.startAt(record.queueOffset);
+        r.fresh = false;
+        r.before = record.queueOffset;
+      }
+      if (record.queueOffset < cq.maxOffset) return;
+      while (cq.maxOffset < record.queueOffset) {
+        // a record of this queue is unreadable: an entry no read follows keeps offsets dense
+        cq.append(cq.maxOffset, { commitLogOffset: record.commitLogOffset, size: 0, tagCode: 0 });
+        holes++;
+      }
+      cq.append(record.queueOffset, {
+        commitLogOffset: record.commitLogOffset,
+        size: record.storeSize,
+        tagCode: tagHash(record.tag),
+      });
+    });
+    const queues: QueueRange[] = [];
+    for (const { state, before } of rebuilding.values()) {
+      const { cq } = state;
+      if (cq.maxOffset > before)
+        queues.push({ topic: cq.topic, queueId: cq.queueId, fromOffset: before, toOffset: cq.maxOffset });
+      this.counters.rebuiltEntries += Math.max(0, cq.maxOffset - before);
+    }
+    this.emit({ type: 'store.recovery.rebuilt', queues, holes });
+  }
+
+  /** The record at `offset`, or `undefined` when it is missing or damaged. */
+  private readRecordQuietly(offset: number): MessageView | undefined {
+    try {
+      return this.commitLog.readRecord(offset);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private queueTableFile(): string {
+    return path.join(this.options.dir, 'queue-table');
   }
 
   private loadConsumeQueues(): void {
@@ -759,7 +863,22 @@ export class FileStore implements MessageStore {
     return ranges;
   }
 
-  /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */
+  /** Every queue's extent now, for the queue table. */
+  private queueTableRows(): QueueTableRow[] {
+    const rows: QueueTableRow[] = [];
+    for (const [topic, queues] of this.topics) {
+      for (const [queueId, { cq }] of queues) {
+        if (cq.maxOffset === cq.minOffset) continue;
+        const last = cq.entry(cq.maxOffset - 1)!;
+        const endCommitLogOffset = last.commitLogOffset + last.size;
+        if (!Number.isSafeInteger(endCommitLogOffset)) continue; // a damaged entry: nothing to promise
+        rows.push({ topic, queueId, minOffset: cq.minOffset, maxOffset: cq.maxOffset, endCommitLogOffset });
+      }
+    }
+    return rows;
+  }
+
+  /** Flushes consume queues, the key index and the queue table, then writes a checkpoint. Serialized. */
   private flushDerived(): Promise<void> {
     // a failed flush must not poison the chain: later flushes retry (its caller got the failure)
     const previous = this.derivedFlush.catch(() => undefined);
@@ -767,9 +886,15 @@ export class FileStore implements MessageStore {
       if (this.commitLog.failed) return;
       const dispatched = this.dispatchedOffset;
       const clFlushed = this.commitLog.durableOffset;
+      // taken with `dispatched`: the entries of records below it, all flushed just after
+      const table = dispatched === this.queueTableDispatchedOffset ? undefined : this.queueTableRows();
       try {
         for (const state of [...this.allQueues()]) await state.cq.flush();
         await this.index.flush();
+        if (table) {
+          await writeQueueTableAsync(this.options.fileSystem, this.queueTableFile(), table);
+          this.queueTableDispatchedOffset = dispatched;
+        }
       } catch (cause) {
         throw new RocketError(
           'STORE_IO_ERROR',
