@@ -5,7 +5,7 @@
  * before use; recovery re-dispatches from the commit log the entries a consume queue lost. No
  * damaged or foreign record is ever served.
  */
-import { closeSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileStore } from '../../src/store/file-store';
 import { ENTRY_BYTES, encodeEntry } from '../../src/store/consume-queue';
