@@ -1,4 +1,9 @@
+import { FileStore } from '../../src/store/file-store';
+import { MemoryFileSystem } from '../../src/store/file-system';
 import { decideRetention } from '../../src/store/retention';
+import type { StoreEvent } from '../../src/store/store-events';
+import type { FileStoreOptions } from '../../src/store/store-options';
+import { ManualClock } from '../support/manual-clock';
 import type { RetentionPolicy, SegmentFacts } from '../../src/store/retention';
 import {
   DEFAULT_DISK_CLEAN_FORCIBLY_RATIO,
@@ -96,5 +101,126 @@ describe('retention choices', () => {
     expect(decision.diskFull).toBe(true);
     expect(decideRetention([seg(undefined)], disk(0.91), policy).diskFull).toBe(true);
     expect(decideRetention([seg(undefined)], disk(0.9), policy).diskFull).toBe(false);
+  });
+});
+
+/**
+ * The store's retention runs on a disk filled slowly by something else (issue 15 #9): from 75%
+ * nothing unexpired may go; from 85% the oldest segments go, with a warning naming the topics,
+ * queues and offset ranges, counted in `stats()`; `diskPressurePolicy: 'refuse-writes'` refuses
+ * appends instead.
+ */
+describe('store retention under disk pressure (MemoryFileSystem)', () => {
+  const TOPIC = 'retention-test';
+  const SEGMENT = 8 * 1024;
+  const TOTAL = 10_000_000;
+
+  async function filled(extra: Partial<FileStoreOptions> = {}) {
+    const fs = new MemoryFileSystem();
+    fs.totalBytes = TOTAL;
+    const clock = new ManualClock();
+    const events: StoreEvent[] = [];
+    const store = await FileStore.open({
+      dir: '/stores/retention',
+      segmentSizeBytes: SEGMENT,
+      retentionIntervalMs: 0,
+      clock,
+      fileSystem: fs,
+      onEvent: (e) => events.push(e),
+      ...extra,
+    });
+    // ≈ 5 segments: 200 messages over 2 queues
+    for (let i = 0; i < 200; i++)
+      await store.append({ topic: TOPIC, queueId: i % 2, body: Buffer.alloc(150, i), bornTimestampMs: 1 });
+    expect(store.commitLogRange().minOffset).toBe(0);
+    return { fs, clock, events, store };
+  }
+  const storeBytes = (fs: MemoryFileSystem) => TOTAL - fs.otherUsedBytes - fs.diskUsage().freeBytes;
+
+  test('at 80% used (over diskMaxUsedRatio, under diskCleanForciblyRatio) unexpired segments stay; the pressure is reported', async () => {
+    const { fs, events, store } = await filled();
+    fs.otherUsedBytes = 0.8 * TOTAL - storeBytes(fs);
+    const report = store.runRetention();
+    expect(report.deletedSegments).toBe(0);
+    expect(report.diskUsedRatio).toBeCloseTo(0.8, 5);
+    expect(store.minOffset(TOPIC, 0)).toBe(0);
+    expect(store.getMessages(TOPIC, 0, 0, { maxCount: 1 }).status).toBe('FOUND');
+    expect(events).toEqual([
+      { type: 'store.disk.pressure', dir: '/stores/retention', usedRatio: report.diskUsedRatio },
+    ]);
+    expect(store.stats()).toMatchObject({ diskPressure: true, diskFull: false, forcedSegmentsDeleted: 0 });
+    await store.close();
+  });
+
+  test('over 85% the oldest unexpired segments are deleted with a warning naming topics, queues and offset ranges, counted in stats', async () => {
+    const { fs, events, store } = await filled();
+    fs.otherUsedBytes = 0.8505 * TOTAL - storeBytes(fs) + SEGMENT; // one segment over 85%
+    const report = store.runRetention();
+    expect(report.deletedSegments).toBeGreaterThanOrEqual(1);
+    const forced = events.find((e) => e.type === 'store.retention.forced');
+    const min0 = store.minOffset(TOPIC, 0);
+    const min1 = store.minOffset(TOPIC, 1);
+    expect(min0).toBeGreaterThan(0);
+    expect(forced).toEqual({
+      type: 'store.retention.forced',
+      segments: report.deletedSegments,
+      usedRatio: expect.any(Number),
+      queues: [
+        { topic: TOPIC, queueId: 0, fromOffset: 0, toOffset: min0 },
+        { topic: TOPIC, queueId: 1, fromOffset: 0, toOffset: min1 },
+      ],
+    });
+    expect(store.stats()).toMatchObject({
+      forcedSegmentsDeleted: report.deletedSegments,
+      forcedMessagesDeleted: min0 + min1,
+      expiredSegmentsDeleted: 0,
+    });
+    expect(store.getMessages(TOPIC, 0, 0, { maxCount: 1 })).toMatchObject({
+      status: 'OFFSET_TOO_SMALL',
+      nextOffset: min0,
+    });
+    await store.close();
+  });
+
+  test('expired segments are deleted whatever the usage, reported as expired', async () => {
+    const { clock, events, store } = await filled({ fileReservedTimeMs: 60_000 });
+    clock.advance(61_000);
+    const report = store.runRetention();
+    expect(report.deletedSegments).toBeGreaterThanOrEqual(4);
+    expect(events.map((e) => e.type)).toEqual(['store.retention.expired']);
+    expect(store.stats()).toMatchObject({
+      expiredSegmentsDeleted: report.deletedSegments,
+      forcedSegmentsDeleted: 0,
+    });
+    await store.close();
+  });
+
+  test("'refuse-writes' keeps unexpired data over 85% and refuses appends with DISK_FULL until usage drops", async () => {
+    const { fs, events, store } = await filled({ diskPressurePolicy: 'refuse-writes' });
+    fs.otherUsedBytes = 0.9 * TOTAL - storeBytes(fs);
+    const report = store.runRetention();
+    expect(report.deletedSegments).toBe(0);
+    expect(store.minOffset(TOPIC, 0)).toBe(0);
+    const refused = await store
+      .append({ topic: TOPIC, queueId: 0, body: Buffer.from('refused'), bornTimestampMs: 1 })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: 'DISK_FULL',
+      retriable: true,
+      message: expect.stringMatching(
+        /\/stores\/retention .*diskCleanForciblyRatio \(diskPressurePolicy 'refuse-writes'\)=0\.85/,
+      ),
+    });
+    expect(events.map((e) => e.type)).toEqual(['store.disk.full', 'store.disk.pressure']);
+    fs.otherUsedBytes = 0;
+    const taken = await store.append({
+      topic: TOPIC,
+      queueId: 0,
+      body: Buffer.from('taken'),
+      bornTimestampMs: 1,
+    });
+    expect(taken.queueOffset).toBe(100);
+    expect(store.stats()).toMatchObject({ forcedSegmentsDeleted: 0, diskFullRejections: 1, diskFull: false });
+    await store.close();
   });
 });
