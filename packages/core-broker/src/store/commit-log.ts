@@ -243,6 +243,36 @@ export class CommitLog {
   }
 
   /**
+   * Opens the segment files records of these sizes would start, before any of them gets an offset:
+   * a file system that cannot create one (no space for it) fails the whole append here, cleanly,
+   * instead of half-way through handing out offsets.
+   */
+  openSegmentsFor(sizes: readonly number[]): void {
+    const segmentSize = this.config.segmentSizeBytes;
+    let offset = this.reservedOffset;
+    for (const size of sizes) {
+      const remaining = segmentSize - (offset % segmentSize);
+      if (size > remaining) offset += remaining;
+      if (offset % segmentSize === 0 && this.segmentFor(offset) === undefined) {
+        let file: StoreFile;
+        try {
+          file = this.config.fileSystem.open(path.join(this.config.dir, segmentName(offset)));
+        } catch (cause) {
+          if (!isNoSpace(cause)) throw cause;
+          throw new RocketError(
+            'DISK_FULL',
+            `the disk holding ${this.config.dir} is full (${(cause as NodeJS.ErrnoException).code} creating a commit-log segment); ` +
+              'nothing of this append was stored. Free space on that disk or grow it: appends resume by themselves',
+            { cause },
+          );
+        }
+        this.segments.push({ base: offset, file });
+      }
+      offset += size;
+    }
+  }
+
+  /**
    * Hands out the offset for a record of `size` bytes and the arena bytes to encode it into,
    * padding the current segment and opening the next when the record does not fit. The caller
    * must fill the claimed bytes before it calls {@link submit}.

@@ -450,6 +450,15 @@ export class FileStore implements MessageStore {
       bytes += sizes[i]!;
     }
     this.commitLog.checkWritable(bytes);
+    try {
+      this.commitLog.openSegmentsFor(sizes);
+    } catch (error) {
+      if (isRocketError(error, 'DISK_FULL')) {
+        this.counters.diskFullRejections += requests.length;
+        this.refreshDiskUsage('no-space');
+      }
+      throw error;
+    }
 
     const now = this.options.clock.now();
     const results: AppendResult[] = new Array(requests.length);

@@ -247,3 +247,43 @@ describe('usage over the refusal ratio (MemoryFileSystem)', () => {
     await store.close();
   });
 });
+
+describe('no space for a new segment file (MemoryFileSystem)', () => {
+  test('the append that needs it is refused whole with DISK_FULL; nothing of it is stored; appends resume', async () => {
+    const inner = new MemoryFileSystem();
+    const fs = new FaultyFileSystem(inner);
+    let refuseCreate = false;
+    const open = fs.open.bind(fs);
+    fs.open = (file: string) => {
+      if (refuseCreate && !inner.exists(file)) throw injectedError('write', 'ENOSPC');
+      return open(file);
+    };
+    const store = await FileStore.open({
+      dir: '/stores/segment-create',
+      segmentSizeBytes: 4096,
+      retentionIntervalMs: 0,
+      clock: new ManualClock(),
+      fileSystem: fs,
+    });
+    const batch = (label: string) =>
+      store.appendBatch(
+        Array.from({ length: 40 }, (_, i) => ({
+          topic: TOPIC,
+          queueId: i % 2,
+          body: Buffer.from(`${label}-${i}`),
+          bornTimestampMs: 1,
+        })),
+      );
+    await batch('first'); // fits the first segment
+    refuseCreate = true;
+    await expect(batch('refused')).rejects.toMatchObject({ code: 'DISK_FULL', retriable: true });
+    expect([store.maxOffset(TOPIC, 0), store.maxOffset(TOPIC, 1)]).toEqual([20, 20]);
+    refuseCreate = false;
+    const taken = await batch('taken');
+    expect(taken[0]).toMatchObject({ queueOffset: 20 });
+    const bodies = store.getMessages(TOPIC, 0, 0, { maxCount: 64 }).messages.map((m) => m.body.toString());
+    expect(bodies.filter((b) => b.startsWith('refused'))).toEqual([]);
+    expect(bodies).toHaveLength(40);
+    await store.close();
+  });
+});
