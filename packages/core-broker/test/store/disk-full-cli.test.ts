@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { FileStore } from '../../src/store/file-store';
+import { runCli } from '../support/run-cli';
 
 const REGISTER = path.join(__dirname, '../support/swc-register.js');
 const MAIN = path.join(__dirname, '../../src/cli/main.ts');
@@ -142,6 +143,24 @@ function startBroker(storeDir: string): {
         // another file on the file system is deleted: sends go through again, same process
         rmSync(filler);
         for (let i = 0; i < 10; i++) expect(await send()).toBeUndefined();
+
+        // the refusals are counted where the admin tool sees them
+        const stats = await runCli([
+          'admin',
+          'store',
+          'stats',
+          '--broker',
+          `127.0.0.1:${await broker.port}`,
+          '--json',
+        ]);
+        expect(stats.code).toBe(0);
+        expect(JSON.parse(stats.stdout)).toEqual([
+          {
+            brokerName: 'broker-a',
+            result: expect.objectContaining({ diskFull: false, diskFullRejections: expect.any(Number) }),
+          },
+        ]);
+        expect(JSON.parse(stats.stdout)[0].result.diskFullRejections).toBeGreaterThanOrEqual(4);
       } finally {
         await producer.shutdown();
         await transport.close();
