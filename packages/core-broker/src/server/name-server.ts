@@ -15,7 +15,7 @@ import type { RequestAuth } from '../remoting/request-signature';
 /** RocketMQ's name server port. */
 export const DEFAULT_NAME_SERVER_PORT = 9876;
 /**
- * Largest frame a name server accepts, in bytes: 1 MiB. Name servers take registrations (a topic
+ * Largest frame a name server accepts, in bytes: 4 MiB. Name servers take registrations (a topic
  * list) and small queries, never messages, so RocketMQ's 16 MiB remoting default would only let
  * unauthenticated connections pin memory. A registration of about 40 000 topics fits.
  */
