@@ -77,7 +77,11 @@ export class Broker {
     this.options = options;
     this.store = options.store;
     const { fileSystem: fs, configDir: dir } = options;
-    this.topics = new TopicRegistry(new ConfigFile(fs, dir, 'topics.json'), options.defaultQueueCount);
+    this.topics = new TopicRegistry(
+      new ConfigFile(fs, dir, 'topics.json'),
+      options.defaultQueueCount,
+      (topic, queueId) => this.store.maxOffset(topic, queueId) > this.store.minOffset(topic, queueId),
+    );
     this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
     this.consumers = new ConsumerRegistry(options.consumerExpiryMs);
     this.longPoll = new LongPoll(options.clock, options.maxSuspendedPulls);
@@ -166,7 +170,7 @@ export class Broker {
 
   // ---- topics ----------------------------------------------------------------------------
 
-  /** Creates or updates a topic (RocketMQ `updateAndCreateTopic`). */
+  /** Creates a topic, or changes the given fields of one (RocketMQ `updateAndCreateTopic`; see `TopicRegistry.upsert`). */
   createTopic(input: TopicInput): TopicConfig {
     this.assertOpen();
     return this.topics.upsert(input);

@@ -29,6 +29,12 @@ Options:
   --advertised-address <host:port>
                            Address name servers hand to clients (default: the listening one)
   --namesrv-tls-ca <file>  Reach the name servers over TLS, trusting this PEM CA bundle
+  --namesrv-access-key <key>
+                           Sign registrations with this broker credential (an admin account of the
+                           name servers' --acl-file); the secret comes from --namesrv-secret-key or
+                           the ROCKETNEST_NAMESRV_SECRET_KEY variable
+  --namesrv-secret-key <secret>
+                           Secret of --namesrv-access-key
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
@@ -87,6 +93,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'cluster',
     'advertised-address',
     'namesrv-tls-ca',
+    'namesrv-access-key',
+    'namesrv-secret-key',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -107,6 +115,21 @@ export async function runBroker(args: string[]): Promise<void> {
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
   const tls = serverTls(flags);
   const namesrvCa = flags.get('namesrv-tls-ca');
+  const namesrvAccessKey = flags.get('namesrv-access-key');
+  const namesrvSecretKey =
+    flags.get('namesrv-secret-key') ?? (process.env.ROCKETNEST_NAMESRV_SECRET_KEY || undefined);
+  if (namesrvAccessKey !== undefined && namesrvSecretKey === undefined)
+    throw new UsageError(
+      '--namesrv-access-key needs --namesrv-secret-key or the ROCKETNEST_NAMESRV_SECRET_KEY variable',
+    );
+  if (namesrvAccessKey === undefined && flags.has('namesrv-secret-key'))
+    throw new UsageError('--namesrv-secret-key needs --namesrv-access-key');
+  const nameServerClient = {
+    ...(namesrvCa === undefined ? {} : { tls: { caFile: path.resolve(namesrvCa) } }),
+    ...(namesrvAccessKey === undefined
+      ? {}
+      : { credentials: { accessKey: namesrvAccessKey, secretKey: namesrvSecretKey! } }),
+  };
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
@@ -137,7 +160,7 @@ export async function runBroker(args: string[]): Promise<void> {
       nameServers,
       clusterName: flags.get('cluster'),
       advertisedAddress: flags.get('advertised-address'),
-      nameServerClient: namesrvCa === undefined ? undefined : { tls: { caFile: path.resolve(namesrvCa) } },
+      nameServerClient,
       onRegistrationError: (error, nameServer) =>
         console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
     }).catch(async (error: unknown) => {
