@@ -447,8 +447,9 @@ export class Broker {
   // ---- pop (message-granularity consumption, see PopService) ------------------------------
 
   /**
-   * Hands out up to `maxCount` (≤ 32) messages no consumer of the group holds, each invisible to the
-   * group for `invisibleTimeMs` (10 s to 12 h) and acked by its receipt handle; waits up to
+   * Hands out up to `maxCount` (≤ {@link MAX_POP_COUNT}) messages no consumer of the group holds, each
+   * invisible to the group for `invisibleTimeMs` ({@link MIN_POP_INVISIBLE_TIME_MS} to
+   * {@link MAX_POP_INVISIBLE_TIME_MS}) and acked by its receipt handle; waits up to
    * `pollTimeoutMs` when none is ready (RocketMQ 5 `POP_MESSAGE`).
    */
   async pop(request: PopRequest): Promise<PoppedMessage[]> {

@@ -173,8 +173,9 @@ function insertSorted(list: number[], value: number): void {
  * ahead of newer messages, and is delivered with `deliveryAttempt + 1` — unlike RocketMQ 5, which
  * revives it by copying it to the retry topic. Same-queue redelivery writes nothing, keeps FIFO order
  * trivially and makes the invisible time the only backoff (as the gRPC clients use it). When the
- * attempts are used up (group max reconsume times, 16 by default: 17 deliveries, as RocketMQ's
- * `max_attempts`) it is copied to `%DLQ%<group>` instead. Attempt counts live in memory: after a
+ * attempts are used up (the broker's `maxReconsumeTimes`, {@link DEFAULT_MAX_RECONSUME_TIMES} by
+ * default, plus one deliveries, as RocketMQ's `max_attempts`; decided by {@link RetryService}) it is
+ * copied to `%DLQ%<group>` instead. Attempt counts live in memory: after a
  * restart a redelivered message counts from its first attempt again.
  *
  * FIFO topics: while a message of a message group is in flight, later messages of that group in the
