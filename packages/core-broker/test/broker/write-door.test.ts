@@ -17,6 +17,7 @@ import type { MessageInput, MessageView } from '../../src/message/message';
 import { SystemProperty } from '../../src/message/system-properties';
 import { MemoryFileSystem } from '../../src/store/file-system';
 import { FileStore } from '../../src/store/file-store';
+import { DEFAULT_DISK_FULL_RATIO } from '../../src/store/store-options';
 import type { AppendRequest, MessageStore } from '../../src/store/message-store';
 import { ManualClock } from '../support/manual-clock';
 import { settle } from '../support/settle';
@@ -54,7 +55,7 @@ async function env(options: Partial<BrokerOptions> = {}): Promise<Env> {
     store,
     events,
     fillDisk() {
-      fileSystem.otherUsedBytes = 0.9 * TOTAL_BYTES;
+      fileSystem.otherUsedBytes = 0.95 * TOTAL_BYTES;
       store.runRetention();
     },
     freeDisk() {
@@ -95,7 +96,7 @@ function expectDiskFullBusy(error: unknown): RocketError {
   const message = (error as RocketError).message;
   expect(message).toContain('broker broker-a is busy: disk full');
   expect(message).toContain(STORE_DIR); // which disk
-  expect(message).toContain('diskFullRatio=0.85'); // which limit
+  expect(message).toContain(`diskFullRatio=${DEFAULT_DISK_FULL_RATIO}`); // which limit
   return error as RocketError;
 }
 
