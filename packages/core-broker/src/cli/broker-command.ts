@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
+import { GrpcServer } from '../server/grpc-server';
 import { FileStore } from '../store/file-store';
 import type { FlushMode } from '../store/store-options';
 import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
@@ -21,6 +22,9 @@ Options:
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
+  --grpc-port <n>          Also serve RocketMQ 5's gRPC MessagingService on this port, for the official
+                           RocketMQ 5 clients (Apache's proxy uses 8081; 0 = any free one). Uses
+                           --tls-cert/--tls-key too (docs/rocketmq5-clients.md). Default: off
   --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
   --namesrv <list>         Name servers to register with: host:port,… (';' also separates)
   --broker-name <name>     Name clients route by (default: broker-a)
@@ -56,6 +60,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'segment-size',
     'host',
     'port',
+    'grpc-port',
     'topics',
     'namesrv',
     'broker-name',
@@ -75,6 +80,8 @@ export async function runBroker(args: string[]): Promise<void> {
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
   const port = parsePort(flags.get('port'), DEFAULT_BROKER_PORT);
+  const grpcPortFlag = flags.get('grpc-port');
+  const grpcPort = grpcPortFlag === undefined ? undefined : parsePort(grpcPortFlag, 0, '--grpc-port');
   const host = flags.get('host') ?? '127.0.0.1';
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
@@ -119,6 +126,15 @@ export async function runBroker(args: string[]): Promise<void> {
       await store.close();
       throw error;
     });
+    const grpc =
+      grpcPort === undefined
+        ? undefined
+        : await GrpcServer.start({ broker, host, port: grpcPort, tls }).catch(async (error: unknown) => {
+            await broker.close();
+            await server.close();
+            await store.close();
+            throw error;
+          });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -131,6 +147,8 @@ export async function runBroker(args: string[]): Promise<void> {
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
     const listening = server.address();
     console.log(`  listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
+    if (grpc)
+      console.log(`  gRPC (RocketMQ 5 MessagingService) on ${host}:${grpc.port}${tls ? ' (TLS)' : ''}`);
     if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     const registered = server.registeredWith;
     if (registered)
@@ -138,6 +156,7 @@ export async function runBroker(args: string[]): Promise<void> {
     return async () => {
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
+      await grpc?.close();
       await server.close();
       await store.close();
     };
