@@ -25,7 +25,8 @@ Options:
   --grpc-port <n>          Also serve RocketMQ 5's gRPC MessagingService on this port, for the official
                            RocketMQ 5 clients (Apache's proxy uses 8081; 0 = any free one). Uses
                            --tls-cert/--tls-key too (docs/rocketmq5-clients.md). Default: off
-  --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
+  --topics <list>          Topics to create at start if absent: name[:queues[:fifo]],…
+                           (e.g. orders:8,payments,ledger:4:fifo)
   --namesrv <list>         Name servers to register with: host:port,… (';' also separates)
   --broker-name <name>     Name clients route by (default: broker-a)
   --cluster <name>         Cluster the broker registers in (default: DefaultCluster)
@@ -41,15 +42,22 @@ Options:
 /** RocketMQ's broker listen port. */
 const DEFAULT_BROKER_PORT = 10911;
 
-function parseTopics(list: string | undefined): Array<{ topic: string; queueCount: number | undefined }> {
+function parseTopics(
+  list: string | undefined,
+): Array<{ topic: string; queueCount: number | undefined; fifo: boolean }> {
   if (list === undefined) return [];
   return list.split(',').map((item) => {
-    const [topic, queues] = item.trim().split(':');
-    const queueCount = queues === undefined ? undefined : Number(queues);
-    if (!topic || (queueCount !== undefined && !Number.isInteger(queueCount))) {
-      throw new UsageError(`--topics takes name[:queues],…; "${item}" is not one`);
+    const [topic, queues, kind, ...rest] = item.trim().split(':');
+    const queueCount = queues === undefined || queues === '' ? undefined : Number(queues);
+    if (
+      !topic ||
+      (queueCount !== undefined && !Number.isInteger(queueCount)) ||
+      (kind !== undefined && kind !== 'fifo') ||
+      rest.length > 0
+    ) {
+      throw new UsageError(`--topics takes name[:queues[:fifo]],…; "${item}" is not one`);
     }
-    return { topic, queueCount };
+    return { topic, queueCount, fifo: kind === 'fifo' };
   });
 }
 
@@ -106,8 +114,8 @@ export async function runBroker(args: string[]): Promise<void> {
       await store.close();
       throw error;
     });
-    for (const { topic, queueCount } of topics) {
-      if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount });
+    for (const { topic, queueCount, fifo } of topics) {
+      if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount, fifo });
     }
     const server = await BrokerServer.start({
       broker,

@@ -28,3 +28,10 @@ export function messageIdV1Generator(macLow6: string, pid: number): (nowMs: numb
     return `${prefix}${hex(seconds)}${hex(sequence)}`;
   };
 }
+
+/**
+ * The property that carries the id the client's producer made (Apache's `MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX`):
+ * stored with the message, copied by the broker into delayed, committed, retried and dead-lettered
+ * copies, and handed back as `message_id` on delivery. Producers may not set it as a user property.
+ */
+export const UNIQ_KEY_PROPERTY = 'UNIQ_KEY';

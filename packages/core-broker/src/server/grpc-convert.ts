@@ -22,6 +22,8 @@ import {
   msTimestamp,
   timestampMs,
 } from '../rocketmq5/codec';
+import { UNIQ_KEY_PROPERTY } from '../rocketmq5/message-id';
+import { encodeGrpcReceiptHandle } from '../rocketmq5/receipt-handle';
 import { Code, StatusFailure } from '../rocketmq5/status';
 
 /** Most user properties on one message (RocketMQ proxy `maxUserPropertySize` count part). */
@@ -137,10 +139,10 @@ export function inboundMessage(
   }
   let propertyBytes = 0;
   for (const name of names) {
-    if (name.trim() === '' || name.startsWith(SYSTEM_PROPERTY_PREFIX)) {
+    if (name.trim() === '' || name.startsWith(SYSTEM_PROPERTY_PREFIX) || name === UNIQ_KEY_PROPERTY) {
       throw new StatusFailure(
         Code.ILLEGAL_MESSAGE_PROPERTY_KEY,
-        `user property key ${JSON.stringify(name)} is blank or uses the reserved "${SYSTEM_PROPERTY_PREFIX}" prefix`,
+        `user property key ${JSON.stringify(name)} is blank, reserved (${UNIQ_KEY_PROPERTY}) or uses the reserved "${SYSTEM_PROPERTY_PREFIX}" prefix`,
       );
     }
     propertyBytes += Buffer.byteLength(name) + Buffer.byteLength(properties[name]!);
@@ -199,7 +201,8 @@ export function inboundMessage(
       body,
       tag,
       keys: keys.length === 0 ? undefined : keys,
-      properties: names.length === 0 ? undefined : properties,
+      // the client's id travels with every copy the broker makes of the message
+      properties: { ...properties, [UNIQ_KEY_PROPERTY]: sys.messageId },
       messageGroup: group,
       deliveryTimeMs,
     },
@@ -229,19 +232,19 @@ export function outboundMessage(
         : view.deliveryTimeMs > 0
           ? MessageType.DELAY
           : MessageType.NORMAL;
+  const messageId = properties[UNIQ_KEY_PROPERTY] ?? view.msgId;
   const dlq = view.topic.startsWith(DLQ_TOPIC_PREFIX)
-    ? {
-        topic: properties[SystemProperty.ORIGIN_TOPIC] ?? '',
-        messageId: properties[SystemProperty.ORIGIN_MSG_ID] ?? '',
-      }
+    ? { topic: properties[SystemProperty.ORIGIN_TOPIC] ?? '', messageId }
     : undefined;
+  const user = userProperties(properties);
+  delete user[UNIQ_KEY_PROPERTY];
   return {
     topic: { resourceNamespace: '', name: view.topic },
-    userProperties: userProperties(properties),
+    userProperties: user,
     systemProperties: {
       tag: view.tag ?? null,
       keys: [...view.keys],
-      messageId: view.msgId,
+      messageId,
       // MD5 in upper-case hex, as the Apache proxy sends: every official client checks it the same way
       bodyDigest: {
         type: DigestType.MD5,
@@ -254,7 +257,9 @@ export function outboundMessage(
       storeTimestamp: msTimestamp(view.storeTimestampMs),
       storeHost: view.storeHost,
       deliveryTimestamp: view.deliveryTimeMs > 0 ? msTimestamp(view.deliveryTimeMs) : null,
-      receiptHandle: delivery?.receiptHandle ?? null,
+      receiptHandle: delivery
+        ? encodeGrpcReceiptHandle({ brokerHandle: delivery.receiptHandle, storedId: view.msgId })
+        : null,
       queueId: view.queueId,
       queueOffset: view.queueOffset,
       deliveryAttempt: delivery?.deliveryAttempt ?? null,

@@ -1,4 +1,6 @@
 import type { Broker } from '../broker/broker';
+import { decodeReceiptHandle } from '../broker/receipt-handle';
+import { RETRY_TOPIC_PREFIX } from '../message/validation';
 import { Permission, type TopicConfig } from '../message/protocol';
 import {
   AddressScheme,
@@ -28,6 +30,11 @@ import {
   durationMs,
   msTimestamp,
 } from '../rocketmq5/codec';
+import {
+  type GrpcReceiptHandle,
+  decodeGrpcReceiptHandle,
+  encodeGrpcReceiptHandle,
+} from '../rocketmq5/receipt-handle';
 import { Code, OK_STATUS, type Status, StatusFailure } from '../rocketmq5/status';
 import {
   acceptedTypes,
@@ -152,7 +159,7 @@ export class Messaging {
           const stored = sent.messages[0]!;
           return {
             status: OK_STATUS,
-            messageId: stored.msgId,
+            messageId: message.systemProperties!.messageId,
             transactionId: stored.transactionId ?? '',
             offset: stored.queueOffset,
           };
@@ -262,7 +269,8 @@ export class Messaging {
       request.entries.map(async (entry) => {
         let status: Status = OK_STATUS;
         try {
-          await this.broker.ack({ consumerGroup: group, topic, receiptHandle: entry.receiptHandle });
+          const handle = this.handle(entry.receiptHandle);
+          await this.broker.ack({ consumerGroup: group, topic, receiptHandle: handle.brokerHandle });
         } catch (error) {
           status = statusOfError(error);
         }
@@ -285,13 +293,17 @@ export class Messaging {
           `invisible_duration must be 0 to ${MAX_INVISIBLE_TIME_MS} ms`,
         );
       }
+      const handle = this.handle(request.receiptHandle);
       const { receiptHandle } = await this.broker.changeInvisibleTime({
         consumerGroup: group,
         topic,
-        receiptHandle: request.receiptHandle,
+        receiptHandle: handle.brokerHandle,
         invisibleTimeMs,
       });
-      return { status: OK_STATUS, receiptHandle };
+      return {
+        status: OK_STATUS,
+        receiptHandle: encodeGrpcReceiptHandle({ ...handle, brokerHandle: receiptHandle }),
+      };
     } catch (error) {
       return { status: statusOfError(error), receiptHandle: '' };
     }
@@ -303,21 +315,28 @@ export class Messaging {
       const group = groupOf(request.group);
       const topic = topicOf(request.topic);
       // checks the handle first: a forged or stale one must not dead-letter anything
-      await this.broker
-        .changeInvisibleTime({
-          consumerGroup: group,
-          topic,
-          receiptHandle: request.receiptHandle,
-          invisibleTimeMs: MIN_INVISIBLE_TIME_MS,
-        })
-        .then(async ({ receiptHandle }) => {
-          await this.broker.sendBack({
-            consumerGroup: group,
-            msgId: request.messageId,
-            maxReconsumeTimes: 0,
-          });
-          await this.broker.ack({ consumerGroup: group, topic, receiptHandle });
-        });
+      const handle = this.handle(request.receiptHandle);
+      const at = decodeReceiptHandle(handle.brokerHandle);
+      const stored = this.broker.viewMessage(handle.storedId);
+      if (
+        !stored ||
+        stored.queueId !== at.queueId ||
+        stored.queueOffset !== at.queueOffset ||
+        (at.retry ? !stored.topic.startsWith(RETRY_TOPIC_PREFIX) : stored.topic !== at.topic)
+      ) {
+        throw new StatusFailure(
+          Code.INVALID_RECEIPT_HANDLE,
+          'the receipt handle does not name a message of this broker',
+        );
+      }
+      const { receiptHandle } = await this.broker.changeInvisibleTime({
+        consumerGroup: group,
+        topic,
+        receiptHandle: handle.brokerHandle,
+        invisibleTimeMs: MIN_INVISIBLE_TIME_MS,
+      });
+      await this.broker.sendBack({ consumerGroup: group, msgId: handle.storedId, maxReconsumeTimes: 0 });
+      await this.broker.ack({ consumerGroup: group, topic, receiptHandle });
       return { status: OK_STATUS };
     } catch (error) {
       return { status: statusOfError(error, Code.MESSAGE_NOT_FOUND) };
@@ -359,6 +378,13 @@ export class Messaging {
       },
       (status) => ({ status }),
     );
+  }
+
+  private handle(text: string): GrpcReceiptHandle {
+    const handle = decodeGrpcReceiptHandle(text);
+    if (!handle)
+      throw new StatusFailure(Code.INVALID_RECEIPT_HANDLE, 'the receipt handle is not one this broker made');
+    return handle;
   }
 
   private queue(config: TopicConfig, id: number, endpoints: Endpoints): MessageQueue {
