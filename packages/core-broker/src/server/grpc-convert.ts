@@ -11,6 +11,7 @@ import {
   MAX_PROPERTIES_BYTES,
   MAX_TAG_BYTES,
   validateGroup,
+  validateTopic,
   validateUserTopic,
 } from '../message/validation';
 import {
@@ -32,11 +33,15 @@ export const MAX_USER_PROPERTIES = 128;
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
-/** A resource's name, checked as a user topic: ILLEGAL_TOPIC otherwise. */
-export function topicOf(resource: Resource | null | undefined): string {
+/**
+ * A resource's name, checked as a user topic: ILLEGAL_TOPIC otherwise. Consumers (`readable`) may
+ * also name a group's dead-letter topic, as Apache allows, to read what was dead-lettered.
+ */
+export function topicOf(resource: Resource | null | undefined, readable = false): string {
   const name = resource?.name ?? '';
   try {
-    validateUserTopic(name);
+    if (readable && name.startsWith(DLQ_TOPIC_PREFIX)) validateTopic(name);
+    else validateUserTopic(name);
   } catch (error) {
     throw new StatusFailure(Code.ILLEGAL_TOPIC, (error as Error).message);
   }
@@ -80,7 +85,9 @@ export function inboundMessage(
       'system_properties.message_id is required (the client makes it)',
     );
   }
-  let body = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+  // an absent bytes field decodes as protobufjs' default, which is not a Uint8Array
+  const raw = message.body instanceof Uint8Array ? message.body : new Uint8Array(0);
+  let body = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   if (sys.bodyEncoding === Encoding.GZIP) {
     try {
       body = gunzipSync(body, { maxOutputLength: limits.maxBodyBytes + 1 });

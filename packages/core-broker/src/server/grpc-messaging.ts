@@ -89,7 +89,7 @@ export class Messaging {
   queryRoute(request: QueryRouteRequest): QueryRouteResponse {
     return answer(
       () => {
-        const topic = topicOf(request.topic);
+        const topic = topicOf(request.topic, true);
         const config = this.broker.getTopic(topic);
         if (!config)
           throw new StatusFailure(Code.TOPIC_NOT_FOUND, `topic "${topic}" does not exist; create it first`);
@@ -174,7 +174,7 @@ export class Messaging {
   queryAssignment(request: QueryAssignmentRequest): QueryAssignmentResponse {
     return answer(
       () => {
-        const topic = topicOf(request.topic);
+        const topic = topicOf(request.topic, true);
         groupOf(request.group);
         const config = this.broker.getTopic(topic);
         if (!config) throw new StatusFailure(Code.TOPIC_NOT_FOUND, `topic "${topic}" does not exist`);
@@ -204,7 +204,7 @@ export class Messaging {
     const frames: ReceiveMessageResponse[] = [];
     try {
       const group = groupOf(request.group);
-      const topic = topicOf(request.messageQueue?.topic);
+      const topic = topicOf(request.messageQueue?.topic, true);
       const filter = filterOf(request.filterExpression);
       let invisibleTimeMs: number;
       if (request.autoRenew) {
@@ -261,7 +261,7 @@ export class Messaging {
     let topic: string;
     try {
       group = groupOf(request.group);
-      topic = topicOf(request.topic);
+      topic = topicOf(request.topic, true);
     } catch (error) {
       return { status: statusOfError(error), entries: [] };
     }
@@ -285,7 +285,7 @@ export class Messaging {
   ): Promise<ChangeInvisibleDurationResponse> {
     try {
       const group = groupOf(request.group);
-      const topic = topicOf(request.topic);
+      const topic = topicOf(request.topic, true);
       const invisibleTimeMs = durationMs(request.invisibleDuration);
       if (!request.invisibleDuration || invisibleTimeMs < 0 || invisibleTimeMs > MAX_INVISIBLE_TIME_MS) {
         throw new StatusFailure(
@@ -313,7 +313,7 @@ export class Messaging {
   async forwardToDeadLetterQueue(request: ForwardMessageToDeadLetterQueueRequest): Promise<StatusResponse> {
     try {
       const group = groupOf(request.group);
-      const topic = topicOf(request.topic);
+      const topic = topicOf(request.topic, true);
       // checks the handle first: a forged or stale one must not dead-letter anything
       const handle = this.handle(request.receiptHandle);
       const at = decodeReceiptHandle(handle.brokerHandle);
