@@ -3,6 +3,7 @@ import type { Broker } from '../broker/broker';
 import { RocketError } from '../common/errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import { type ServerTlsOptions, loadServerTls } from '../remoting/tls-options';
+import { honourLongCallTimeouts } from './grpc-deadline';
 import { METHODS, type MethodName, type MethodSpec, type TelemetryCommand } from '../rocketmq5/codec';
 import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
 import { statusOfError } from './grpc-convert';
@@ -99,6 +100,7 @@ export class GrpcServer {
             : resolve(port),
       ),
     );
+    honourLongCallTimeouts(self.server);
     return self;
   }
 

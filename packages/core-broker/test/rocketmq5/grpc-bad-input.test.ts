@@ -312,3 +312,24 @@ test('Telemetry: settings without publishing or subscription fail the stream wit
   });
   expect(malformed?.code).toBe(grpc.status.INVALID_ARGUMENT);
 });
+
+test("Telemetry opened with the Java client's 60 × 365-day timeout stays open (grpc-js would wrap it to ~1 ms)", async () => {
+  const days = 60 * 365;
+  const settings = {
+    settings: {
+      clientType: ClientType.PRODUCER,
+      publishing: { topics: [{ name: 'Plain' }], maxBodySize: 0, validateMessageType: false },
+    },
+  };
+  // The Settings go out 200 ms after the stream opened: long after a wrapped 1 ms deadline.
+  const opened = await client.telemetry(
+    [settings],
+    1,
+    client.metadata(),
+    { deadline: Date.now() + days * 24 * 3_600_000 },
+    200,
+  );
+  expect(opened.error).toBeUndefined();
+  expect(opened.replies[0]?.status?.code).toBe(Code.OK);
+  opened.call.end();
+});

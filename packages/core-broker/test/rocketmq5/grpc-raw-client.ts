@@ -87,6 +87,8 @@ export class RawClient {
     commands: Array<Req<'Telemetry'>>,
     untilReplies = 1,
     metadata = this.metadata(),
+    options: grpc.CallOptions = {},
+    writeAfterMs = 0,
   ): Promise<{
     replies: Array<Res<'Telemetry'>>;
     error?: grpc.ServiceError;
@@ -100,6 +102,7 @@ export class RawClient {
         (v: Req<'Telemetry'>) => Buffer.from(spec.request.encode(v)),
         (b: Buffer) => spec.response.decode(b),
         metadata,
+        options,
       );
       call.on('data', (reply: Res<'Telemetry'>) => {
         replies.push(reply);
@@ -107,7 +110,9 @@ export class RawClient {
       });
       call.on('error', (error: grpc.ServiceError) => resolve({ replies, error, call }));
       call.on('end', () => resolve({ replies, call }));
-      for (const c of commands) call.write(c);
+      const write = (): void => commands.forEach((c) => call.write(c));
+      if (writeAfterMs > 0) setTimeout(write, writeAfterMs);
+      else write();
     });
   }
 

@@ -69,6 +69,13 @@ export async function buildJavaProbe(): Promise<void> {
   if (code !== 0) throw new Error(`building the Java probe failed:\n${stdout}\n${stderr}`);
 }
 
+/**
+ * The official client's request timeout in the probes. Its default, 3 s, also bounds the first
+ * Settings exchange at start-up, which a 2-core machine running the Apache JVMs and a RocketNest
+ * broker side by side can miss.
+ */
+const PROBE_REQUEST_TIMEOUT_MS = 10_000;
+
 export interface ProbeEvent {
   event: string;
   [key: string]: string | number | null;
@@ -97,7 +104,9 @@ export function runJavaProbe(
     `${path.join(PROBE_DIR, 'target/classes')}:${path.join(PROBE_DIR, 'target/lib/*')}`,
     'dev.rocketnest.probe.Probe',
     scenario,
-    ...Object.entries(options).flatMap(([key, value]) => [`--${key}`, String(value)]),
+    ...Object.entries({ 'request-timeout-ms': PROBE_REQUEST_TIMEOUT_MS, ...options }).flatMap(
+      ([key, value]) => [`--${key}`, String(value)],
+    ),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
