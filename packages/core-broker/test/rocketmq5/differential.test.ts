@@ -64,15 +64,20 @@ beforeAll(async () => {
     endpoint: apache.proxy,
     logDir: path.join(workDir, 'client-logs-apache'),
     createFifoGroup: async (group) => {
-      const out = await apacheAdmin(apache.workDir, [
-        'updateSubGroup',
-        '-c',
-        'DefaultCluster',
-        '-g',
-        group,
-        '-o',
-        'true',
-      ]);
+      // mqadmin's calls time out after ~2 s: a loaded machine can miss that, so try a few times.
+      let out = '';
+      for (let attempt = 1; attempt <= 5 && !/success/.test(out); attempt++) {
+        if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
+        out = await apacheAdmin(apache.workDir, [
+          'updateSubGroup',
+          '-c',
+          'DefaultCluster',
+          '-g',
+          group,
+          '-o',
+          'true',
+        ]);
+      }
       if (!/success/.test(out)) throw new Error(`updateSubGroup ${group} failed:\n${out}`);
     },
   };
