@@ -3,8 +3,9 @@
 import express from 'express';
 import request from 'supertest';
 import Database from 'better-sqlite3';
-import { OUTBOX_ID_PROPERTY, OutboxRelay, Producer, SqliteOutbox } from '@rocketnest/core-broker';
-import type { OutboxMessage } from '@rocketnest/core-broker';
+import { Producer } from '@rocketnest/core-broker';
+import { OUTBOX_ID_PROPERTY, OutboxRelay, SqliteOutbox } from '@rocketnest/core-broker/outbox';
+import type { OutboxMessage } from '@rocketnest/core-broker/outbox';
 import { MemoryIdempotencyStore, rocketProduceRouter, sqliteOutboxWriter } from '../src/index';
 import type { RocketProduceRouter, RocketProduceRouterOptions } from '../src/index';
 import type { EmbeddedBroker } from './harness';

@@ -9,11 +9,10 @@ import {
   type OnApplicationBootstrap,
   type OptionalFactoryDependency,
 } from '@nestjs/common';
+import { Producer, RocketError } from '@rocketnest/core-broker';
 import {
   OutboxRelay,
   PostgresOutbox,
-  Producer,
-  RocketError,
   SqliteOutbox,
   type InboxMessage,
   type OutboxMessage,
@@ -21,7 +20,7 @@ import {
   type PgClientLike,
   type SqlTransaction,
   type SqliteDatabaseLike,
-} from '@rocketnest/core-broker';
+} from '@rocketnest/core-broker/outbox';
 import { RocketConnection } from './rocket-connection';
 import type { RocketContext } from './rocket.context';
 

@@ -25,6 +25,10 @@ require.extensions['.ts'] = function compileTypeScript(module, filename) {
 const packageDir = path.join(__dirname, '../..');
 const sources = {
   '@rocketnest/core-broker': path.join(packageDir, '../core-broker/src/index.ts'),
+  '@rocketnest/core-broker/broker': path.join(packageDir, '../core-broker/src/entries/broker.ts'),
+  '@rocketnest/core-broker/push': path.join(packageDir, '../core-broker/src/entries/push.ts'),
+  '@rocketnest/core-broker/outbox': path.join(packageDir, '../core-broker/src/entries/outbox.ts'),
+  '@rocketnest/core-broker/internal': path.join(packageDir, '../core-broker/src/internal.ts'),
   '@rocketnest/nest-transport': path.join(packageDir, 'src/index.ts'),
 };
 const resolve = Module._resolveFilename;
