@@ -34,6 +34,9 @@ const sources = {
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function resolveFilename(request, parent, isMain, options) {
   if (sources[request]) return sources[request];
+  // the push client's CommonJS twin exists only in a build; Node requires the ES module itself
+  if (request.endsWith('/push-client.cjs'))
+    return path.join(packageDir, '../core-broker/src/push/client/push-client.mjs');
   try {
     return resolve.call(this, request, parent, isMain, options);
   } catch (error) {
