@@ -12,7 +12,8 @@ const source = path.join(root, 'src/push/client/push-client.mjs');
 const outDir = path.join(root, 'dist/push/client');
 
 const { outputText, diagnostics } = ts.transpileModule(fs.readFileSync(source, 'utf8'), {
-  fileName: source,
+  // named .cjs so that TypeScript emits CommonJS (it keeps an .mjs file's module syntax)
+  fileName: 'push-client.cjs',
   reportDiagnostics: true,
   compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, allowJs: true },
 });
