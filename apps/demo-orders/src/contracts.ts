@@ -1,6 +1,6 @@
 // What the two services say to each other: topics, tags, consumer groups and message bodies.
 // Both services import only this file from each other's world.
-import type { TopicInput } from '@rocketnest/core-broker';
+import type { TopicInput } from '@rocketnest/core-broker/broker';
 
 /** Order lifecycle events: `created`, and the state changes `paid`, `failed`, `cancelled`. */
 export const ORDERS_TOPIC = 'orders';

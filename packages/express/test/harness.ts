@@ -1,5 +1,7 @@
-import { Broker, InProcessTransport, MemoryStore, RocketError } from '@rocketnest/core-broker';
-import type { MessageView, TopicInput, Transport } from '@rocketnest/core-broker';
+import { RocketError } from '@rocketnest/core-broker';
+import { Broker, InProcessTransport, MemoryStore } from '@rocketnest/core-broker/broker';
+import type { TopicInput } from '@rocketnest/core-broker/broker';
+import type { MessageView, Transport } from '@rocketnest/core-broker';
 
 export type SendMode = 'ok' | 'busy' | 'unavailable' | 'hang';
 

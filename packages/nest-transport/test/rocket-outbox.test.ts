@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Inject, Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { SqliteInbox, SqliteOutbox } from '@rocketnest/core-broker';
+import { SqliteInbox, SqliteOutbox } from '@rocketnest/core-broker/outbox';
 import Database from 'better-sqlite3';
 import * as path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';

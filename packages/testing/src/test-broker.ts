@@ -1,18 +1,19 @@
 import {
-  Broker,
-  type BrokerOptions,
-  type ClientChannel,
   type Clock,
-  type ConsumeProgress,
-  InProcessTransport,
-  MemoryStore,
   type MessageView,
   RocketError,
-  type TopicInput,
   type Transport,
   deadLetterTopicOf,
   systemClock,
 } from '@rocketnest/core-broker';
+import {
+  Broker,
+  type BrokerOptions,
+  InProcessTransport,
+  MemoryStore,
+  type TopicInput,
+} from '@rocketnest/core-broker/broker';
+import { type ClientChannel, type ConsumeProgress } from '@rocketnest/core-broker/internal';
 import { type Duration, toMs } from './duration';
 import { VirtualClock, settle } from './virtual-clock';
 

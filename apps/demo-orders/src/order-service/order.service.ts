@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { InboxMessage } from '@rocketnest/core-broker';
+import type { InboxMessage } from '@rocketnest/core-broker/outbox';
 import { RocketConnection } from '@rocketnest/nest-transport';
 import { randomUUID } from 'node:crypto';
 import {
