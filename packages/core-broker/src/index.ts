@@ -70,6 +70,7 @@ export type {
 // Clients: the transport boundary, the in-process transport, producer, push and pull consumers, allocation.
 export type { Transport } from './client/transport';
 export { InProcessTransport } from './client/in-process-transport';
+export { consumeProgressOf } from './client/consume-progress';
 export {
   Producer,
   DEFAULT_SEND_TIMEOUT_MS,

@@ -1,10 +1,11 @@
 import { ERROR_CODES, type ErrorCode, RocketError } from '../common/errors';
 import type {
   AckRequest,
-  AdminMessage,
   BrokerRegistration,
-  ConsumeStatsRow,
-  ClusterInfo,
+  CommitOffsetRequest,
+  GroupQueueRequest,
+  QueueRequest,
+  SearchOffsetRequest,
   OffsetResetNotice,
   ChangeInvisibleRequest,
   ConsumerHeartbeat,
@@ -21,8 +22,6 @@ import type {
   SendResponse,
   SentMessage,
   Subscription,
-  TopicConfig,
-  TopicInput,
   TopicRoute,
   TransactionCheck,
 } from '../message/protocol';
@@ -37,7 +36,6 @@ import {
   writeMessageViews,
   writerFor,
 } from './message-codec';
-import { RequestCode } from './request-codes';
 
 /**
  * Binary payloads of every operation: what goes in a frame's header and body (`frame-codec.ts`).
@@ -535,12 +533,6 @@ export const topicRouteCodec: Codec<TopicRoute> = headerCodec<TopicRoute>(
   },
 );
 
-export interface GroupQueueRequest {
-  group: string;
-  topic: string;
-  queueId: number;
-}
-
 /** `queryOffset`. */
 export const groupQueueRequestCodec: Codec<GroupQueueRequest> = headerCodec<GroupQueueRequest>(
   'groupQueueRequest',
@@ -550,10 +542,6 @@ export const groupQueueRequestCodec: Codec<GroupQueueRequest> = headerCodec<Grou
     return { group: r.str('group'), topic: r.str('topic'), queueId };
   },
 );
-
-export interface CommitOffsetRequest extends GroupQueueRequest {
-  offset: number;
-}
 
 export const commitOffsetRequestCodec: Codec<CommitOffsetRequest> = headerCodec<CommitOffsetRequest>(
   'commitOffsetRequest',
@@ -565,11 +553,6 @@ export const commitOffsetRequestCodec: Codec<CommitOffsetRequest> = headerCodec<
   },
 );
 
-export interface QueueRequest {
-  topic: string;
-  queueId: number;
-}
-
 /** `minOffset`, `maxOffset`. */
 export const queueRequestCodec: Codec<QueueRequest> = headerCodec<QueueRequest>(
   'queueRequest',
@@ -579,10 +562,6 @@ export const queueRequestCodec: Codec<QueueRequest> = headerCodec<QueueRequest>(
     return { topic: r.str('topic'), queueId };
   },
 );
-
-export interface SearchOffsetRequest extends QueueRequest {
-  timestampMs: number;
-}
 
 export const searchOffsetRequestCodec: Codec<SearchOffsetRequest> = headerCodec<SearchOffsetRequest>(
   'searchOffsetRequest',
@@ -746,74 +725,11 @@ export const brokerUnregistrationCodec: Codec<{ brokerName: string; brokerId: nu
   (r) => ({ brokerName: r.str('brokerName'), brokerId: r.u16('brokerId') }),
 );
 
-/** An admin operation: JSON both ways; the broker checks each field of the request. */
-function admin<Req, Res>(name: string): { request: Codec<Req>; response: Codec<Res> } {
-  return { request: jsonCodec<Req>(`${name}Request`), response: jsonCodec<Res>(`${name}Response`) };
+/** A codec of `T` that travels as `W`: the same bytes, a different value on each side. */
+export function mapCodec<W, T>(codec: Codec<W>, toWire: (value: T) => W, fromWire: (wire: W) => T): Codec<T> {
+  return {
+    name: codec.name,
+    encode: (value) => codec.encode(toWire(value)),
+    decode: (payload) => fromWire(codec.decode(payload)),
+  };
 }
-
-export interface Operation<Req, Res> {
-  request: Codec<Req>;
-  response: Codec<Res>;
-}
-
-/**
- * Request and response codec of every non-admin request code: what a dispatcher and the TCP
- * transport look up by a frame's code. Broker → client codes (check transaction, consumer ids
- * changed) are one-way; their response codec is `emptyCodec`.
- */
-export const OPERATIONS = {
-  [RequestCode.SEND_MESSAGE]: { request: sendRequestCodec, response: sendResponseCodec },
-  [RequestCode.PULL_MESSAGE]: { request: pullRequestCodec, response: pullResponseCodec },
-  [RequestCode.QUERY_CONSUMER_OFFSET]: {
-    request: groupQueueRequestCodec,
-    response: optionalOffsetResponseCodec,
-  },
-  [RequestCode.UPDATE_CONSUMER_OFFSET]: { request: commitOffsetRequestCodec, response: emptyCodec },
-  [RequestCode.SEARCH_OFFSET_BY_TIMESTAMP]: {
-    request: searchOffsetRequestCodec,
-    response: offsetResponseCodec,
-  },
-  [RequestCode.GET_MAX_OFFSET]: { request: queueRequestCodec, response: offsetResponseCodec },
-  [RequestCode.GET_MIN_OFFSET]: { request: queueRequestCodec, response: offsetResponseCodec },
-  [RequestCode.HEART_BEAT]: { request: heartbeatRequestCodec, response: emptyCodec },
-  [RequestCode.UNREGISTER_CLIENT]: { request: clientIdRequestCodec, response: emptyCodec },
-  [RequestCode.CONSUMER_SEND_MSG_BACK]: { request: sendBackRequestCodec, response: sendBackResponseCodec },
-  [RequestCode.END_TRANSACTION]: { request: endTransactionRequestCodec, response: emptyCodec },
-  [RequestCode.GET_CONSUMER_LIST_BY_GROUP]: { request: groupRequestCodec, response: clientIdsResponseCodec },
-  [RequestCode.LOCK_BATCH_MQ]: { request: queueLockRequestCodec, response: lockedQueuesCodec },
-  [RequestCode.UNLOCK_BATCH_MQ]: { request: queueLockRequestCodec, response: emptyCodec },
-  [RequestCode.CHECK_TRANSACTION_STATE]: { request: transactionCheckCodec, response: emptyCodec },
-  [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]: { request: groupRequestCodec, response: emptyCodec },
-  [RequestCode.RESET_CONSUMER_CLIENT_OFFSET]: { request: offsetResetNoticeCodec, response: emptyCodec },
-  [RequestCode.GET_ROUTEINFO_BY_TOPIC]: { request: topicRouteRequestCodec, response: topicRouteCodec },
-  [RequestCode.REGISTER_BROKER]: { request: brokerRegistrationCodec, response: emptyCodec },
-  [RequestCode.UNREGISTER_BROKER]: { request: brokerUnregistrationCodec, response: emptyCodec },
-  [RequestCode.GET_BROKER_CLUSTER_INFO]: {
-    request: emptyCodec,
-    response: jsonCodec<ClusterInfo>('clusterInfo'),
-  },
-  [RequestCode.ADMIN_UPDATE_TOPIC]: admin<TopicInput, TopicConfig>('updateTopic'),
-  [RequestCode.ADMIN_LIST_TOPICS]: admin<Record<string, never>, TopicConfig[]>('listTopics'),
-  [RequestCode.ADMIN_CONSUME_STATS]: admin<{ group: string; topic?: string }, ConsumeStatsRow[]>(
-    'consumeStats',
-  ),
-  [RequestCode.ADMIN_VIEW_MESSAGE]: admin<{ msgId: string }, AdminMessage | null>('viewMessage'),
-  [RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY]: admin<
-    { topic: string; key: string; maxCount?: number },
-    AdminMessage[]
-  >('queryMessageByKey'),
-  [RequestCode.ADMIN_RESET_OFFSET]: admin<
-    { group: string; topic: string; timestampMs: number },
-    Array<{ queueId: number; offset: number }>
-  >('resetOffset'),
-  [RequestCode.ADMIN_RESEND_DLQ]: admin<
-    { group: string; msgId: string },
-    { msgId: string; topic: string; queueId: number }
-  >('resendDeadLetter'),
-  [RequestCode.POP_MESSAGE]: { request: popRequestCodec, response: popResponseCodec },
-  [RequestCode.ACK_MESSAGE]: { request: ackRequestCodec, response: emptyCodec },
-  [RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME]: {
-    request: changeInvisibleRequestCodec,
-    response: receiptHandleResponseCodec,
-  },
-} as const satisfies Partial<Record<RequestCode, { request: { name: string }; response: { name: string } }>>;

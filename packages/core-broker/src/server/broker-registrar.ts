@@ -3,7 +3,7 @@ import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
 import type { BrokerRegistration } from '../message/protocol';
-import { OPERATIONS } from '../remoting/protocol-codec';
+import { WIRE_NAME_SERVER_OPERATIONS } from '../remoting/operation-codecs';
 import { RemotingClient, type RemotingClientOptions, parseAddress } from '../remoting/remoting-client';
 import { RequestCode } from '../remoting/request-codes';
 
@@ -84,7 +84,7 @@ export class BrokerRegistrar {
     this.stopWatching();
     this.timer?.cancel();
     await this.running?.catch(() => undefined);
-    const op = OPERATIONS[RequestCode.UNREGISTER_BROKER];
+    const op = WIRE_NAME_SERVER_OPERATIONS.unregisterBroker;
     const payload = op.request.encode({
       brokerName: this.options.broker.brokerName,
       brokerId: this.brokerId,
@@ -130,7 +130,7 @@ export class BrokerRegistrar {
       address: this.options.address,
       topics: broker.listTopics(),
     };
-    const payload = OPERATIONS[RequestCode.REGISTER_BROKER].request.encode(registration);
+    const payload = WIRE_NAME_SERVER_OPERATIONS.registerBroker.request.encode(registration);
     const results = await Promise.allSettled(
       this.options.nameServers.map((ns) => this.client.request(ns, RequestCode.REGISTER_BROKER, payload)),
     );

@@ -2,7 +2,8 @@ import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
 import { DEFAULT_BROKER_EXPIRY_MS, RouteTable, parseBrokerRegistration } from '../namesrv/route-table';
-import { type Codec, OPERATIONS, type Payload } from '../remoting/protocol-codec';
+import { WIRE_NAME_SERVER_OPERATIONS } from '../remoting/operation-codecs';
+import type { Codec, Payload } from '../remoting/protocol-codec';
 import {
   type RemotingConnection,
   RemotingServer,
@@ -144,7 +145,7 @@ export class NameServer {
   private defineHandlers(): void {
     const C = RequestCode;
     const sessions = new WeakSet<RemotingConnection>();
-    this.on(C.REGISTER_BROKER, OPERATIONS[C.REGISTER_BROKER], (raw, connection) => {
+    this.on(C.REGISTER_BROKER, WIRE_NAME_SERVER_OPERATIONS.registerBroker, (raw, connection) => {
       const registration = parseBrokerRegistration(raw);
       const fresh = this.table.register(registration, this.clock.now(), connection);
       if (!sessions.has(connection)) {
@@ -164,14 +165,16 @@ export class NameServer {
         });
       }
     });
-    this.on(C.UNREGISTER_BROKER, OPERATIONS[C.UNREGISTER_BROKER], (r) => {
+    this.on(C.UNREGISTER_BROKER, WIRE_NAME_SERVER_OPERATIONS.unregisterBroker, (r) => {
       if (this.table.unregister(r.brokerName, r.brokerId)) {
         this.onEvent({ type: 'broker.unregistered', brokerName: r.brokerName });
       }
     });
-    this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) =>
+    this.on(C.GET_ROUTEINFO_BY_TOPIC, WIRE_NAME_SERVER_OPERATIONS.topicRoute, (r) =>
       this.table.topicRoute(r.topic),
     );
-    this.on(C.GET_BROKER_CLUSTER_INFO, OPERATIONS[C.GET_BROKER_CLUSTER_INFO], () => this.table.clusterInfo());
+    this.on(C.GET_BROKER_CLUSTER_INFO, WIRE_NAME_SERVER_OPERATIONS.clusterInfo, () =>
+      this.table.clusterInfo(),
+    );
   }
 }
