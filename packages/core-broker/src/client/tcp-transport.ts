@@ -16,7 +16,7 @@ import {
   WIRE_OPERATIONS,
   type WireOperation,
 } from '../remoting/operation-codecs';
-import type { Codec, Payload } from '../remoting/protocol-codec';
+import type { Codec, Payload } from '../remoting/codec';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   RemotingClient,

@@ -7,42 +7,45 @@ import type {
   OperationResponse,
 } from '../message/operations';
 import type { ClusterInfo } from '../message/protocol';
+import { type Codec, emptyCodec, jsonCodec, mapCodec } from './codec';
 import {
-  type Codec,
-  ackRequestCodec,
-  brokerRegistrationCodec,
-  brokerUnregistrationCodec,
-  changeInvisibleRequestCodec,
-  clientIdRequestCodec,
-  clientIdsResponseCodec,
-  commitOffsetRequestCodec,
-  emptyCodec,
-  endTransactionRequestCodec,
-  groupQueueRequestCodec,
-  groupRequestCodec,
-  heartbeatRequestCodec,
-  jsonCodec,
-  lockedQueuesCodec,
-  mapCodec,
-  offsetResetNoticeCodec,
-  offsetResponseCodec,
-  optionalOffsetResponseCodec,
-  popRequestCodec,
-  popResponseCodec,
   pullRequestCodec,
   pullResponseCodec,
-  queueLockRequestCodec,
-  queueRequestCodec,
-  receiptHandleResponseCodec,
-  searchOffsetRequestCodec,
   sendBackRequestCodec,
   sendBackResponseCodec,
-  sendRequestCodec,
-  sendResponseCodec,
-  topicRouteCodec,
+  queueLockRequestCodec,
+  lockedQueuesCodec,
+} from './consume-codec';
+import {
+  groupQueueRequestCodec,
+  commitOffsetRequestCodec,
+  queueRequestCodec,
+  searchOffsetRequestCodec,
+  offsetResponseCodec,
+  optionalOffsetResponseCodec,
+} from './offsets-codec';
+import {
+  heartbeatRequestCodec,
+  groupRequestCodec,
+  clientIdRequestCodec,
+  clientIdsResponseCodec,
+  offsetResetNoticeCodec,
+} from './membership-codec';
+import {
+  popRequestCodec,
+  popResponseCodec,
+  ackRequestCodec,
+  changeInvisibleRequestCodec,
+  receiptHandleResponseCodec,
+} from './pop-codec';
+import { endTransactionRequestCodec, transactionCheckCodec } from './transaction-codec';
+import {
   topicRouteRequestCodec,
-  transactionCheckCodec,
-} from './protocol-codec';
+  topicRouteCodec,
+  brokerRegistrationCodec,
+  brokerUnregistrationCodec,
+} from './route-codec';
+import { sendRequestCodec, sendResponseCodec } from './produce-codec';
 import { RequestCode } from './request-codes';
 
 /** The TCP column of one operation-table row: its request code and its two codecs. */

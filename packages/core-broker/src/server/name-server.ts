@@ -3,7 +3,7 @@ import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
 import { DEFAULT_BROKER_EXPIRY_MS, RouteTable, parseBrokerRegistration } from '../namesrv/route-table';
 import { WIRE_NAME_SERVER_OPERATIONS } from '../remoting/operation-codecs';
-import type { Codec, Payload } from '../remoting/protocol-codec';
+import type { Codec, Payload } from '../remoting/codec';
 import {
   type RemotingConnection,
   RemotingServer,
