@@ -22,7 +22,7 @@ import {
   RemotingServer,
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
-import type { RemotingClientOptions } from '../remoting/remoting-client';
+import { type RemotingClientOptions, parseAddress } from '../remoting/remoting-client';
 import { isRequestCode, requestCodeName } from '../remoting/request-codes';
 import type { RequestAuth } from '../remoting/request-signature';
 import { ADMIN_HANDLERS } from './admin-operations';
@@ -34,13 +34,13 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   broker: Broker;
   /** Name servers (`host:port`) to register with. Default none: clients are given the broker's address. (RocketMQ `namesrvAddr`) */
   nameServers?: readonly string[];
-  /** Default `DefaultCluster`. (RocketMQ `brokerClusterName`) */
+  /** Default `DEFAULT_CLUSTER_NAME` (`broker-registrar.ts`). (RocketMQ `brokerClusterName`) */
   clusterName?: string;
-  /** 0 = master. Default 0. (RocketMQ `brokerId`) */
+  /** 0 (`MASTER_BROKER_ID` (`broker-registrar.ts`)) = master, the default. (RocketMQ `brokerId`) */
   brokerId?: number;
   /** The `host:port` name servers hand to clients. Default: the listening address (`0.0.0.0` → `127.0.0.1`). (RocketMQ `brokerIP1`) */
   advertisedAddress?: string;
-  /** Registration period, in ms. Default 30 000. (RocketMQ `registerNameServerPeriod`) */
+  /** Registration period, in ms. Default `DEFAULT_REGISTER_INTERVAL_MS` (`broker-registrar.ts`). (RocketMQ `registerNameServerPeriod`) */
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
@@ -53,6 +53,66 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
    * Default none: every request is served.
    */
   acl?: AccessControl;
+}
+
+/** Listening addresses that are no address a client can use: name servers get the loopback instead. */
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::']);
+const LOOPBACK_HOST = '127.0.0.1';
+
+/** A broker server's options, sorted by who uses them, checked and frozen. */
+export interface ResolvedBrokerServerOptions {
+  readonly broker: Broker;
+  readonly acl: AccessControl | undefined;
+  /** What the registrar needs (checked again by it, with the listening address); none without name servers. */
+  readonly registration:
+    | Readonly<{
+        nameServers: readonly string[];
+        advertisedAddress: string | undefined;
+        clusterName: string | undefined;
+        brokerId: number | undefined;
+        registerIntervalMs: number | undefined;
+        onError: ((error: unknown, nameServer: string) => void) | undefined;
+        remoting: BrokerServerOptions['nameServerClient'];
+      }>
+    | undefined;
+  /** The listening options: the remoting server resolves them. */
+  readonly remoting: Readonly<Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'>>;
+}
+
+/**
+ * Sorts a broker server's options into the broker's, the registrar's and the remoting server's,
+ * checking its own (the broker, the advertised address) before anything listens; frozen.
+ */
+export function resolveBrokerServerOptions(options: BrokerServerOptions): ResolvedBrokerServerOptions {
+  const {
+    broker,
+    acl,
+    nameServers,
+    clusterName,
+    brokerId,
+    advertisedAddress,
+    registerIntervalMs,
+    onRegistrationError,
+    nameServerClient,
+    ...remoting
+  } = options;
+  if (broker === undefined || broker === null) {
+    throw new RocketError('INVALID_OPTION', 'BrokerServer option broker is required: the broker to serve');
+  }
+  if (advertisedAddress !== undefined) parseAddress(advertisedAddress);
+  const registration =
+    nameServers === undefined
+      ? undefined
+      : Object.freeze({
+          nameServers,
+          advertisedAddress,
+          clusterName,
+          brokerId,
+          registerIntervalMs,
+          onError: onRegistrationError,
+          remoting: nameServerClient,
+        });
+  return Object.freeze({ broker, acl, registration, remoting: Object.freeze(remoting) });
 }
 
 /** Runs in the TCP front end before a row's broker method (the connection is TCP's own). */
@@ -102,38 +162,23 @@ export class BrokerServer {
    * name servers, if any (see `registration`: a name server that is down does not stop the start).
    */
   static async start(options: BrokerServerOptions): Promise<BrokerServer> {
-    const {
-      broker,
-      acl,
-      nameServers,
-      clusterName,
-      brokerId,
-      advertisedAddress,
-      registerIntervalMs,
-      onRegistrationError,
-      nameServerClient,
-      ...rest
-    } = options;
+    const { broker, acl, registration, remoting: rest } = resolveBrokerServerOptions(options);
     const self = new BrokerServer(broker, undefined, acl);
     self.server = await RemotingServer.listen({
       ...rest,
       ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
       handler: (code, header, body, connection, auth) => self.handle(code, header, body, connection, auth),
     });
-    if (nameServers !== undefined) {
+    if (registration !== undefined) {
       try {
         const listening = self.address();
-        const host = listening.host === '0.0.0.0' || listening.host === '::' ? '127.0.0.1' : listening.host;
+        const host = WILDCARD_HOSTS.has(listening.host) ? LOOPBACK_HOST : listening.host;
+        const { advertisedAddress, ...registrar } = registration;
         self.registrar = new BrokerRegistrar({
           broker,
-          nameServers,
+          ...registrar,
           address: advertisedAddress ?? `${host}:${listening.port}`,
-          clusterName,
-          brokerId,
-          registerIntervalMs,
           clock: rest.clock,
-          onError: onRegistrationError,
-          remoting: nameServerClient,
         });
         self.registration = await self.registrar.start();
       } catch (error) {

@@ -23,11 +23,41 @@ export type NameServerEvent =
   | { type: 'broker.dropped'; brokerName: string; reason: 'expired' | 'connection-closed' };
 
 export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
-  /** A broker silent this long leaves the routes, in ms. Default 120 000. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
+  /** A broker silent this long leaves the routes, in ms. Default {@link DEFAULT_BROKER_EXPIRY_MS}. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
   brokerExpiryMs?: number;
-  /** Period of the silent-broker scan, in ms. Default 5 000. (RocketMQ `scanNotActiveBrokerInterval`) */
+  /** Period of the silent-broker scan, in ms. Default {@link DEFAULT_BROKER_SCAN_INTERVAL_MS}. (RocketMQ `scanNotActiveBrokerInterval`) */
   brokerScanIntervalMs?: number;
   onEvent?: (event: NameServerEvent) => void;
+}
+
+/** A name server's own options, checked, with defaults filled in (the listening ones are the remoting server's). */
+export interface ResolvedNameServerOptions {
+  readonly brokerExpiryMs: number;
+  readonly brokerScanIntervalMs: number;
+  readonly clock: Clock;
+  readonly onEvent: ((event: NameServerEvent) => void) | undefined;
+}
+
+/** Checks a name server's own options (`INVALID_OPTION` naming the bad one) and freezes them. */
+export function resolveNameServerOptions(options: NameServerOptions = {}): ResolvedNameServerOptions {
+  return Object.freeze({
+    brokerExpiryMs: intOption(
+      'name server',
+      'brokerExpiryMs',
+      options.brokerExpiryMs,
+      DEFAULT_BROKER_EXPIRY_MS,
+      1,
+    ),
+    brokerScanIntervalMs: intOption(
+      'name server',
+      'brokerScanIntervalMs',
+      options.brokerScanIntervalMs,
+      DEFAULT_BROKER_SCAN_INTERVAL_MS,
+      1,
+    ),
+    clock: options.clock ?? systemClock,
+    onEvent: options.onEvent,
+  });
 }
 
 type Handler = (header: Buffer, body: Buffer, connection: RemotingConnection) => Payload;
@@ -51,18 +81,10 @@ export class NameServer {
   private scanTimer: Timer | undefined;
   private closed = false;
 
-  private constructor(options: NameServerOptions) {
-    this.clock = options.clock ?? systemClock;
-    this.table = new RouteTable(
-      intOption('name server', 'brokerExpiryMs', options.brokerExpiryMs, DEFAULT_BROKER_EXPIRY_MS, 1),
-    );
-    this.scanIntervalMs = intOption(
-      'name server',
-      'brokerScanIntervalMs',
-      options.brokerScanIntervalMs,
-      DEFAULT_BROKER_SCAN_INTERVAL_MS,
-      1,
-    );
+  private constructor(options: ResolvedNameServerOptions) {
+    this.clock = options.clock;
+    this.table = new RouteTable(options.brokerExpiryMs);
+    this.scanIntervalMs = options.brokerScanIntervalMs;
     const onEvent = options.onEvent;
     this.onEvent = (event) => {
       try {
@@ -76,7 +98,7 @@ export class NameServer {
 
   /** Listens on `host:port` (default 127.0.0.1:9876; port 0 picks a free one, see `address()`). */
   static async start(options: NameServerOptions = {}): Promise<NameServer> {
-    const self = new NameServer(options);
+    const self = new NameServer(resolveNameServerOptions(options));
     const { brokerExpiryMs: _e, brokerScanIntervalMs: _s, onEvent: _o, ...remoting } = options;
     self.server = await RemotingServer.listen({
       host: '127.0.0.1',
