@@ -32,7 +32,7 @@ beforeAll(async () => {
     'orders',
     'payments',
     'audit',
-    'fifo',
+    { topic: 'fifo', fifo: true }, // message groups need a FIFO topic
     'retries',
     'discards',
     'pipes',

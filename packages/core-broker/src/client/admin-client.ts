@@ -60,6 +60,11 @@ export class RocketAdmin {
     return this.onEach(await this.brokerNames(), (b) => this.transport.admin(b, 'listTopics', {}));
   }
 
+  /** Each broker's store: disk usage, refusals, forced deletions, skipped damaged entries (`StoreStats`). */
+  async storeStats(): Promise<BrokerResult<Record<string, number | boolean>>[]> {
+    return this.onEach(await this.brokerNames(), (b) => this.transport.admin(b, 'storeStats', {}));
+  }
+
   /** A group's progress and lag per queue on every broker (of `topic`'s route when given). */
   async consumeStats(
     group: string,

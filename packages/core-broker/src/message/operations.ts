@@ -157,6 +157,8 @@ export interface AdminOperations {
   /** Creates or updates a topic (RocketMQ `updateAndCreateTopic`). */
   updateTopic: Operation<TopicInput, TopicConfig>;
   listTopics: Operation<Record<string, never>, TopicConfig[]>;
+  /** The store's counters and state (`MessageStore.stats`); empty for a store without them. */
+  storeStats: Operation<Record<string, never>, Record<string, number | boolean>>;
   /** A group's progress with lag per queue (RocketMQ `GET_CONSUME_STATS`). */
   consumeStats: Operation<{ group: string; topic?: string }, ConsumeStatsRow[]>;
   /** A message by id; `null` when no message of this broker has it. */
@@ -181,6 +183,7 @@ export type AdminOperationResponse<N extends AdminOperationName> = AdminOperatio
 export const ADMIN_OPERATION_NAMES: readonly AdminOperationName[] = Object.freeze([
   'updateTopic',
   'listTopics',
+  'storeStats',
   'consumeStats',
   'viewMessage',
   'queryMessageByKey',

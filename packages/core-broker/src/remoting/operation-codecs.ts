@@ -156,6 +156,7 @@ function admin<N extends AdminOperationName>(
 export const WIRE_ADMIN_OPERATIONS: AdminWireTable = Object.freeze({
   updateTopic: admin(RequestCode.ADMIN_UPDATE_TOPIC, 'updateTopic'),
   listTopics: admin(RequestCode.ADMIN_LIST_TOPICS, 'listTopics'),
+  storeStats: admin(RequestCode.ADMIN_STORE_STATS, 'storeStats'),
   consumeStats: admin(RequestCode.ADMIN_CONSUME_STATS, 'consumeStats'),
   viewMessage: admin(RequestCode.ADMIN_VIEW_MESSAGE, 'viewMessage'),
   queryMessageByKey: admin(RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY, 'queryMessageByKey'),

@@ -44,8 +44,14 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
-  /** How to reach the name servers: TLS (when they listen with TLS) and timeouts. Default plain TCP. */
-  nameServerClient?: Pick<RemotingClientOptions, 'tls' | 'requestTimeoutMs' | 'connectTimeoutMs'>;
+  /**
+   * How to reach the name servers: TLS (when they listen with TLS), timeouts, and the broker
+   * credential that signs registrations for name servers with an ACL. Default plain TCP, unsigned.
+   */
+  nameServerClient?: Pick<
+    RemotingClientOptions,
+    'tls' | 'requestTimeoutMs' | 'connectTimeoutMs' | 'credentials'
+  >;
   /**
    * Checks every request against this ACL before it runs (RocketMQ `aclEnable=true` with the plain
    * access validator): unsigned requests, unknown keys, bad signatures and missing permissions get
