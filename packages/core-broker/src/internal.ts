@@ -162,3 +162,6 @@ export {
   DEFAULT_RELAY_LEASE_MS,
 } from './outbox/outbox-relay';
 export { MAX_INBOX_KEY_LENGTH } from './outbox/inbox';
+
+// Consume progress of the push consumers on a transport (the test kit's drain()).
+export { consumeProgressOf } from './client/consume-progress';

@@ -21,7 +21,20 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import { type ConsumeStatsRow, Permission, type QueueLockRequest, type QueueRef } from '../message/protocol';
+import type { BrokerApi } from '../message/operations';
+import {
+  type ClientIdRequest,
+  type CommitOffsetRequest,
+  type ConsumeStatsRow,
+  type GroupQueueRequest,
+  type GroupRequest,
+  Permission,
+  type QueueLockRequest,
+  type QueueRef,
+  type QueueRequest,
+  type SearchOffsetRequest,
+  type TopicRouteRequest,
+} from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
 import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
@@ -57,10 +70,11 @@ export const MAX_PULL_MESSAGES = 1024;
  * A RocketMQ-style broker over a {@link MessageStore}: topics and queues, send (with FIFO queue
  * selection, batches and flow control), pull with long polling and broker-side filtering,
  * consumer offsets, group membership, retries with backoff and dead-lettering, and delayed
- * messages. Every method is what a client asks over a transport; the in-process transport calls
- * them directly and the TCP server decodes requests into them.
+ * messages. The methods of {@link BrokerApi} are the rows of the operation table
+ * (`message/operations.ts`): what a client asks over any front end, each taking one request object;
+ * the in-process transport calls them directly and the TCP server decodes requests into them.
  */
-export class Broker {
+export class Broker implements BrokerApi {
   readonly options: ResolvedBrokerOptions;
   readonly store: MessageStore;
   private readonly topics: TopicRegistry;
@@ -219,8 +233,11 @@ export class Broker {
     return this.topics.watch(listener);
   }
 
-  /** This broker's part of a topic's route. */
-  topicRoute(topic: string): TopicRoute {
+  /** This broker's part of a topic's route; `TOPIC_NOT_FOUND` when it does not serve the topic. */
+  topicRoute({ topic }: TopicRouteRequest): TopicRoute {
+    if (!this.topics.get(topic)) {
+      throw new RocketError('TOPIC_NOT_FOUND', `broker "${this.brokerName}" does not serve topic "${topic}"`);
+    }
     const config = this.requireTopic(topic, 0);
     return {
       topic,
@@ -476,26 +493,26 @@ export class Broker {
   // ---- offsets -----------------------------------------------------------------------------
 
   /** The group's committed offset for a queue, or `undefined` when it never committed one. */
-  queryOffset(group: string, topic: string, queueId: number): number | undefined {
+  queryOffset({ group, topic, queueId }: GroupQueueRequest): number | undefined {
     return this.offsets.get(group, topic, queueId);
   }
 
-  commitOffset(group: string, topic: string, queueId: number, offset: number): void {
+  commitOffset({ group, topic, queueId, offset }: CommitOffsetRequest): void {
     this.assertOpen();
     validateGroup(group);
     this.offsets.commit(group, topic, queueId, offset);
   }
 
-  minOffset(topic: string, queueId: number): number {
+  minOffset({ topic, queueId }: QueueRequest): number {
     return this.store.minOffset(topic, queueId);
   }
 
-  maxOffset(topic: string, queueId: number): number {
+  maxOffset({ topic, queueId }: QueueRequest): number {
     return this.store.maxOffset(topic, queueId);
   }
 
   /** First queue offset stored at or after `timestampMs` (RocketMQ `searchOffset`). */
-  searchOffset(topic: string, queueId: number, timestampMs: number): number {
+  searchOffset({ topic, queueId, timestampMs }: SearchOffsetRequest): number {
     return this.store.offsetForTimestamp(topic, queueId, timestampMs);
   }
 
@@ -577,7 +594,6 @@ export class Broker {
     this.channels.set(clientId, channel);
   }
 
-  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
   /**
    * Locks queues for a client's orderly consumption (RocketMQ `lockBatchMQ`): returns the queues it
    * now holds — free ones, expired ones and its own (renewed); a queue another live member holds is
@@ -596,13 +612,14 @@ export class Broker {
     this.queueLocks.unlock(request.group, request.clientId, request.queues);
   }
 
-  unregisterClient(clientId: string): void {
+  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
+  unregisterClient({ clientId }: ClientIdRequest): void {
     this.queueLocks.release(clientId);
     this.channels.delete(clientId);
     for (const group of this.consumers.unregister(clientId)) this.announce(group);
   }
 
-  consumerIds(group: string): string[] {
+  consumerIds({ group }: GroupRequest): string[] {
     return this.consumers.consumerIds(group);
   }
 

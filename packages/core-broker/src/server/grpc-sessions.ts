@@ -132,12 +132,12 @@ export class ClientSessions {
   /** NotifyClientTermination: the client leaves its groups; its Settings are forgotten. */
   terminate(clientId: string): void {
     this.sessions.delete(clientId);
-    this.broker.unregisterClient(clientId);
+    this.broker.unregisterClient({ clientId });
   }
 
   /** Every client's Telemetry writer, for closing their streams at shutdown. */
   clear(): void {
-    for (const clientId of this.sessions.keys()) this.broker.unregisterClient(clientId);
+    for (const clientId of this.sessions.keys()) this.broker.unregisterClient({ clientId });
     this.sessions.clear();
   }
 
