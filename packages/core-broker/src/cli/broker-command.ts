@@ -137,7 +137,7 @@ export async function runBroker(args: string[]): Promise<void> {
     const grpc =
       grpcPort === undefined
         ? undefined
-        : await GrpcServer.start({ broker, host, port: grpcPort, tls }).catch(async (error: unknown) => {
+        : await GrpcServer.start({ broker, host, port: grpcPort, tls, acl }).catch(async (error: unknown) => {
             await broker.close();
             await server.close();
             await store.close();
