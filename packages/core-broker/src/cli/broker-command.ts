@@ -33,6 +33,12 @@ Options:
   --advertised-address <host:port>
                            Address name servers hand to clients (default: the listening one)
   --namesrv-tls-ca <file>  Reach the name servers over TLS, trusting this PEM CA bundle
+  --transaction-timeout-ms <n>
+                           Age of an unresolved half message before the broker asks its producer
+                           (default: 6000; RocketMQ transactionTimeOut)
+  --transaction-check-interval-ms <n>
+                           How often unresolved transactions are checked (default: 30000;
+                           RocketMQ transactionCheckInterval)
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
@@ -61,6 +67,15 @@ function parseTopics(
   });
 }
 
+function optionalMs(flags: Map<string, string>, name: string): number | undefined {
+  const value = flags.get(name);
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!Number.isSafeInteger(ms) || ms < 1)
+    throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
+  return ms;
+}
+
 export async function runBroker(args: string[]): Promise<void> {
   const flags = parseFlags(args, [
     'store-dir',
@@ -75,6 +90,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'cluster',
     'advertised-address',
     'namesrv-tls-ca',
+    'transaction-timeout-ms',
+    'transaction-check-interval-ms',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -96,6 +113,8 @@ export async function runBroker(args: string[]): Promise<void> {
   const namesrv = flags.get('namesrv');
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
   const tls = serverTls(flags);
+  const transactionTimeoutMs = optionalMs(flags, 'transaction-timeout-ms');
+  const transactionCheckIntervalMs = optionalMs(flags, 'transaction-check-interval-ms');
   const namesrvCa = flags.get('namesrv-tls-ca');
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
@@ -110,6 +129,8 @@ export async function runBroker(args: string[]): Promise<void> {
       store,
       configDir: path.join(dir, 'config'),
       brokerName: flags.get('broker-name'),
+      transactionTimeoutMs,
+      transactionCheckIntervalMs,
     }).catch(async (error: unknown) => {
       await store.close();
       throw error;

@@ -121,7 +121,9 @@ describe('ACL', () => {
         sessionCredentials,
         logger,
       });
-      await expect(producer.startup()).rejects.toThrow(/Startup the rocketmq client failed.*Failed to fetch topic routes/);
+      await expect(producer.startup()).rejects.toThrow(
+        /Startup the rocketmq client failed.*Failed to fetch topic routes/,
+      );
       await producer.shutdown().catch(() => undefined);
     }
   });
