@@ -40,6 +40,12 @@ Options:
                            the ROCKETNEST_NAMESRV_SECRET_KEY variable
   --namesrv-secret-key <secret>
                            Secret of --namesrv-access-key
+  --transaction-timeout-ms <n>
+                           Age of an unresolved half message before the broker asks its producer
+                           (default: 6000; RocketMQ transactionTimeOut)
+  --transaction-check-interval-ms <n>
+                           How often unresolved transactions are checked (default: 30000;
+                           RocketMQ transactionCheckInterval)
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
@@ -92,6 +98,15 @@ function parseTopics(
   });
 }
 
+function optionalMs(flags: Map<string, string>, name: string): number | undefined {
+  const value = flags.get(name);
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!Number.isSafeInteger(ms) || ms < 1)
+    throw new UsageError(`--${name} must be a positive integer, not "${value}"`);
+  return ms;
+}
+
 export async function runBroker(args: string[]): Promise<void> {
   const flags = parseFlags(args, [
     'store-dir',
@@ -108,6 +123,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'namesrv-tls-ca',
     'namesrv-access-key',
     'namesrv-secret-key',
+    'transaction-timeout-ms',
+    'transaction-check-interval-ms',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -129,6 +146,8 @@ export async function runBroker(args: string[]): Promise<void> {
   const namesrv = flags.get('namesrv');
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
   const tls = serverTls(flags);
+  const transactionTimeoutMs = optionalMs(flags, 'transaction-timeout-ms');
+  const transactionCheckIntervalMs = optionalMs(flags, 'transaction-check-interval-ms');
   const namesrvCa = flags.get('namesrv-tls-ca');
   const namesrvAccessKey = flags.get('namesrv-access-key');
   const namesrvSecretKey =
@@ -159,6 +178,8 @@ export async function runBroker(args: string[]): Promise<void> {
       store,
       configDir: path.join(dir, 'config'),
       brokerName: flags.get('broker-name'),
+      transactionTimeoutMs,
+      transactionCheckIntervalMs,
     }).catch(async (error: unknown) => {
       await store.close();
       throw error;
@@ -186,7 +207,7 @@ export async function runBroker(args: string[]): Promise<void> {
     const grpc =
       grpcPort === undefined
         ? undefined
-        : await GrpcServer.start({ broker, host, port: grpcPort, tls }).catch(async (error: unknown) => {
+        : await GrpcServer.start({ broker, host, port: grpcPort, tls, acl }).catch(async (error: unknown) => {
             await broker.close();
             await server.close();
             await store.close();

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { AccessControl } from '../broker/access-control';
 import type { Broker } from '../broker/broker';
 import { RocketError } from '../common/errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
@@ -6,6 +7,7 @@ import { type ServerTlsOptions, loadServerTls } from '../remoting/tls-options';
 import { honourLongCallTimeouts } from './grpc-deadline';
 import { METHODS, type MethodName, type MethodSpec, type TelemetryCommand } from '../rocketmq5/codec';
 import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
+import { callAuth, checkAccess, grpcAccessNeeds, settingsAccessNeeds } from './grpc-access';
 import { statusOfError } from './grpc-convert';
 import { type CallContext, Messaging } from './grpc-messaging';
 import { ClientSessions } from './grpc-sessions';
@@ -33,6 +35,16 @@ export interface GrpcServerOptions {
   maxBodyBytes?: number;
   /** Largest inbound gRPC message, in bytes. Default {@link DEFAULT_MAX_INBOUND_MESSAGE_BYTES}. */
   maxInboundMessageBytes?: number;
+  /**
+   * Verify every call's RocketMQ 5 signature (`authorization` + `x-mq-date-time`, rocketmq5/signature.ts)
+   * against this ACL and check its permissions (grpc-access.ts), as the TCP port does. Default none.
+   */
+  acl?: AccessControl;
+}
+
+interface Caller extends CallContext {
+  remoteIp: string;
+  auth: { accessKey: string; verified: boolean } | undefined;
 }
 
 /** A request whose bytes did not decode: answered with a status, not a transport error. */
@@ -57,10 +69,13 @@ export class GrpcServer {
   private boundPort = 0;
   private closing: Promise<void> | undefined;
 
+  private readonly acl: AccessControl | undefined;
+
   private constructor(
     private readonly broker: Broker,
     options: GrpcServerOptions,
   ) {
+    this.acl = options.acl;
     const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.sessions = new ClientSessions(broker, maxBodyBytes);
     this.messaging = new Messaging(broker, this.sessions, { maxBodyBytes });
@@ -149,30 +164,50 @@ export class GrpcServer {
 
   private context(
     call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getDeadline' | 'getPeer'>,
-  ): CallContext {
-    const clientId = String(call.metadata.get('x-mq-client-id')[0] ?? '');
+  ): Caller {
+    const header = (name: string): string | undefined => {
+      const value = call.metadata.get(name)[0];
+      return value === undefined ? undefined : String(value);
+    };
+    const clientId = header('x-mq-client-id') ?? '';
     if (clientId.trim() === '')
       throw new StatusFailure(Code.CLIENT_ID_REQUIRED, 'the x-mq-client-id header is required');
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-    return { clientId, deadlineMs, peer: call.getPeer().replace(/^ipv[46]:/, '') };
+    const peer = call.getPeer().replace(/^ipv[46]:/, '');
+    const remoteIp = peer.startsWith('[')
+      ? peer.slice(1, peer.indexOf(']'))
+      : peer.slice(0, peer.lastIndexOf(':'));
+    return { clientId, deadlineMs, peer, remoteIp, auth: this.acl ? callAuth(this.acl, header) : undefined };
+  }
+
+  /** The caller's context, once its request decoded and the ACL (if any) allowed it. */
+  private admit(
+    method: MethodName,
+    call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+  ): Caller {
+    const context = this.context(call);
+    if (isMalformed(call.request)) {
+      throw new StatusFailure(
+        Code.BAD_REQUEST,
+        `the request does not decode as protobuf: ${call.request.malformed}`,
+      );
+    }
+    if (this.acl)
+      checkAccess(this.acl, context.remoteIp, context.auth, grpcAccessNeeds(method, call.request));
+    return context;
   }
 
   /** A unary method: context, decode check, the handler; any failure becomes the response's status. */
   private unary<Req, Res>(
+    method: MethodName,
     handle: (context: CallContext, request: Req) => Res | Promise<Res>,
     failed: (status: { code: number; message: string }) => Res,
   ): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
       let result: Promise<Res>;
       try {
-        const context = this.context(call);
-        if (isMalformed(call.request)) {
-          throw new StatusFailure(
-            Code.BAD_REQUEST,
-            `the request does not decode as protobuf: ${call.request.malformed}`,
-          );
-        }
+        const context = this.admit(method, call);
         result = Promise.resolve(handle(context, call.request as Req));
       } catch (error) {
         result = Promise.resolve(failed(statusOfError(error)));
@@ -189,29 +224,42 @@ export class GrpcServer {
     const status = (s: { code: number; message: string }) => ({ status: s });
     return {
       QueryRoute: this.unary(
+        'QueryRoute',
         (_c, r: never) => m.queryRoute(r),
         (s) => ({ status: s, messageQueues: [] }),
       ),
-      Heartbeat: this.unary((c, r: never) => m.heartbeat(c, r), status),
+      Heartbeat: this.unary('Heartbeat', (c, r: never) => m.heartbeat(c, r), status),
       SendMessage: this.unary(
+        'SendMessage',
         (c, r: never) => m.sendMessage(c, r),
         (s) => ({ status: s, entries: [] }),
       ),
       QueryAssignment: this.unary(
+        'QueryAssignment',
         (_c, r: never) => m.queryAssignment(r),
         (s) => ({ status: s, assignments: [] }),
       ),
       AckMessage: this.unary(
+        'AckMessage',
         (_c, r: never) => m.ackMessage(r),
         (s) => ({ status: s, entries: [] }),
       ),
       ChangeInvisibleDuration: this.unary(
+        'ChangeInvisibleDuration',
         (_c, r: never) => m.changeInvisibleDuration(r),
         (s) => ({ status: s, receiptHandle: '' }),
       ),
-      ForwardMessageToDeadLetterQueue: this.unary((_c, r: never) => m.forwardToDeadLetterQueue(r), status),
-      EndTransaction: this.unary((_c, r: never) => m.endTransaction(r), status),
-      NotifyClientTermination: this.unary((c, r: never) => m.notifyClientTermination(c, r), status),
+      ForwardMessageToDeadLetterQueue: this.unary(
+        'ForwardMessageToDeadLetterQueue',
+        (_c, r: never) => m.forwardToDeadLetterQueue(r),
+        status,
+      ),
+      EndTransaction: this.unary('EndTransaction', (_c, r: never) => m.endTransaction(r), status),
+      NotifyClientTermination: this.unary(
+        'NotifyClientTermination',
+        (c, r: never) => m.notifyClientTermination(c, r),
+        status,
+      ),
       ReceiveMessage: (call: grpc.ServerWritableStream<unknown, unknown>) => this.receive(call),
       Telemetry: (call: grpc.ServerDuplexStream<unknown, unknown>) => this.telemetry(call),
     };
@@ -220,13 +268,7 @@ export class GrpcServer {
   private receive(call: grpc.ServerWritableStream<unknown, unknown>): void {
     let frames: Promise<unknown[]>;
     try {
-      const context = this.context(call);
-      if (isMalformed(call.request)) {
-        throw new StatusFailure(
-          Code.BAD_REQUEST,
-          `the request does not decode as protobuf: ${call.request.malformed}`,
-        );
-      }
+      const context = this.admit('ReceiveMessage', call);
       frames = this.messaging.receiveMessage(context, call.request as never);
     } catch (error) {
       frames = Promise.resolve([{ status: statusOfError(error) }, { deliveryTimestamp: { seconds: 0 } }]);
@@ -245,7 +287,7 @@ export class GrpcServer {
    * refuses fail the stream with gRPC INVALID_ARGUMENT, as the Apache proxy does.
    */
   private telemetry(call: grpc.ServerDuplexStream<unknown, unknown>): void {
-    let context: CallContext;
+    let context: Caller;
     try {
       context = this.context(call);
     } catch (error) {
@@ -271,11 +313,22 @@ export class GrpcServer {
       }
       if (!command.settings) return; // stack traces and verify results: nothing asked, nothing to do
       try {
+        if (this.acl)
+          checkAccess(this.acl, context.remoteIp, context.auth, settingsAccessNeeds(command.settings));
         const settings = this.sessions.applySettings(context.clientId, command.settings);
         call.write({ status: OK_STATUS, settings } satisfies TelemetryCommand);
       } catch (error) {
         const { code, message } = statusOfError(error);
-        fail(code >= 40000 && code < 50000 ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL, message);
+        fail(
+          code === Code.UNAUTHORIZED
+            ? grpc.status.UNAUTHENTICATED
+            : code === Code.FORBIDDEN
+              ? grpc.status.PERMISSION_DENIED
+              : code >= 40000 && code < 50000
+                ? grpc.status.INVALID_ARGUMENT
+                : grpc.status.INTERNAL,
+          message,
+        );
       }
     });
     const fail = (code: grpc.status, details: string): void => {

@@ -83,7 +83,7 @@ describe('rocketnest CLI', () => {
     expect(badPort.stderr).toMatch(/--port must be 0..65535/);
     const badTopics = await run(['broker', '--topics', 'orders:x']);
     expect(badTopics.code).toBe(2);
-    expect(badTopics.stderr).toMatch(/--topics takes name\[:queues\]/);
+    expect(badTopics.stderr).toMatch(/--topics takes name\[:queues\[:fifo\]\]/);
     const help = await run(['broker', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--segment-size <bytes>/);
