@@ -19,6 +19,7 @@ import {
   messageFromEnvelope,
   messageFromHeaders,
   parseJson,
+  stringifyJson,
   tooLarge,
 } from './request-message';
 
@@ -172,6 +173,29 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
   const readBody = express.raw({ type: () => true, limit: maxRequestBytes });
 
   /**
+   * 413 as soon as the headers declare a body over `maxRequestBytes`, before any of it is read.
+   * (The body parser's own limit answers only once the client has sent the whole body.) The
+   * connection is closed after the answer instead of draining a body nobody will read.
+   */
+  const refuseDeclaredTooLarge = (req: Request, res: Response, next: NextFunction): void => {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxRequestBytes) {
+      res.set('Connection', 'close');
+      sendProblem(
+        res,
+        problem(
+          413,
+          'PAYLOAD_TOO_LARGE',
+          'Payload too large',
+          `the request declares ${declared} bytes; the limit is ${maxRequestBytes}`,
+        ),
+      );
+      return;
+    }
+    next();
+  };
+
+  /**
    * The request body as bytes. The router reads it itself; when an app-wide body parser ran first
    * (`express.json()`, `express.text()`), its result is turned back into bytes (JSON re-serialised).
    */
@@ -181,7 +205,8 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
     if (typeof body === 'string') return Buffer.from(body, 'utf8');
     const hadBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (hadBody && body !== undefined && body !== null) return Buffer.from(JSON.stringify(body), 'utf8');
+    if (hadBody && body !== undefined && body !== null)
+      return Buffer.from(stringifyJson(body, 'the request body'), 'utf8');
     return Buffer.alloc(0);
   };
 
@@ -396,6 +421,7 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
   router.post(
     '/topics/:topic/messages',
     requireType(false),
+    refuseDeclaredTooLarge,
     readBody,
     handle(async (req, res) => {
       const topic = topicOf(req);
@@ -423,6 +449,7 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
   router.post(
     '/topics/:topic/messages/batch',
     requireType(true),
+    refuseDeclaredTooLarge,
     readBody,
     handle(async (req, res) => {
       const topic = topicOf(req);
@@ -457,8 +484,10 @@ export function rocketProduceRouter(options: RocketProduceRouterOptions): Rocket
           if (refused) results[index] = fromProblem(refused);
           else ready.push({ index, message });
         } catch (error) {
-          if (!(error instanceof RequestProblem)) throw error;
-          results[index] = fromProblem(error.problem);
+          // whatever one item does, the others still go: its failure is its own result
+          results[index] = fromProblem(
+            error instanceof RequestProblem ? error.problem : problemFromError(error, retryAfter),
+          );
         }
       }
       const answer = await idempotent(req, key, async () => {

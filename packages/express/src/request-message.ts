@@ -25,6 +25,14 @@ export const HEADER_IDEMPOTENCY_KEY = 'idempotency-key';
 /** Media type of the JSON envelope: `{ body, bodyEncoding?, tag?, keys?, messageGroup?, delayMs?, properties? }`. */
 export const ENVELOPE_CONTENT_TYPE = 'application/vnd.rocketnest.message+json';
 
+/**
+ * Deepest nesting of arrays and objects accepted in an envelope's JSON `body` (and in a body an
+ * app-wide `express.json()` parsed first). The body is re-serialised, and `JSON.stringify` recurses:
+ * a small request nested thousands of levels deep would exhaust the stack and fail as a 500, so it
+ * is refused as a 400 first. Far above what real payloads nest.
+ */
+export const MAX_JSON_BODY_DEPTH = 256;
+
 /** A message as the router builds it from a request, before the Idempotency-Key is added. */
 export type ParsedMessage = Omit<ProducerMessage, 'topic' | 'body'> & { body: Buffer };
 
@@ -96,7 +104,7 @@ export function messageFromEnvelope(value: unknown, where: string, maxBodyBytes:
     body = Buffer.from(e.body, encoding);
   } else {
     if (encoding === 'base64') throw bad(`${where}.body must be a string when bodyEncoding is "base64"`);
-    body = Buffer.from(JSON.stringify(e.body), 'utf8');
+    body = Buffer.from(stringifyJson(e.body, `${where}.body`), 'utf8');
   }
   if (body.byteLength > maxBodyBytes) throw tooLarge(body.byteLength, maxBodyBytes);
   const out: ParsedMessage = { body };
@@ -137,6 +145,33 @@ export function tooLarge(bytes: number, limit: number): RequestProblem {
       `message body is ${bytes} bytes; the limit is ${limit}`,
     ),
   );
+}
+
+/** Depth of the deepest array or object in `value` (0 for a scalar), walked without recursion. */
+export function jsonDepth(value: unknown, stopAt = Infinity): number {
+  let deepest = 0;
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: v, depth } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    const here = depth + 1;
+    if (here > deepest) deepest = here;
+    if (deepest > stopAt) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: here });
+    }
+  }
+  return deepest;
+}
+
+/**
+ * Re-serialises a parsed JSON value, answering 400 when it nests deeper than
+ * {@link MAX_JSON_BODY_DEPTH} (before `JSON.stringify` could run out of stack).
+ */
+export function stringifyJson(value: unknown, where: string): string {
+  if (jsonDepth(value, MAX_JSON_BODY_DEPTH) > MAX_JSON_BODY_DEPTH)
+    throw bad(`${where} nests deeper than ${MAX_JSON_BODY_DEPTH} levels of arrays and objects`);
+  return JSON.stringify(value);
 }
 
 /** Parses JSON, answering 400 with the parser's reason when it is not. */

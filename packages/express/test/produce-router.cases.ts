@@ -1,5 +1,7 @@
 // The produce router's cases, run by produce-router.test.ts on Express 5 and by
 // produce-router.express4.test.ts on Express 4 (where `express` is mapped to Express 4 for every module).
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import express from 'express';
 import request from 'supertest';
 import Database from 'better-sqlite3';
@@ -213,6 +215,68 @@ export function produceRouterCases(expressVersion: string): void {
           .send('x'.repeat(16))
       ).status,
     ).toBe(201);
+  });
+
+  test(`[${expressVersion}] 400, not 500, for a small envelope whose body nests thousands of levels; a batch answers per item`, async () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const a = app();
+    const single = await request(a)
+      .post('/api/topics/orders/messages')
+      .set('Content-Type', ENVELOPE)
+      .send(`{"body":${deep}}`);
+    expectProblem(single, 400, 'INVALID_REQUEST');
+    expect(single.body.detail).toMatch(/nests deeper than 256 levels/);
+    const batch = await request(a)
+      .post('/api/topics/orders/messages/batch')
+      .set('Content-Type', 'application/json')
+      .send(`{"messages":[{"body":"first"},{"body":${deep}},{"body":{"ok":[1,[2]]}}]}`);
+    expect(batch.status).toBe(200);
+    expect(batch.body.results.map((r: { status: number }) => r.status)).toEqual([201, 400, 201]);
+    expect(batch.body.results[1]).toMatchObject({ index: 1, code: 'INVALID_REQUEST' });
+    // behind an app-wide express.json(), the parsed body is re-serialised: the same 400
+    const behindJson = express();
+    const router = rocketProduceRouter({ transport: env.transport });
+    routers.push(router);
+    behindJson.use(express.json({ limit: '1mb' }), router);
+    expectProblem(
+      await request(behindJson)
+        .post('/topics/orders/messages')
+        .set('Content-Type', 'application/json')
+        .send(`{"deep":${deep}}`),
+      400,
+      'INVALID_REQUEST',
+    );
+    const stored = await env.read('orders');
+    expect(stored.map((m) => Buffer.from(m.body).toString())).toEqual(['first', '{"ok":[1,[2]]}']);
+  });
+
+  test(`[${expressVersion}] 413 at once from a declared Content-Length over maxRequestBytes, before the body is sent`, async () => {
+    const server = app({ maxRequestBytes: 1024 }).listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    try {
+      // Declares 100 MiB and sends 16 bytes of it: the answer must not wait for the rest.
+      socket.write(
+        'POST /api/topics/orders/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n' +
+          `Content-Length: ${100 * 1024 * 1024}\r\n\r\n` +
+          'x'.repeat(16),
+      );
+      const head = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        // the server closes the connection after its answer: read up to the end
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', reject);
+        socket.on('end', () => resolve(text));
+      });
+      expect(head).toMatch(/^HTTP\/1\.1 413 /);
+      expect(head.toLowerCase()).toContain('connection: close');
+      expect(head).toContain('PAYLOAD_TOO_LARGE');
+    } finally {
+      socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(await env.read('orders')).toEqual([]);
   });
 
   test(`[${expressVersion}] 415: a media type that is not accepted, or none`, async () => {

@@ -85,7 +85,11 @@ export class Broker {
     this.options = options;
     const { store, clock, brokerName, fileSystem: fs, configDir: dir } = options;
     this.store = store;
-    this.topics = new TopicRegistry(new ConfigFile(fs, dir, 'topics.json'), options.defaultQueueCount);
+    this.topics = new TopicRegistry(
+      new ConfigFile(fs, dir, 'topics.json'),
+      options.defaultQueueCount,
+      (topic, queueId) => store.maxOffset(topic, queueId) > store.minOffset(topic, queueId),
+    );
     this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
     this.consumers = new ConsumerRegistry(options.consumerExpiryMs);
     this.longPoll = new LongPoll(clock, options.maxSuspendedPulls);
@@ -187,7 +191,7 @@ export class Broker {
 
   // ---- topics ----------------------------------------------------------------------------
 
-  /** Creates or updates a topic (RocketMQ `updateAndCreateTopic`). */
+  /** Creates a topic, or changes the given fields of one (RocketMQ `updateAndCreateTopic`; see `TopicRegistry.upsert`). */
   createTopic(input: TopicInput): TopicConfig {
     this.assertOpen();
     return this.topics.upsert(input);

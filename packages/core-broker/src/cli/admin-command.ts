@@ -1,3 +1,4 @@
+import { DEFAULT_QUEUE_COUNT } from '../broker/broker-options';
 import { RocketAdmin } from '../client/admin-client';
 import type { TcpTransportOptions } from '../client/tcp-transport';
 import { RocketError } from '../common/errors';
@@ -75,16 +76,35 @@ const COMMANDS: Record<string, Command> = {
       })),
   },
   'topic create': {
-    summary: 'Create (or update) a topic on every broker, or on --brokers',
+    summary: 'Create a topic on every broker, or on --brokers (on a broker that has it: as topic update)',
     options: topicOptions(),
     run: (admin, f) => admin.updateTopic(topicInput(f), brokerList(f)),
     table: topicResultTable,
   },
   'topic update': {
-    summary: 'Update (or create) a topic on every broker, or on --brokers',
+    summary:
+      'Change only the given fields of a topic on every broker, or on --brokers (creates it where absent)',
     options: topicOptions(),
     run: (admin, f) => admin.updateTopic(topicInput(f), brokerList(f)),
     table: topicResultTable,
+  },
+  'store stats': {
+    summary:
+      'Each broker store: disk use, DISK_FULL refusals, segments deleted (forced: unexpired), skipped entries',
+    options: [],
+    run: (admin) => admin.storeStats(),
+    table: (results: Awaited<ReturnType<RocketAdmin['storeStats']>>) =>
+      results.map(({ brokerName, result: s }) => ({
+        broker: brokerName,
+        'disk used': typeof s.diskUsedRatio === 'number' ? `${(s.diskUsedRatio * 100).toFixed(1)}%` : '-',
+        full: s.diskFull ?? '-',
+        'disk-full refusals': s.diskFullRejections ?? '-',
+        'expired segments': s.expiredSegmentsDeleted ?? '-',
+        'forced segments': s.forcedSegmentsDeleted ?? '-',
+        'forced messages': s.forcedMessagesDeleted ?? '-',
+        'skipped entries': s.skippedEntries ?? '-',
+        'rebuilt entries': s.rebuiltEntries ?? '-',
+      })),
   },
   'group progress': {
     summary: "A consumer group's committed offset and lag per queue",
@@ -281,11 +301,14 @@ function connection(flags: Map<string, string>): TcpTransportOptions {
 function topicOptions(): Command['options'] {
   return [
     ['topic', 'Topic name', true],
-    ['queues', 'Read and write queue count (default: the broker default, 4)'],
-    ['read-queues', 'Read queue count'],
-    ['write-queues', 'Write queue count'],
-    ['perm', 'rw, r, w or deny (default: rw)'],
-    ['fifo', 'true for a FIFO topic (default: false)'],
+    [
+      'queues',
+      `Read and write queue count (new topic default: the broker's defaultQueueCount, ${DEFAULT_QUEUE_COUNT})`,
+    ],
+    ['read-queues', 'Queues consumers read; refused below --write-queues or below a queue holding messages'],
+    ['write-queues', 'Queues producers write (shrink this first to take queues out of service)'],
+    ['perm', 'rw, r, w or deny (new topic default: rw)'],
+    ['fifo', 'true for a FIFO topic (new topic default: false)'],
     ['brokers', 'Only these brokers: name,… (default: every master)'],
   ];
 }

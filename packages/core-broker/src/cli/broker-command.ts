@@ -3,6 +3,7 @@ import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
+import type { StoreEvent } from '../store/store-events';
 import type { FlushMode } from '../store/store-options';
 import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
 
@@ -28,11 +29,41 @@ Options:
   --advertised-address <host:port>
                            Address name servers hand to clients (default: the listening one)
   --namesrv-tls-ca <file>  Reach the name servers over TLS, trusting this PEM CA bundle
+  --namesrv-access-key <key>
+                           Sign registrations with this broker credential (an admin account of the
+                           name servers' --acl-file); the secret comes from --namesrv-secret-key or
+                           the ROCKETNEST_NAMESRV_SECRET_KEY variable
+  --namesrv-secret-key <secret>
+                           Secret of --namesrv-access-key
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
   --tls-key <file>         PEM private key of --tls-cert
   -h, --help               Show this help`;
+
+const percent = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
+
+/** One log line per store event; warnings say so. */
+function describeStoreEvent(e: StoreEvent): string {
+  const ranges = (queues: Array<{ topic: string; queueId: number; fromOffset: number; toOffset: number }>) =>
+    queues.map((q) => `${q.topic}/${q.queueId} [${q.fromOffset}, ${q.toOffset})`).join(', ') || 'none';
+  switch (e.type) {
+    case 'store.disk.full':
+      return `WARN store: refusing appends (DISK_FULL), disk holding ${e.dir} ${e.reason === 'no-space' ? 'is out of space' : 'is over its limit'}, ${percent(e.usedRatio)} used`;
+    case 'store.disk.ok':
+      return `store: taking appends again, disk holding ${e.dir} ${percent(e.usedRatio)} used`;
+    case 'store.disk.pressure':
+      return `WARN store: disk holding ${e.dir} is ${percent(e.usedRatio)} used (over diskMaxUsedRatio)`;
+    case 'store.retention.expired':
+      return `store: retention deleted ${e.segments} expired segment(s); queue offsets gone: ${ranges(e.queues)}`;
+    case 'store.retention.forced':
+      return `WARN store: disk ${percent(e.usedRatio)} used, retention deleted ${e.segments} UNEXPIRED segment(s); messages that may not have been consumed are gone: ${ranges(e.queues)}`;
+    case 'store.read.skipped':
+      return `WARN store: skipped ${e.topic}/${e.queueId} offset ${e.queueOffset} (commit-log offset ${e.commitLogOffset}): ${e.reason}`;
+    case 'store.recovery.rebuilt':
+      return `WARN store: rebuilt lost consume-queue entries from the commit log: ${ranges(e.queues)}; ${e.holes} unreadable`;
+  }
+}
 
 /** RocketMQ's broker listen port. */
 const DEFAULT_BROKER_PORT = 10911;
@@ -62,6 +93,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'cluster',
     'advertised-address',
     'namesrv-tls-ca',
+    'namesrv-access-key',
+    'namesrv-secret-key',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -82,6 +115,21 @@ export async function runBroker(args: string[]): Promise<void> {
   const nameServers = namesrv === undefined ? undefined : parseAddressList('--namesrv', namesrv);
   const tls = serverTls(flags);
   const namesrvCa = flags.get('namesrv-tls-ca');
+  const namesrvAccessKey = flags.get('namesrv-access-key');
+  const namesrvSecretKey =
+    flags.get('namesrv-secret-key') ?? (process.env.ROCKETNEST_NAMESRV_SECRET_KEY || undefined);
+  if (namesrvAccessKey !== undefined && namesrvSecretKey === undefined)
+    throw new UsageError(
+      '--namesrv-access-key needs --namesrv-secret-key or the ROCKETNEST_NAMESRV_SECRET_KEY variable',
+    );
+  if (namesrvAccessKey === undefined && flags.has('namesrv-secret-key'))
+    throw new UsageError('--namesrv-secret-key needs --namesrv-access-key');
+  const nameServerClient = {
+    ...(namesrvCa === undefined ? {} : { tls: { caFile: path.resolve(namesrvCa) } }),
+    ...(namesrvAccessKey === undefined
+      ? {}
+      : { credentials: { accessKey: namesrvAccessKey, secretKey: namesrvSecretKey! } }),
+  };
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
@@ -90,6 +138,7 @@ export async function runBroker(args: string[]): Promise<void> {
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+      onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
     });
     const broker = await Broker.start({
       store,
@@ -111,7 +160,7 @@ export async function runBroker(args: string[]): Promise<void> {
       nameServers,
       clusterName: flags.get('cluster'),
       advertisedAddress: flags.get('advertised-address'),
-      nameServerClient: namesrvCa === undefined ? undefined : { tls: { caFile: path.resolve(namesrvCa) } },
+      nameServerClient,
       onRegistrationError: (error, nameServer) =>
         console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
     }).catch(async (error: unknown) => {

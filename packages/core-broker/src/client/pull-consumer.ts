@@ -2,7 +2,7 @@ import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
 import type { PullResponse, Subscription } from '../message/protocol';
-import { validateUserTopic } from '../message/validation';
+import { validateSubscriptionTopic } from '../message/validation';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
 import { ClientTimers, EventedClient, intOption, readQueues } from './client-support';
@@ -169,7 +169,7 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
     if (this.mode === 'SUBSCRIBE')
       throw new RocketError('INVALID_ARGUMENT', 'subscribe() and assign() exclude each other');
     for (const q of queues) {
-      validateUserTopic(q.topic);
+      validateSubscriptionTopic(q.topic);
       if (!Number.isInteger(q.queueId) || q.queueId < 0) {
         throw new RocketError('INVALID_ARGUMENT', `queueId must be a non-negative integer; got ${q.queueId}`);
       }

@@ -35,6 +35,12 @@ export const ERROR_CODES = {
   TIMEOUT: { retriable: true },
   /** The broker cannot be reached: unknown to the transport, closed, or its connection is lost. */
   BROKER_UNAVAILABLE: { retriable: true },
+  /**
+   * A name server refused a broker registration (or unregistration) under the name and id of a
+   * live broker at another address: the live one keeps its routes until it unregisters, its
+   * connection closes or its registration expires; the refused broker retries at its next period.
+   */
+  BROKER_NAME_CONFLICT: { retriable: true },
   /** No configured name server answered a route query (all down or unreachable). */
   NAME_SERVER_UNAVAILABLE: { retriable: true },
   /** A producer gave up on a send after its retries; `cause` is the last failure, `retriable` is its. */

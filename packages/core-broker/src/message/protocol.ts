@@ -31,15 +31,22 @@ export interface TopicConfig {
 }
 
 /** A topic to create or update (RocketMQ `updateAndCreateTopic`). */
+/**
+ * A topic to create, or the fields of one to change: an update changes only the fields given and
+ * keeps the others. A read queue count that would hide stored messages is refused (see
+ * `TopicRegistry`).
+ */
 export interface TopicInput {
   topic: string;
-  /** Read and write queue count together; overridden by the two fields below. Default: the broker's `defaultQueueCount`. */
+  /** Read and write queue count together; overridden by the two fields below. New topic default: the broker's `defaultQueueCount`. */
   queueCount?: number;
+  /** Queues consumers read (RocketMQ `readQueueNums`); never below `writeQueueCount`. */
   readQueueCount?: number;
+  /** Queues producers write (RocketMQ `writeQueueNums`). */
   writeQueueCount?: number;
-  /** Default read and write. */
+  /** New topic default: read and write. */
   permission?: number;
-  /** FIFO topic. Default false. */
+  /** FIFO topic. New topic default: false. */
   fifo?: boolean;
 }
 

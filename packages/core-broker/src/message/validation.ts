@@ -109,6 +109,27 @@ export function validateUserTopic(topic: string): void {
   if (isSystemTopic(topic)) throw invalid(`topic "${topic}" is reserved for the broker's own use`);
 }
 
+/**
+ * A topic a consumer may subscribe to or be assigned: a user topic, or a group's dead-letter topic
+ * `%DLQ%<group>`, which RocketMQ 5 creates readable (`PERM_READ | PERM_WRITE`) so that operators
+ * can inspect and drain it with any consumer. Retry topics and the other system topics belong to
+ * the broker: a consumer reads its own retry topic through its group, never by name.
+ */
+export function validateSubscriptionTopic(topic: string): void {
+  validateTopic(topic);
+  if (topic.startsWith(DLQ_TOPIC_PREFIX)) {
+    try {
+      validateGroup(topic.slice(DLQ_TOPIC_PREFIX.length));
+    } catch (error) {
+      throw invalid(
+        `topic "${topic}" is not a dead-letter topic: after ${DLQ_TOPIC_PREFIX} comes a consumer group name (${(error as Error).message})`,
+      );
+    }
+    return;
+  }
+  if (isSystemTopic(topic)) throw invalid(`topic "${topic}" is reserved for the broker's own use`);
+}
+
 /** A consumer or producer group name (RocketMQ `Validators.checkGroup`), reserved names refused. */
 export function validateGroup(group: string): void {
   if (typeof group !== 'string' || group.length === 0) throw invalid('group must be a non-empty string');

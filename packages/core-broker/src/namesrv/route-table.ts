@@ -39,11 +39,27 @@ export class RouteTable {
     assert(Number.isSafeInteger(brokerExpiryMs) && brokerExpiryMs > 0, 'brokerExpiryMs must be positive');
   }
 
-  /** Records a registration (first or periodic). True when the broker was not live before. */
+  /**
+   * Records a registration (first or periodic). True when the broker was not live before.
+   *
+   * A broker name and id belong to one address while its registration is live: a registration of
+   * them from another address is refused with `BROKER_NAME_CONFLICT` (retriable) until the live one
+   * unregisters, its connection closes or it has been silent for the expiry. Without this, any
+   * process that reaches the name server could take over a broker's routes and receive its traffic.
+   */
   register(registration: BrokerRegistration, nowMs: number, session?: unknown): boolean {
     const key = brokerKey(registration.brokerName, registration.brokerId);
-    const known = this.brokers.has(key);
-    if (!known && this.brokers.size >= MAX_BROKERS) {
+    const live = this.brokers.get(key);
+    const alive = live !== undefined && nowMs - live.lastUpdateMs <= this.brokerExpiryMs;
+    if (alive && live.registration.address !== registration.address) {
+      throw new RocketError(
+        'BROKER_NAME_CONFLICT',
+        `broker "${registration.brokerName}" (id ${registration.brokerId}) is live at ${live.registration.address}; ` +
+          `its registration from ${registration.address} is refused until the live one unregisters, loses its ` +
+          `connection or is silent for ${this.brokerExpiryMs} ms. Give each broker its own --broker-name.`,
+      );
+    }
+    if (live === undefined && this.brokers.size >= MAX_BROKERS) {
       throw new RocketError(
         'BROKER_BUSY',
         `this name server already tracks ${MAX_BROKERS} brokers; broker "${registration.brokerName}" is refused`,
@@ -52,12 +68,25 @@ export class RouteTable {
     const topics = new Map<string, TopicConfig>();
     for (const t of registration.topics) topics.set(t.topic, t);
     this.brokers.set(key, { registration, topics, lastUpdateMs: nowMs, session });
-    return !known;
+    return !alive;
   }
 
-  /** Removes a broker (its own unregistration on shutdown). True when it was live. */
-  unregister(brokerName: string, brokerId: number): boolean {
-    return this.brokers.delete(brokerKey(brokerName, brokerId));
+  /**
+   * Removes a broker (its own unregistration on shutdown). True when it was live. With a `session`,
+   * only the connection the live registration came on may remove it (`BROKER_NAME_CONFLICT`
+   * otherwise): another process cannot take a live broker out of the routes.
+   */
+  unregister(brokerName: string, brokerId: number, session?: unknown): boolean {
+    const key = brokerKey(brokerName, brokerId);
+    const live = this.brokers.get(key);
+    if (live === undefined) return false;
+    if (session !== undefined && live.session !== undefined && live.session !== session) {
+      throw new RocketError(
+        'BROKER_NAME_CONFLICT',
+        `broker "${brokerName}" (id ${brokerId}) registered from another connection; only that connection may unregister it`,
+      );
+    }
+    return this.brokers.delete(key);
   }
 
   /**

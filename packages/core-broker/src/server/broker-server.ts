@@ -38,8 +38,14 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
-  /** How to reach the name servers: TLS (when they listen with TLS) and timeouts. Default plain TCP. */
-  nameServerClient?: Pick<RemotingClientOptions, 'tls' | 'requestTimeoutMs' | 'connectTimeoutMs'>;
+  /**
+   * How to reach the name servers: TLS (when they listen with TLS), timeouts, and the broker
+   * credential that signs registrations for name servers with an ACL. Default plain TCP, unsigned.
+   */
+  nameServerClient?: Pick<
+    RemotingClientOptions,
+    'tls' | 'requestTimeoutMs' | 'connectTimeoutMs' | 'credentials'
+  >;
   /**
    * Checks every request against this ACL before it runs (RocketMQ `aclEnable=true` with the plain
    * access validator): unsigned requests, unknown keys, bad signatures and missing permissions get
@@ -285,6 +291,7 @@ export class BrokerServer {
       return b.createTopic(input);
     });
     this.on(C.ADMIN_LIST_TOPICS, OPERATIONS[C.ADMIN_LIST_TOPICS], () => b.listTopics());
+    this.on(C.ADMIN_STORE_STATS, OPERATIONS[C.ADMIN_STORE_STATS], () => ({ ...b.store.stats?.() }));
     this.on(C.ADMIN_CONSUME_STATS, OPERATIONS[C.ADMIN_CONSUME_STATS], (raw) => {
       const r = new AdminRequest('consume stats', raw);
       return b.consumeStats(r.str('group'), r.optStr('topic'));

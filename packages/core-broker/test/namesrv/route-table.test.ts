@@ -115,6 +115,34 @@ describe('RouteTable', () => {
     expect(table.size).toBe(1);
   });
 
+  test('a live broker name and id cannot be registered from another address until the live one expires, unregisters or drops', () => {
+    const table = new RouteTable(120_000);
+    const real = registration('broker-a', [topic('orders')]);
+    const impostor = registration('broker-a', [topic('orders')], { address: '10.9.9.9:10911' });
+    expect(table.register(real, 0, 'real-connection')).toBe(true);
+    expectCode(
+      () => table.register(impostor, 1_000, 'other'),
+      'BROKER_NAME_CONFLICT',
+      /is live at 127\.0\.0\.1:10911/,
+    );
+    expect(table.topicRoute('orders').brokers[0]!.address).toBe('127.0.0.1:10911');
+    // the same address on a new connection is the broker itself, reconnected
+    expect(table.register(real, 30_000, 'reconnected')).toBe(false);
+    // a slave id is another broker
+    expect(table.register({ ...impostor, brokerId: 1 }, 30_000, 'slave')).toBe(true);
+    // only the registering connection may unregister it
+    expectCode(() => table.unregister('broker-a', 0, 'other'), 'BROKER_NAME_CONFLICT');
+    expect(table.topicRoute('orders').brokers).toHaveLength(1);
+    // silent for longer than the expiry (not yet scanned): another address may take over
+    expectCode(() => table.register(impostor, 150_000, 'other'), 'BROKER_NAME_CONFLICT');
+    expect(table.register(impostor, 150_001, 'other')).toBe(true);
+    expect(table.topicRoute('orders').brokers[0]!.address).toBe('10.9.9.9:10911');
+    // after its connection closed, the name is free at once
+    expect(table.dropSession('other')).toEqual(['broker-a']);
+    expect(table.register(real, 150_002, 'real-again')).toBe(true);
+    expect(table.unregister('broker-a', 0, 'real-again')).toBe(true);
+  });
+
   test('cluster info groups brokers by cluster', () => {
     const table = new RouteTable();
     table.register(registration('broker-b', [topic('t')], { clusterName: 'east' }), 7);
