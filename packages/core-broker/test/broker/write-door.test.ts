@@ -18,6 +18,7 @@ import { SystemProperty } from '../../src/message/system-properties';
 import { MemoryFileSystem } from '../../src/store/file-system';
 import { FileStore } from '../../src/store/file-store';
 import type { AppendRequest, MessageStore } from '../../src/store/message-store';
+import { FaultyFileSystem, injectedError } from '../support/faulty-file-system';
 import { ManualClock } from '../support/manual-clock';
 import { settle } from '../support/settle';
 
@@ -54,7 +55,7 @@ async function env(options: Partial<BrokerOptions> = {}): Promise<Env> {
     store,
     events,
     fillDisk() {
-      fileSystem.otherUsedBytes = 0.9 * TOTAL_BYTES;
+      fileSystem.otherUsedBytes = 0.95 * TOTAL_BYTES; // over the store's diskFullRatio
       store.runRetention();
     },
     freeDisk() {
@@ -93,9 +94,8 @@ function expectDiskFullBusy(error: unknown): RocketError {
   expect(error).toBeInstanceOf(RocketError);
   expect(error).toMatchObject({ code: 'BROKER_BUSY', retriable: true, cause: { code: 'DISK_FULL' } });
   const message = (error as RocketError).message;
-  expect(message).toContain('broker broker-a is busy: disk full');
-  expect(message).toContain(STORE_DIR); // which disk
-  expect(message).toContain('diskFullRatio=0.85'); // which limit
+  expect(message).toMatch(/^broker broker-a is busy: disk full \(/); // the broker's reason
+  expect(message).toContain(`the disk holding ${STORE_DIR}`); // the store's: which disk
   return error as RocketError;
 }
 
@@ -212,6 +212,56 @@ describe('a full disk is BROKER_BUSY on every write path', () => {
     expect(e.read(`%DLQ%${GROUP}`).map((m) => m.body.toString())).toEqual(['poison']);
     expect(e.broker.pendingWork().unackedPops).toBe(0);
     await e.close();
+  });
+});
+
+describe('ENOSPC from the file system', () => {
+  test('every write path rejects like a plain send, and writes resume once the disk has room', async () => {
+    const clock = new ManualClock();
+    const fileSystem = new FaultyFileSystem(new MemoryFileSystem());
+    const store = await FileStore.open({ dir: STORE_DIR, fileSystem, clock, retentionIntervalMs: 0 });
+    const broker = await Broker.start({ store, clock });
+    broker.createTopic({ topic: TOPIC, queueCount: 1 });
+    const send = (extra: Partial<MessageInput> = {}, request: object = {}) =>
+      broker.send({
+        producerGroup: 'p',
+        topic: TOPIC,
+        messages: [{ topic: TOPIC, body: Buffer.from('x'), ...extra }],
+        bornTimestampMs: clock.now(),
+        ...request,
+      });
+    const failed = (await send()).messages[0]!.msgId;
+    const half = (await send({}, { producerGroup: 'tx', transactional: true })).messages[0]!;
+    fileSystem.failAll('write', injectedError('write', 'ENOSPC'));
+
+    const plain = expectDiskFullBusy(await rejection(send()));
+    expect(plain.message).toContain('ENOSPC');
+    const others = {
+      delayed: await rejection(send({ deliveryTimeMs: clock.now() + 5000 })),
+      retry: await rejection(broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 16 })),
+      deadLetter: await rejection(
+        broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 0 }),
+      ),
+      commit: await rejection(
+        broker.endTransaction({
+          producerGroup: 'tx',
+          transactionId: half.transactionId!,
+          resolution: 'COMMIT',
+          fromCheck: false,
+        }),
+      ),
+    };
+    for (const [path, error] of Object.entries(others)) {
+      expect({ path, message: expectDiskFullBusy(error).message }).toEqual({ path, message: plain.message });
+    }
+
+    fileSystem.heal();
+    await send();
+    expect(await broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 16 })).toEqual({
+      deadLettered: false,
+    });
+    await broker.close();
+    await store.close();
   });
 });
 
