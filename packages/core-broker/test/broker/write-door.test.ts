@@ -17,6 +17,7 @@ import type { MessageInput, MessageView } from '../../src/message/message';
 import { SystemProperty } from '../../src/message/system-properties';
 import { MemoryFileSystem } from '../../src/store/file-system';
 import { FileStore } from '../../src/store/file-store';
+import { DEFAULT_DISK_FULL_RATIO } from '../../src/store/store-options';
 import type { AppendRequest, MessageStore } from '../../src/store/message-store';
 import { FaultyFileSystem, injectedError } from '../support/faulty-file-system';
 import { ManualClock } from '../support/manual-clock';
@@ -113,6 +114,7 @@ describe('a full disk is BROKER_BUSY on every write path', () => {
     e.fillDisk();
 
     const plain = expectDiskFullBusy(await rejection(e.send('plain')));
+    expect(plain.message).toContain(`diskFullRatio=${DEFAULT_DISK_FULL_RATIO}`); // which limit
     const others = {
       delayed: await rejection(e.send('delayed', { deliveryTimeMs: e.clock.now() + 5000 })),
       batch: await rejection(
