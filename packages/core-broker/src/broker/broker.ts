@@ -102,7 +102,7 @@ export class Broker implements BrokerApi {
     this.topics = new TopicRegistry(
       new ConfigFile(fs, dir, 'topics.json'),
       options.defaultQueueCount,
-      (topic, queueId) => this.store.maxOffset(topic, queueId) > this.store.minOffset(topic, queueId),
+      (topic, queueId) => store.maxOffset(topic, queueId) > store.minOffset(topic, queueId),
     );
     this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
     this.consumers = new ConsumerRegistry(options.consumerExpiryMs);

@@ -19,6 +19,7 @@ import { MemoryFileSystem } from '../../src/store/file-system';
 import { FileStore } from '../../src/store/file-store';
 import { DEFAULT_DISK_FULL_RATIO } from '../../src/store/store-options';
 import type { AppendRequest, MessageStore } from '../../src/store/message-store';
+import { FaultyFileSystem, injectedError } from '../support/faulty-file-system';
 import { ManualClock } from '../support/manual-clock';
 import { settle } from '../support/settle';
 
@@ -55,7 +56,7 @@ async function env(options: Partial<BrokerOptions> = {}): Promise<Env> {
     store,
     events,
     fillDisk() {
-      fileSystem.otherUsedBytes = 0.95 * TOTAL_BYTES;
+      fileSystem.otherUsedBytes = 0.95 * TOTAL_BYTES; // over the store's diskFullRatio
       store.runRetention();
     },
     freeDisk() {
@@ -94,9 +95,8 @@ function expectDiskFullBusy(error: unknown): RocketError {
   expect(error).toBeInstanceOf(RocketError);
   expect(error).toMatchObject({ code: 'BROKER_BUSY', retriable: true, cause: { code: 'DISK_FULL' } });
   const message = (error as RocketError).message;
-  expect(message).toContain('broker broker-a is busy: disk full');
-  expect(message).toContain(STORE_DIR); // which disk
-  expect(message).toContain(`diskFullRatio=${DEFAULT_DISK_FULL_RATIO}`); // which limit
+  expect(message).toMatch(/^broker broker-a is busy: disk full \(/); // the broker's reason
+  expect(message).toContain(`the disk holding ${STORE_DIR}`); // the store's: which disk
   return error as RocketError;
 }
 
@@ -114,6 +114,7 @@ describe('a full disk is BROKER_BUSY on every write path', () => {
     e.fillDisk();
 
     const plain = expectDiskFullBusy(await rejection(e.send('plain')));
+    expect(plain.message).toContain(`diskFullRatio=${DEFAULT_DISK_FULL_RATIO}`); // which limit
     const others = {
       delayed: await rejection(e.send('delayed', { deliveryTimeMs: e.clock.now() + 5000 })),
       batch: await rejection(
@@ -213,6 +214,56 @@ describe('a full disk is BROKER_BUSY on every write path', () => {
     expect(e.read(`%DLQ%${GROUP}`).map((m) => m.body.toString())).toEqual(['poison']);
     expect(e.broker.pendingWork().unackedPops).toBe(0);
     await e.close();
+  });
+});
+
+describe('ENOSPC from the file system', () => {
+  test('every write path rejects like a plain send, and writes resume once the disk has room', async () => {
+    const clock = new ManualClock();
+    const fileSystem = new FaultyFileSystem(new MemoryFileSystem());
+    const store = await FileStore.open({ dir: STORE_DIR, fileSystem, clock, retentionIntervalMs: 0 });
+    const broker = await Broker.start({ store, clock });
+    broker.createTopic({ topic: TOPIC, queueCount: 1 });
+    const send = (extra: Partial<MessageInput> = {}, request: object = {}) =>
+      broker.send({
+        producerGroup: 'p',
+        topic: TOPIC,
+        messages: [{ topic: TOPIC, body: Buffer.from('x'), ...extra }],
+        bornTimestampMs: clock.now(),
+        ...request,
+      });
+    const failed = (await send()).messages[0]!.msgId;
+    const half = (await send({}, { producerGroup: 'tx', transactional: true })).messages[0]!;
+    fileSystem.failAll('write', injectedError('write', 'ENOSPC'));
+
+    const plain = expectDiskFullBusy(await rejection(send()));
+    expect(plain.message).toContain('ENOSPC');
+    const others = {
+      delayed: await rejection(send({ deliveryTimeMs: clock.now() + 5000 })),
+      retry: await rejection(broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 16 })),
+      deadLetter: await rejection(
+        broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 0 }),
+      ),
+      commit: await rejection(
+        broker.endTransaction({
+          producerGroup: 'tx',
+          transactionId: half.transactionId!,
+          resolution: 'COMMIT',
+          fromCheck: false,
+        }),
+      ),
+    };
+    for (const [path, error] of Object.entries(others)) {
+      expect({ path, message: expectDiskFullBusy(error).message }).toEqual({ path, message: plain.message });
+    }
+
+    fileSystem.heal();
+    await send();
+    expect(await broker.sendBack({ consumerGroup: GROUP, msgId: failed, maxReconsumeTimes: 16 })).toEqual({
+      deadLettered: false,
+    });
+    await broker.close();
+    await store.close();
   });
 });
 

@@ -28,7 +28,8 @@ beforeEach(async () => {
   db = await freshMysqlSchema();
   pool = db.pool;
   await pool.query('CREATE TABLE orders (id INT PRIMARY KEY, total INT NOT NULL) ENGINE=InnoDB');
-  env = await startBrokerAndProducer(['orders', 'payments']);
+  // messages with a message group go to a FIFO topic (the broker refuses them on a normal one)
+  env = await startBrokerAndProducer(['orders', 'payments', { topic: 'order-steps', fifo: true }]);
   clock = new ManualClock();
   outbox = new MysqlOutbox({ pool, table: 'outbox', clock });
   await outbox.migrate();
@@ -157,17 +158,19 @@ myTest('commit publishes exactly what was written, once', async () => {
         properties: { region: 'eu' },
         body: '{"id":1}',
       }),
-      await outbox.add(c, { topic: 'orders', messageGroup: 'order-1', body: Buffer.from([0, 255, 7]) }),
+      await outbox.add(c, { topic: 'order-steps', messageGroup: 'order-1', body: Buffer.from([0, 255, 7]) }),
       await outbox.add(c, { topic: 'payments', body: 'charge', delayMs: 0 }),
     ];
   });
   expect(await relay().runOnce()).toEqual({ claimed: 3, published: 3, failed: 0, parked: 0 });
   const orders = await env.read('orders');
-  expect(orders.map((m) => m.keys[0])).toEqual(ids.slice(0, 2));
+  const steps = await env.read('order-steps');
+  expect(orders.map((m) => m.keys[0])).toEqual(ids.slice(0, 1));
+  expect(steps.map((m) => m.keys[0])).toEqual(ids.slice(1, 2));
   expect(orders[0]).toMatchObject({ tag: 'created', keys: [ids[0], 'order-1'] });
   expect(orders[0]!.properties).toMatchObject({ region: 'eu', [OUTBOX_ID_PROPERTY]: ids[0] });
   expect(text(orders[0]!)).toBe('{"id":1}');
-  expect([...orders[1]!.body]).toEqual([0, 255, 7]);
+  expect([...steps[0]!.body]).toEqual([0, 255, 7]);
   expect((await env.read('payments')).map(text)).toEqual(['charge']);
   expect(await outbox.counts()).toEqual({ pending: 0, published: 3, parked: 0 });
   expect((await relay().runOnce()).claimed).toBe(0);
@@ -178,7 +181,7 @@ myTest(
   async () => {
     await inTransaction(async (c) => {
       await outbox.add(c, { topic: 'missing-topic', messageGroup: 'g', body: 'poison' });
-      await outbox.add(c, { topic: 'orders', messageGroup: 'g', body: 'after' });
+      await outbox.add(c, { topic: 'order-steps', messageGroup: 'g', body: 'after' });
     });
     const r = relay({ maxAttempts: 2, retryBackoffMinMs: 50, retentionMs: 1000, cleanupBatchSize: 1 });
     expect(await r.runOnce()).toMatchObject({ claimed: 1, failed: 1 });
@@ -190,7 +193,7 @@ myTest(
     );
     expect((rows as Array<Record<string, unknown>>)[0]).toMatchObject({ status: 'parked', attempts: 2 });
     expect(await r.runOnce()).toMatchObject({ claimed: 1, published: 1 });
-    expect((await env.read('orders')).map(text)).toEqual(['after']);
+    expect((await env.read('order-steps')).map(text)).toEqual(['after']);
     expect(await outbox.requeueParked()).toBe(1);
     clock.advance(1001);
     expect(await r.cleanup()).toBe(1);
@@ -242,7 +245,7 @@ myTest(
           for (let n = 0; n < perGroup; n += 5) {
             await inTransaction(async (c) => {
               for (let k = n; k < n + 5; k++)
-                await outbox.add(c, { topic: 'orders', messageGroup: group, body: `${group}:${k}` });
+                await outbox.add(c, { topic: 'order-steps', messageGroup: group, body: `${group}:${k}` });
               await outbox.add(c, { topic: 'payments', body: `${group}:${n}` });
             });
           }
@@ -253,7 +256,7 @@ myTest(
     } finally {
       await Promise.all(relays.map((r) => r.close()));
     }
-    const orders = await env.read('orders');
+    const orders = await env.read('order-steps');
     const ids = orders.map((m) => m.properties[OUTBOX_ID_PROPERTY]);
     expect(new Set(ids).size).toBe(ids.length);
     expect(orders).toHaveLength(groups.length * perGroup);
@@ -272,11 +275,11 @@ myTest('writers of one group commit in seq order: a second writer waits for the 
   const second = await pool.getConnection();
   try {
     await first.beginTransaction();
-    await outbox.add(first, { topic: 'orders', messageGroup: 'g', body: 'first' });
+    await outbox.add(first, { topic: 'order-steps', messageGroup: 'g', body: 'first' });
     await second.beginTransaction();
     let secondDone = false;
     const secondAdd = outbox
-      .add(second, { topic: 'orders', messageGroup: 'g', body: 'second' })
+      .add(second, { topic: 'order-steps', messageGroup: 'g', body: 'second' })
       .then(() => (secondDone = true));
     await sleep(200);
     expect(secondDone).toBe(false); // blocked on the group's row lock
@@ -289,7 +292,7 @@ myTest('writers of one group commit in seq order: a second writer waits for the 
   }
   await relay().runOnce();
   await relay().runOnce();
-  expect((await env.read('orders')).map(text)).toEqual(['first', 'second']);
+  expect((await env.read('order-steps')).map(text)).toEqual(['first', 'second']);
 });
 
 myTest('a lock-wait timeout on add() is a retriable DATABASE_ERROR and leaves no row', async () => {
@@ -297,11 +300,11 @@ myTest('a lock-wait timeout on add() is a retriable DATABASE_ERROR and leaves no
   const waiter = await pool.getConnection();
   try {
     await holder.beginTransaction();
-    await outbox.add(holder, { topic: 'orders', messageGroup: 'g', body: 'holder' });
+    await outbox.add(holder, { topic: 'order-steps', messageGroup: 'g', body: 'holder' });
     await waiter.query('SET SESSION innodb_lock_wait_timeout = 1');
     await waiter.beginTransaction();
     await expect(
-      outbox.add(waiter, { topic: 'orders', messageGroup: 'g', body: 'waiter' }),
+      outbox.add(waiter, { topic: 'order-steps', messageGroup: 'g', body: 'waiter' }),
     ).rejects.toMatchObject({
       code: 'DATABASE_ERROR',
       retriable: true,
@@ -438,7 +441,6 @@ myTest('TypeORM (mysql/mariadb driver) and Prisma transactions through the adapt
     await c.beginTransaction();
     await outbox.add(typeOrmTransaction(manager(true)), {
       topic: 'orders',
-      messageGroup: 'g',
       body: 'typeorm',
     });
     const prisma = {
@@ -454,7 +456,6 @@ myTest('TypeORM (mysql/mariadb driver) and Prisma transactions through the adapt
     ).rejects.toMatchObject({ code: 'NOT_IN_TRANSACTION' });
     await outbox.add(prismaTransaction(prisma, 'mysql'), {
       topic: 'orders',
-      messageGroup: 'g',
       body: 'prisma',
     });
     const inbox = new MysqlInbox({ consumer: 'c', table: 'inbox' });
