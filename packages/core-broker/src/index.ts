@@ -38,13 +38,16 @@ export { FileStore } from './store/file-store';
 export type { RecoveryReport } from './store/file-store';
 export { MemoryStore } from './store/memory-store';
 export type { MemoryStoreOptions } from './store/memory-store';
-export type { FileStoreOptions, FlushMode } from './store/store-options';
+export type { DiskPressurePolicy, FileStoreOptions, FlushMode } from './store/store-options';
+export type { QueueRange, StoreEvent, StoreStats } from './store/store-events';
 export {
   DEFAULT_SEGMENT_SIZE_BYTES,
   DEFAULT_FLUSH_INTERVAL_MS,
   DEFAULT_FILE_RESERVED_TIME_MS,
   DEFAULT_DISK_MAX_USED_RATIO,
+  DEFAULT_DISK_CLEAN_FORCIBLY_RATIO,
   DEFAULT_DISK_FULL_RATIO,
+  DEFAULT_DISK_PRESSURE_POLICY,
 } from './store/store-options';
 
 // Transactional messages: the broker's half/op topics and events, and the transaction producer.

@@ -20,6 +20,10 @@ Options:
   --flush <async|sync>     Flush mode: async flushes every 500 ms, sync acknowledges after
                            fdatasync with group commit (default: async)
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
+  --disk-pressure-policy <delete-oldest|refuse-writes>
+                           Over 85% disk use with nothing expired left to delete: delete the
+                           oldest messages, consumed or not (RocketMQ's behaviour), or refuse
+                           sends with DISK_FULL and keep them (default: delete-oldest)
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
   --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
@@ -79,6 +83,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'store-dir',
     'flush',
     'segment-size',
+    'disk-pressure-policy',
     'host',
     'port',
     'topics',
@@ -99,6 +104,9 @@ export async function runBroker(args: string[]): Promise<void> {
   if (flush !== 'async' && flush !== 'sync')
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
+  const policy = flags.get('disk-pressure-policy') ?? 'delete-oldest';
+  if (policy !== 'delete-oldest' && policy !== 'refuse-writes')
+    throw new UsageError(`--disk-pressure-policy must be delete-oldest or refuse-writes, not "${policy}"`);
   const port = parsePort(flags.get('port'), DEFAULT_BROKER_PORT);
   const host = flags.get('host') ?? '127.0.0.1';
   const topics = parseTopics(flags.get('topics'));
@@ -115,6 +123,7 @@ export async function runBroker(args: string[]): Promise<void> {
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+      diskPressurePolicy: policy,
       onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
     });
     const broker = await Broker.start({
