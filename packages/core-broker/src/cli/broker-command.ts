@@ -21,6 +21,10 @@ Options:
   --flush <async|sync>     Flush mode: async flushes every 500 ms, sync acknowledges after
                            fdatasync with group commit (default: async)
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
+  --disk-pressure-policy <delete-oldest|refuse-writes>
+                           Over 85% disk use with nothing expired left to delete: delete the
+                           oldest messages, consumed or not (RocketMQ's behaviour), or refuse
+                           sends with DISK_FULL and keep them (default: delete-oldest)
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
   --grpc-port <n>          Also serve RocketMQ 5's gRPC MessagingService on this port, for the official
@@ -112,6 +116,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'store-dir',
     'flush',
     'segment-size',
+    'disk-pressure-policy',
     'host',
     'port',
     'grpc-port',
@@ -137,6 +142,9 @@ export async function runBroker(args: string[]): Promise<void> {
   if (flush !== 'async' && flush !== 'sync')
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
+  const policy = flags.get('disk-pressure-policy') ?? 'delete-oldest';
+  if (policy !== 'delete-oldest' && policy !== 'refuse-writes')
+    throw new UsageError(`--disk-pressure-policy must be delete-oldest or refuse-writes, not "${policy}"`);
   const port = parsePort(flags.get('port'), DEFAULT_BROKER_PORT);
   const grpcPortFlag = flags.get('grpc-port');
   const grpcPort = grpcPortFlag === undefined ? undefined : parsePort(grpcPortFlag, 0, '--grpc-port');
@@ -172,6 +180,7 @@ export async function runBroker(args: string[]): Promise<void> {
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+      diskPressurePolicy: policy,
       onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
     });
     const broker = await Broker.start({

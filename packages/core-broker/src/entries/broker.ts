@@ -13,7 +13,8 @@ export { InProcessTransport } from '../client/in-process-transport';
 export type { MessageStore } from '../store/message-store';
 export { FileStore } from '../store/file-store';
 export type { RecoveryReport } from '../store/file-store';
-export type { FileStoreOptions, FlushMode } from '../store/store-options';
+export type { DiskPressurePolicy, FileStoreOptions, FlushMode } from '../store/store-options';
+export type { QueueRange, StoreEvent, StoreStats } from '../store/store-events';
 export { MemoryStore } from '../store/memory-store';
 export type { MemoryStoreOptions } from '../store/memory-store';
 

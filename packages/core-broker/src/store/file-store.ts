@@ -10,7 +10,6 @@ import {
   encodeProperties,
   encodeRecord,
   MIN_RECORD_BYTES,
-  readU64,
   recordSize,
   STORE_TIMESTAMP_AT,
 } from '../message/record-codec';
@@ -36,6 +35,12 @@ import { decideRetention } from './retention';
 import type { QueueRange, StoreEvent, StoreStats } from './store-events';
 import type { FileStoreOptions, ResolvedStoreOptions } from './store-options';
 import { resolveStoreOptions } from './store-options';
+
+/** The store time in a record's head, as read: NaN when the bytes cannot be one (damage). */
+function storeTimestamp(head: Buffer): number {
+  const value = head.readUInt32LE(STORE_TIMESTAMP_AT + 4) * 2 ** 32 + head.readUInt32LE(STORE_TIMESTAMP_AT);
+  return Number.isSafeInteger(value) ? value : NaN;
+}
 
 /** Most queues per topic the store accepts (queue ids are 0 … MAX_QUEUE_ID). */
 export const MAX_QUEUE_ID = 65_535;
@@ -768,8 +773,11 @@ export class FileStore implements MessageStore {
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
       const entry = cq.entry(mid)!;
-      const head = this.commitLog.readBytes(entry.commitLogOffset, STORE_TIMESTAMP_AT + 8);
-      const stored = head ? readU64(head, STORE_TIMESTAMP_AT) : 0;
+      const head = Number.isSafeInteger(entry.commitLogOffset)
+        ? this.commitLog.readBytes(entry.commitLogOffset, STORE_TIMESTAMP_AT + 8)
+        : undefined;
+      // a damaged entry or record reads as "older": the search steps past it
+      const stored = (head ? storeTimestamp(head) : 0) || 0;
       if (stored < timestampMs) lo = mid + 1;
       else hi = mid;
     }
@@ -816,9 +824,7 @@ export class FileStore implements MessageStore {
       const next = segments[i + 1];
       const head = next ? this.commitLog.readBytes(next.base, STORE_TIMESTAMP_AT + 8) : undefined;
       // a damaged head reads as "unknown": retention then keeps the segment rather than guess
-      const stored = head
-        ? head.readUInt32LE(STORE_TIMESTAMP_AT + 4) * 2 ** 32 + head.readUInt32LE(STORE_TIMESTAMP_AT)
-        : NaN;
+      const stored = head ? storeTimestamp(head) : NaN;
       return { sizeBytes: segment.sizeBytes, lastWriteMs: Number.isSafeInteger(stored) ? stored : undefined };
     });
     const o = this.options;

@@ -8,7 +8,7 @@ export const DEFAULT_MEMORY_STORE_MAX_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_MEMORY_SEGMENT_SIZE_BYTES = 16 * 1024 * 1024;
 
 export interface MemoryStoreOptions {
-  /** Memory the store may hold; past 75% of it the oldest segments are dropped, past 85% appends fail with `DISK_FULL`. Default 512 MiB. */
+  /** Memory the store may hold; past 85% of it the oldest segments are dropped, past 90% appends fail with `DISK_FULL` (the file store's disk ratios). Default 512 MiB. */
   maxBytes?: number;
   /** Segment size in bytes; retention drops whole segments. Default 16 MiB. */
   segmentSizeBytes?: number;
