@@ -1,6 +1,11 @@
+import { UseInterceptors } from '@nestjs/common';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
 import { RocketError, type MessageView } from '@rocketnest/core-broker';
+import { RocketFailureCapture, type RocketDeadLetterMatcher } from './rocket-failure';
 import { ROCKET_TRANSPORT } from './rocket.constants';
+
+/** One instance for every handler: it keeps no state of its own. */
+const FAILURE_CAPTURE = new RocketFailureCapture();
 
 /** Turns a consumed message into the handler's payload. */
 export type RocketDeserializer = (message: MessageView) => unknown;
@@ -33,6 +38,13 @@ export interface RocketListenerOptions {
   deserializer?: RocketDeserializer;
   /** Request-reply (`@MessagePattern` semantics): the handler's result answers `RocketClient.send()`. */
   reply?: boolean;
+  /**
+   * Failures that go to the dead-letter queue at once, without retries: error classes or tests on
+   * the error. Default: the server's `deadLetterOn`, else `NonRetriableError` and a failed
+   * validation (`BadRequestException`, as `ValidationPipe` throws). `[]` retries every failure.
+   * (RocketMQ `delayLevelWhenNextConsume = -1`)
+   */
+  deadLetterOn?: readonly RocketDeadLetterMatcher[];
 }
 
 /** What `@RocketListener` records in the handler's pattern extras. */
@@ -86,5 +98,7 @@ export function RocketListener(
       ? MessagePattern(pattern, ROCKET_TRANSPORT, extras)
       : EventPattern(pattern, ROCKET_TRANSPORT, extras);
     decorate(target, key, descriptor as never);
+    // innermost interceptor: keeps the handler's real error for the server's log and dead-letter decision
+    UseInterceptors(FAILURE_CAPTURE)(target, key, descriptor as never);
   };
 }

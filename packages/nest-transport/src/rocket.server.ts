@@ -18,6 +18,12 @@ import { lastValueFrom } from 'rxjs';
 import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
 import { isRocketDiscard } from './rocket-discard.error';
 import {
+  DEFAULT_DEAD_LETTER_ON,
+  matchesDeadLetter,
+  realFailure,
+  type RocketDeadLetterMatcher,
+} from './rocket-failure';
+import {
   ROCKET_LISTENER_EXTRAS,
   type RocketDeserializer,
   type RocketListenerMetadata,
@@ -55,15 +61,26 @@ export interface RocketServerOptions extends RocketConnectionOptions {
   consumer?: RocketConsumerTuning;
   /** Pop listeners: how long one receive waits, ms. Default 1000. Bounds how long `close()` waits for a receive. */
   popAwaitDurationMs?: number;
+  /**
+   * Failures that go to the dead-letter queue at once, without retries, for listeners that set no
+   * `deadLetterOn`: error classes or tests on the error. Default {@link DEFAULT_DEAD_LETTER_ON}
+   * (`NonRetriableError` and `BadRequestException`, as `ValidationPipe` throws). `[]` retries every failure.
+   */
+  deadLetterOn?: readonly RocketDeadLetterMatcher[];
 }
 
 /** Status of the server as `status` reports it. */
 export type RocketStatus = 'connected' | 'disconnected';
 
+/** The stack of an error, for the logger's trace argument. */
+function stackOf(error: unknown): string | undefined {
+  return error instanceof Error ? error.stack : undefined;
+}
+
 /** Pause of a pop listener after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
 const POP_RETRY_DELAY_MS = 1000;
 
-type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined };
+type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined } | { kind: 'dead-letter' };
 
 type EventName = keyof PushConsumerEvents;
 /** The events `on()` takes: the push consumers' instrumentation events. */
@@ -102,8 +119,18 @@ export class RocketServer
   private closing: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
 
+  private readonly deadLetterOn: readonly RocketDeadLetterMatcher[];
+
   constructor(private readonly options: RocketServerOptions) {
     super();
+    this.deadLetterOn = options.deadLetterOn ?? DEFAULT_DEAD_LETTER_ON;
+  }
+
+  /** What happens to a message classified as not retriable, by consumption mode. */
+  private deadLetterNote(delivery: RocketDelivery, pop: boolean): string {
+    return pop
+      ? "redelivered after its invisible time (pop dead-letters after the broker's maxReconsumeTimes)"
+      : `moved to the dead-letter queue %DLQ%${delivery.consumerGroup} without retries`;
   }
 
   /** Starts the consumers of every `@RocketListener`; `callback(error)` when that fails (conflicts, unknown topics…). */
@@ -203,6 +230,10 @@ export class RocketServer
             manualAck: listener.metadata.options.manualAck === true,
             deliveryAttempt: message.reconsumeTimes + 1,
           });
+          if (outcome.kind === 'dead-letter') {
+            context.deadLetter = true;
+            return ConsumeResult.RECONSUME_LATER;
+          }
           if (outcome.kind === 'retry') {
             if (outcome.delayMs !== undefined) {
               context.retryDelayMs = outcome.delayMs;
@@ -216,7 +247,7 @@ export class RocketServer
       { orderly: settings.consumeMode === 'ORDERLY' },
     );
     consumer.on('consumer.dead-lettered', ({ msgId }) =>
-      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue after its retries`),
+      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue %DLQ%${group}`),
     );
     consumer.on('consumer.dropped', ({ msgId }) =>
       this.log.warn(`msgId=${msgId} group=${group} failed and is dropped (broadcasting does not retry)`),
@@ -282,18 +313,24 @@ export class RocketServer
     const topic = plan.topics.get(message.topic);
     const listener = topic && listenerFor(topic, message.tag);
     const outcome: Outcome = listener
-      ? await this.consume(listener, message, {
-          consumerGroup: plan.group,
-          brokerName: message.brokerName,
-          manualAck: listener.metadata.options.manualAck === true,
-          deliveryAttempt: message.deliveryAttempt,
-        })
+      ? await this.consume(
+          listener,
+          message,
+          {
+            consumerGroup: plan.group,
+            brokerName: message.brokerName,
+            manualAck: listener.metadata.options.manualAck === true,
+            deliveryAttempt: message.deliveryAttempt,
+          },
+          true,
+        )
       : { kind: 'ack' };
     try {
       if (outcome.kind === 'ack') await consumer.ack(message);
-      else if (outcome.delayMs !== undefined)
+      else if (outcome.kind === 'retry' && outcome.delayMs !== undefined)
         await consumer.changeInvisibleDuration(message, outcome.delayMs);
-      // else: delivered again once its invisible time ends
+      // else: delivered again once its invisible time ends (pop dead-letters after the broker's
+      // maxReconsumeTimes: a pop client cannot send a message to the dead-letter queue itself)
     } catch (error) {
       this.log.warn(
         `${outcome.kind} of msgId=${message.msgId} topic=${message.topic} group=${plan.group} failed: ${describeError(error)}; it is delivered again after its invisible time`,
@@ -306,9 +343,10 @@ export class RocketServer
     listener: PlannedListener<MessageHandler>,
     message: MessageView,
     delivery: RocketDelivery,
+    pop = false,
   ): Promise<Outcome> {
     const { handlerName, options } = listener.metadata;
-    const where = `msgId=${message.msgId} topic=${message.topic} tag=${message.tag ?? ''} group=${delivery.consumerGroup}`;
+    const where = `msgId=${message.msgId} topic=${message.topic} tag=${message.tag ?? ''} group=${delivery.consumerGroup} reconsumeTimes=${message.reconsumeTimes}`;
     const retry: Outcome = { kind: 'retry', delayMs: options.retryDelayMs };
     let payload: unknown;
     try {
@@ -317,8 +355,12 @@ export class RocketServer
         (options.raw ? (m: MessageView) => m.body : (this.options.deserializer ?? decodeJson));
       payload = deserialize(message);
     } catch (error) {
-      this.log.error(`${handlerName}: cannot deserialize ${where}: ${describeError(error)}; retried`);
-      return retry;
+      // the same bytes never parse on a retry
+      this.log.error(
+        `${handlerName}: cannot deserialize ${where}: ${describeError(error)}; ${this.deadLetterNote(delivery, pop)}`,
+        stackOf(error),
+      );
+      return { kind: 'dead-letter' };
     }
     const context = new RocketContext(message, delivery);
     const replyTo = message.properties[REPLY_TO_PROPERTY];
@@ -329,20 +371,25 @@ export class RocketServer
       const result: unknown = await listener.handler(payload, context);
       const value = await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
       response = { response: value };
-    } catch (error) {
-      if (isRocketDiscard(error)) {
-        this.log.warn(`${handlerName} discarded ${where}: ${error.reason}`);
-        response = { err: { status: 'error', message: error.reason } };
+    } catch (thrown) {
+      const error = realFailure(thrown, context);
+      if (isRocketDiscard(thrown)) {
+        this.log.warn(`${handlerName} discarded ${where}: ${thrown.reason}`);
+        response = { err: { status: 'error', message: thrown.reason } };
       } else if (replies) {
         this.log.warn(`${handlerName} failed request ${where}: ${describeError(error)}; error replied`);
-        response = { err: error };
+        response = { err: thrown };
       } else if (context.getAckDecision()?.kind === 'ack') {
         this.log.warn(`${handlerName} threw after ack() of ${where}: ${describeError(error)}; consumed`);
         return { kind: 'ack' };
-      } else {
+      } else if (matchesDeadLetter(error, options.deadLetterOn ?? this.deadLetterOn)) {
         this.log.error(
-          `${handlerName} failed ${where} reconsumeTimes=${message.reconsumeTimes}: ${describeError(error)}; retried`,
+          `${handlerName} failed ${where}: ${describeError(error)}; not retriable (deadLetterOn), ${this.deadLetterNote(delivery, pop)}`,
+          stackOf(error),
         );
+        return { kind: 'dead-letter' };
+      } else {
+        this.log.error(`${handlerName} failed ${where}: ${describeError(error)}; retried`, stackOf(error));
         const decision = context.getAckDecision();
         return decision?.kind === 'nack'
           ? { kind: 'retry', delayMs: decision.delayMs ?? options.retryDelayMs }
