@@ -30,6 +30,7 @@ export type {
   RocketListenerMetadata,
 } from './rocket-listener.decorator';
 export { RocketServer } from './rocket.server';
+export { RocketListenerExplorer } from './rocket-listener.explorer';
 export type {
   RocketServerOptions,
   RocketStatus,

@@ -60,6 +60,16 @@ export interface RocketListenerMetadata {
 /** Key of {@link RocketListenerMetadata} in the pattern extras. */
 export const ROCKET_LISTENER_EXTRAS = 'rocketListener';
 
+/** A declared listener as the method carries it, so providers' listeners can be found without Nest's internals. */
+export interface RocketListenerDeclaration {
+  pattern: string;
+  metadata: RocketListenerMetadata;
+  isEvent: boolean;
+}
+
+/** Metadata key of the {@link RocketListenerDeclaration}s on a listener method. */
+export const ROCKET_LISTENER_METHOD = 'rocketnest:listener';
+
 /**
  * Declares a RocketNest message handler on a controller method: messages of `topic` whose tag
  * matches `tag` (a tag expression, `*` by default; or `options.sql`), consumed by `options.group`.
@@ -98,6 +108,13 @@ export function RocketListener(
       ? MessagePattern(pattern, ROCKET_TRANSPORT, extras)
       : EventPattern(pattern, ROCKET_TRANSPORT, extras);
     decorate(target, key, descriptor as never);
+    const declared = (Reflect.getMetadata(ROCKET_LISTENER_METHOD, descriptor.value as object) ??
+      []) as RocketListenerDeclaration[];
+    Reflect.defineMetadata(
+      ROCKET_LISTENER_METHOD,
+      [...declared, { pattern, metadata, isEvent: !options.reply }],
+      descriptor.value as object,
+    );
     // innermost interceptor: keeps the handler's real error for the server's log and dead-letter decision
     UseInterceptors(FAILURE_CAPTURE)(target, key, descriptor as never);
   };

@@ -120,10 +120,17 @@ export class RocketServer
   private starting: Promise<void> | undefined;
 
   private readonly deadLetterOn: readonly RocketDeadLetterMatcher[];
+  /** Problems found while the app registered listeners, reported by `listen()`. */
+  private readonly registrationErrors: Error[] = [];
 
   constructor(private readonly options: RocketServerOptions) {
     super();
     this.deadLetterOn = options.deadLetterOn ?? DEFAULT_DEAD_LETTER_ON;
+  }
+
+  /** Makes `listen()` fail with `error` (a listener that cannot be served). Internal: used by `RocketModule`. */
+  failAtListen(error: Error): void {
+    this.registrationErrors.push(error);
   }
 
   /** What happens to a message classified as not retriable, by consumption mode. */
@@ -146,6 +153,7 @@ export class RocketServer
     if (this.state !== 'CREATED') throw new RocketError('CLOSED', 'RocketServer was already started');
     this.state = 'STARTING';
     try {
+      if (this.registrationErrors.length > 0) throw this.registrationErrors[0];
       const plans = planSubscriptions(this.collectListeners(), this.options.group ?? DEFAULT_CONSUMER_GROUP);
       const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
       this.connection = await RocketConnection.open(this.options, replyTopic);
