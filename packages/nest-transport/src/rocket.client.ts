@@ -12,7 +12,8 @@ import {
   type Timer,
 } from '@rocketnest/core-broker';
 import { randomUUID } from 'node:crypto';
-import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
+import { openConnection } from './embedded-registry';
+import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
 import { RocketRecord, type RocketRecordOptions } from './rocket.record-builder';
 import {
   CORRELATION_ID_PROPERTY,
@@ -88,7 +89,7 @@ export class RocketClient extends ClientProxy {
   connect(): Promise<Producer> {
     if (this.closing) return Promise.reject(new RocketError('CLOSED', 'RocketClient is closed'));
     this.connecting ??= (async () => {
-      const connection = await RocketConnection.open(this.options, this.replyTopic);
+      const connection = await openConnection(this.options, this.replyTopic, 'RocketClient');
       const producer = new Producer({
         clock: this.clock,
         ...this.options.producer,

@@ -15,7 +15,8 @@ import {
   type ReceivedMessage,
 } from '@rocketnest/core-broker';
 import { lastValueFrom } from 'rxjs';
-import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
+import { openConnection } from './embedded-registry';
+import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
 import { isRocketDiscard } from './rocket-discard.error';
 import {
   DEFAULT_DEAD_LETTER_ON,
@@ -156,7 +157,7 @@ export class RocketServer
       if (this.registrationErrors.length > 0) throw this.registrationErrors[0];
       const plans = planSubscriptions(this.collectListeners(), this.options.group ?? DEFAULT_CONSUMER_GROUP);
       const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
-      this.connection = await RocketConnection.open(this.options, replyTopic);
+      this.connection = await openConnection(this.options, replyTopic, 'RocketServer');
       const replies = [...plans.values()].some((plan) =>
         [...plan.topics.values()].some((t) =>
           [...t.byTag.values(), ...(t.all ? [t.all] : [])].some((l) => l.metadata.options.reply),
