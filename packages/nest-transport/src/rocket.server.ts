@@ -3,6 +3,8 @@ import { Server, type CustomTransportStrategy, type MessageHandler } from '@nest
 import {
   ConsumeResult,
   DEFAULT_INVISIBLE_DURATION_MS,
+  InProcessTransport,
+  isRocketError,
   MAX_RECEIVE_COUNT,
   Producer,
   PushConsumer,
@@ -171,6 +173,7 @@ export class RocketServer
         });
         await this.producer.start();
       }
+      await this.ensureTopics(plans);
       for (const plan of plans.values()) {
         if (plan.settings.consumerType === 'simple') await this.startPop(plan);
         else await this.startPush(plan);
@@ -181,6 +184,59 @@ export class RocketServer
       await this.shutdownAll();
       this.state = 'CLOSED';
       throw error;
+    }
+  }
+
+  /**
+   * Every topic a listener consumes must exist before its consumer starts (a consumer of a missing
+   * topic waits quietly). On brokers in this process (embedded, test brokers) missing topics are
+   * created, as RocketMQ's `autoCreateTopicEnable` does in development; on remote brokers `listen()`
+   * fails with `TOPIC_NOT_FOUND` naming each missing topic, its listeners and the admin command.
+   */
+  private async ensureTopics(plans: Map<string, GroupPlan<MessageHandler>>): Promise<void> {
+    const users = new Map<string, string[]>();
+    for (const plan of plans.values()) {
+      for (const topic of plan.topics.values()) {
+        const names = [...topic.byTag.values(), ...(topic.all ? [topic.all] : [])].map(
+          (l) => l.metadata.handlerName,
+        );
+        users.set(topic.topic, [...(users.get(topic.topic) ?? []), ...names]);
+      }
+    }
+    const transport = this.connection!.transport;
+    const local = transport instanceof InProcessTransport ? transport.localBrokers() : [];
+    const missing: string[] = [];
+    for (const topic of users.keys()) {
+      if (local.length > 0) {
+        if (!local.some((b) => b.getTopic(topic))) {
+          for (const broker of local) broker.createTopic({ topic });
+          this.log.log(
+            `created topic "${topic}" on the in-process broker for ${users.get(topic)!.join(', ')}`,
+          );
+        }
+        continue;
+      }
+      try {
+        await transport.topicRoute(topic);
+      } catch (error) {
+        if (!isRocketError(error, 'TOPIC_NOT_FOUND')) throw error;
+        missing.push(topic);
+      }
+    }
+    if (missing.length > 0) {
+      const connect = this.options.nameServers
+        ? `--namesrv ${this.options.nameServers.join(',')}`
+        : this.options.brokers
+          ? `--broker ${Object.values(this.options.brokers)[0]}`
+          : '--broker <host:port>';
+      throw new RocketError(
+        'TOPIC_NOT_FOUND',
+        `listener topics missing on the brokers: ${missing
+          .map((t) => `"${t}" (${users.get(t)!.join(', ')})`)
+          .join(', ')}; create ${missing.length === 1 ? 'it' : 'each'}: ${missing
+          .map((t) => `rocketnest admin topic create --topic ${t} ${connect}`)
+          .join(' ; ')} (or start the broker with --topics ${missing.join(',')})`,
+      );
     }
   }
 

@@ -19,7 +19,7 @@ import {
 import type { RemotingClientOptions } from '../remoting/remoting-client';
 import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
 import { AdminRequest } from './admin-request';
-import { BrokerRegistrar } from './broker-registrar';
+import { BrokerRegistrar, DEFAULT_CLUSTER_NAME } from './broker-registrar';
 import type { RequestAuth } from '../remoting/request-signature';
 import { accessDeniedMessage, accessNeedsOf } from './request-access';
 
@@ -76,6 +76,8 @@ export class BrokerServer {
   private readonly channels = new Map<string, { channel: ClientChannel; connection: RemotingConnection }>();
 
   private registrar: BrokerRegistrar | undefined;
+  /** What this broker tells a client that asks for the cluster info (its name comes from the broker). */
+  private identity = { clusterName: DEFAULT_CLUSTER_NAME, brokerId: 0 };
   private registration: { registered: number; of: number } | undefined;
 
   private constructor(
@@ -104,6 +106,7 @@ export class BrokerServer {
       ...rest
     } = options;
     const self = new BrokerServer(broker, undefined, acl);
+    self.identity = { clusterName: clusterName ?? DEFAULT_CLUSTER_NAME, brokerId: brokerId ?? 0 };
     self.server = await RemotingServer.listen({
       ...rest,
       ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
@@ -246,6 +249,27 @@ export class BrokerServer {
     this.on(C.GET_CONSUMER_LIST_BY_GROUP, OPERATIONS[C.GET_CONSUMER_LIST_BY_GROUP], (r) =>
       b.consumerIds(r.group),
     );
+    // a broker answers the name server's cluster query about itself, so a client given only its
+    // address learns its name (TcpTransport with brokers: ['host:port'])
+    this.on(C.GET_BROKER_CLUSTER_INFO, OPERATIONS[C.GET_BROKER_CLUSTER_INFO], () => {
+      const listening = this.address();
+      return {
+        clusters: [
+          {
+            clusterName: this.identity.clusterName,
+            brokers: [
+              {
+                brokerName: b.brokerName,
+                brokerId: this.identity.brokerId,
+                address: `${listening.host}:${listening.port}`,
+                topicCount: b.listTopics().length,
+                lastUpdateMs: 0,
+              },
+            ],
+          },
+        ],
+      };
+    });
     this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) => {
       if (!b.getTopic(r.topic)) {
         throw new RocketError(
