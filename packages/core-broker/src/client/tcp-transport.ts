@@ -382,7 +382,7 @@ export class TcpTransport implements Transport {
         } catch (error) {
           throw new RocketError(
             'BROKER_UNAVAILABLE',
-            `cannot learn the name of the broker at ${address}: ${(error as Error).message}`,
+            `cannot learn the name of the broker at ${address} (${(error as Error).message})`,
             { cause: error },
           );
         }
