@@ -1,9 +1,15 @@
 // The public API of @rocketnest/express. Names are exported one by one on purpose.
-export { rocketPublisher, DEFAULT_EXPRESS_TRANSACTION_GROUP } from './rocket-publisher.middleware';
+export {
+  rocketPublisher,
+  withRocket,
+  DEFAULT_EXPRESS_TRANSACTION_GROUP,
+} from './rocket-publisher.middleware';
 export type {
   RocketPublisherOptions,
   RocketPublisherMiddleware,
   RocketRequestApi,
+  RocketRequest,
+  RocketHandler,
 } from './rocket-publisher.middleware';
 export {
   rocketProduceRouter,

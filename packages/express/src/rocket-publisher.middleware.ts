@@ -1,4 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+/** Express's defaults for a route's params and query (`ParamsDictionary`, `ParsedQs`). */
+type DefaultParams = Request['params'];
+type DefaultQuery = Request['query'];
 import { RocketError } from '@rocketnest/core-broker';
 import type {
   LocalTransactionExecutor,
@@ -45,11 +49,35 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by `rocketPublisher()`. */
+      /**
+       * Set by `rocketPublisher()`. Optional on every request, since Express's types cannot know
+       * which routes the middleware runs before; handlers wrapped in `withRocket(…)` or
+       * `publisher.handler(…)` get a `RocketRequest`, where it is present.
+       */
       rocket?: RocketRequestApi;
     }
   }
 }
+
+/** A request that went through `rocketPublisher()`: `req.rocket` is there. */
+export type RocketRequest<
+  P = DefaultParams,
+  ResBody = unknown,
+  ReqBody = unknown,
+  ReqQuery = DefaultQuery,
+> = Request<P, ResBody, ReqBody, ReqQuery> & { rocket: RocketRequestApi };
+
+/** A route handler that uses `req.rocket`; may be async (a rejection goes to `next(error)`). */
+export type RocketHandler<
+  P = DefaultParams,
+  ResBody = unknown,
+  ReqBody = unknown,
+  ReqQuery = DefaultQuery,
+> = (
+  req: RocketRequest<P, ResBody, ReqBody, ReqQuery>,
+  res: Response<ResBody>,
+  next: NextFunction,
+) => unknown;
 
 /** The middleware, plus `close()`. */
 export interface RocketPublisherMiddleware extends RequestHandler {
@@ -57,6 +85,41 @@ export interface RocketPublisherMiddleware extends RequestHandler {
   close(): Promise<void>;
   /** The same API handlers get as `req.rocket`, for use outside a request. */
   readonly rocket: RocketRequestApi;
+  /**
+   * A route handler with this middleware built in: `app.post('/orders', publisher.handler(async
+   * (req, res) => { await req.rocket.send(…) }))` — `req.rocket` is typed present, and is.
+   */
+  handler<P = DefaultParams, ResBody = unknown, ReqBody = unknown, ReqQuery = DefaultQuery>(
+    handler: RocketHandler<P, ResBody, ReqBody, ReqQuery>,
+  ): RequestHandler<P, ResBody, ReqBody, ReqQuery>;
+}
+
+/**
+ * Types a route handler's `req.rocket` as present, for routes behind `app.use(rocketPublisher(…))`;
+ * if the middleware did not run for the request, the request fails with `next(error)` saying so
+ * (instead of `req.rocket` being undefined). A rejected promise goes to `next(error)` (Express 4
+ * does not do that itself).
+ */
+export function withRocket<P = DefaultParams, ResBody = unknown, ReqBody = unknown, ReqQuery = DefaultQuery>(
+  handler: RocketHandler<P, ResBody, ReqBody, ReqQuery>,
+): RequestHandler<P, ResBody, ReqBody, ReqQuery> {
+  return (req, res, next) => {
+    if (!req.rocket) {
+      next(
+        new RocketError(
+          'INVALID_OPTION',
+          `req.rocket is missing on ${req.method} ${req.originalUrl}: install rocketPublisher() before this route (app.use(publisher)), or wrap the handler with publisher.handler(…)`,
+        ),
+      );
+      return;
+    }
+    try {
+      const result = handler(req as RocketRequest<P, ResBody, ReqBody, ReqQuery>, res, next);
+      if (result instanceof Promise) result.catch(next);
+    } catch (error) {
+      next(error);
+    }
+  };
 }
 
 /**
@@ -96,10 +159,22 @@ export function rocketPublisher(options: RocketPublisherOptions): RocketPublishe
   const servers = new ServerTracker(
     () => void Promise.all([producer.reset(), transactions.reset()]).catch(() => undefined),
   );
-  const middleware = (req: Request, _res: Response, next: NextFunction): void => {
+  const install = (req: Request): void => {
     req.rocket = rocket;
     servers.seen(req);
+  };
+  const middleware = (req: Request, _res: Response, next: NextFunction): void => {
+    install(req);
     next();
   };
-  return Object.assign(middleware, { close, rocket });
+  const handler = <P, ResBody, ReqBody, ReqQuery>(
+    fn: RocketHandler<P, ResBody, ReqBody, ReqQuery>,
+  ): RequestHandler<P, ResBody, ReqBody, ReqQuery> => {
+    const wrapped = withRocket(fn);
+    return (req, res, next) => {
+      install(req as unknown as Request);
+      return wrapped(req, res, next);
+    };
+  };
+  return Object.assign(middleware, { close, rocket, handler }) as RocketPublisherMiddleware;
 }

@@ -3,7 +3,7 @@ import express from 'express';
 import request from 'supertest';
 import { Producer } from '@rocketnest/core-broker';
 import type { TransactionResolution } from '@rocketnest/core-broker';
-import { rocketPublisher } from '../src/index';
+import { rocketPublisher, withRocket } from '../src/index';
 import type { RocketPublisherMiddleware } from '../src/index';
 import type { EmbeddedBroker } from './harness';
 import { startEmbeddedBroker } from './harness';
@@ -130,4 +130,81 @@ test('the producer closes with the HTTP server; a producer of your own is left r
     await own.shutdown();
   }
   expect(() => rocketPublisher({})).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+});
+
+describe('req.rocket typed present where the middleware runs', () => {
+  function errorsAsJson(app: express.Express): void {
+    app.use(
+      (
+        error: Error & { code?: string },
+        _req: express.Request,
+        res: express.Response,
+        _next: express.NextFunction,
+      ) => {
+        res.status(500).json({ code: error.code, message: error.message });
+      },
+    );
+  }
+
+  test('withRocket(handler) behind app.use(publisher): req.rocket needs no "!"; a rejection reaches the error handler', async () => {
+    const publisher = rocketPublisher({ transport: env.transport });
+    publishers.push(publisher);
+    const app = express();
+    app.use(publisher);
+    app.post(
+      '/typed/:id',
+      withRocket<{ id: string }>(async (req, res) => {
+        // compiles without a non-null assertion: RocketRequest has rocket, and the route's params
+        const sent = await req.rocket.send({ topic: 'orders', tag: 'typed', body: req.params.id });
+        res.status(201).json({ msgId: sent.msgId });
+      }),
+    );
+    app.post(
+      '/typed-missing-topic',
+      withRocket(async (req, res) => {
+        await req.rocket.send({ topic: 'no-such-topic', body: 'x' });
+        res.status(201).end();
+      }),
+    );
+    errorsAsJson(app);
+    const ok = await request(app).post('/typed/9');
+    expect(ok.status).toBe(201);
+    expect((await env.read('orders')).map((m) => m.tag)).toEqual(['typed']);
+    const failed = await request(app).post('/typed-missing-topic');
+    expect(failed.status).toBe(500);
+    expect(failed.body.code).toBe('TOPIC_NOT_FOUND');
+  });
+
+  test('publisher.handler(fn) carries the middleware itself; withRocket without it fails the request saying so', async () => {
+    const publisher = rocketPublisher({ transport: env.transport });
+    publishers.push(publisher);
+    const app = express();
+    app.post(
+      '/own/:id',
+      publisher.handler<{ id: string }>(async (req, res) => {
+        res.status(201).json(await req.rocket.send({ topic: 'orders', tag: 'own', body: req.params.id }));
+      }),
+    );
+    app.post(
+      '/forgotten',
+      withRocket((req, res) => void res.json(req.rocket)),
+    );
+    errorsAsJson(app);
+    expect((await request(app).post('/own/1')).status).toBe(201);
+    const forgotten = await request(app).post('/forgotten');
+    expect(forgotten.status).toBe(500);
+    expect(forgotten.body).toEqual({
+      code: 'INVALID_OPTION',
+      message: expect.stringContaining('req.rocket is missing on POST /forgotten: install rocketPublisher()'),
+    });
+  });
+
+  // Compile-time: a plain handler still sees req.rocket as optional (the middleware may not run).
+  function plainHandlerStillOptional(app: express.Express): void {
+    app.post('/plain', async (req) => {
+      // @ts-expect-error req.rocket is possibly undefined outside withRocket/publisher.handler
+      await req.rocket.send({ topic: 'orders', body: 'x' });
+    });
+  }
+  void plainHandlerStillOptional;
 });

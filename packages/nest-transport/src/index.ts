@@ -16,6 +16,13 @@ export type { RocketConnectionOptions, RocketEmbeddedOptions } from './rocket-co
 export { RocketContext, isRocketContext } from './rocket.context';
 export type { RocketAckDecision, RocketDelivery } from './rocket.context';
 export { RocketDiscard, isRocketDiscard } from './rocket-discard.error';
+export {
+  NonRetriableError,
+  DEFAULT_DEAD_LETTER_ON,
+  isBadRequest,
+  RocketFailureCapture,
+} from './rocket-failure';
+export type { RocketDeadLetterMatcher } from './rocket-failure';
 export { RocketListener } from './rocket-listener.decorator';
 export type {
   RocketListenerOptions,
@@ -23,6 +30,7 @@ export type {
   RocketListenerMetadata,
 } from './rocket-listener.decorator';
 export { RocketServer } from './rocket.server';
+export { RocketListenerExplorer } from './rocket-listener.explorer';
 export type {
   RocketServerOptions,
   RocketStatus,

@@ -37,8 +37,11 @@ export interface RocketConnectionOptions {
   transport?: Transport;
   /** A cluster: name-server addresses (`host:port`). (RocketMQ `namesrvAddr`) */
   nameServers?: readonly string[];
-  /** A standalone broker (or several) without name servers: `{ 'broker-a': 'host:port' }`. */
-  brokers?: Record<string, string>;
+  /**
+   * A standalone broker (or several) without name servers: addresses (`['127.0.0.1:10911']`), whose
+   * names are asked of the brokers, or addresses by name (`{ 'broker-a': 'host:port' }`).
+   */
+  brokers?: Record<string, string> | readonly string[];
   /** Options of the `TcpTransport` made for `nameServers` or `brokers`: credentials, TLS, timeouts. */
   tcp?: Omit<TcpTransportOptions, 'nameServers' | 'brokers'>;
   /** Start a broker in this process, owned and closed by the connection. */

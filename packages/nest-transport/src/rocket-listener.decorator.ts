@@ -1,6 +1,11 @@
+import { UseInterceptors } from '@nestjs/common';
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
 import { RocketError, type MessageView } from '@rocketnest/core-broker';
+import { RocketFailureCapture, type RocketDeadLetterMatcher } from './rocket-failure';
 import { ROCKET_TRANSPORT } from './rocket.constants';
+
+/** One instance for every handler: it keeps no state of its own. */
+const FAILURE_CAPTURE = new RocketFailureCapture();
 
 /** Turns a consumed message into the handler's payload. */
 export type RocketDeserializer = (message: MessageView) => unknown;
@@ -33,6 +38,13 @@ export interface RocketListenerOptions {
   deserializer?: RocketDeserializer;
   /** Request-reply (`@MessagePattern` semantics): the handler's result answers `RocketClient.send()`. */
   reply?: boolean;
+  /**
+   * Failures that go to the dead-letter queue at once, without retries: error classes or tests on
+   * the error. Default: the server's `deadLetterOn`, else `NonRetriableError` and a failed
+   * validation (`BadRequestException`, as `ValidationPipe` throws). `[]` retries every failure.
+   * (RocketMQ `delayLevelWhenNextConsume = -1`)
+   */
+  deadLetterOn?: readonly RocketDeadLetterMatcher[];
 }
 
 /** What `@RocketListener` records in the handler's pattern extras. */
@@ -47,6 +59,16 @@ export interface RocketListenerMetadata {
 
 /** Key of {@link RocketListenerMetadata} in the pattern extras. */
 export const ROCKET_LISTENER_EXTRAS = 'rocketListener';
+
+/** A declared listener as the method carries it, so providers' listeners can be found without Nest's internals. */
+export interface RocketListenerDeclaration {
+  pattern: string;
+  metadata: RocketListenerMetadata;
+  isEvent: boolean;
+}
+
+/** Metadata key of the {@link RocketListenerDeclaration}s on a listener method. */
+export const ROCKET_LISTENER_METHOD = 'rocketnest:listener';
 
 /**
  * Declares a RocketNest message handler on a controller method: messages of `topic` whose tag
@@ -86,5 +108,14 @@ export function RocketListener(
       ? MessagePattern(pattern, ROCKET_TRANSPORT, extras)
       : EventPattern(pattern, ROCKET_TRANSPORT, extras);
     decorate(target, key, descriptor as never);
+    const declared = (Reflect.getMetadata(ROCKET_LISTENER_METHOD, descriptor.value as object) ??
+      []) as RocketListenerDeclaration[];
+    Reflect.defineMetadata(
+      ROCKET_LISTENER_METHOD,
+      [...declared, { pattern, metadata, isEvent: !options.reply }],
+      descriptor.value as object,
+    );
+    // innermost interceptor: keeps the handler's real error for the server's log and dead-letter decision
+    UseInterceptors(FAILURE_CAPTURE)(target, key, descriptor as never);
   };
 }

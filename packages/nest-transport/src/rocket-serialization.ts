@@ -31,3 +31,20 @@ export function describeError(error: unknown): string {
   }
   return String(error);
 }
+
+/**
+ * A destination as `RocketTemplate` and `RocketClient` take it: `topic` or `topic:tag` (as in
+ * rocketmq-spring; topic names cannot contain `:`). `who` names the caller in the error.
+ */
+export function parseDestination(destination: unknown, who: string): { topic: string; tag?: string } {
+  if (typeof destination !== 'string' || destination === '' || destination.startsWith(':')) {
+    throw new RocketError(
+      'INVALID_ARGUMENT',
+      `${who}: a destination is "topic" or "topic:tag"; got ${JSON.stringify(destination)}`,
+    );
+  }
+  const colon = destination.indexOf(':');
+  if (colon < 0) return { topic: destination };
+  const tag = destination.slice(colon + 1);
+  return tag === '' ? { topic: destination.slice(0, colon) } : { topic: destination.slice(0, colon), tag };
+}

@@ -12,7 +12,8 @@ import {
   type Timer,
 } from '@rocketnest/core-broker';
 import { randomUUID } from 'node:crypto';
-import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
+import { openConnection } from './embedded-registry';
+import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
 import { RocketRecord, type RocketRecordOptions } from './rocket.record-builder';
 import {
   CORRELATION_ID_PROPERTY,
@@ -23,7 +24,7 @@ import {
   REPLY_TO_PROPERTY,
   REPLY_TOPIC_PROPERTY,
 } from './rocket.constants';
-import { describeError, encodeBody } from './rocket-serialization';
+import { describeError, encodeBody, parseDestination } from './rocket-serialization';
 import type { RocketStatus } from './rocket.server';
 
 export interface RocketClientOptions extends RocketConnectionOptions {
@@ -88,7 +89,7 @@ export class RocketClient extends ClientProxy {
   connect(): Promise<Producer> {
     if (this.closing) return Promise.reject(new RocketError('CLOSED', 'RocketClient is closed'));
     this.connecting ??= (async () => {
-      const connection = await RocketConnection.open(this.options, this.replyTopic);
+      const connection = await openConnection(this.options, this.replyTopic, 'RocketClient');
       const producer = new Producer({
         clock: this.clock,
         ...this.options.producer,
@@ -140,9 +141,10 @@ export class RocketClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = SendResult>(packet: ReadPacket): Promise<T> {
+    const { topic, tag } = parseDestination(packet.pattern, 'RocketClient.emit()');
     const producer = await this.connect();
     const { data, options } = unpack(packet.data);
-    return (await producer.send({ topic: topicOf(packet.pattern), body: encodeBody(data), ...options })) as T;
+    return (await producer.send({ topic, ...(tag ? { tag } : {}), body: encodeBody(data), ...options })) as T;
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
@@ -158,12 +160,24 @@ export class RocketClient extends ClientProxy {
       return () => undefined;
     }
     let topic: string;
+    let tag: string | undefined;
+    let unpacked: ReturnType<typeof unpack>;
     try {
-      topic = topicOf(packet.pattern);
+      ({ topic, tag } = parseDestination(packet.pattern, 'RocketClient.send()'));
+      unpacked = unpack(packet.data);
+      tag = unpacked.options.tag ?? tag;
+      if (tag === undefined || tag.trim() === '') {
+        // the broker filters a request by tag before any reply listener sees it: without one it would only time out
+        throw new RocketError(
+          'INVALID_ARGUMENT',
+          `RocketClient.send("${topic}") has no tag, so no reply listener receives it: send to "${topic}:<tag>" (or set the tag with RocketRecordBuilder.setTag) matching a @RocketListener("${topic}", "<tag>", { reply: true }); a reply listener with tag "*" answers any tag`,
+        );
+      }
     } catch (error) {
       callback({ err: error, isDisposed: true });
       return () => undefined;
     }
+    const { data, options } = unpacked;
     const forget = (): boolean => {
       const entry = this.pending.get(correlationId);
       if (!entry) return false;
@@ -176,7 +190,7 @@ export class RocketClient extends ClientProxy {
       callback({
         err: new RocketError(
           'TIMEOUT',
-          `no reply to the request on "${topic}" within ${this.replyTimeoutMs} ms (correlation id ${correlationId})`,
+          `no reply to the request on "${topic}:${tag}" within ${this.replyTimeoutMs} ms (correlation id ${correlationId}): is a @RocketListener("${topic}", "${tag}", { reply: true }) running, and does its server use reply topic "${this.replyTopic}"?`,
         ),
         isDisposed: true,
       });
@@ -186,11 +200,11 @@ export class RocketClient extends ClientProxy {
       try {
         const producer = await this.connect();
         await this.listenForReplies();
-        const { data, options } = unpack(packet.data);
         await producer.send({
           topic,
           body: encodeBody(data),
           ...options,
+          tag,
           properties: {
             ...options.properties,
             [CORRELATION_ID_PROPERTY]: correlationId,
@@ -261,16 +275,6 @@ function positive(name: string, value: number | undefined, fallback: number): nu
     );
   }
   return value;
-}
-
-function topicOf(pattern: unknown): string {
-  if (typeof pattern !== 'string' || pattern === '') {
-    throw new RocketError(
-      'INVALID_ARGUMENT',
-      `RocketClient patterns are topic names; got ${JSON.stringify(pattern)}`,
-    );
-  }
-  return pattern;
 }
 
 function unpack(data: unknown): { data: unknown; options: RocketRecordOptions } {

@@ -15,6 +15,7 @@ import type {
   RocketLocalTransactionListener,
   RocketTransactionListenerOptions,
 } from './rocket-transaction-listener.decorator';
+import { RocketListenerExplorer } from './rocket-listener.explorer';
 import { RocketClient } from './rocket.client';
 import { ROCKET_MODULE_OPTIONS, ROCKET_TRANSACTION_LISTENER } from './rocket.constants';
 import { RocketRuntime, type RocketModuleOptions } from './rocket.runtime';
@@ -63,6 +64,7 @@ function providers(): Provider[] {
     { provide: RocketClient, useFactory: (r: RocketRuntime) => r.client, inject: [RocketRuntime] },
     RocketTemplate,
     RocketTransactionExplorer,
+    RocketListenerExplorer,
   ];
 }
 
@@ -71,7 +73,8 @@ const EXPORTS = [RocketRuntime, RocketConnection, RocketClient, RocketTemplate];
 /**
  * Connects a Nest app to RocketNest (embedded broker, standalone broker, or cluster) and provides
  * `RocketTemplate`, a `RocketClient` and the `RocketConnection`; starts a transaction producer for
- * each `@RocketTransactionListener`. Everything it started closes at application shutdown.
+ * each `@RocketTransactionListener`, and hands every `RocketServer` of the app the `@RocketListener`
+ * methods of providers (controllers' are registered by Nest). Everything it started closes at application shutdown.
  * Message handlers run in a `RocketServer` (see the README: `connectMicroservice` with the module's
  * connection).
  */

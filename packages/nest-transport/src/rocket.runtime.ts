@@ -8,6 +8,7 @@ import {
   type TransactionCheckRequest,
   type TransactionSent,
 } from '@rocketnest/core-broker';
+import { registerModuleBroker } from './embedded-registry';
 import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
 import type {
   RocketLocalTransactionListener,
@@ -43,6 +44,7 @@ interface TransactionEntry {
 export class RocketRuntime implements OnApplicationShutdown {
   private readonly transactions = new Map<string, TransactionEntry>();
   private closing: Promise<void> | undefined;
+  private unregister: () => void = () => undefined;
 
   private constructor(
     readonly connection: RocketConnection,
@@ -74,7 +76,11 @@ export class RocketRuntime implements OnApplicationShutdown {
       ...(options.producer ? { producer: options.producer } : {}),
       ...(options.replyTimeoutMs !== undefined ? { replyTimeoutMs: options.replyTimeoutMs } : {}),
     });
-    return new RocketRuntime(connection, producer, client);
+    const runtime = new RocketRuntime(connection, producer, client);
+    if (options.embedded && connection.broker) {
+      runtime.unregister = registerModuleBroker(connection, options.embedded);
+    }
+    return runtime;
   }
 
   /** Starts the transaction producer of a `@RocketTransactionListener` provider. */
@@ -133,6 +139,7 @@ export class RocketRuntime implements OnApplicationShutdown {
   /** Closes the client, the producers and the connection. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.unregister();
       await this.client.close();
       await Promise.all([...this.transactions.values()].map((t) => t.producer.shutdown()));
       await this.producer.shutdown();

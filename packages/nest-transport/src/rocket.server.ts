@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import {
   ConsumeResult,
+  isRocketError,
   MAX_RECEIVE_COUNT,
   Producer,
   PushConsumer,
@@ -13,10 +14,18 @@ import {
   type PushConsumerOptions,
   type ReceivedMessage,
 } from '@rocketnest/core-broker';
+import { InProcessTransport } from '@rocketnest/core-broker/broker';
 import { DEFAULT_INVISIBLE_DURATION_MS } from '@rocketnest/core-broker/internal';
 import { lastValueFrom } from 'rxjs';
-import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
+import { openConnection } from './embedded-registry';
+import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
 import { isRocketDiscard } from './rocket-discard.error';
+import {
+  DEFAULT_DEAD_LETTER_ON,
+  matchesDeadLetter,
+  realFailure,
+  type RocketDeadLetterMatcher,
+} from './rocket-failure';
 import {
   ROCKET_LISTENER_EXTRAS,
   type RocketDeserializer,
@@ -55,15 +64,26 @@ export interface RocketServerOptions extends RocketConnectionOptions {
   consumer?: RocketConsumerTuning;
   /** Pop listeners: how long one receive waits, ms. Default 1000. Bounds how long `close()` waits for a receive. */
   popAwaitDurationMs?: number;
+  /**
+   * Failures that go to the dead-letter queue at once, without retries, for listeners that set no
+   * `deadLetterOn`: error classes or tests on the error. Default {@link DEFAULT_DEAD_LETTER_ON}
+   * (`NonRetriableError` and `BadRequestException`, as `ValidationPipe` throws). `[]` retries every failure.
+   */
+  deadLetterOn?: readonly RocketDeadLetterMatcher[];
 }
 
 /** Status of the server as `status` reports it. */
 export type RocketStatus = 'connected' | 'disconnected';
 
+/** The stack of an error, for the logger's trace argument. */
+function stackOf(error: unknown): string | undefined {
+  return error instanceof Error ? error.stack : undefined;
+}
+
 /** Pause of a pop listener after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
 const POP_RETRY_DELAY_MS = 1000;
 
-type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined };
+type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined } | { kind: 'dead-letter' };
 
 type EventName = keyof PushConsumerEvents;
 /** The events `on()` takes: the push consumers' instrumentation events. */
@@ -102,8 +122,25 @@ export class RocketServer
   private closing: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
 
+  private readonly deadLetterOn: readonly RocketDeadLetterMatcher[];
+  /** Problems found while the app registered listeners, reported by `listen()`. */
+  private readonly registrationErrors: Error[] = [];
+
   constructor(private readonly options: RocketServerOptions) {
     super();
+    this.deadLetterOn = options.deadLetterOn ?? DEFAULT_DEAD_LETTER_ON;
+  }
+
+  /** Makes `listen()` fail with `error` (a listener that cannot be served). Internal: used by `RocketModule`. */
+  failAtListen(error: Error): void {
+    this.registrationErrors.push(error);
+  }
+
+  /** What happens to a message classified as not retriable, by consumption mode. */
+  private deadLetterNote(delivery: RocketDelivery, pop: boolean): string {
+    return pop
+      ? "redelivered after its invisible time (pop dead-letters after the broker's maxReconsumeTimes)"
+      : `moved to the dead-letter queue %DLQ%${delivery.consumerGroup} without retries`;
   }
 
   /** Starts the consumers of every `@RocketListener`; `callback(error)` when that fails (conflicts, unknown topics…). */
@@ -119,9 +156,10 @@ export class RocketServer
     if (this.state !== 'CREATED') throw new RocketError('CLOSED', 'RocketServer was already started');
     this.state = 'STARTING';
     try {
+      if (this.registrationErrors.length > 0) throw this.registrationErrors[0];
       const plans = planSubscriptions(this.collectListeners(), this.options.group ?? DEFAULT_CONSUMER_GROUP);
       const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
-      this.connection = await RocketConnection.open(this.options, replyTopic);
+      this.connection = await openConnection(this.options, replyTopic, 'RocketServer');
       const replies = [...plans.values()].some((plan) =>
         [...plan.topics.values()].some((t) =>
           [...t.byTag.values(), ...(t.all ? [t.all] : [])].some((l) => l.metadata.options.reply),
@@ -135,6 +173,7 @@ export class RocketServer
         });
         await this.producer.start();
       }
+      await this.ensureTopics(plans);
       for (const plan of plans.values()) {
         if (plan.settings.consumerType === 'simple') await this.startPop(plan);
         else await this.startPush(plan);
@@ -145,6 +184,59 @@ export class RocketServer
       await this.shutdownAll();
       this.state = 'CLOSED';
       throw error;
+    }
+  }
+
+  /**
+   * Every topic a listener consumes must exist before its consumer starts (a consumer of a missing
+   * topic waits quietly). On brokers in this process (embedded, test brokers) missing topics are
+   * created, as RocketMQ's `autoCreateTopicEnable` does in development; on remote brokers `listen()`
+   * fails with `TOPIC_NOT_FOUND` naming each missing topic, its listeners and the admin command.
+   */
+  private async ensureTopics(plans: Map<string, GroupPlan<MessageHandler>>): Promise<void> {
+    const users = new Map<string, string[]>();
+    for (const plan of plans.values()) {
+      for (const topic of plan.topics.values()) {
+        const names = [...topic.byTag.values(), ...(topic.all ? [topic.all] : [])].map(
+          (l) => l.metadata.handlerName,
+        );
+        users.set(topic.topic, [...(users.get(topic.topic) ?? []), ...names]);
+      }
+    }
+    const transport = this.connection!.transport;
+    const local = transport instanceof InProcessTransport ? transport.localBrokers() : [];
+    const missing: string[] = [];
+    for (const topic of users.keys()) {
+      if (local.length > 0) {
+        if (!local.some((b) => b.getTopic(topic))) {
+          for (const broker of local) broker.createTopic({ topic });
+          this.log.log(
+            `created topic "${topic}" on the in-process broker for ${users.get(topic)!.join(', ')}`,
+          );
+        }
+        continue;
+      }
+      try {
+        await transport.topicRoute(topic);
+      } catch (error) {
+        if (!isRocketError(error, 'TOPIC_NOT_FOUND')) throw error;
+        missing.push(topic);
+      }
+    }
+    if (missing.length > 0) {
+      const connect = this.options.nameServers
+        ? `--namesrv ${this.options.nameServers.join(',')}`
+        : this.options.brokers
+          ? `--broker ${Object.values(this.options.brokers)[0]}`
+          : '--broker <host:port>';
+      throw new RocketError(
+        'TOPIC_NOT_FOUND',
+        `listener topics missing on the brokers: ${missing
+          .map((t) => `"${t}" (${users.get(t)!.join(', ')})`)
+          .join(', ')}; create ${missing.length === 1 ? 'it' : 'each'}: ${missing
+          .map((t) => `rocketnest admin topic create --topic ${t} ${connect}`)
+          .join(' ; ')} (or start the broker with --topics ${missing.join(',')})`,
+      );
     }
   }
 
@@ -203,6 +295,10 @@ export class RocketServer
             manualAck: listener.metadata.options.manualAck === true,
             deliveryAttempt: message.reconsumeTimes + 1,
           });
+          if (outcome.kind === 'dead-letter') {
+            context.deadLetter = true;
+            return ConsumeResult.RECONSUME_LATER;
+          }
           if (outcome.kind === 'retry') {
             if (outcome.delayMs !== undefined) {
               context.retryDelayMs = outcome.delayMs;
@@ -216,7 +312,7 @@ export class RocketServer
       { orderly: settings.consumeMode === 'ORDERLY' },
     );
     consumer.on('consumer.dead-lettered', ({ msgId }) =>
-      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue after its retries`),
+      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue %DLQ%${group}`),
     );
     consumer.on('consumer.dropped', ({ msgId }) =>
       this.log.warn(`msgId=${msgId} group=${group} failed and is dropped (broadcasting does not retry)`),
@@ -282,18 +378,24 @@ export class RocketServer
     const topic = plan.topics.get(message.topic);
     const listener = topic && listenerFor(topic, message.tag);
     const outcome: Outcome = listener
-      ? await this.consume(listener, message, {
-          consumerGroup: plan.group,
-          brokerName: message.brokerName,
-          manualAck: listener.metadata.options.manualAck === true,
-          deliveryAttempt: message.deliveryAttempt,
-        })
+      ? await this.consume(
+          listener,
+          message,
+          {
+            consumerGroup: plan.group,
+            brokerName: message.brokerName,
+            manualAck: listener.metadata.options.manualAck === true,
+            deliveryAttempt: message.deliveryAttempt,
+          },
+          true,
+        )
       : { kind: 'ack' };
     try {
       if (outcome.kind === 'ack') await consumer.ack(message);
-      else if (outcome.delayMs !== undefined)
+      else if (outcome.kind === 'retry' && outcome.delayMs !== undefined)
         await consumer.changeInvisibleDuration(message, outcome.delayMs);
-      // else: delivered again once its invisible time ends
+      // else: delivered again once its invisible time ends (pop dead-letters after the broker's
+      // maxReconsumeTimes: a pop client cannot send a message to the dead-letter queue itself)
     } catch (error) {
       this.log.warn(
         `${outcome.kind} of msgId=${message.msgId} topic=${message.topic} group=${plan.group} failed: ${describeError(error)}; it is delivered again after its invisible time`,
@@ -306,9 +408,10 @@ export class RocketServer
     listener: PlannedListener<MessageHandler>,
     message: MessageView,
     delivery: RocketDelivery,
+    pop = false,
   ): Promise<Outcome> {
     const { handlerName, options } = listener.metadata;
-    const where = `msgId=${message.msgId} topic=${message.topic} tag=${message.tag ?? ''} group=${delivery.consumerGroup}`;
+    const where = `msgId=${message.msgId} topic=${message.topic} tag=${message.tag ?? ''} group=${delivery.consumerGroup} reconsumeTimes=${message.reconsumeTimes}`;
     const retry: Outcome = { kind: 'retry', delayMs: options.retryDelayMs };
     let payload: unknown;
     try {
@@ -317,8 +420,12 @@ export class RocketServer
         (options.raw ? (m: MessageView) => m.body : (this.options.deserializer ?? decodeJson));
       payload = deserialize(message);
     } catch (error) {
-      this.log.error(`${handlerName}: cannot deserialize ${where}: ${describeError(error)}; retried`);
-      return retry;
+      // the same bytes never parse on a retry
+      this.log.error(
+        `${handlerName}: cannot deserialize ${where}: ${describeError(error)}; ${this.deadLetterNote(delivery, pop)}`,
+        stackOf(error),
+      );
+      return { kind: 'dead-letter' };
     }
     const context = new RocketContext(message, delivery);
     const replyTo = message.properties[REPLY_TO_PROPERTY];
@@ -329,20 +436,25 @@ export class RocketServer
       const result: unknown = await listener.handler(payload, context);
       const value = await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
       response = { response: value };
-    } catch (error) {
-      if (isRocketDiscard(error)) {
-        this.log.warn(`${handlerName} discarded ${where}: ${error.reason}`);
-        response = { err: { status: 'error', message: error.reason } };
+    } catch (thrown) {
+      const error = realFailure(thrown, context);
+      if (isRocketDiscard(thrown)) {
+        this.log.warn(`${handlerName} discarded ${where}: ${thrown.reason}`);
+        response = { err: { status: 'error', message: thrown.reason } };
       } else if (replies) {
         this.log.warn(`${handlerName} failed request ${where}: ${describeError(error)}; error replied`);
-        response = { err: error };
+        response = { err: thrown };
       } else if (context.getAckDecision()?.kind === 'ack') {
         this.log.warn(`${handlerName} threw after ack() of ${where}: ${describeError(error)}; consumed`);
         return { kind: 'ack' };
-      } else {
+      } else if (matchesDeadLetter(error, options.deadLetterOn ?? this.deadLetterOn)) {
         this.log.error(
-          `${handlerName} failed ${where} reconsumeTimes=${message.reconsumeTimes}: ${describeError(error)}; retried`,
+          `${handlerName} failed ${where}: ${describeError(error)}; not retriable (deadLetterOn), ${this.deadLetterNote(delivery, pop)}`,
+          stackOf(error),
         );
+        return { kind: 'dead-letter' };
+      } else {
+        this.log.error(`${handlerName} failed ${where}: ${describeError(error)}; retried`, stackOf(error));
         const decision = context.getAckDecision();
         return decision?.kind === 'nack'
           ? { kind: 'retry', delayMs: decision.delayMs ?? options.retryDelayMs }

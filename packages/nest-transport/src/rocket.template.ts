@@ -7,7 +7,7 @@ import {
   type TransactionSendResult,
 } from '@rocketnest/core-broker';
 import { RocketRuntime, localMessage } from './rocket.runtime';
-import { encodeBody } from './rocket-serialization';
+import { encodeBody, parseDestination } from './rocket-serialization';
 
 /** Message options of a template send: tag, keys, properties, message group, delay or delivery time. */
 export type RocketSendOptions = SendOptions;
@@ -100,12 +100,7 @@ export class RocketTemplate {
     payload: unknown,
     options: RocketSendOptions | undefined,
   ): ProducerMessage {
-    if (typeof destination !== 'string' || destination === '') {
-      throw new RocketError('INVALID_ARGUMENT', 'a destination is "topic" or "topic:tag"');
-    }
-    const colon = destination.indexOf(':');
-    const topic = colon < 0 ? destination : destination.slice(0, colon);
-    const tag = colon < 0 ? undefined : destination.slice(colon + 1);
+    const { topic, tag } = parseDestination(destination, 'RocketTemplate');
     return { topic, body: encodeBody(payload), ...(tag ? { tag } : {}), ...options };
   }
 }

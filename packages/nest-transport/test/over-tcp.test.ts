@@ -206,7 +206,7 @@ describe('over TCP to a standalone broker process', () => {
         client.send<number>('t-rpc', new RocketRecordBuilder(21).setTag('double').build()),
       );
       expect(doubled).toBe(42);
-      const error = await firstValueFrom(client.send('t-silent', 1)).catch((e: unknown) => e);
+      const error = await firstValueFrom(client.send('t-silent:q', 1)).catch((e: unknown) => e);
       expect(isRocketError(error) && error.code).toBe('TIMEOUT');
     } finally {
       await client.close();

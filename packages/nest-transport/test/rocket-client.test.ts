@@ -126,6 +126,38 @@ describe('RocketClient', () => {
     }
   });
 
+  it("'topic:tag' works in send() and emit() as in RocketTemplate; a record's tag wins", async () => {
+    const client = new RocketClient({ transport: tb.transport });
+    try {
+      expect(await firstValueFrom(client.send<number>('rpc:sum', [4, 5]))).toBe(9);
+      const echoed = await firstValueFrom(
+        client.send('rpc:sum', new RocketRecordBuilder('hi').setTag('echo').build()),
+      );
+      expect(echoed).toEqual({ payload: 'hi', tag: 'echo', region: undefined });
+      seen.length = 0;
+      const sent = await lastValueFrom(client.emit<SendResult>('events:shipped', { n: 3 }));
+      expect(sent.topic).toBe('events');
+      await waitFor(() => seen.length === 1, 'the tagged event');
+      expect(seen[0]!.ctx.getTag()).toBe('shipped');
+      expect(seen[0]!.ctx.getTopic()).toBe('events');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('send() without a tag rejects at once with what to write instead (it used to wait for the reply timeout)', async () => {
+    const client = new RocketClient({ transport: tb.transport, replyTimeoutMs: 600_000 });
+    try {
+      const error = await firstValueFrom(client.send('rpc', [1, 2])).catch((e: unknown) => e);
+      expect(isRocketError(error) && error.code).toBe('INVALID_ARGUMENT');
+      expect((error as Error).message).toContain('send to "rpc:<tag>"');
+      const empty = await firstValueFrom(client.send('rpc:', [1, 2])).catch((e: unknown) => e);
+      expect(isRocketError(empty) && empty.code).toBe('INVALID_ARGUMENT');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('an error in the handler comes back as the error of send()', async () => {
     const client = new RocketClient({ transport: tb.transport });
     try {
@@ -141,9 +173,11 @@ describe('RocketClient', () => {
     const client = new RocketClient({ transport: tb.transport, replyTimeoutMs: 300 });
     try {
       const started = Date.now();
-      const error = await firstValueFrom(client.send('silent', { q: 1 })).catch((e: unknown) => e);
+      const error = await firstValueFrom(client.send('silent:q', { q: 1 })).catch((e: unknown) => e);
       expect(isRocketError(error) && error.code).toBe('TIMEOUT');
-      expect((error as Error).message).toMatch(/no reply to the request on "silent" within 300 ms/);
+      expect((error as Error).message).toMatch(
+        /no reply to the request on "silent:q" within 300 ms .*: is a @RocketListener\("silent", "q", \{ reply: true \}\) running/,
+      );
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
       await client.close();
@@ -156,8 +190,8 @@ describe('RocketClient', () => {
       maxPendingRequests: 1,
       replyTimeoutMs: 10_000,
     });
-    const waiting = firstValueFrom(client.send('silent', { q: 1 })).catch((e: unknown) => e);
-    const refused = await firstValueFrom(client.send('silent', { q: 2 })).catch((e: unknown) => e);
+    const waiting = firstValueFrom(client.send('silent:q', { q: 1 })).catch((e: unknown) => e);
+    const refused = await firstValueFrom(client.send('silent:q', { q: 2 })).catch((e: unknown) => e);
     expect(isRocketError(refused) && refused.code).toBe('BROKER_BUSY');
     await client.close();
     const closed = await waiting;

@@ -432,24 +432,30 @@ describe('RocketServer on an embedded broker', () => {
     }
   });
 
-  it('a topic that does not exist yet does not stop listen() (as RocketMQ) and is logged with the group', async () => {
+  it('a listener topic missing on an in-process broker is created at listen() (autoCreateTopicEnable in development)', async () => {
+    const seen: unknown[] = [];
     @Controller()
     class Missing {
       @RocketListener('no-such-topic', 'x', { group: 'missing-group' })
-      on() {}
+      on(@Payload() payload: unknown) {
+        seen.push(payload);
+      }
     }
-    const { app, logs } = await startRocketMicroservice([Missing], { transport: tb.transport });
+    expect(tb.broker.getTopic('no-such-topic')).toBeUndefined();
+    const { app, logs } = await startRocketMicroservice([Missing], { transport: tb.transport, consumer });
     try {
-      await waitFor(() => logs.has('warn', 'consumer group=missing-group'), 'the route warning');
-      expect(logs.lines.find((l) => l.message.includes('missing-group'))!.message).toMatch(
-        /TOPIC_NOT_FOUND|no-such-topic/,
+      expect(tb.broker.getTopic('no-such-topic')).toBeDefined();
+      expect(logs.has('log', 'created topic "no-such-topic" on the in-process broker for Missing.on')).toBe(
+        true,
       );
+      await send('no-such-topic', 'x', { ok: 1 });
+      await waitFor(() => seen.length === 1, 'the message on the created topic');
     } finally {
       await app.close();
     }
   });
 
-  it('payloads: JSON by default, the raw Buffer when asked, a custom deserializer; unreadable JSON is retried', async () => {
+  it('payloads: JSON by default, the raw Buffer when asked, a custom deserializer; unreadable JSON is dead-lettered', async () => {
     const seen: Record<string, unknown[]> = {};
     @Controller()
     class PayloadController {

@@ -25,6 +25,8 @@ import { VirtualClock, settle } from './virtual-clock';
 export const DEFAULT_TEST_STORE_BYTES = 256 * 1024 * 1024;
 /** Default queue count of a test broker's topics. (RocketMQ `defaultTopicQueueNums`) */
 export const DEFAULT_TEST_QUEUE_COUNT = 4;
+/** Flush period of the test broker's memory store: a flush there changes nothing a test sees. */
+const TEST_STORE_FLUSH_INTERVAL_MS = 60_000;
 /** Default real time `drain()` and `waitForMessage()` wait before failing. */
 export const DEFAULT_WAIT_TIMEOUT = '5s';
 /** Most messages `published()` and friends return for one topic. */
@@ -50,16 +52,35 @@ export interface TestBrokerOptions {
   broker?: Omit<Partial<BrokerOptions>, 'store' | 'clock'>;
 }
 
+/** Bounds of `clock.runAll()`. */
+export interface RunAllOptions {
+  /** Most time to move (virtual), or to wait (real). Default 24 h (virtual), 60 s (real). */
+  maxTime?: Duration;
+  /** Most timers to fire (virtual clock). Default 1 000 000. */
+  maxSteps?: number;
+}
+
+/** Default bound of `runAll()` in virtual time: five times RocketMQ's full retry schedule. */
+export const DEFAULT_RUN_ALL_MAX_TIME = '24h';
+/** Default bound of `runAll()` on a real clock. */
+export const DEFAULT_RUN_ALL_REAL_MAX_TIME = '60s';
+/** Default bound of `runAll()` in timers fired. */
+export const DEFAULT_RUN_ALL_MAX_STEPS = 1_000_000;
+
 /** The clock of a test broker: virtual (moved by the test) or real. */
 export interface TestClock extends Clock {
   /** Moves time forward, firing what falls due (virtual), or sleeps that long (real). */
   advance(duration: Duration): Promise<void>;
   /**
-   * Runs time forward timer by timer until the broker holds no pending work (delayed messages,
-   * retries, unresolved transactions, unacked pops) and every consumer drained. Fails with
-   * `TIMEOUT` after `maxSteps` timers (something keeps the broker busy for ever).
+   * Runs time forward timer by timer until nothing is pending: no delayed message or retry, no
+   * unresolved transaction, no unacked pop, every consumer drained. Works with every retry
+   * policy (RocketMQ's backoff levels, 16 retries and the dead-letter queue: about 4 h 45 min of
+   * virtual time, in well under a second of real time per message on an idle machine). Fails with
+   * `TIMEOUT` naming what is still pending when it reaches a bound: `maxTime` of virtual time
+   * (default 24 h), `maxSteps` timers (default 1 000 000). With `time: 'real'` it polls until idle,
+   * at most `maxTime` (default 60 s).
    */
-  runAll(options?: { maxSteps?: number }): Promise<void>;
+  runAll(options?: RunAllOptions): Promise<void>;
 }
 
 /**
@@ -92,11 +113,16 @@ export class TestBroker {
     }
     // the clock exists before the broker it will ask
     const created: { broker?: TestBroker } = {};
-    const idle = (): boolean => created.broker?.isIdle() ?? true;
-    const clock: TestClock = virtual ? new TestVirtualClock(options.startMs, idle) : new RealTestClock(idle);
+    const pending = (): string[] => created.broker?.pending() ?? [];
+    const clock: TestClock = virtual
+      ? new TestVirtualClock(options.startMs, pending)
+      : new RealTestClock(pending);
     const store = await MemoryStore.create({
       clock,
       maxBytes: options.maxStoreBytes ?? DEFAULT_TEST_STORE_BYTES,
+      // flushes of a store in memory do nothing a test could see; rare, they keep runAll() fast
+      flushIntervalMs: TEST_STORE_FLUSH_INTERVAL_MS,
+      derivedFlushIntervalMs: TEST_STORE_FLUSH_INTERVAL_MS,
     });
     const broker = await Broker.start({
       autoCreateTopics: options.autoCreateTopics ?? true,
@@ -204,14 +230,17 @@ export class TestBroker {
     else await settle();
   }
 
-  private isIdle(): boolean {
+  /** What keeps the broker busy, one phrase each; empty when idle. */
+  private pending(): string[] {
     const work = this.broker.pendingWork();
-    return (
-      work.scheduledMessages === 0 &&
-      work.pendingTransactions === 0 &&
-      work.unackedPops === 0 &&
-      this.consumersDrained()
-    );
+    const out: string[] = [];
+    const count = (n: number, what: string): void =>
+      void (n > 0 && out.push(`${n} ${what}${n === 1 ? '' : 's'}`));
+    count(work.scheduledMessages, 'scheduled message'); // delayed messages and retries
+    count(work.pendingTransactions, 'unresolved transaction');
+    count(work.unackedPops, 'unacked pop');
+    out.push(...this.busyQueues());
+    return out;
   }
 
   private progress(): ConsumeProgress[] {
@@ -268,26 +297,47 @@ export function createTestBroker(options?: TestBrokerOptions): Promise<TestBroke
 class TestVirtualClock extends VirtualClock implements TestClock {
   constructor(
     startMs: number | undefined,
-    private readonly idle: () => boolean,
+    private readonly pending: () => string[],
   ) {
     super(startMs);
   }
 
-  async runAll(options: { maxSteps?: number } = {}): Promise<void> {
-    const maxSteps = options.maxSteps ?? 10_000;
-    for (let step = 0; step < maxSteps; step++) {
-      await settle();
-      if (this.idle()) return;
+  async runAll(options: RunAllOptions = {}): Promise<void> {
+    const maxTime = options.maxTime ?? DEFAULT_RUN_ALL_MAX_TIME;
+    const maxSteps = options.maxSteps ?? DEFAULT_RUN_ALL_MAX_STEPS;
+    const deadline = this.now() + toMs(maxTime);
+    await settle();
+    for (let step = 0; ; step++) {
+      if (this.pending().length === 0) return;
       const next = this.nextDueMs();
-      if (next === undefined) return;
-      await this.advance(Math.max(0, next - this.now()));
+      if (next === undefined) {
+        // no timer will change anything: work in flight (a handler awaiting real I/O) may still end
+        const realDeadline = Date.now() + toMs(DEFAULT_WAIT_TIMEOUT);
+        while (this.pending().length > 0 && this.nextDueMs() === undefined && Date.now() < realDeadline) {
+          await pause();
+        }
+        if (this.nextDueMs() !== undefined) continue;
+        if (this.pending().length === 0) return;
+        throw this.stillBusy(`no timer is left and ${DEFAULT_WAIT_TIMEOUT} of real time passed`);
+      }
+      if (next > deadline) throw this.stillBusy(`${String(maxTime)} of virtual time`);
+      if (step >= maxSteps) throw this.stillBusy(`${maxSteps} timers`);
+      await this.fireNext();
     }
-    throw new RocketError('TIMEOUT', `runAll: the broker is still busy after ${maxSteps} timers`);
+  }
+
+  private stillBusy(bound: string): RocketError {
+    const next = this.nextDueMs();
+    return new RocketError(
+      'TIMEOUT',
+      `runAll: still busy after ${bound}: ${this.pending().join('; ')}` +
+        (next === undefined ? '' : `; next timer in ${next - this.now()} ms`),
+    );
   }
 }
 
 class RealTestClock implements TestClock {
-  constructor(private readonly idle: () => boolean) {}
+  constructor(private readonly pending: () => string[]) {}
 
   now(): number {
     return systemClock.now();
@@ -301,15 +351,21 @@ class RealTestClock implements TestClock {
     return new Promise((resolve) => setTimeout(resolve, toMs(duration)));
   }
 
-  async runAll(options: { maxSteps?: number } = {}): Promise<void> {
-    // real time: poll every 10 ms, `maxSteps` polls at most
-    const maxSteps = options.maxSteps ?? 6000;
-    for (let step = 0; step < maxSteps; step++) {
+  async runAll(options: RunAllOptions = {}): Promise<void> {
+    // real time: poll every 10 ms until idle or maxTime
+    const maxTime = options.maxTime ?? DEFAULT_RUN_ALL_REAL_MAX_TIME;
+    const deadline = Date.now() + toMs(maxTime);
+    for (;;) {
       await settle();
-      if (this.idle()) return;
+      if (this.pending().length === 0) return;
+      if (Date.now() >= deadline) {
+        throw new RocketError(
+          'TIMEOUT',
+          `runAll: still busy after ${String(maxTime)} of real time: ${this.pending().join('; ')}`,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    throw new RocketError('TIMEOUT', `runAll: the broker is still busy after ${maxSteps} polls`);
   }
 }
 

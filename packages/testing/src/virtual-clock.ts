@@ -77,6 +77,19 @@ export class VirtualClock implements Clock {
     await settle();
   }
 
+  /**
+   * Fires the next timer (moving time to when it is due) and lets the work it starts run, as
+   * `advance()` does for each timer. False when no timer waits.
+   */
+  protected async fireNext(): Promise<boolean> {
+    const next = this.takeDue(Number.MAX_SAFE_INTEGER);
+    if (!next) return false;
+    this.time = Math.max(this.time, next.dueMs);
+    next.callback();
+    await settle();
+    return true;
+  }
+
   private takeDue(target: number): Scheduled | undefined {
     let best: Scheduled | undefined;
     for (const t of this.timers) {

@@ -7,7 +7,7 @@ import { UsageError, parseAddressList, parseFlags } from './args';
 
 const CONNECTION = `Connection (one of):
   --namesrv <host:port,…>  Name servers of a cluster
-  --broker <host:port>     A standalone broker, named by --broker-name (default: broker-a)
+  --broker <host:port>     A standalone broker (its name is asked of it, or give --broker-name)
 
 Common options:
   --json                   Print JSON instead of a table
@@ -295,7 +295,9 @@ function connection(flags: Map<string, string>): TcpTransportOptions {
   }
   if (namesrv !== undefined) return { ...base, nameServers: parseAddressList('--namesrv', namesrv) };
   const [address] = parseAddressList('--broker', broker!);
-  return { ...base, brokers: { [flags.get('broker-name') ?? 'broker-a']: address! } };
+  // without --broker-name the broker is asked for its name
+  const name = flags.get('broker-name');
+  return { ...base, brokers: name === undefined ? [address!] : { [name]: address! } };
 }
 
 function topicOptions(): Command['options'] {

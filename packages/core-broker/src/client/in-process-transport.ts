@@ -53,6 +53,11 @@ export class InProcessTransport extends OperationTransport implements Transport 
     return [...this.brokers.keys()];
   }
 
+  /** The brokers themselves: they run in this process (integrations create development topics on them). */
+  localBrokers(): Broker[] {
+    return [...this.brokers.values()];
+  }
+
   async topicRoute(topic: string): Promise<TopicRoute> {
     const route: TopicRoute = { topic, brokers: [] };
     for (const broker of this.brokers.values()) {

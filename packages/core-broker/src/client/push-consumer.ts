@@ -36,6 +36,12 @@ export interface ConsumeContext {
   retryDelayMs?: number;
   /** Orderly listeners: suspend the queue this long before the retry. (RocketMQ `suspendCurrentQueueTimeMillis`) */
   suspendMs?: number;
+  /**
+   * Move the failed messages to the group's dead-letter queue now, without retries: for failures
+   * that can never succeed, such as a payload that does not validate. (RocketMQ
+   * `delayLevelWhenNextConsume = -1`)
+   */
+  deadLetter?: boolean;
 }
 
 export type MessageListener = (
@@ -940,7 +946,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
           consumerGroup: this.group,
           msgId: m.msgId,
           delayMs: context.retryDelayMs,
-          maxReconsumeTimes: this.maxReconsumeTimes,
+          maxReconsumeTimes: context.deadLetter === true ? 0 : this.maxReconsumeTimes,
         });
         if (deadLettered) this.events.emit('consumer.dead-lettered', { queue: pq.queue, msgId: m.msgId });
         this.finish(pq, [m]);
@@ -995,7 +1001,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       this.nextOrderly(pq, offset, m);
       return;
     }
-    if (reconsumeTimes >= this.maxReconsumeTimes) {
+    if (reconsumeTimes >= this.maxReconsumeTimes || context.deadLetter === true) {
       try {
         await this.transport.sendBack(pq.queue.brokerName, {
           consumerGroup: this.group,

@@ -33,10 +33,11 @@ export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServ
    */
   nameServers?: readonly string[];
   /**
-   * Address (`host:port`) of each broker by broker name, for a standalone broker without name
-   * servers (routes are then asked of every listed broker and merged).
+   * Standalone broker(s) without name servers (routes are then asked of every listed broker and
+   * merged): addresses (`['host:port']`), whose broker names are learned from the brokers at first
+   * use, or addresses by broker name (`{ 'broker-a': 'host:port' }`).
    */
-  brokers?: Record<string, string>;
+  brokers?: Record<string, string> | readonly string[];
 }
 
 /**
@@ -59,6 +60,9 @@ export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServ
  */
 export class TcpTransport extends OperationTransport implements Transport {
   private readonly addresses = new Map<string, string>();
+  /** Broker addresses given without a name: asked for it at first use. */
+  private unnamed: string[] = [];
+  private learning: Promise<void> | undefined;
   private readonly channels = new Map<string, ClientChannel>();
   private readonly client: RemotingClient;
   private readonly requestTimeoutMs: number;
@@ -69,7 +73,12 @@ export class TcpTransport extends OperationTransport implements Transport {
   constructor(options: TcpTransportOptions) {
     super();
     const { brokers, nameServers, ...remoting } = options ?? {};
-    for (const [name, address] of Object.entries(brokers ?? {})) this.addBroker(name, address);
+    if (Array.isArray(brokers)) {
+      for (const address of brokers as readonly string[]) parseAddress(address);
+      this.unnamed = [...new Set(brokers as readonly string[])];
+    } else {
+      for (const [name, address] of Object.entries(brokers ?? {})) this.addBroker(name, address);
+    }
     if (nameServers !== undefined && !Array.isArray(nameServers)) {
       throw new RocketError(
         'INVALID_OPTION',
@@ -78,7 +87,7 @@ export class TcpTransport extends OperationTransport implements Transport {
     }
     for (const address of nameServers ?? []) parseAddress(address);
     this.nameServers = [...(nameServers ?? [])];
-    if (this.nameServers.length === 0 && this.addresses.size === 0) {
+    if (this.nameServers.length === 0 && this.addresses.size === 0 && this.unnamed.length === 0) {
       throw new RocketError(
         'INVALID_OPTION',
         'TcpTransport needs nameServers (a cluster) or brokers (a standalone broker by name and address)',
@@ -115,6 +124,7 @@ export class TcpTransport extends OperationTransport implements Transport {
 
   async topicRoute(topic: string): Promise<TopicRoute> {
     if (this.nameServers.length > 0) return this.routeFromNameServers(topic);
+    await this.learnBrokerNames();
     const route: TopicRoute = { topic, brokers: [] };
     const parts = await Promise.allSettled(
       this.brokerNames().map((name) => this.call(name, WIRE_OPERATIONS.topicRoute, { topic })),
@@ -213,6 +223,7 @@ export class TcpTransport extends OperationTransport implements Transport {
     if (this.nameServers.length > 0) {
       return this.askNameServers('the cluster', WIRE_NAME_SERVER_OPERATIONS.clusterInfo, undefined);
     }
+    await this.learnBrokerNames();
     const brokers = [...this.addresses].map(([brokerName, address]) => ({
       brokerName,
       brokerId: 0,
@@ -246,6 +257,7 @@ export class TcpTransport extends OperationTransport implements Transport {
    * named before any route mentioned it). Unknown brokers are `BROKER_UNAVAILABLE`.
    */
   private async resolve(brokerName: string): Promise<string> {
+    if (!this.addresses.has(brokerName) && this.unnamed.length > 0) await this.learnBrokerNames();
     let address = this.addresses.get(brokerName);
     if (address === undefined && this.nameServers.length > 0) {
       const info = await this.askNameServers(
@@ -266,6 +278,46 @@ export class TcpTransport extends OperationTransport implements Transport {
       );
     }
     return address;
+  }
+
+  /**
+   * Asks each broker given by address alone for its name (`GET_BROKER_CLUSTER_INFO`, which a broker
+   * answers about itself), so users need not know it. A broker that does not answer fails the
+   * call with retriable `BROKER_UNAVAILABLE`, and is asked again next time.
+   */
+  private learnBrokerNames(): Promise<void> {
+    if (this.unnamed.length === 0) return Promise.resolve();
+    this.learning ??= (async () => {
+      const op = WIRE_NAME_SERVER_OPERATIONS.clusterInfo;
+      for (const address of [...this.unnamed]) {
+        let info: ClusterInfo;
+        try {
+          const response = await this.client.request(
+            address,
+            op.code,
+            this.encode(op.code, op.request, undefined),
+            { timeoutMs: this.requestTimeoutMs },
+          );
+          info = op.response.decode(response);
+        } catch (error) {
+          throw new RocketError(
+            'BROKER_UNAVAILABLE',
+            `cannot learn the name of the broker at ${address} (${(error as Error).message})`,
+            { cause: error },
+          );
+        }
+        const name = info.clusters[0]?.brokers[0]?.brokerName;
+        if (name === undefined) {
+          throw new RocketError(
+            'PROTOCOL_ERROR',
+            `the server at ${address} did not name itself: is it a rocketnest broker (not a name server)? Name servers go in nameServers`,
+          );
+        }
+        this.addBroker(name, address);
+        this.unnamed = this.unnamed.filter((a) => a !== address);
+      }
+    })().finally(() => (this.learning = undefined));
+    return this.learning;
   }
 
   private encode<T>(code: number, codec: Codec<T>, value: T): Payload {

@@ -13,6 +13,7 @@ import type { ClientChannel } from '../message/protocol';
 import {
   WIRE_ADMIN_OPERATIONS,
   WIRE_CHANNEL_OPERATIONS,
+  WIRE_NAME_SERVER_OPERATIONS,
   WIRE_OPERATIONS,
   type WireOperation,
 } from '../remoting/operation-codecs';
@@ -23,10 +24,10 @@ import {
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
 import { type RemotingClientOptions, parseAddress } from '../remoting/remoting-client';
-import { isRequestCode, requestCodeName } from '../remoting/request-codes';
+import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
 import type { RequestAuth } from '../remoting/request-signature';
 import { ADMIN_HANDLERS } from './admin-operations';
-import { BrokerRegistrar } from './broker-registrar';
+import { BrokerRegistrar, DEFAULT_CLUSTER_NAME } from './broker-registrar';
 import { accessDeniedMessage, accessNeedsOf } from './request-access';
 
 export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
@@ -81,6 +82,8 @@ export interface ResolvedBrokerServerOptions {
         remoting: BrokerServerOptions['nameServerClient'];
       }>
     | undefined;
+  /** What the broker tells a client that asks it for the cluster info (its name comes from the broker). */
+  readonly identity: Readonly<{ clusterName: string; brokerId: number }>;
   /** The listening options: the remoting server resolves them. */
   readonly remoting: Readonly<Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'>>;
 }
@@ -118,7 +121,11 @@ export function resolveBrokerServerOptions(options: BrokerServerOptions): Resolv
           onError: onRegistrationError,
           remoting: nameServerClient,
         });
-  return Object.freeze({ broker, acl, registration, remoting: Object.freeze(remoting) });
+  const identity = Object.freeze({
+    clusterName: clusterName ?? DEFAULT_CLUSTER_NAME,
+    brokerId: brokerId ?? 0,
+  });
+  return Object.freeze({ broker, acl, registration, identity, remoting: Object.freeze(remoting) });
 }
 
 /** Runs in the TCP front end before a row's broker method (the connection is TCP's own). */
@@ -153,6 +160,10 @@ export class BrokerServer {
   private readonly channels = new Map<string, { channel: ClientChannel; connection: RemotingConnection }>();
 
   private registrar: BrokerRegistrar | undefined;
+  private identity: ResolvedBrokerServerOptions['identity'] = {
+    clusterName: DEFAULT_CLUSTER_NAME,
+    brokerId: 0,
+  };
   private registration: { registered: number; of: number } | undefined;
 
   private constructor(
@@ -168,8 +179,9 @@ export class BrokerServer {
    * name servers, if any (see `registration`: a name server that is down does not stop the start).
    */
   static async start(options: BrokerServerOptions): Promise<BrokerServer> {
-    const { broker, acl, registration, remoting: rest } = resolveBrokerServerOptions(options);
+    const { broker, acl, registration, identity, remoting: rest } = resolveBrokerServerOptions(options);
     const self = new BrokerServer(broker, undefined, acl);
+    self.identity = identity;
     self.server = await RemotingServer.listen({
       ...rest,
       ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
@@ -276,6 +288,27 @@ export class BrokerServer {
       const wire = WIRE_ADMIN_OPERATIONS[name] as unknown as WireOperation<unknown, unknown>;
       this.on(wire.code, wire, (raw) => serve(this.broker, raw));
     }
+    // A broker answers the name server's cluster query about itself, so a client given only its
+    // address learns its name (TcpTransport with brokers: ['host:port']).
+    this.on(RequestCode.GET_BROKER_CLUSTER_INFO, WIRE_NAME_SERVER_OPERATIONS.clusterInfo, () => {
+      const listening = this.address();
+      return {
+        clusters: [
+          {
+            clusterName: this.identity.clusterName,
+            brokers: [
+              {
+                brokerName: this.broker.brokerName,
+                brokerId: this.identity.brokerId,
+                address: `${listening.host}:${listening.port}`,
+                topicCount: this.broker.listTopics().length,
+                lastUpdateMs: 0,
+              },
+            ],
+          },
+        ],
+      };
+    });
   }
 
   private defineOperation<N extends OperationName>(name: N): void {

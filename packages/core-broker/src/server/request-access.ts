@@ -26,7 +26,7 @@ const group = (name: string, perm: 'PUB' | 'SUB'): AccessNeed => ({ kind: 'group
  * | HEART_BEAT                                            | SUB on each consumer group and each topic it subscribes to, PUB on each producer group |
  * | CONSUMER_SEND_MSG_BACK                                | SUB on the consumer group              |
  * | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ                        | SUB on the consumer group and each queue's topic |
- * | GET_ROUTEINFO_BY_TOPIC, GET_CONSUMER_LIST_BY_GROUP, UNREGISTER_CLIENT | any account          |
+ * | GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_CONSUMER_LIST_BY_GROUP, UNREGISTER_CLIENT | any account |
  * | admin codes (1000+) and any other code                | an admin account                       |
  *
  * A retry topic (`%RETRY%group`) in any of these is checked as SUB on its group (`holds`).
@@ -71,6 +71,7 @@ export function accessNeedsOf(code: number, request: unknown): AccessNeed[] {
     case C.CONSUMER_SEND_MSG_BACK:
       return [group((request as SendBackRequest).consumerGroup, 'SUB')];
     case C.GET_ROUTEINFO_BY_TOPIC:
+    case C.GET_BROKER_CLUSTER_INFO:
     case C.GET_CONSUMER_LIST_BY_GROUP:
     case C.UNREGISTER_CLIENT:
       return [{ kind: 'account' }];

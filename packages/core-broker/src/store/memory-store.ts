@@ -18,6 +18,10 @@ export interface MemoryStoreOptions {
   maxBodyBytes?: number;
   /** Period of the retention check in ms; 0 disables the timer. Default 10 000. */
   retentionIntervalMs?: number;
+  /** Period of the commit-log flush in ms (nothing reaches a disk here). Default 500. (RocketMQ `flushIntervalCommitLog`) */
+  flushIntervalMs?: number;
+  /** Period of the consume-queue and index flush in ms. Default 1000. (RocketMQ `flushIntervalConsumeQueue`) */
+  derivedFlushIntervalMs?: number;
   clock?: Clock;
 }
 
@@ -46,6 +50,8 @@ export class MemoryStore extends FileStore {
       fileReservedTimeMs: options.fileReservedTimeMs,
       maxBodyBytes: options.maxBodyBytes,
       retentionIntervalMs: options.retentionIntervalMs,
+      flushIntervalMs: options.flushIntervalMs,
+      derivedFlushIntervalMs: options.derivedFlushIntervalMs,
       clock: options.clock,
     });
     return FileStore.boot((o, id) => new MemoryStore(o, id), resolved);

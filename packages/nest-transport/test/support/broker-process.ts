@@ -8,6 +8,23 @@ const CORE = path.join(__dirname, '../../../core-broker');
 export const SWC_REGISTER = path.join(CORE, 'test/support/swc-register.js');
 const CLI = path.join(CORE, 'src/cli/main.ts');
 
+/** Runs `rocketnest <args>` from sources to its end: exit code and output. */
+export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-r', SWC_REGISTER, CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
 /** A standalone `rocketnest broker` process on a temporary store, reached over TCP. */
 export interface BrokerProcess {
   /** `host:port` it listens on. */
@@ -19,11 +36,27 @@ export interface BrokerProcess {
 }
 
 /** Starts the CLI from sources with `--port 0 --topics …`; resolves once it prints where it listens. */
-export async function spawnBroker(topics: string[], startTimeoutMs = 20_000): Promise<BrokerProcess> {
+export async function spawnBroker(
+  topics: string[],
+  startTimeoutMs = 20_000,
+  extraArgs: string[] = [],
+): Promise<BrokerProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rocketnest-nest-'));
   const child = spawn(
     process.execPath,
-    ['-r', SWC_REGISTER, CLI, 'broker', '--store-dir', dir, '--port', '0', '--topics', topics.join(',')],
+    [
+      '-r',
+      SWC_REGISTER,
+      CLI,
+      'broker',
+      '--store-dir',
+      dir,
+      '--port',
+      '0',
+      '--topics',
+      topics.join(','),
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -5,12 +5,12 @@ import { RocketServer, type RocketServerOptions } from '../../src';
 
 /** Keeps what Nest's `Logger` was told, so tests can assert on logs without printing them. */
 export class CapturingLogger implements LoggerService {
-  readonly lines: Array<{ level: string; message: string }> = [];
+  readonly lines: Array<{ level: string; message: string; trace?: unknown }> = [];
   log(message: unknown): void {
     this.lines.push({ level: 'log', message: String(message) });
   }
-  error(message: unknown): void {
-    this.lines.push({ level: 'error', message: String(message) });
+  error(message: unknown, trace?: unknown): void {
+    this.lines.push({ level: 'error', message: String(message), trace });
   }
   warn(message: unknown): void {
     this.lines.push({ level: 'warn', message: String(message) });
