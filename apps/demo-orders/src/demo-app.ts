@@ -9,7 +9,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { DEMO_TOPICS } from './contracts';
-import type { DemoConfig } from './demo-config';
+import { isMysqlUrl, type DemoConfig } from './demo-config';
 import { DEFAULT_PG_SCHEMA, type PostgresLocation } from './postgres-database';
 import { OrderServiceModule } from './order-service/order-service.module';
 import { PaymentServiceModule } from './payment-service/payment-service.module';
@@ -40,9 +40,12 @@ export interface StartDemoOptions {
 export async function startDemo(config: DemoConfig, options: StartDemoOptions = {}): Promise<RunningDemo> {
   const logger = options.logger ?? (['error', 'warn', 'log'] as LogLevel[]);
   // PostgreSQL (DATABASE_URL): both services keep their tables in one schema, each its own tables
-  const postgres: PostgresLocation | undefined = config.databaseUrl
-    ? { url: config.databaseUrl, schema: config.postgresSchema ?? DEFAULT_PG_SCHEMA }
-    : undefined;
+  // MySQL/MariaDB (DATABASE_URL=mysql://…): the order service only; payments stay on SQLite
+  const mysqlUrl = isMysqlUrl(config.databaseUrl) ? config.databaseUrl : undefined;
+  const postgres: PostgresLocation | undefined =
+    config.databaseUrl && !mysqlUrl
+      ? { url: config.databaseUrl, schema: config.postgresSchema ?? DEFAULT_PG_SCHEMA }
+      : undefined;
   const orderConnection: RocketConnectionOptions = config.nameServers
     ? { nameServers: config.nameServers }
     : { embedded: { dir: path.join(config.dataDir, 'broker'), topics: DEMO_TOPICS } };
@@ -53,6 +56,7 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
       OrderServiceModule.forRoot({
         databaseFile: path.join(config.dataDir, 'order-service.db'),
         postgres,
+        mysqlUrl,
         orderTimeoutMs: config.orderTimeoutMs,
         externalEventsToken: config.externalEventsToken,
       }),

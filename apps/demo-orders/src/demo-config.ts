@@ -41,8 +41,9 @@ export interface DemoConfig {
   /** Bearer token of `POST /external/topics/order-notes/messages`. Env `EXTERNAL_EVENTS_TOKEN`, default `demo-external-token`. */
   externalEventsToken: string;
   /**
-   * PostgreSQL instead of SQLite for both services (env `DATABASE_URL`, `postgres://…`); unset:
-   * SQLite files in `dataDir`.
+   * Env `DATABASE_URL`: `postgres://…` puts both services on PostgreSQL; `mysql://…` (or
+   * `mariadb://…`, read as `mysql://`) puts the order service on MySQL 8 / MariaDB 10.6+, in that
+   * URL's database, and leaves the payment service on SQLite. Unset: SQLite files in `dataDir`.
    */
   databaseUrl?: string | undefined;
   /** Schema of the services' tables on PostgreSQL (env `DEMO_PG_SCHEMA`, default `rocketnest_demo`). */
@@ -64,10 +65,11 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 function databaseUrl(raw: string | undefined): string | undefined {
   const value = raw?.trim();
   if (!value) return undefined;
-  if (!/^postgres(ql)?:\/\//.test(value)) {
+  if (/^mariadb:\/\//.test(value)) return value.replace(/^mariadb:/, 'mysql:');
+  if (!/^(postgres(ql)?|mysql):\/\//.test(value)) {
     throw new DemoConfigError(
       'DATABASE_URL',
-      'expected a PostgreSQL URL, postgres://user@host:5432/database',
+      'expected postgres://user@host:5432/database or mysql://user@host:3306/database',
     );
   }
   return value;
@@ -115,4 +117,9 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoCon
     postgresSchema: postgresSchema(env.DEMO_PG_SCHEMA),
     nameServers,
   };
+}
+
+/** True when `DATABASE_URL` names MySQL/MariaDB (the order service only; see {@link DemoConfig.databaseUrl}). */
+export function isMysqlUrl(url: string | undefined): url is string {
+  return url !== undefined && url.startsWith('mysql://');
 }

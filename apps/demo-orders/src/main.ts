@@ -1,7 +1,7 @@
 // `pnpm demo`: the order and payment services in one process, on an embedded broker with a local
 // data directory (or a standalone broker / cluster when ROCKETNEST_NAMESRV is set).
 import 'reflect-metadata';
-import { DemoConfigError, demoConfigFromEnv } from './demo-config';
+import { DemoConfigError, demoConfigFromEnv, isMysqlUrl } from './demo-config';
 import { startDemo } from './demo-app';
 
 /** How long a signal waits for the services to stop before the process exits anyway. */
@@ -17,9 +17,11 @@ async function main(): Promise<void> {
       : `  broker: embedded, data in ${config.dataDir}`,
   );
   console.log(
-    config.databaseUrl
-      ? `  databases: PostgreSQL (DATABASE_URL), schema ${config.postgresSchema}`
-      : `  databases: SQLite, order-service.db and payment-service.db in ${config.dataDir}`,
+    isMysqlUrl(config.databaseUrl)
+      ? `  databases: order service on MySQL/MariaDB (DATABASE_URL), payment service on SQLite in ${config.dataDir}`
+      : config.databaseUrl
+        ? `  databases: PostgreSQL (DATABASE_URL), schema ${config.postgresSchema}`
+        : `  databases: SQLite, order-service.db and payment-service.db in ${config.dataDir}`,
   );
   console.log(`  try: curl -s -X POST ${demo.url}/orders -H 'content-type: application/json' \\`);
   console.log(`         -d '{"amountCents":1999,"card":"4242424242424242"}'`);

@@ -297,6 +297,8 @@ export { PostgresOutbox } from './outbox/postgres-outbox';
 export type { PostgresOutboxOptions } from './outbox/postgres-outbox';
 export { SqliteOutbox, DEFAULT_SQLITE_BUSY_WAIT_MS } from './outbox/sqlite-outbox';
 export type { SqliteOutboxOptions } from './outbox/sqlite-outbox';
+export { MysqlOutbox, MYSQL_WAKE_BACKOFF_MS } from './outbox/mysql-outbox';
+export type { MysqlOutboxOptions } from './outbox/mysql-outbox';
 export {
   OutboxRelay,
   DEFAULT_RELAY_BATCH_SIZE,
@@ -317,7 +319,7 @@ export type {
   RelayBatchReport,
 } from './outbox/outbox-relay';
 export type { RelaySource, ClaimedBatch } from './outbox/relay-source';
-export { PostgresInbox, SqliteInbox, MAX_INBOX_KEY_LENGTH } from './outbox/inbox';
+export { PostgresInbox, SqliteInbox, MysqlInbox, MAX_INBOX_KEY_LENGTH } from './outbox/inbox';
 export type { InboxOptions, InboxOutcome } from './outbox/inbox';
 export {
   OUTBOX_ID_PROPERTY,
@@ -332,6 +334,7 @@ export type { OutboxStatus } from './outbox/outbox-schema';
 export { typeOrmTransaction, prismaTransaction } from './outbox/sql-transaction';
 export type {
   SqlTransaction,
+  SqlDialect,
   TypeOrmEntityManagerLike,
   PrismaTransactionClientLike,
 } from './outbox/sql-transaction';
@@ -343,4 +346,7 @@ export type {
   PgResult,
   SqliteDatabaseLike,
   SqliteStatementLike,
+  MysqlConnectionLike,
+  MysqlPoolConnectionLike,
+  MysqlPoolLike,
 } from './outbox/database-types';

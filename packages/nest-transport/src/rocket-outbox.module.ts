@@ -10,12 +10,14 @@ import {
   type OptionalFactoryDependency,
 } from '@nestjs/common';
 import {
+  MysqlOutbox,
   OutboxRelay,
   PostgresOutbox,
   Producer,
   RocketError,
   SqliteOutbox,
   type InboxMessage,
+  type MysqlConnectionLike,
   type OutboxMessage,
   type OutboxRelayOptions,
   type PgClientLike,
@@ -29,8 +31,11 @@ import type { RocketContext } from './rocket.context';
 export const DEFAULT_OUTBOX_PRODUCER_GROUP = 'RocketNestOutbox';
 
 export interface RocketOutboxModuleOptions {
-  /** The outbox table: a `PostgresOutbox` (pg pool) or a `SqliteOutbox` (the relay's own better-sqlite3 connection). */
-  outbox: PostgresOutbox | SqliteOutbox;
+  /**
+   * The outbox table: a `PostgresOutbox` (pg pool), a `MysqlOutbox` (mysql2 pool, MySQL 8 or
+   * MariaDB 10.6+) or a `SqliteOutbox` (the relay's own better-sqlite3 connection).
+   */
+  outbox: PostgresOutbox | MysqlOutbox | SqliteOutbox;
   /** Run the outbox's idempotent `migrate()` at startup. Default false: migrations stay explicit. */
   migrate?: boolean;
   /** Start the relay with the app (stopped at shutdown). Default true; false in a process that only writes. */
@@ -63,16 +68,20 @@ export class RocketOutbox implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(RocketConnection) private readonly connection: RocketConnection,
   ) {
     const outbox = options?.outbox;
-    if (!(outbox instanceof PostgresOutbox) && !(outbox instanceof SqliteOutbox)) {
+    if (
+      !(outbox instanceof PostgresOutbox) &&
+      !(outbox instanceof MysqlOutbox) &&
+      !(outbox instanceof SqliteOutbox)
+    ) {
       throw new RocketError(
         'INVALID_OPTION',
-        'RocketOutboxModule option outbox must be a PostgresOutbox or a SqliteOutbox',
+        'RocketOutboxModule option outbox must be a PostgresOutbox, a MysqlOutbox or a SqliteOutbox',
       );
     }
   }
 
   /** The outbox itself (counts, parked rows, `requeueParked()`). */
-  get outbox(): PostgresOutbox | SqliteOutbox {
+  get outbox(): PostgresOutbox | MysqlOutbox | SqliteOutbox {
     return this.options.outbox;
   }
 
@@ -83,14 +92,18 @@ export class RocketOutbox implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** SQLite: inserts on the caller's better-sqlite3 connection, which must be inside a transaction; returns the row id. */
   add(db: SqliteDatabaseLike, message: OutboxMessage): string;
-  /** PostgreSQL (a `pg` client inside BEGIN … COMMIT) or an ORM transaction adapter; resolves with the row id. */
-  add(tx: PgClientLike | SqlTransaction, message: OutboxMessage): Promise<string>;
+  /**
+   * PostgreSQL (a `pg` client inside BEGIN … COMMIT), MySQL/MariaDB (a mysql2 connection after
+   * `beginTransaction()`) or an ORM transaction adapter; resolves with the row id.
+   */
+  add(tx: PgClientLike | MysqlConnectionLike | SqlTransaction, message: OutboxMessage): Promise<string>;
   add(
-    tx: SqliteDatabaseLike | PgClientLike | SqlTransaction,
+    tx: SqliteDatabaseLike | PgClientLike | MysqlConnectionLike | SqlTransaction,
     message: OutboxMessage,
   ): string | Promise<string> {
     const outbox = this.options.outbox;
     if (outbox instanceof SqliteOutbox) return outbox.add(tx as SqliteDatabaseLike, message);
+    if (outbox instanceof MysqlOutbox) return outbox.add(tx as MysqlConnectionLike | SqlTransaction, message);
     return outbox.add(tx as PgClientLike | SqlTransaction, message);
   }
 

@@ -4,6 +4,7 @@ import { ExternalEventsRouter } from './external-events.router';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderRepository } from './order.repository';
 import { OrderDatabaseModule } from './order-database.module';
+import { OrderMysqlModule } from './order-mysql.module';
 import { OrderPostgresModule } from './order-postgres.module';
 import { OrderStore, SqliteOrderStore } from './order.store';
 import { OrderService } from './order.service';
@@ -14,7 +15,8 @@ import { OrdersController } from './orders.controller';
 
 /**
  * The order service: HTTP API and page, push channel, external events endpoint (Express), message
- * handlers, its database (SQLite, or PostgreSQL with `options.postgres`) with the outbox (and its
+ * handlers, its database (SQLite, PostgreSQL with `options.postgres`, MySQL/MariaDB with
+ * `options.mysqlUrl`) with the outbox (and its
  * relay) and inbox. It
  * needs an HTTP app (`NestFactory.create`) and `RocketModule` (or
  * `RocketTestingModule`) imported next to it; its listeners run in the app's `RocketServer`.
@@ -22,12 +24,15 @@ import { OrdersController } from './orders.controller';
 @Module({})
 export class OrderServiceModule {
   static forRoot(options: OrderServiceOptions): DynamicModule {
+    const server = options.postgres !== undefined || options.mysqlUrl !== undefined;
     return {
       module: OrderServiceModule,
       imports: [
         options.postgres
           ? OrderPostgresModule.forRoot(options.postgres)
-          : OrderDatabaseModule.forRoot(options.databaseFile),
+          : options.mysqlUrl
+            ? OrderMysqlModule.forRoot(options.mysqlUrl)
+            : OrderDatabaseModule.forRoot(options.databaseFile),
         ...(options.push === false ? [] : [RocketPushModule.forRoot(ORDER_PUSH_OPTIONS)]),
       ],
       controllers: [OrdersController, OrderEventsListener, OrderPageController],
@@ -35,11 +40,13 @@ export class OrderServiceModule {
         { provide: ORDER_SERVICE_OPTIONS, useValue: { ...options } },
         ...(options.postgres
           ? [OrderPostgresModule.store(options.postgres)]
-          : [OrderRepository, { provide: OrderStore, useClass: SqliteOrderStore }]),
+          : options.mysqlUrl
+            ? [OrderMysqlModule.store()]
+            : [OrderRepository, { provide: OrderStore, useClass: SqliteOrderStore }]),
         OrderService,
         ExternalEventsRouter,
       ],
-      exports: [OrderService, OrderStore, ...(options.postgres ? [] : [OrderRepository])],
+      exports: [OrderService, OrderStore, ...(server ? [] : [OrderRepository])],
     };
   }
 }

@@ -8,6 +8,8 @@ export interface OrderServiceOptions {
   databaseFile: string;
   /** PostgreSQL instead of SQLite: the server and the schema of the service's tables. */
   postgres?: PostgresLocation | undefined;
+  /** MySQL 8 / MariaDB 10.6+ instead of SQLite: `mysql://user@host:3306/database` (its database holds the tables). */
+  mysqlUrl?: string | undefined;
   /** Unpaid orders are cancelled this long after they were created (the delayed `orders`/`timeout`). */
   orderTimeoutMs: number;
   /**

@@ -88,6 +88,24 @@ const COMMANDS: Record<string, Command> = {
     run: (admin, f) => admin.updateTopic(topicInput(f), brokerList(f)),
     table: topicResultTable,
   },
+  'store stats': {
+    summary:
+      'Each broker store: disk use, DISK_FULL refusals, segments deleted (forced: unexpired), skipped entries',
+    options: [],
+    run: (admin) => admin.storeStats(),
+    table: (results: Awaited<ReturnType<RocketAdmin['storeStats']>>) =>
+      results.map(({ brokerName, result: s }) => ({
+        broker: brokerName,
+        'disk used': typeof s.diskUsedRatio === 'number' ? `${(s.diskUsedRatio * 100).toFixed(1)}%` : '-',
+        full: s.diskFull ?? '-',
+        'disk-full refusals': s.diskFullRejections ?? '-',
+        'expired segments': s.expiredSegmentsDeleted ?? '-',
+        'forced segments': s.forcedSegmentsDeleted ?? '-',
+        'forced messages': s.forcedMessagesDeleted ?? '-',
+        'skipped entries': s.skippedEntries ?? '-',
+        'rebuilt entries': s.rebuiltEntries ?? '-',
+      })),
+  },
   'group progress': {
     summary: "A consumer group's committed offset and lag per queue",
     options: [

@@ -3,6 +3,7 @@ import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { FileStore } from '../store/file-store';
+import type { StoreEvent } from '../store/store-events';
 import type { FlushMode } from '../store/store-options';
 import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
 
@@ -39,6 +40,30 @@ Options:
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
   --tls-key <file>         PEM private key of --tls-cert
   -h, --help               Show this help`;
+
+const percent = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
+
+/** One log line per store event; warnings say so. */
+function describeStoreEvent(e: StoreEvent): string {
+  const ranges = (queues: Array<{ topic: string; queueId: number; fromOffset: number; toOffset: number }>) =>
+    queues.map((q) => `${q.topic}/${q.queueId} [${q.fromOffset}, ${q.toOffset})`).join(', ') || 'none';
+  switch (e.type) {
+    case 'store.disk.full':
+      return `WARN store: refusing appends (DISK_FULL), disk holding ${e.dir} ${e.reason === 'no-space' ? 'is out of space' : 'is over its limit'}, ${percent(e.usedRatio)} used`;
+    case 'store.disk.ok':
+      return `store: taking appends again, disk holding ${e.dir} ${percent(e.usedRatio)} used`;
+    case 'store.disk.pressure':
+      return `WARN store: disk holding ${e.dir} is ${percent(e.usedRatio)} used (over diskMaxUsedRatio)`;
+    case 'store.retention.expired':
+      return `store: retention deleted ${e.segments} expired segment(s); queue offsets gone: ${ranges(e.queues)}`;
+    case 'store.retention.forced':
+      return `WARN store: disk ${percent(e.usedRatio)} used, retention deleted ${e.segments} UNEXPIRED segment(s); messages that may not have been consumed are gone: ${ranges(e.queues)}`;
+    case 'store.read.skipped':
+      return `WARN store: skipped ${e.topic}/${e.queueId} offset ${e.queueOffset} (commit-log offset ${e.commitLogOffset}): ${e.reason}`;
+    case 'store.recovery.rebuilt':
+      return `WARN store: rebuilt lost consume-queue entries from the commit log: ${ranges(e.queues)}; ${e.holes} unreadable`;
+  }
+}
 
 /** RocketMQ's broker listen port. */
 const DEFAULT_BROKER_PORT = 10911;
@@ -113,6 +138,7 @@ export async function runBroker(args: string[]): Promise<void> {
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+      onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
     });
     const broker = await Broker.start({
       store,

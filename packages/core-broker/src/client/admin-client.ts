@@ -63,6 +63,13 @@ export class RocketAdmin {
     );
   }
 
+  /** Each broker's store: disk usage, refusals, forced deletions, skipped damaged entries (`StoreStats`). */
+  async storeStats(): Promise<BrokerResult<Record<string, number | boolean>>[]> {
+    return this.onEach(await this.brokerNames(), (b) =>
+      this.transport.admin(b, RequestCode.ADMIN_STORE_STATS, {}),
+    );
+  }
+
   /** A group's progress and lag per queue on every broker (of `topic`'s route when given). */
   async consumeStats(
     group: string,

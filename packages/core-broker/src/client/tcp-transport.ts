@@ -34,7 +34,8 @@ type AdminCode =
   | typeof RequestCode.ADMIN_VIEW_MESSAGE
   | typeof RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY
   | typeof RequestCode.ADMIN_RESET_OFFSET
-  | typeof RequestCode.ADMIN_RESEND_DLQ;
+  | typeof RequestCode.ADMIN_RESEND_DLQ
+  | typeof RequestCode.ADMIN_STORE_STATS;
 
 export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
   /**

@@ -54,3 +54,33 @@ export interface SqliteDatabaseLike {
   readonly inTransaction: boolean;
   readonly open?: boolean;
 }
+
+/**
+ * A `mysql2/promise` connection (`PoolConnection`): `query()` resolves with `[rows, fields]`,
+ * where rows is an array for a SELECT and a result header (`affectedRows`) otherwise.
+ */
+export interface MysqlConnectionLike {
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  /**
+   * The callback-style connection underneath the promise wrapper. mysql2 keeps the server's status
+   * flags of the last reply in `serverStatus`; bit 0 is `SERVER_STATUS_IN_TRANS`.
+   */
+  readonly connection?: unknown;
+  readonly serverStatus?: unknown;
+}
+
+/** A pooled `mysql2/promise` connection, released back to its pool when done. */
+export interface MysqlPoolConnectionLike extends MysqlConnectionLike {
+  beginTransaction(): Promise<unknown>;
+  commit(): Promise<unknown>;
+  rollback(): Promise<unknown>;
+  release(): void;
+  /** Closes the connection instead of returning it to the pool (after an error). */
+  destroy(): void;
+}
+
+/** A `mysql2/promise` `Pool`: the relay takes a connection for each batch. */
+export interface MysqlPoolLike {
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  getConnection(): Promise<MysqlPoolConnectionLike>;
+}

@@ -1,10 +1,24 @@
 import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
-import type { PgClientLike, PgQueryable, SqliteDatabaseLike } from './database-types';
+import type {
+  MysqlConnectionLike,
+  MysqlPoolLike,
+  PgClientLike,
+  PgQueryable,
+  SqliteDatabaseLike,
+} from './database-types';
+import { ensureMysqlTransaction } from './mysql-outbox';
 import type { InboxMessage } from './outbox-message';
 import { defaultInboxKey } from './outbox-message';
-import { DEFAULT_INBOX_TABLE, postgresInboxDdl, quoteTable, sqliteInboxDdl } from './outbox-schema';
+import {
+  DEFAULT_INBOX_TABLE,
+  mysqlInboxDdl,
+  postgresInboxDdl,
+  quoteMysqlTable,
+  quoteTable,
+  sqliteInboxDdl,
+} from './outbox-schema';
 import { ensurePostgresTransaction } from './postgres-outbox';
 import type { SqlTransaction } from './sql-transaction';
 import { databaseError, isSqlTransaction, notInTransaction } from './sql-transaction';
@@ -207,5 +221,62 @@ export class SqliteInbox {
     }
     if (row === undefined) return { status: 'duplicate', key };
     return { status: 'processed', key, result: (handler as (db: SqliteDatabaseLike) => T)(tx) };
+  }
+}
+
+/**
+ * The idempotent consumer on MySQL 8 / MariaDB 10.6+: `process(tx, message, handler)` runs
+ * `INSERT IGNORE` of (consumer, key) in the caller's transaction; one changed row means a new key
+ * and `handler(tx)` runs, none means a duplicate and it does not. The handler's writes and the key
+ * commit or roll back together; a concurrent duplicate waits on the primary key's row lock until
+ * the first commits (then finds the key) or rolls back (then inserts it).
+ */
+export class MysqlInbox {
+  readonly consumer: string;
+  readonly table: string;
+  private readonly quoted: string;
+  private readonly keyOf: (message: InboxMessage) => string;
+  private readonly clock: Clock;
+
+  constructor(options: InboxOptions) {
+    const resolved = resolve(options, true);
+    this.consumer = options.consumer;
+    this.table = resolved.table;
+    this.quoted = quoteMysqlTable(resolved.table);
+    this.keyOf = resolved.keyOf;
+    this.clock = resolved.clock;
+  }
+
+  /** Creates the inbox table if it does not exist. Idempotent. */
+  async migrate(db: MysqlPoolLike | MysqlConnectionLike): Promise<void> {
+    try {
+      for (const ddl of mysqlInboxDdl(this.table)) await db.query(ddl);
+    } catch (error) {
+      throw databaseError(`mysql inbox ${this.table}: migrate`, error);
+    }
+  }
+
+  async process<Tx extends MysqlConnectionLike | SqlTransaction, T>(
+    tx: Tx,
+    message: InboxMessage,
+    handler: (tx: Tx) => T | Promise<T>,
+  ): Promise<InboxOutcome<T>> {
+    const key = keyFor(this.keyOf, message);
+    await ensureMysqlTransaction(tx, 'mysql inbox process()');
+    // The key's length is checked above, so IGNORE can only skip the duplicate-key case.
+    const sql = `INSERT IGNORE INTO ${this.quoted} (consumer, message_key, processed_at_ms) VALUES (?, ?, ?)`;
+    const params = [this.consumer, key, this.clock.now()];
+    let inserted: number;
+    try {
+      if (isSqlTransaction(tx)) inserted = await tx.execute(sql, params);
+      else {
+        const [result] = await (tx as MysqlConnectionLike).query(sql, params);
+        inserted = (result as { affectedRows: number }).affectedRows;
+      }
+    } catch (error) {
+      throw databaseError(`mysql inbox ${this.table}: record key`, error);
+    }
+    if (inserted === 0) return { status: 'duplicate', key };
+    return { status: 'processed', key, result: await handler(tx) };
   }
 }

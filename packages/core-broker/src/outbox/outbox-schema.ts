@@ -30,6 +30,11 @@ import { RocketError } from '../common/errors';
  * | `locked_until_ms` | `bigint`                                | `INTEGER`                          | SQLite relay lease (unused on PostgreSQL, which locks rows) |
  * | `locked_by`       | `text`                                  | `TEXT`                             | relay holding the lease |
  *
+ * MySQL and MariaDB (`MysqlOutbox`) keep the same columns and meanings with their own types:
+ * `seq BIGINT AUTO_INCREMENT`, `id CHAR(36)`, `payload LONGBLOB`, `headers LONGTEXT` (JSON text),
+ * `VARCHAR(255)` for the short texts, `BIGINT` epoch milliseconds (UTC by construction, millisecond
+ * precision, no session time zone involved). `keys` is a reserved word there and is always quoted.
+ *
  * Indexes: pending rows by (`available_at_ms`, `seq`) for the claim, pending rows by
  * (`message_group`, `seq`) for the per-group order check, published rows by `published_at_ms`
  * for retention cleanup.
@@ -149,5 +154,71 @@ export function sqliteInboxDdl(table: string): string[] {
       processed_at_ms INTEGER NOT NULL,
       PRIMARY KEY (consumer, message_key)
     )`,
+  ];
+}
+
+/**
+ * A MySQL/MariaDB table name as SQL: `schema.table` or `table`, each part a plain identifier,
+ * back-quoted (MySQL's identifier quote; double quotes are string literals unless ANSI_QUOTES).
+ */
+export function quoteMysqlTable(name: string): string {
+  return quoteTable(name, true).replace(/"/g, '`');
+}
+
+/**
+ * The outbox table on MySQL 8 / MariaDB 10.6+ (InnoDB, utf8mb4), and a one-row-per-group table
+ * that `add()` locks so writers of one message group commit in `seq` order (MySQL has no
+ * transaction-scoped advisory lock: GET_LOCK is held by the session, not the transaction).
+ */
+export function mysqlOutboxDdl(table: string): string[] {
+  const t = quoteMysqlTable(table);
+  const groups = quoteMysqlTable(mysqlGroupTable(table));
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t} (
+      seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+      id CHAR(36) NOT NULL,
+      aggregatetype VARCHAR(255) NOT NULL,
+      aggregateid VARCHAR(255) NOT NULL,
+      type VARCHAR(255) NOT NULL,
+      payload LONGBLOB NOT NULL,
+      topic VARCHAR(255) NOT NULL,
+      tag VARCHAR(255) NULL,
+      \`keys\` TEXT NULL,
+      message_group VARCHAR(255) NULL,
+      headers LONGTEXT NULL,
+      delivery_time_ms BIGINT NULL,
+      created_at_ms BIGINT NOT NULL,
+      available_at_ms BIGINT NOT NULL,
+      attempts INT NOT NULL DEFAULT 0,
+      last_error TEXT NULL,
+      status VARCHAR(16) NOT NULL DEFAULT 'pending',
+      published_at_ms BIGINT NULL,
+      locked_until_ms BIGINT NULL,
+      locked_by VARCHAR(64) NULL,
+      CONSTRAINT ${derivedName(table.split('.').pop() as string, 'status')} CHECK (status IN ('pending', 'published', 'parked')),
+      UNIQUE KEY id_unique (id),
+      KEY pending_idx (status, available_at_ms, seq),
+      KEY group_idx (message_group, status, seq),
+      KEY published_idx (status, published_at_ms)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE IF NOT EXISTS ${groups} (
+      message_group VARCHAR(255) NOT NULL PRIMARY KEY
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ];
+}
+
+/** The per-group lock table beside a MySQL outbox table: `<table>_groups`. */
+export function mysqlGroupTable(table: string): string {
+  return `${table}_groups`;
+}
+
+export function mysqlInboxDdl(table: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${quoteMysqlTable(table)} (
+      consumer VARCHAR(255) NOT NULL,
+      message_key VARCHAR(255) NOT NULL,
+      processed_at_ms BIGINT NOT NULL,
+      PRIMARY KEY (consumer, message_key)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ];
 }

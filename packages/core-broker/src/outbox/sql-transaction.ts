@@ -1,14 +1,22 @@
 import { RocketError } from '../common/errors';
 
+/** The databases the outbox and inbox speak. */
+export type SqlDialect = 'postgres' | 'sqlite' | 'mysql';
+
 /**
  * A caller's open database transaction as the outbox and inbox use it when it comes from an ORM:
- * positional parameters (`$1` on PostgreSQL, `?` on SQLite), rows back, and whether a transaction
- * is really open. Made by {@link typeOrmTransaction} and {@link prismaTransaction}.
+ * positional parameters (`$1` on PostgreSQL, `?` on SQLite and MySQL), rows back, and whether a
+ * transaction is really open. Made by {@link typeOrmTransaction} and {@link prismaTransaction}.
  */
 export interface SqlTransaction {
-  readonly dialect: 'postgres' | 'sqlite';
+  readonly dialect: SqlDialect;
   /** Runs one statement; resolves with the rows it returned (`[]` when none). */
   query(sql: string, params: readonly unknown[]): Promise<Array<Record<string, unknown>>>;
+  /**
+   * Runs one statement that returns no rows; resolves with the number of rows it changed. MySQL
+   * has no `RETURNING`, so its outbox and inbox count changed rows instead.
+   */
+  execute(sql: string, params: readonly unknown[]): Promise<number>;
   /** True when the handle is inside a transaction. */
   inTransaction(): Promise<boolean>;
 }
@@ -31,14 +39,33 @@ export interface TypeOrmEntityManagerLike {
  */
 export interface PrismaTransactionClientLike {
   $queryRawUnsafe(query: string, ...values: unknown[]): Promise<unknown>;
+  /** Resolves with the number of rows changed; needed on MySQL. */
+  $executeRawUnsafe?(query: string, ...values: unknown[]): Promise<number>;
   readonly $transaction?: unknown;
 }
 
-const DIALECT_OF_TYPEORM: Record<string, 'postgres' | 'sqlite'> = {
+const DIALECT_OF_TYPEORM: Record<string, SqlDialect> = {
   postgres: 'postgres',
   'better-sqlite3': 'sqlite',
   sqlite: 'sqlite',
+  mysql: 'mysql',
+  mariadb: 'mysql',
 };
+
+/** The changed-row count of a driver's answer to a non-reading statement, whatever its shape. */
+function affectedRowsOf(result: unknown): number {
+  // TypeORM's mysql driver answers a write with the driver's result header; on PostgreSQL it is
+  // [rows, count]; better-sqlite3 gives a run result with `changes`.
+  if (typeof result === 'number') return result;
+  if (Array.isArray(result)) {
+    if (result.length === 2 && typeof result[1] === 'number') return result[1];
+    return result.length;
+  }
+  const r = result as { affectedRows?: unknown; changes?: unknown } | null;
+  if (typeof r?.affectedRows === 'number') return r.affectedRows;
+  if (typeof r?.changes === 'number') return r.changes;
+  return 0;
+}
 
 function rowsOf(result: unknown): Array<Record<string, unknown>> {
   // TypeORM answers UPDATE/DELETE on PostgreSQL with [rows, count] and a non-reading statement
@@ -59,12 +86,13 @@ export function typeOrmTransaction(manager: TypeOrmEntityManagerLike): SqlTransa
   if (!dialect) {
     throw new RocketError(
       'INVALID_ARGUMENT',
-      `typeOrmTransaction supports the postgres, better-sqlite3 and sqlite drivers; got ${String(type)}`,
+      `typeOrmTransaction supports the postgres, better-sqlite3, sqlite, mysql and mariadb drivers; got ${String(type)}`,
     );
   }
   return {
     dialect,
     query: async (sql, params) => rowsOf(await manager.query(sql, [...params])),
+    execute: async (sql, params) => affectedRowsOf(await manager.query(sql, [...params])),
     inTransaction: async () => manager.queryRunner?.isTransactionActive === true,
   };
 }
@@ -74,23 +102,25 @@ export function typeOrmTransaction(manager: TypeOrmEntityManagerLike): SqlTransa
  * through the client, so the caller names it. The transaction check is structural: the
  * transaction client is the one without `$transaction`.
  */
-export function prismaTransaction(
-  tx: PrismaTransactionClientLike,
-  dialect: 'postgres' | 'sqlite',
-): SqlTransaction {
+export function prismaTransaction(tx: PrismaTransactionClientLike, dialect: SqlDialect): SqlTransaction {
   if (!tx || typeof tx.$queryRawUnsafe !== 'function')
     throw new RocketError(
       'INVALID_ARGUMENT',
       'prismaTransaction needs a Prisma client (with $queryRawUnsafe)',
     );
-  if (dialect !== 'postgres' && dialect !== 'sqlite')
+  if (dialect !== 'postgres' && dialect !== 'sqlite' && dialect !== 'mysql')
     throw new RocketError(
       'INVALID_ARGUMENT',
-      `prismaTransaction dialect must be 'postgres' or 'sqlite'; got ${String(dialect)}`,
+      `prismaTransaction dialect must be 'postgres', 'sqlite' or 'mysql'; got ${String(dialect)}`,
     );
   return {
     dialect,
     query: async (sql, params) => rowsOf(await tx.$queryRawUnsafe(sql, ...params)),
+    execute: async (sql, params) => {
+      if (typeof tx.$executeRawUnsafe !== 'function')
+        throw new RocketError('INVALID_ARGUMENT', 'prismaTransaction needs $executeRawUnsafe on the client');
+      return tx.$executeRawUnsafe(sql, ...params);
+    },
     inTransaction: async () => typeof tx.$transaction !== 'function',
   };
 }
@@ -114,6 +144,22 @@ export function notInTransaction(what: string, detail: string): RocketError {
   );
 }
 
+/**
+ * mysql2 error codes after which the same work can succeed on a retry: a deadlock or lock-wait
+ * timeout (the server rolled back the statement or transaction), or a lost connection.
+ */
+const MYSQL_RETRIABLE = new Set([
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'PROTOCOL_CONNECTION_LOST',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+]);
+
 /** Wraps a driver error as `DATABASE_ERROR`, with a hint when the table is missing. */
 export function databaseError(what: string, error: unknown): RocketError {
   if (error instanceof RocketError) return error;
@@ -123,12 +169,13 @@ export function databaseError(what: string, error: unknown): RocketError {
     return notInTransaction(what, 'the transaction has failed; roll it back');
   const text = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown })?.code;
-  const missing = code === '42P01' || /no such table/i.test(text);
+  const missing = code === '42P01' || code === 'ER_NO_SUCH_TABLE' || /no such table/i.test(text);
   const retriable =
     code === '40001' ||
     code === '40P01' ||
     (typeof code === 'string' && code.startsWith('08')) ||
-    code === 'SQLITE_BUSY';
+    code === 'SQLITE_BUSY' ||
+    (typeof code === 'string' && MYSQL_RETRIABLE.has(code));
   return new RocketError(
     'DATABASE_ERROR',
     `${what} failed: ${text}${missing ? ' (has migrate() run for this table?)' : ''}`,

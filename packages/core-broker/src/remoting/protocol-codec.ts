@@ -810,6 +810,9 @@ export const OPERATIONS = {
     { group: string; msgId: string },
     { msgId: string; topic: string; queueId: number }
   >('resendDeadLetter'),
+  [RequestCode.ADMIN_STORE_STATS]: admin<Record<string, never>, Record<string, number | boolean>>(
+    'storeStats',
+  ),
   [RequestCode.POP_MESSAGE]: { request: popRequestCodec, response: popResponseCodec },
   [RequestCode.ACK_MESSAGE]: { request: ackRequestCodec, response: emptyCodec },
   [RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME]: {

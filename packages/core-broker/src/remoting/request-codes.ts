@@ -78,6 +78,8 @@ export const RequestCode = {
   ADMIN_RESET_OFFSET: 1005,
   /** Admin: re-send a dead-lettered message. */
   ADMIN_RESEND_DLQ: 1006,
+  /** Admin: the store's disk state and counters (the store part of RocketMQ GET_BROKER_RUNTIME_INFO = 28). */
+  ADMIN_STORE_STATS: 1007,
 } as const;
 
 export type RequestCode = (typeof RequestCode)[keyof typeof RequestCode];

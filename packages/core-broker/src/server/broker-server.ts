@@ -296,6 +296,7 @@ export class BrokerServer {
       return b.createTopic(input);
     });
     this.on(C.ADMIN_LIST_TOPICS, OPERATIONS[C.ADMIN_LIST_TOPICS], () => b.listTopics());
+    this.on(C.ADMIN_STORE_STATS, OPERATIONS[C.ADMIN_STORE_STATS], () => ({ ...b.store.stats?.() }));
     this.on(C.ADMIN_CONSUME_STATS, OPERATIONS[C.ADMIN_CONSUME_STATS], (raw) => {
       const r = new AdminRequest('consume stats', raw);
       return b.consumeStats(r.str('group'), r.optStr('topic'));

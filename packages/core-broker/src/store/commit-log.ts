@@ -61,6 +61,19 @@ export interface CommitLogConfig {
   fileSystem: StoreFileSystem;
   /** Called in commit-log order once records up to `endOffset` satisfy the flush policy. */
   onReadable(endOffset: number): void;
+  /**
+   * Called when a write found the disk full: every append not yet readable was rejected with
+   * `DISK_FULL` and its bytes cut, so offsets from `endOffset` on are handed out again.
+   */
+  onDiskFull(endOffset: number, error: RocketError): void;
+}
+
+/** Write errors that mean "no space": the write is refused, the file system is otherwise healthy. */
+const NO_SPACE_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+function isNoSpace(cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && NO_SPACE_CODES.has(code);
 }
 
 /**
@@ -162,13 +175,14 @@ export class CommitLog {
   private scanSegment(
     segment: Segment,
     visit: (record: MessageView) => void,
+    startPosition = 0,
   ): { endPosition: number; finished: boolean; clean: boolean } {
     const size = this.config.segmentSizeBytes;
     const fileLength = segment.file.size();
     let window = Buffer.allocUnsafe(Math.min(SCAN_WINDOW_BYTES, Math.max(fileLength, BLANK_HEADER_BYTES)));
-    let windowStart = 0;
+    let windowStart = startPosition;
     let windowLength = 0;
-    let position = 0;
+    let position = startPosition;
     for (;;) {
       if (size - position < MIN_RECORD_BYTES) return { endPosition: position, finished: true, clean: true };
       let check = checkRecord(window, position - windowStart, windowLength, segment.base + position);
@@ -196,6 +210,27 @@ export class CommitLog {
     }
   }
 
+  /**
+   * Reads every record from `fromOffset` (a record boundary) to the readable end, for rebuilding
+   * consume queues; changes nothing. Unlike recovery it does not stop at damage: the rest of a
+   * segment after a corrupt record is passed over (records cannot be found without trusting its
+   * size) and the scan goes on with the next segment; missing segments are passed over too.
+   * Returns how many segments had a damaged stretch passed over.
+   */
+  scanReadable(fromOffset: number, visit: (record: MessageView) => void): { damagedSegments: number } {
+    const size = this.config.segmentSizeBytes;
+    let damagedSegments = 0;
+    for (const segment of this.segments) {
+      if (segment.base + size <= fromOffset || segment.base >= this.readableOffset) continue;
+      const start = Math.max(0, fromOffset - segment.base);
+      const scan = this.scanSegment(segment, visit, start);
+      const end = segment.base + scan.endPosition;
+      if (!scan.finished && end < Math.min(this.readableOffset, segment.base + segment.file.size()))
+        damagedSegments++;
+    }
+    return { damagedSegments };
+  }
+
   /** Fails fast when appends cannot be taken; called before any offset is handed out. */
   checkWritable(incomingBytes: number): void {
     if (this.failure) throw this.failure;
@@ -204,6 +239,36 @@ export class CommitLog {
         'BROKER_BUSY',
         `store append backlog is ${this.queuedBytes} bytes, over maxPendingAppendBytes=${this.config.maxPendingAppendBytes}; retry shortly`,
       );
+    }
+  }
+
+  /**
+   * Opens the segment files records of these sizes would start, before any of them gets an offset:
+   * a file system that cannot create one (no space for it) fails the whole append here, cleanly,
+   * instead of half-way through handing out offsets.
+   */
+  openSegmentsFor(sizes: readonly number[]): void {
+    const segmentSize = this.config.segmentSizeBytes;
+    let offset = this.reservedOffset;
+    for (const size of sizes) {
+      const remaining = segmentSize - (offset % segmentSize);
+      if (size > remaining) offset += remaining;
+      if (offset % segmentSize === 0 && this.segmentFor(offset) === undefined) {
+        let file: StoreFile;
+        try {
+          file = this.config.fileSystem.open(path.join(this.config.dir, segmentName(offset)));
+        } catch (cause) {
+          if (!isNoSpace(cause)) throw cause;
+          throw new RocketError(
+            'DISK_FULL',
+            `the disk holding ${this.config.dir} is full (${(cause as NodeJS.ErrnoException).code} creating a commit-log segment); ` +
+              'nothing of this append was stored. Free space on that disk or grow it: appends resume by themselves',
+            { cause },
+          );
+        }
+        this.segments.push({ base: offset, file });
+      }
+      offset += size;
     }
   }
 
@@ -281,10 +346,20 @@ export class CommitLog {
       this.queue = [];
       this.runs = [];
       const end = tickets[tickets.length - 1]!.endOffset;
+      let touched: Segment[];
       try {
-        const touched = await this.writeRuns(runs);
+        touched = await this.writeRuns(runs);
+      } catch (cause) {
+        // A full disk is flow control, not damage: cut the partial bytes and take appends again.
+        // Any other write failure, or a failed cut, leaves the store refusing appends until reopened.
+        if (!(isNoSpace(cause) && this.discardForNoSpace(cause, tickets))) this.fail(cause, tickets, true);
+        break;
+      }
+      try {
         this.writtenOffset = end;
         if (this.config.flushMode === 'sync') {
+          // never retried, whatever the error (ENOSPC included): after a failed fdatasync the page
+          // cache cannot be trusted, so only a reopen (which re-verifies the tail) may go on
           await Promise.all(touched.map((s) => s.file.datasync()));
           this.flushedOffset = end;
         }
@@ -357,6 +432,36 @@ export class CommitLog {
     this.runs = [];
     this.queuedBytes = 0;
     for (const t of waiting) t.reject(this.failure);
+  }
+
+  /**
+   * After a write refused for lack of space: cuts everything past the readable end (the partial
+   * record included), rejects every waiting append with the retriable `DISK_FULL` and hands their
+   * offsets out again. Returns false, changing nothing, when even the cut fails.
+   */
+  private discardForNoSpace(cause: unknown, inFlight: Ticket[]): boolean {
+    const end = this.readableOffset;
+    try {
+      this.cutAfter(end);
+    } catch {
+      return false;
+    }
+    const code = (cause as NodeJS.ErrnoException).code;
+    const error = new RocketError(
+      'DISK_FULL',
+      `the disk holding ${this.config.dir} is full (${code} writing the commit log); the partial record was cut ` +
+        'and nothing of this append was stored. Free space on that disk or grow it: appends resume by themselves',
+      { cause },
+    );
+    const waiting = [...inFlight, ...this.queue];
+    this.queue = [];
+    this.runs = [];
+    this.queuedBytes = 0;
+    this.claimedBytes = 0;
+    this.reservedOffset = this.writtenOffset = end;
+    this.config.onDiskFull(end, error);
+    for (const t of waiting) t.reject(error);
+    return true;
   }
 
   /** Truncates the log to `end`: later segments are removed, the one holding `end` cut. */
@@ -488,6 +593,54 @@ export class CommitLog {
     return out;
   }
 
+  /**
+   * {@link readRecords} for a reader that steps past damage: one result per location, in order,
+   * each the record or why it cannot be served (missing segment, bad magic, failed checksum, a
+   * size that does not match). Never returns a record that fails its checks.
+   */
+  readRecordsOrProblems(
+    locations: ReadonlyArray<{ offset: number; size: number }>,
+    maxSpanBytes: number,
+  ): Array<MessageView | string> {
+    const out: Array<MessageView | string> = [];
+    const segmentSize = this.config.segmentSizeBytes;
+    let i = 0;
+    while (i < locations.length) {
+      const first = locations[i]!;
+      const segmentBase = first.offset - (first.offset % segmentSize);
+      let j = i + 1;
+      let spanEnd = first.offset + first.size;
+      while (j < locations.length) {
+        const next = locations[j]!;
+        const nextEnd = Math.max(spanEnd, next.offset + next.size);
+        if (next.offset < first.offset || next.offset - (next.offset % segmentSize) !== segmentBase) break;
+        if (nextEnd - first.offset > maxSpanBytes) break;
+        spanEnd = nextEnd;
+        j++;
+      }
+      const span = this.readBytes(first.offset, spanEnd - first.offset);
+      for (let k = i; k < j; k++) {
+        const loc = locations[k]!;
+        if (!span) {
+          out.push(
+            this.segmentFor(loc.offset) === undefined
+              ? `segment ${segmentName(loc.offset - (loc.offset % segmentSize))} is missing`
+              : `record of ${loc.size} bytes cannot be read`,
+          );
+          continue;
+        }
+        const at = loc.offset - first.offset;
+        const check = checkRecord(span, at, at + loc.size, loc.offset);
+        if (check.kind === 'record' && check.size === loc.size)
+          out.push(decodeRecord(span, at, this.config.storeId));
+        else if (check.kind === 'corrupt') out.push(check.reason);
+        else out.push(`no record of ${loc.size} bytes there (${check.kind})`);
+      }
+      i = j;
+    }
+    return out;
+  }
+
   /** Deletes the oldest segment; never the one being written. Returns the new minimum offset. */
   deleteOldestSegment(): number {
     assert(this.segments.length > 1, 'the segment being written is never deleted');
@@ -495,6 +648,10 @@ export class CommitLog {
     oldest.file.close();
     this.config.fileSystem.remove(oldest.file.path);
     return this.minOffset;
+  }
+
+  get segmentSizeBytes(): number {
+    return this.config.segmentSizeBytes;
   }
 
   get segmentCount(): number {

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { assert } from '../common/assert';
-import { readU64, writeU64 } from '../message/record-codec';
+import { writeU64 } from '../message/record-codec';
 import type { StoreFile, StoreFileSystem } from './file-system';
 
 /**
@@ -34,12 +34,37 @@ export function encodeEntry(buf: Buffer, at: number, entry: QueueEntry): void {
   writeU64(buf, entry.tagCode, at + ENTRY_TAG_CODE_AT);
 }
 
+const U32 = 2 ** 32;
+const u64 = (buf: Buffer, at: number): number => buf.readUInt32LE(at + 4) * U32 + buf.readUInt32LE(at);
+
+/**
+ * Decodes an entry as stored, without judging it: a damaged file can hold any bytes (an offset
+ * past 2^53, a size of 0), so whoever uses an entry checks it first ({@link entryProblem}).
+ */
 export function decodeEntry(buf: Buffer, at: number): QueueEntry {
   return {
-    commitLogOffset: readU64(buf, at + ENTRY_COMMIT_LOG_OFFSET_AT),
+    commitLogOffset: u64(buf, at + ENTRY_COMMIT_LOG_OFFSET_AT),
     size: buf.readUInt32LE(at + ENTRY_SIZE_AT),
-    tagCode: readU64(buf, at + ENTRY_TAG_CODE_AT),
+    tagCode: u64(buf, at + ENTRY_TAG_CODE_AT),
   };
+}
+
+/**
+ * Why an entry cannot point at a record of a commit log whose readable bytes are
+ * `[minOffset, maxOffset)`, or `undefined` when it can. Records never span segments and are at least
+ * `minRecordBytes` long.
+ */
+export function entryProblem(
+  entry: QueueEntry,
+  log: { maxOffset: number; segmentSizeBytes: number; minRecordBytes: number },
+): string | undefined {
+  const { commitLogOffset: offset, size } = entry;
+  if (!Number.isSafeInteger(offset)) return `impossible commit-log offset ${offset}`;
+  if (size < log.minRecordBytes || size > log.segmentSizeBytes) return `impossible record size ${size}`;
+  if (offset + size > log.maxOffset) return `points past the commit log's end ${log.maxOffset}`;
+  if (Math.floor(offset / log.segmentSizeBytes) !== Math.floor((offset + size - 1) / log.segmentSizeBytes))
+    return 'record would span two segments';
+  return undefined;
 }
 
 const FILE_NAME = /^\d{20}$/;
@@ -110,7 +135,9 @@ export class ConsumeQueue {
 
   /**
    * Reads up to `maxCount` consecutive entries from `queueOffset` (within one file, so a read may
-   * return fewer than asked); entries are at `i * ENTRY_BYTES` of the returned buffer.
+   * return fewer than asked); entries are at `i * ENTRY_BYTES` of the returned buffer. Entries of
+   * a file that is missing or shorter than it should be read as zeros (an impossible entry), so a
+   * reader steps past a damaged stretch instead of stopping at it.
    */
   readEntries(queueOffset: number, maxCount: number, target?: Buffer): { buf: Buffer; count: number } {
     const count = Math.max(0, Math.min(maxCount, this.maxOffset - queueOffset));
@@ -121,14 +148,11 @@ export class ConsumeQueue {
     }
     const first = queueOffset - (queueOffset % this.entriesPerFile);
     const file = this.files.find((f) => f.first === first);
-    assert(
-      file !== undefined,
-      `consume queue ${this.topic}/${this.queueId}: no file for offset ${queueOffset}`,
-    );
     const n = Math.min(count, this.writtenOffset - queueOffset, first + this.entriesPerFile - queueOffset);
     const buf = target && target.length >= n * ENTRY_BYTES ? target : Buffer.allocUnsafe(n * ENTRY_BYTES);
-    const read = file.file.read(buf, 0, n * ENTRY_BYTES, (queueOffset - first) * ENTRY_BYTES);
-    return { buf, count: Math.floor(read / ENTRY_BYTES) };
+    const read = file ? file.file.read(buf, 0, n * ENTRY_BYTES, (queueOffset - first) * ENTRY_BYTES) : 0;
+    if (read < n * ENTRY_BYTES) buf.fill(0, Math.max(0, read), n * ENTRY_BYTES);
+    return { buf, count: n };
   }
 
   /** Writes the in-memory tail to its files and fdatasyncs them. */
@@ -157,10 +181,12 @@ export class ConsumeQueue {
 
   /** Drops entries at and after `queueOffset` (recovery re-dispatches them). */
   truncateFrom(queueOffset: number): void {
-    assert(
-      queueOffset <= this.writtenOffset && this.writtenOffset === this.maxOffset,
-      'truncate only flushed queues',
-    );
+    assert(queueOffset <= this.maxOffset, 'truncate within the queue');
+    if (queueOffset >= this.writtenOffset) {
+      // only entries not yet written to a file go
+      this.maxOffset = queueOffset;
+      return;
+    }
     while (this.files.length > 0) {
       const last = this.files[this.files.length - 1]!;
       if (last.first < queueOffset || (last.first === queueOffset && this.files.length === 1)) {
@@ -175,10 +201,29 @@ export class ConsumeQueue {
     this.minOffset = Math.min(this.minOffset, queueOffset);
   }
 
+  /** Drops every entry and file: the queue is rebuilt from the commit log. */
+  reset(): void {
+    for (const f of this.files.splice(0)) {
+      f.file.close();
+      this.fs.remove(f.file.path);
+    }
+    this.minOffset = this.maxOffset = this.writtenOffset = 0;
+  }
+
   /** Places an empty queue with no files at `queueOffset` (its older entries were deleted by retention). */
   startAt(queueOffset: number): void {
     assert(this.files.length === 0 && this.maxOffset === this.minOffset, 'only an empty queue can be moved');
     this.minOffset = this.maxOffset = this.writtenOffset = queueOffset;
+  }
+
+  /** Whether a file is missing between the first and the last, or one before the last is short. */
+  hasGaps(): boolean {
+    for (let i = 0; i + 1 < this.files.length; i++) {
+      const f = this.files[i]!;
+      if (this.files[i + 1]!.first !== f.first + this.entriesPerFile) return true;
+      if (f.file.size() < this.entriesPerFile * ENTRY_BYTES) return true;
+    }
+    return false;
   }
 
   get hasFiles(): boolean {

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { assert } from '../common/assert';
 import type { Timer } from '../common/clock';
-import { RocketError } from '../common/errors';
+import { RocketError, isRocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
 import { formatMessageId, isStoreId, parseMessageId } from '../message/message-id';
 import type { EncodedFields } from '../message/record-codec';
 import {
   encodeProperties,
   encodeRecord,
+  MIN_RECORD_BYTES,
   readU64,
   recordSize,
   STORE_TIMESTAMP_AT,
@@ -17,7 +18,7 @@ import { tagHash } from '../message/tag-hash';
 import { validateHost, validateMessage } from '../message/validation';
 import { readCheckpoint, writeCheckpointAsync } from './checkpoint';
 import { CommitLog } from './commit-log';
-import { ConsumeQueue, ENTRY_BYTES, decodeEntry } from './consume-queue';
+import { ConsumeQueue, ENTRY_BYTES, decodeEntry, entryProblem } from './consume-queue';
 import { KeyIndex } from './key-index';
 import type {
   AppendRequest,
@@ -29,7 +30,10 @@ import type {
   QueueId,
   RetentionReport,
 } from './message-store';
+import { readQueueTable, writeQueueTableAsync } from './queue-table';
+import type { QueueTableRow } from './queue-table';
 import { decideRetention } from './retention';
+import type { QueueRange, StoreEvent, StoreStats } from './store-events';
 import type { FileStoreOptions, ResolvedStoreOptions } from './store-options';
 import { resolveStoreOptions } from './store-options';
 
@@ -88,6 +92,18 @@ export class FileStore implements MessageStore {
   private undispatchedHead = 0;
   private dispatchedOffset = 0;
   private diskFull = false;
+  /** Dispatch offset the queue table on disk was taken at (-1: not written by this instance). */
+  private queueTableDispatchedOffset = -1;
+  private diskPressure = false;
+  private diskUsedRatio = 0;
+  private readonly counters = {
+    diskFullRejections: 0,
+    expiredSegmentsDeleted: 0,
+    forcedSegmentsDeleted: 0,
+    forcedMessagesDeleted: 0,
+    skippedEntries: 0,
+    rebuiltEntries: 0,
+  };
   private closing: Promise<void> | undefined;
   private readonly timers: Timer[] = [];
   private derivedFlush: Promise<void> = Promise.resolve();
@@ -108,6 +124,7 @@ export class FileStore implements MessageStore {
       storeId,
       fileSystem: options.fileSystem,
       onReadable: (end) => this.dispatchUpTo(end),
+      onDiskFull: (end) => this.discardUndispatched(end),
     });
     this.index = new KeyIndex(
       path.join(options.dir, 'index'),
@@ -187,6 +204,8 @@ export class FileStore implements MessageStore {
       );
     }
     let verifiedRecords = 0;
+    // queues whose files lost entries: left alone here, rebuilt from the commit log afterwards
+    const damaged = new Set<QueueState>();
     const { truncatedBytes } = this.commitLog.recover(verifyFrom, (record) => {
       verifiedRecords++;
       const end = record.commitLogOffset + record.storeSize;
@@ -194,18 +213,14 @@ export class FileStore implements MessageStore {
         const state = this.queueState(record.topic, record.queueId);
         if (!state.cq.hasFiles && state.cq.maxOffset === state.cq.minOffset)
           state.cq.startAt(record.queueOffset);
-        if (record.queueOffset !== state.cq.maxOffset) {
-          throw new RocketError(
-            'STORE_CORRUPT',
-            `consume queue ${record.topic}/${record.queueId} ends at ${state.cq.maxOffset} but the commit log holds its entry ` +
-              `${record.queueOffset}; remove ${path.join(this.options.dir, 'consumequeue')} and the checkpoint to rebuild`,
-          );
+        if (record.queueOffset !== state.cq.maxOffset) damaged.add(state);
+        if (!damaged.has(state)) {
+          state.cq.append(record.queueOffset, {
+            commitLogOffset: record.commitLogOffset,
+            size: record.storeSize,
+            tagCode: tagHash(record.tag),
+          });
         }
-        state.cq.append(record.queueOffset, {
-          commitLogOffset: record.commitLogOffset,
-          size: record.storeSize,
-          tagCode: tagHash(record.tag),
-        });
       }
       if (record.commitLogOffset >= indexFrom) {
         this.index.add(record.topic, record.keys, record.commitLogOffset, end, record.storeTimestampMs);
@@ -219,12 +234,114 @@ export class FileStore implements MessageStore {
       ) {
         state.cq.truncateFrom(state.cq.firstOffsetAtOrAfter(end));
       }
+    }
+    this.rebuildDamagedQueues(damaged, end);
+    for (const state of this.allQueues()) {
       state.cq.dropBelow(this.commitLog.minOffset);
       state.nextOffset = state.cq.maxOffset;
     }
     this.dispatchedOffset = end;
     this.recovery = { truncatedBytes, verifiedRecords, fromCheckpoint: checkpoint !== undefined };
     this.refreshDiskUsage();
+  }
+
+  /**
+   * Re-dispatches from the commit log the entries consume queues lost (RocketMQ's store rebuilds
+   * consume queues from the commit log, their only source). A queue is damaged when recovery met
+   * one of its records at an offset its consume queue does not end at, or when it holds fewer
+   * entries (or starts later) than the queue table says it did while the commit log still holds
+   * those records. Each damaged queue is read again from its last intact entry, or from scratch;
+   * offsets no readable record fills become impossible entries that reads step past.
+   */
+  private rebuildDamagedQueues(damaged: Set<QueueState>, end: number): void {
+    const logMin = this.commitLog.minOffset;
+    const fromScratch = new Set<QueueState>();
+    for (const state of this.allQueues()) {
+      if (state.cq.hasGaps()) {
+        fromScratch.add(state);
+        damaged.add(state);
+      }
+    }
+    for (const row of readQueueTable(this.options.fileSystem, this.queueTableFile()) ?? []) {
+      if (row.endCommitLogOffset > end || row.maxOffset === row.minOffset) continue;
+      const state = this.queueState(row.topic, row.queueId);
+      // its first entries are gone (a deleted file or directory): only a full re-read finds them
+      if (state.cq.minOffset > row.minOffset && row.endCommitLogOffset > logMin) fromScratch.add(state);
+      if (state.cq.maxOffset < row.maxOffset || fromScratch.has(state)) damaged.add(state);
+    }
+    if (damaged.size === 0) return;
+    const log = {
+      maxOffset: end,
+      segmentSizeBytes: this.options.segmentSizeBytes,
+      minRecordBytes: MIN_RECORD_BYTES,
+    };
+    const rebuilding = new Map<string, { state: QueueState; before: number; fresh: boolean }>();
+    let from = end;
+    for (const state of damaged) {
+      const { cq } = state;
+      let start = logMin;
+      let fresh = true;
+      if (cq.maxOffset > cq.minOffset && !fromScratch.has(state)) {
+        // keep the entries up to the last one that still points at its own record
+        const last = cq.entry(cq.maxOffset - 1)!;
+        const view =
+          entryProblem(last, log) === undefined ? this.readRecordQuietly(last.commitLogOffset) : undefined;
+        if (
+          view?.topic === cq.topic &&
+          view.queueId === cq.queueId &&
+          view.queueOffset === cq.maxOffset - 1
+        ) {
+          start = last.commitLogOffset + last.size;
+          fresh = false;
+        }
+      }
+      if (fresh) cq.reset();
+      rebuilding.set(`${cq.queueId}@${cq.topic}`, { state, before: cq.maxOffset, fresh });
+      from = Math.min(from, start);
+    }
+    let holes = 0;
+    this.commitLog.scanReadable(from, (record) => {
+      const r = rebuilding.get(`${record.queueId}@${record.topic}`);
+      if (!r) return;
+      const { cq } = r.state;
+      if (r.fresh) {
+        cq.startAt(record.queueOffset);
+        r.fresh = false;
+        r.before = record.queueOffset;
+      }
+      if (record.queueOffset < cq.maxOffset) return;
+      while (cq.maxOffset < record.queueOffset) {
+        // a record of this queue is unreadable: an entry no read follows keeps offsets dense
+        cq.append(cq.maxOffset, { commitLogOffset: record.commitLogOffset, size: 0, tagCode: 0 });
+        holes++;
+      }
+      cq.append(record.queueOffset, {
+        commitLogOffset: record.commitLogOffset,
+        size: record.storeSize,
+        tagCode: tagHash(record.tag),
+      });
+    });
+    const queues: QueueRange[] = [];
+    for (const { state, before } of rebuilding.values()) {
+      const { cq } = state;
+      if (cq.maxOffset > before)
+        queues.push({ topic: cq.topic, queueId: cq.queueId, fromOffset: before, toOffset: cq.maxOffset });
+      this.counters.rebuiltEntries += Math.max(0, cq.maxOffset - before);
+    }
+    this.emit({ type: 'store.recovery.rebuilt', queues, holes });
+  }
+
+  /** The record at `offset`, or `undefined` when it is missing or damaged. */
+  private readRecordQuietly(offset: number): MessageView | undefined {
+    try {
+      return this.commitLog.readRecord(offset);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private queueTableFile(): string {
+    return path.join(this.options.dir, 'queue-table');
   }
 
   private loadConsumeQueues(): void {
@@ -306,10 +423,15 @@ export class FileStore implements MessageStore {
 
   private appendNow(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
     this.assertOpen();
-    if (this.diskFull) {
+    // While refusing, usage is sampled on every append (a statfs), so appends resume as soon as
+    // space is freed or the file system grows, without waiting for a retention run.
+    if (this.diskFull && this.refreshDiskUsage() > this.refuseWritesRatio()) {
+      this.counters.diskFullRejections += requests.length;
       throw new RocketError(
         'DISK_FULL',
-        `disk holding ${this.options.dir} is over diskFullRatio=${this.options.diskFullRatio}; appends resume once retention frees space`,
+        `the disk holding ${this.options.dir} is ${(this.diskUsedRatio * 100).toFixed(1)}% used, over ` +
+          `${this.refuseWritesRatioName()}=${this.refuseWritesRatio()}; appends resume by themselves once usage is under it ` +
+          '(free space on that disk, grow it, or let retention delete expired segments)',
       );
     }
     // Validate and encode every record before any gets an offset: a batch is taken whole or not at all.
@@ -328,6 +450,15 @@ export class FileStore implements MessageStore {
       bytes += sizes[i]!;
     }
     this.commitLog.checkWritable(bytes);
+    try {
+      this.commitLog.openSegmentsFor(sizes);
+    } catch (error) {
+      if (isRocketError(error, 'DISK_FULL')) {
+        this.counters.diskFullRejections += requests.length;
+        this.refreshDiskUsage('no-space');
+      }
+      throw error;
+    }
 
     const now = this.options.clock.now();
     const results: AppendResult[] = new Array(requests.length);
@@ -350,7 +481,57 @@ export class FileStore implements MessageStore {
       results[i] = result;
       this.undispatched.push({ state, result, tagCode: tagHash(request.tag), keys: request.keys ?? NO_KEYS });
     }
-    return this.commitLog.submit().then(() => results);
+    return this.commitLog.submit().then(
+      () => results,
+      (error: unknown) => {
+        if (isRocketError(error, 'DISK_FULL')) this.counters.diskFullRejections += requests.length;
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * A write found the disk full and the commit log dropped every record from `end` on: their
+   * queue offsets are handed out again and they never reach a consume queue or the key index.
+   */
+  private discardUndispatched(end: number): void {
+    assert(this.dispatchedOffset === end, 'only records not yet readable are discarded');
+    this.undispatched = [];
+    this.undispatchedHead = 0;
+    for (const state of this.allQueues()) state.nextOffset = state.cq.maxOffset;
+    // refusing even if statfs shows room (a quota, reserved blocks): the next append samples
+    // usage again and, when it is under the ratio, tries the write again
+    this.refreshDiskUsage('no-space');
+  }
+
+  private refuseWritesRatio(): number {
+    const o = this.options;
+    return o.diskPressurePolicy === 'refuse-writes' ? o.diskCleanForciblyRatio : o.diskFullRatio;
+  }
+
+  private refuseWritesRatioName(): string {
+    return this.options.diskPressurePolicy === 'refuse-writes'
+      ? "diskCleanForciblyRatio (diskPressurePolicy 'refuse-writes')"
+      : 'diskFullRatio';
+  }
+
+  /** Hands an event to `onEvent`; a listener that throws does not disturb the store. */
+  private emit(event: StoreEvent): void {
+    try {
+      this.options.onEvent(event);
+    } catch {
+      // ignored, as documented
+    }
+  }
+
+  /** Counters since open and the disk state, for the admin tool and metrics. */
+  stats(): StoreStats {
+    return {
+      diskUsedRatio: this.diskUsedRatio,
+      diskPressure: this.diskPressure,
+      diskFull: this.diskFull,
+      ...this.counters,
+    };
   }
 
   /** Validates a request and encodes its strings, reusing the bytes of recent topics, tags and hosts. */
@@ -454,6 +635,11 @@ export class FileStore implements MessageStore {
     let bytes = 0;
     let scanned = 0;
     const clMin = this.commitLog.minOffset;
+    const log = {
+      maxOffset: this.commitLog.maxOffset,
+      segmentSizeBytes: this.options.segmentSizeBytes,
+      minRecordBytes: MIN_RECORD_BYTES,
+    };
     while (
       messages.length < maxCount &&
       next < maxOffset &&
@@ -463,36 +649,73 @@ export class FileStore implements MessageStore {
       const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - messages.length);
       const { buf, count } = cq.readEntries(next, want);
       if (count === 0) break;
-      const locations: Array<{ offset: number; size: number; queueOffset: number }> = [];
+      // in queue order: entries to read, and damaged entries to step past (reported only once
+      // the read really moves past them, so a read cut short does not report them twice)
+      const items: Array<{ offset: number; size: number; queueOffset: number; problem?: string }> = [];
+      const locations: Array<{ offset: number; size: number }> = [];
       for (let k = 0; k < count; k++) {
         const entry = decodeEntry(buf, k * ENTRY_BYTES);
+        // Entries are checked before use: a damaged one is stepped past, never followed.
+        const problem = entryProblem(entry, log);
+        const item = { offset: entry.commitLogOffset, size: entry.size, queueOffset: next + k };
+        if (problem !== undefined) {
+          items.push({ ...item, problem: `consume-queue entry: ${problem}` });
+          continue;
+        }
         if (entry.commitLogOffset < clMin) continue;
         if (options.tagHashFilter && !options.tagHashFilter(entry.tagCode)) continue;
-        locations.push({ offset: entry.commitLogOffset, size: entry.size, queueOffset: next + k });
+        items.push(item);
+        locations.push(item);
       }
       let consumed = count;
-      if (locations.length > 0) {
-        const views = this.commitLog.readRecords(locations, MAX_READ_SPAN_BYTES);
-        assert(
-          views.length === locations.length,
-          `consume queue ${topic}/${queueId} points at unreadable records`,
-        );
-        for (let k = 0; k < views.length; k++) {
-          const view = views[k]!;
-          if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
-            consumed = locations[k]!.queueOffset - next;
-            break;
-          }
-          if (!options.messageFilter || options.messageFilter(view)) {
-            messages.push(view);
-            bytes += view.storeSize;
-          }
+      const views =
+        locations.length > 0 ? this.commitLog.readRecordsOrProblems(locations, MAX_READ_SPAN_BYTES) : [];
+      let v = 0;
+      for (const item of items) {
+        if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
+          consumed = item.queueOffset - next;
+          break;
+        }
+        if (item.problem !== undefined) {
+          this.skip(topic, queueId, item.queueOffset, item.offset, item.problem);
+          continue;
+        }
+        const view = views[v++]!;
+        if (typeof view === 'string') {
+          this.skip(topic, queueId, item.queueOffset, item.offset, view);
+        } else if (
+          view.topic !== topic ||
+          view.queueId !== queueId ||
+          view.queueOffset !== item.queueOffset
+        ) {
+          this.skip(
+            topic,
+            queueId,
+            item.queueOffset,
+            item.offset,
+            `the record there is ${view.topic}/${view.queueId} offset ${view.queueOffset}`,
+          );
+        } else if (!options.messageFilter || options.messageFilter(view)) {
+          messages.push(view);
+          bytes += view.storeSize;
         }
       }
       next += consumed;
       scanned += consumed;
     }
     return result(messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', next, messages);
+  }
+
+  /** Counts and reports a consume-queue entry a read stepped past. */
+  private skip(
+    topic: string,
+    queueId: number,
+    queueOffset: number,
+    commitLogOffset: number,
+    reason: string,
+  ): void {
+    this.counters.skippedEntries++;
+    this.emit({ type: 'store.read.skipped', topic, queueId, queueOffset, commitLogOffset, reason });
   }
 
   getByCommitLogOffset(commitLogOffset: number): MessageView | undefined {
@@ -566,10 +789,23 @@ export class FileStore implements MessageStore {
     return { minOffset: this.commitLog.minOffset, maxOffset: this.commitLog.maxOffset };
   }
 
-  private refreshDiskUsage(): number {
+  /**
+   * Samples disk usage; enters or leaves the refusing and pressure states, reporting changes.
+   * `'no-space'`: a write was just refused for lack of space, so appends are refused whatever the
+   * ratio says.
+   */
+  private refreshDiskUsage(cause: 'ratio' | 'no-space' = 'ratio'): number {
     const usage = this.options.fileSystem.diskUsage(this.options.dir);
     const ratio = (usage.totalBytes - usage.freeBytes) / Math.max(1, usage.totalBytes);
-    this.diskFull = ratio > this.options.diskFullRatio;
+    this.diskUsedRatio = ratio;
+    const dir = this.options.dir;
+    const full = cause === 'no-space' || ratio > this.refuseWritesRatio();
+    if (full && !this.diskFull) this.emit({ type: 'store.disk.full', dir, reason: cause, usedRatio: ratio });
+    else if (!full && this.diskFull) this.emit({ type: 'store.disk.ok', dir, usedRatio: ratio });
+    this.diskFull = full;
+    const pressure = ratio > this.options.diskMaxUsedRatio;
+    if (pressure && !this.diskPressure) this.emit({ type: 'store.disk.pressure', dir, usedRatio: ratio });
+    this.diskPressure = pressure;
     return ratio;
   }
 
@@ -579,24 +815,37 @@ export class FileStore implements MessageStore {
     const facts = segments.map((segment, i) => {
       const next = segments[i + 1];
       const head = next ? this.commitLog.readBytes(next.base, STORE_TIMESTAMP_AT + 8) : undefined;
-      return {
-        sizeBytes: segment.sizeBytes,
-        lastWriteMs: head ? readU64(head, STORE_TIMESTAMP_AT) : undefined,
-      };
+      // a damaged head reads as "unknown": retention then keeps the segment rather than guess
+      const stored = head
+        ? head.readUInt32LE(STORE_TIMESTAMP_AT + 4) * 2 ** 32 + head.readUInt32LE(STORE_TIMESTAMP_AT)
+        : NaN;
+      return { sizeBytes: segment.sizeBytes, lastWriteMs: Number.isSafeInteger(stored) ? stored : undefined };
     });
     const o = this.options;
     const decision = decideRetention(facts, o.fileSystem.diskUsage(o.dir), {
       nowMs: o.clock.now(),
       fileReservedTimeMs: o.fileReservedTimeMs,
-      diskMaxUsedRatio: o.diskMaxUsedRatio,
-      diskFullRatio: o.diskFullRatio,
+      diskCleanForciblyRatio: o.diskCleanForciblyRatio,
+      deleteUnexpired: o.diskPressurePolicy === 'delete-oldest',
+      refuseWritesRatio: this.refuseWritesRatio(),
       deleteSegmentsPerRun: o.deleteSegmentsPerRun,
     });
-    for (let i = 0; i < decision.deleteCount; i++) this.commitLog.deleteOldestSegment();
-    if (decision.deleteCount > 0) {
-      const min = this.commitLog.minOffset;
-      for (const state of this.allQueues()) state.cq.dropBelow(min);
-      this.index.dropBelow(min);
+    if (decision.expiredCount > 0) {
+      const queues = this.deleteOldestSegments(decision.expiredCount);
+      this.counters.expiredSegmentsDeleted += decision.expiredCount;
+      this.emit({ type: 'store.retention.expired', segments: decision.expiredCount, queues });
+    }
+    const forced = decision.deleteCount - decision.expiredCount;
+    if (forced > 0) {
+      const queues = this.deleteOldestSegments(forced);
+      this.counters.forcedSegmentsDeleted += forced;
+      for (const q of queues) this.counters.forcedMessagesDeleted += q.toOffset - q.fromOffset;
+      this.emit({
+        type: 'store.retention.forced',
+        segments: forced,
+        usedRatio: decision.usedRatioBefore,
+        queues,
+      });
     }
     const ratio = this.refreshDiskUsage();
     return {
@@ -606,7 +855,39 @@ export class FileStore implements MessageStore {
     };
   }
 
-  /** Flushes consume queues and the key index, then writes a checkpoint. Serialized. */
+  /** Deletes the `count` oldest segments; returns the queue ranges that went with them. */
+  private deleteOldestSegments(count: number): QueueRange[] {
+    for (let i = 0; i < count; i++) this.commitLog.deleteOldestSegment();
+    const min = this.commitLog.minOffset;
+    const ranges: QueueRange[] = [];
+    for (const [topic, queues] of this.topics) {
+      for (const [queueId, state] of queues) {
+        const fromOffset = state.cq.minOffset;
+        state.cq.dropBelow(min);
+        if (state.cq.minOffset > fromOffset)
+          ranges.push({ topic, queueId, fromOffset, toOffset: state.cq.minOffset });
+      }
+    }
+    this.index.dropBelow(min);
+    return ranges;
+  }
+
+  /** Every queue's extent now, for the queue table. */
+  private queueTableRows(): QueueTableRow[] {
+    const rows: QueueTableRow[] = [];
+    for (const [topic, queues] of this.topics) {
+      for (const [queueId, { cq }] of queues) {
+        if (cq.maxOffset === cq.minOffset) continue;
+        const last = cq.entry(cq.maxOffset - 1)!;
+        const endCommitLogOffset = last.commitLogOffset + last.size;
+        if (!Number.isSafeInteger(endCommitLogOffset)) continue; // a damaged entry: nothing to promise
+        rows.push({ topic, queueId, minOffset: cq.minOffset, maxOffset: cq.maxOffset, endCommitLogOffset });
+      }
+    }
+    return rows;
+  }
+
+  /** Flushes consume queues, the key index and the queue table, then writes a checkpoint. Serialized. */
   private flushDerived(): Promise<void> {
     // a failed flush must not poison the chain: later flushes retry (its caller got the failure)
     const previous = this.derivedFlush.catch(() => undefined);
@@ -614,9 +895,15 @@ export class FileStore implements MessageStore {
       if (this.commitLog.failed) return;
       const dispatched = this.dispatchedOffset;
       const clFlushed = this.commitLog.durableOffset;
+      // taken with `dispatched`: the entries of records below it, all flushed just after
+      const table = dispatched === this.queueTableDispatchedOffset ? undefined : this.queueTableRows();
       try {
         for (const state of [...this.allQueues()]) await state.cq.flush();
         await this.index.flush();
+        if (table) {
+          await writeQueueTableAsync(this.options.fileSystem, this.queueTableFile(), table);
+          this.queueTableDispatchedOffset = dispatched;
+        }
       } catch (cause) {
         throw new RocketError(
           'STORE_IO_ERROR',

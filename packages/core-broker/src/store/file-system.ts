@@ -62,6 +62,26 @@ export interface StoreFileSystem {
   lock?(file: string): () => void;
 }
 
+/**
+ * The buffers still to write after `written` bytes of `buffers` went out, or `undefined` when all
+ * did. A short write is not an error by itself: the kernel writes what fits, and the next call
+ * reports why the rest does not (ENOSPC on a full disk), with its errno.
+ */
+function remainder(buffers: Buffer[], written: number): Buffer[] | undefined {
+  let skip = written;
+  for (let i = 0; i < buffers.length; i++) {
+    const b = buffers[i]!;
+    if (skip < b.length) return [b.subarray(skip), ...buffers.slice(i + 1)];
+    skip -= b.length;
+  }
+  return undefined;
+}
+
+function shortWrite(rest: Buffer[]): Error {
+  const bytes = rest.reduce((sum, b) => sum + b.length, 0);
+  return new Error(`short write: 0 of ${bytes} bytes written`);
+}
+
 class NodeFile implements StoreFile {
   private fd: number;
   constructor(readonly path: string) {
@@ -74,19 +94,30 @@ class NodeFile implements StoreFile {
     return fs.readSync(this.fd, target, targetOffset, length, position);
   }
   write(buffers: readonly Buffer[], position: number): Promise<void> {
-    const expected = buffers.reduce((sum, b) => sum + b.length, 0);
     return new Promise((resolve, reject) => {
-      fs.writev(this.fd, buffers as Buffer[], position, (err, written) => {
-        if (err) reject(err);
-        else if (written !== expected) reject(new Error(`short write: ${written} of ${expected} bytes`));
-        else resolve();
-      });
+      const step = (rest: Buffer[], at: number): void => {
+        fs.writev(this.fd, rest, at, (err, written) => {
+          if (err) return reject(err);
+          const left = remainder(rest, written);
+          if (left === undefined) resolve();
+          else if (written === 0) reject(shortWrite(rest));
+          else step(left, at + written);
+        });
+      };
+      step(buffers as Buffer[], position);
     });
   }
   writeSync(buffers: readonly Buffer[], position: number): void {
-    const expected = buffers.reduce((sum, b) => sum + b.length, 0);
-    const written = fs.writevSync(this.fd, buffers as Buffer[], position);
-    if (written !== expected) throw new Error(`short write: ${written} of ${expected} bytes`);
+    let rest = buffers as Buffer[];
+    let at = position;
+    for (;;) {
+      const written = fs.writevSync(this.fd, rest, at);
+      const left = remainder(rest, written);
+      if (left === undefined) return;
+      if (written === 0) throw shortWrite(rest);
+      rest = left;
+      at += written;
+    }
   }
   datasync(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));

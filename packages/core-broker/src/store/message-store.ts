@@ -1,4 +1,5 @@
 import type { MessageInput, MessageView } from '../message/message';
+import type { StoreStats } from './store-events';
 
 /** One message to append, with what the broker decided for it. */
 export interface AppendRequest extends MessageInput {
@@ -123,6 +124,8 @@ export interface MessageStore {
   commitLogRange(): { minOffset: number; maxOffset: number };
   /** Deletes expired data now (also runs on a timer). */
   runRetention(): RetentionReport;
+  /** Disk state and counters since open (`FileStore`; optional for other implementations). */
+  stats?(): StoreStats;
   /** Makes everything appended so far durable, with a checkpoint. */
   flush(): Promise<void>;
   /** Waits for pending appends, flushes, closes every file. Idempotent. */

@@ -8,24 +8,31 @@ export interface SegmentFacts {
 export interface RetentionPolicy {
   nowMs: number;
   fileReservedTimeMs: number;
-  diskMaxUsedRatio: number;
-  diskFullRatio: number;
+  /** Usage past which unexpired segments are deleted, when `deleteUnexpired`. */
+  diskCleanForciblyRatio: number;
+  /** Whether unexpired segments may be deleted at all (`diskPressurePolicy: 'delete-oldest'`). */
+  deleteUnexpired: boolean;
+  /** Usage past which appends are refused. */
+  refuseWritesRatio: number;
   deleteSegmentsPerRun: number;
 }
 
 export interface RetentionDecision {
-  /** How many of the oldest segments to delete. */
+  /** How many of the oldest segments to delete: first the expired ones, then the forced ones. */
   deleteCount: number;
+  /** How many of those (the oldest `expiredCount`) had expired; the rest are deleted by force. */
+  expiredCount: number;
   usedRatioBefore: number;
   usedRatioAfter: number;
-  /** Appends must be refused until a later run frees space. */
+  /** Appends must be refused until a later run (or freed space) brings usage down. */
   diskFull: boolean;
 }
 
 /**
- * Chooses the oldest segments to delete: those past `fileReservedTimeMs`, and more while the disk
- * is above `diskMaxUsedRatio` (RocketMQ's `CleanCommitLogService`). The newest segment, the one
- * being written, is never chosen. Pure, so every choice is unit-tested.
+ * Chooses the oldest segments to delete (RocketMQ's `CleanCommitLogService`): those last written
+ * more than `fileReservedTimeMs` ago, and — only while usage is over `diskCleanForciblyRatio` and
+ * the policy allows it — younger ones, until usage is back under that ratio. The newest segment,
+ * the one being written, is never chosen. Pure, so every choice is unit-tested.
  */
 export function decideRetention(
   segments: readonly SegmentFacts[],
@@ -36,15 +43,26 @@ export function decideRetention(
   let used = total - disk.freeBytes;
   const usedRatioBefore = used / total;
   let deleteCount = 0;
+  let expiredCount = 0;
   while (deleteCount < policy.deleteSegmentsPerRun && deleteCount < segments.length - 1) {
     const segment = segments[deleteCount]!;
+    // segments are oldest first, so the expired ones are a prefix: none after a forced one
     const expired =
-      segment.lastWriteMs !== undefined && segment.lastWriteMs < policy.nowMs - policy.fileReservedTimeMs;
-    const overUsed = used / total > policy.diskMaxUsedRatio;
-    if (!expired && !overUsed) break;
+      deleteCount === expiredCount &&
+      segment.lastWriteMs !== undefined &&
+      segment.lastWriteMs < policy.nowMs - policy.fileReservedTimeMs;
+    const forced = policy.deleteUnexpired && used / total > policy.diskCleanForciblyRatio;
+    if (!expired && !forced) break;
+    if (expired) expiredCount++;
     used -= segment.sizeBytes;
     deleteCount++;
   }
   const usedRatioAfter = used / total;
-  return { deleteCount, usedRatioBefore, usedRatioAfter, diskFull: usedRatioAfter > policy.diskFullRatio };
+  return {
+    deleteCount,
+    expiredCount,
+    usedRatioBefore,
+    usedRatioAfter,
+    diskFull: usedRatioAfter > policy.refuseWritesRatio,
+  };
 }

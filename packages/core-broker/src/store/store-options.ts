@@ -4,8 +4,19 @@ import { systemClock } from '../common/clock';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import type { StoreFileSystem } from './file-system';
 import { nodeFileSystem } from './file-system';
+import type { StoreEvent } from './store-events';
 
 export type FlushMode = 'async' | 'sync';
+
+/**
+ * What the store does when the disk passes `diskCleanForciblyRatio` and retention has no expired
+ * segment left to delete:
+ * - `'delete-oldest'`: delete the oldest segments although they have not expired, consumed or not
+ *   (RocketMQ's `cleanFileForciblyEnable=true`, its default);
+ * - `'refuse-writes'`: keep every unexpired segment and refuse appends with `DISK_FULL` from
+ *   `diskCleanForciblyRatio` on, until segments expire or the operator frees space.
+ */
+export type DiskPressurePolicy = 'delete-oldest' | 'refuse-writes';
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 1024 * 1024 * 1024;
 export const MIN_SEGMENT_SIZE_BYTES = 4 * 1024;
@@ -16,8 +27,14 @@ export const DEFAULT_CONSUME_QUEUE_ENTRIES_PER_FILE = 300_000;
 export const DEFAULT_INDEX_SLOTS_PER_FILE = 500_000;
 export const DEFAULT_INDEX_ENTRIES_PER_FILE = 2_000_000;
 export const DEFAULT_FILE_RESERVED_TIME_MS = 72 * 3600 * 1000;
+/** Disk usage from which the store reports disk pressure. (RocketMQ `diskMaxUsedSpaceRatio` = 75) */
 export const DEFAULT_DISK_MAX_USED_RATIO = 0.75;
-export const DEFAULT_DISK_FULL_RATIO = 0.85;
+/** Disk usage from which unexpired segments may be deleted. (RocketMQ `diskSpaceCleanForciblyRatio` = 85) */
+export const DEFAULT_DISK_CLEAN_FORCIBLY_RATIO = 0.85;
+/** Disk usage from which appends are refused with `DISK_FULL`. (RocketMQ `diskSpaceWarningLevelRatio` = 90) */
+export const DEFAULT_DISK_FULL_RATIO = 0.9;
+/** (RocketMQ `cleanFileForciblyEnable` = true) */
+export const DEFAULT_DISK_PRESSURE_POLICY: DiskPressurePolicy = 'delete-oldest';
 export const DEFAULT_RETENTION_INTERVAL_MS = 10_000;
 export const DEFAULT_DELETE_SEGMENTS_PER_RUN = 10;
 export const DEFAULT_MAX_PENDING_APPEND_BYTES = 64 * 1024 * 1024;
@@ -46,10 +63,24 @@ export interface FileStoreOptions {
   indexEntriesPerFile?: number;
   /** Age after which a whole commit-log segment is deleted, in ms. Default 72 h. (RocketMQ `fileReservedTime`) */
   fileReservedTimeMs?: number;
-  /** Disk-usage ratio past which the oldest segments are deleted early. Default 0.75. (RocketMQ `diskMaxUsedSpaceRatio`) */
+  /**
+   * Disk-usage ratio past which the disk is under pressure: `stats().diskPressure` and the
+   * `store.disk.pressure` event tell the operator before anything is deleted or refused. Expired
+   * segments are deleted on every retention run whatever the usage (RocketMQ waits for `deleteWhen`
+   * unless usage is over this ratio; RocketNest has no deletion hour). Default 0.75.
+   * (RocketMQ `diskMaxUsedSpaceRatio`)
+   */
   diskMaxUsedRatio?: number;
-  /** Disk-usage ratio past which appends are refused with `DISK_FULL`. Default 0.85. (RocketMQ `diskSpaceCleanForciblyRatio`) */
+  /**
+   * Disk-usage ratio past which retention deletes the oldest segments although they have not
+   * expired (`diskPressurePolicy: 'delete-oldest'`), or appends are refused
+   * (`'refuse-writes'`). Default 0.85. (RocketMQ `diskSpaceCleanForciblyRatio`)
+   */
+  diskCleanForciblyRatio?: number;
+  /** Disk-usage ratio past which appends are refused with `DISK_FULL`. Default 0.90. (RocketMQ `diskSpaceWarningLevelRatio`) */
   diskFullRatio?: number;
+  /** See {@link DiskPressurePolicy}. Default `'delete-oldest'`. (RocketMQ `cleanFileForciblyEnable`) */
+  diskPressurePolicy?: DiskPressurePolicy;
   /** Period of the retention check in ms; 0 disables the timer (call `runRetention()`). Default 10 000. (RocketMQ `cleanResourceInterval`) */
   retentionIntervalMs?: number;
   /** Most segments deleted by one retention run. Default 10. (RocketMQ `deleteCommitLogFilesInterval` batch) */
@@ -64,6 +95,8 @@ export interface FileStoreOptions {
   storeHost?: string;
   clock?: Clock;
   fileSystem?: StoreFileSystem;
+  /** Receives the store's events (docs/events.md); a listener that throws is ignored. Default: none. */
+  onEvent?: (event: StoreEvent) => void;
 }
 
 export type ResolvedStoreOptions = Readonly<Required<FileStoreOptions>>;
@@ -93,6 +126,8 @@ function ratio(name: string, value: number): number {
   return value;
 }
 
+const noEvents = (): void => undefined;
+
 /** Applies defaults, validates every field and freezes the result. */
 export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOptions {
   check(
@@ -103,6 +138,13 @@ export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOpt
   );
   const flushMode = options.flushMode ?? DEFAULT_FLUSH_MODE;
   check(flushMode === 'async' || flushMode === 'sync', 'flushMode', "must be 'async' or 'sync'", flushMode);
+  const diskPressurePolicy = options.diskPressurePolicy ?? DEFAULT_DISK_PRESSURE_POLICY;
+  check(
+    diskPressurePolicy === 'delete-oldest' || diskPressurePolicy === 'refuse-writes',
+    'diskPressurePolicy',
+    "must be 'delete-oldest' or 'refuse-writes'",
+    diskPressurePolicy,
+  );
   const resolved: Required<FileStoreOptions> = {
     dir: options.dir,
     segmentSizeBytes: int(
@@ -142,7 +184,12 @@ export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOpt
       1,
     ),
     diskMaxUsedRatio: ratio('diskMaxUsedRatio', options.diskMaxUsedRatio ?? DEFAULT_DISK_MAX_USED_RATIO),
+    diskCleanForciblyRatio: ratio(
+      'diskCleanForciblyRatio',
+      options.diskCleanForciblyRatio ?? DEFAULT_DISK_CLEAN_FORCIBLY_RATIO,
+    ),
     diskFullRatio: ratio('diskFullRatio', options.diskFullRatio ?? DEFAULT_DISK_FULL_RATIO),
+    diskPressurePolicy,
     retentionIntervalMs: int(
       'retentionIntervalMs',
       options.retentionIntervalMs ?? DEFAULT_RETENTION_INTERVAL_MS,
@@ -163,11 +210,18 @@ export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOpt
     storeHost: options.storeHost ?? '',
     clock: options.clock ?? systemClock,
     fileSystem: options.fileSystem ?? nodeFileSystem,
+    onEvent: options.onEvent ?? noEvents,
   };
   check(
-    resolved.diskFullRatio >= resolved.diskMaxUsedRatio,
-    'diskFullRatio',
+    resolved.diskCleanForciblyRatio >= resolved.diskMaxUsedRatio,
+    'diskCleanForciblyRatio',
     'must be ≥ diskMaxUsedRatio',
+    resolved.diskCleanForciblyRatio,
+  );
+  check(
+    resolved.diskFullRatio >= resolved.diskCleanForciblyRatio,
+    'diskFullRatio',
+    'must be ≥ diskCleanForciblyRatio',
     resolved.diskFullRatio,
   );
   return Object.freeze(resolved);

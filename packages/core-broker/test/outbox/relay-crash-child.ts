@@ -1,13 +1,15 @@
 // A relay in a child process that SIGKILLs itself after the broker stored a message and before
 // the relay marks the row published: the crash window of an outbox relay, made deterministic by a
 // fault-injecting publisher (test-only; the relay itself has no crash hook).
-// Env: DIALECT (pg | sqlite), DB (connection string or file), TABLE, BROKER_NAME, BROKER (host:port), LEASE_MS.
+// Env: DIALECT (pg | sqlite | mysql), DB (connection string or file), TABLE, BROKER_NAME, BROKER (host:port), LEASE_MS.
 import Database from 'better-sqlite3';
+import { createPool } from 'mysql2/promise';
 import { Pool } from 'pg';
 import { Producer } from '../../src/client/producer';
 import type { ProducerMessage } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { OutboxRelay } from '../../src/outbox/outbox-relay';
+import { MysqlOutbox } from '../../src/outbox/mysql-outbox';
 import { PostgresOutbox } from '../../src/outbox/postgres-outbox';
 import { SqliteOutbox } from '../../src/outbox/sqlite-outbox';
 
@@ -28,10 +30,13 @@ async function main(): Promise<void> {
       return new Promise<never>(() => undefined);
     },
   };
+  const dialect = env('DIALECT');
   const outbox =
-    env('DIALECT') === 'pg'
+    dialect === 'pg'
       ? new PostgresOutbox({ pool: new Pool({ connectionString: env('DB') }), table: env('TABLE') })
-      : new SqliteOutbox({ db: new Database(env('DB')), table: env('TABLE') });
+      : dialect === 'mysql'
+        ? new MysqlOutbox({ pool: createPool({ uri: env('DB') }), table: env('TABLE') })
+        : new SqliteOutbox({ db: new Database(env('DB')), table: env('TABLE') });
   const relay = new OutboxRelay({
     outbox,
     producer: publisher,

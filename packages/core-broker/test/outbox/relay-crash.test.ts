@@ -9,7 +9,9 @@ import { Producer } from '../../src/client/producer';
 import { OutboxRelay } from '../../src/outbox/outbox-relay';
 import { PostgresOutbox } from '../../src/outbox/postgres-outbox';
 import { SqliteOutbox } from '../../src/outbox/sqlite-outbox';
-import { PostgresInbox, SqliteInbox } from '../../src/outbox/inbox';
+import { MysqlInbox, PostgresInbox, SqliteInbox } from '../../src/outbox/inbox';
+import { MysqlOutbox } from '../../src/outbox/mysql-outbox';
+import { freshMysqlSchema, requireMysql } from './mysql-support';
 import { OUTBOX_ID_PROPERTY } from '../../src/outbox/outbox-message';
 import type { MessageView } from '../../src/message/message';
 import { readQueue } from '../support/client-harness';
@@ -155,5 +157,62 @@ test('PostgreSQL: kill -9 between publish and mark re-sends the row at once, and
     expect(await outbox.counts()).toEqual({ pending: 0, published: 1, parked: 0 });
   } finally {
     await pg.drop();
+  }
+}, 60_000);
+
+test('MySQL/MariaDB: kill -9 between publish and mark re-sends the row at once, and the inbox absorbs it', async () => {
+  if (!(await requireMysql())) return;
+  const my = await freshMysqlSchema();
+  try {
+    const outbox = new MysqlOutbox({ pool: my.pool, table: 'outbox' });
+    await outbox.migrate();
+    const inbox = new MysqlInbox({ consumer: 'billing', table: 'inbox' });
+    await inbox.migrate(my.pool);
+    await my.pool.query('CREATE TABLE charges (order_id VARCHAR(16) NOT NULL) ENGINE=InnoDB');
+    const c = await my.pool.getConnection();
+    let id: string;
+    try {
+      await c.beginTransaction();
+      id = await outbox.add(c, { topic: 'orders', messageGroup: 'order-7', body: '{"order":7}' });
+      await c.commit();
+    } finally {
+      c.release();
+    }
+
+    await runCrashingRelay({ DIALECT: 'mysql', DB: my.url, TABLE: 'outbox', LEASE_MS: '60000' });
+    expect((await orders()).map((m) => m.properties[OUTBOX_ID_PROPERTY])).toEqual([id]);
+    // The dead relay's connection dropped; the server rolled its claim back: the row is pending again.
+    const relay = new OutboxRelay({ outbox, producer });
+    let report = await relay.runOnce();
+    for (let i = 0; i < 50 && report.claimed === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      report = await relay.runOnce();
+    }
+    expect(report).toMatchObject({ claimed: 1, published: 1 });
+    const delivered = await orders();
+    expect(delivered.map((m) => m.properties[OUTBOX_ID_PROPERTY])).toEqual([id, id]);
+
+    const statuses: string[] = [];
+    for (const message of delivered) {
+      const conn = await my.pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        const outcome = await inbox.process(conn, message, (tx) =>
+          tx.query(`INSERT INTO charges VALUES ('7')`),
+        );
+        await conn.commit();
+        statuses.push(outcome.status);
+      } finally {
+        conn.release();
+      }
+    }
+    expect(statuses).toEqual(['processed', 'duplicate']);
+    const [[{ n }]] = (await my.pool.query('SELECT count(*) AS n FROM charges')) as unknown as [
+      [{ n: number }],
+    ];
+    expect(Number(n)).toBe(1);
+    expect(await outbox.counts()).toEqual({ pending: 0, published: 1, parked: 0 });
+  } finally {
+    await my.drop();
   }
 }, 60_000);

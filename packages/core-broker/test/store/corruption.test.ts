@@ -6,8 +6,9 @@
  * on, it re-verifies every record by its CRC and truncates the log at the FIRST record that is torn
  * or fails its check. Everything after that record is dropped, intact or not, because offsets are
  * positions: nothing after a hole can be trusted to be where its consume-queue entry says. Older
- * segments are not re-read; a record corrupted there is caught when it is read, which throws
- * `STORE_CORRUPT` rather than returning bad data.
+ * segments are not re-read; a record corrupted there is caught when it is read: a lookup by id
+ * throws `STORE_CORRUPT`, a queue read steps past it (reported and counted), and neither ever
+ * returns bad data.
  */
 import {
   closeSync,
@@ -24,6 +25,7 @@ import * as path from 'node:path';
 import { RocketError } from '../../src/common/errors';
 import { FileStore } from '../../src/store/file-store';
 import type { AppendResult } from '../../src/store/message-store';
+import type { StoreEvent } from '../../src/store/store-events';
 import type { FlushMode } from '../../src/store/store-options';
 import { tempDir } from '../support/temp-dir';
 
@@ -36,8 +38,14 @@ function body(i: number): Buffer {
   return Buffer.from(`record-${i}-${'z'.repeat((i * 53) % 150)}`);
 }
 
-function open(dir: string, flushMode: FlushMode): Promise<FileStore> {
-  return FileStore.open({ dir, segmentSizeBytes: SEGMENT_SIZE_BYTES, flushMode, retentionIntervalMs: 0 });
+function open(dir: string, flushMode: FlushMode, onEvent?: (event: StoreEvent) => void): Promise<FileStore> {
+  return FileStore.open({
+    dir,
+    segmentSizeBytes: SEGMENT_SIZE_BYTES,
+    flushMode,
+    retentionIntervalMs: 0,
+    onEvent,
+  });
 }
 
 /** Appends COUNT records (record i to queue i % QUEUES, key `key-i` unless `withKeys` is false) and closes. */
@@ -284,14 +292,15 @@ describe.each([
     ['magic byte', (r: AppendResult) => r.commitLogOffset + 5],
     ['size byte', (r: AppendResult) => r.commitLogOffset + 1],
   ])(
-    'is not re-verified by recovery, and reading it throws STORE_CORRUPT (flipped %s)',
+    'is not re-verified by recovery; a lookup by id throws STORE_CORRUPT, a queue read steps past it (flipped %s)',
     async (what, where) => {
       const victim = results[victimIndex]!;
       expect(segmentPath(t.dir, victim.commitLogOffset)).not.toBe(
         segmentPath(t.dir, results[COUNT - 1]!.commitLogOffset),
       );
       flipByte(t.dir, where(victim));
-      const store = await open(t.dir, 'sync');
+      const events: StoreEvent[] = [];
+      const store = await open(t.dir, 'sync', (e) => events.push(e));
       try {
         // Recovery started at the checkpoint's segment: nothing is lost, nothing truncated.
         expect(store.recovery.fromCheckpoint).toBe(true);
@@ -312,10 +321,33 @@ describe.each([
           expectCorrupt(() => store.getById(victim.msgId));
           if (withKeys) expectCorrupt(() => store.queryByKey({ topic: TOPIC, key: `key-${victimIndex}` }));
         }
-        // The consume queue knows the record's size, so a queue read always detects the damage.
-        expectCorrupt(() => store.getMessages(TOPIC, victim.queueId, victim.queueOffset, { maxCount: 1 }));
-        // a read whose batch reaches the corrupt record fails as a whole rather than skip it
-        expectCorrupt(() => store.getMessages(TOPIC, victim.queueId, 0, { maxCount: 32 }));
+        // A queue read steps past the damaged record (issue 15 #4): it is never served, the
+        // messages behind it are, and the read reports and counts what it skipped.
+        expect(events).toEqual([]);
+        const single = store.getMessages(TOPIC, victim.queueId, victim.queueOffset, { maxCount: 1 });
+        expect(single.status).toBe('FOUND');
+        expect(single.messages.map((m) => m.body.toString())).toEqual([
+          body(victimIndex + QUEUES).toString(),
+        ]);
+        expect(single.nextOffset).toBe(victim.queueOffset + 2);
+        const page = store.getMessages(TOPIC, victim.queueId, 0, { maxCount: 1024 });
+        const inQueue = results.filter((r) => r.queueId === victim.queueId);
+        expect(page.status).toBe('FOUND');
+        expect(page.nextOffset).toBe(inQueue.length);
+        expect(page.messages.map((m) => m.body.toString())).toEqual(
+          inQueue.filter((r) => r !== victim).map((r) => body(results.indexOf(r)).toString()),
+        );
+        expect(events).toHaveLength(2);
+        for (const event of events) {
+          expect(event).toMatchObject({
+            type: 'store.read.skipped',
+            topic: TOPIC,
+            queueId: victim.queueId,
+            queueOffset: victim.queueOffset,
+            commitLogOffset: victim.commitLogOffset,
+          });
+        }
+        expect(store.stats().skippedEntries).toBe(2);
 
         // Its neighbours, and everything after it in its queue, read fine.
         for (const i of [victimIndex - 1, victimIndex + 1, COUNT - 1])

@@ -1,0 +1,297 @@
+package dev.rocketnest.probe;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientConfigurationBuilder;
+import org.apache.rocketmq.client.apis.ClientException;
+import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.SessionCredentialsProvider;
+import org.apache.rocketmq.client.apis.StaticSessionCredentialsProvider;
+import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
+import org.apache.rocketmq.client.apis.consumer.FilterExpression;
+import org.apache.rocketmq.client.apis.consumer.FilterExpressionType;
+import org.apache.rocketmq.client.apis.consumer.PushConsumer;
+import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
+import org.apache.rocketmq.client.apis.message.Message;
+import org.apache.rocketmq.client.apis.message.MessageBuilder;
+import org.apache.rocketmq.client.apis.message.MessageView;
+import org.apache.rocketmq.client.apis.producer.Producer;
+import org.apache.rocketmq.client.apis.producer.ProducerBuilder;
+import org.apache.rocketmq.client.apis.producer.SendReceipt;
+import org.apache.rocketmq.client.apis.producer.Transaction;
+import org.apache.rocketmq.client.apis.producer.TransactionResolution;
+
+/**
+ * Drives the official RocketMQ 5 Java client for RocketNest's official-client and differential
+ * suites. One JSON object per line on stdout (the tests parse it); exit 0 when the scenario ran to
+ * its end, 2 on a client error (printed as {"event":"error",…}), 64 on bad arguments.
+ *
+ * <pre>
+ * java -cp "target/classes:target/lib/*" dev.rocketnest.probe.Probe send --endpoint 127.0.0.1:8081 --topic T --count 3
+ * </pre>
+ *
+ * Scenarios: send (normal, --message-groups N for FIFO, --delay-ms for delayed), transaction
+ * (--checks UNKNOWN,COMMIT: the half message is left open and the checker answers in turn),
+ * simple (SimpleConsumer: receive until --count messages or --timeout-ms; --mode ack | change
+ * (first delivery's invisible time changed to --change-ms, acked on redelivery) | skip-first (first
+ * delivery left unacked)), push (PushConsumer: --fail-first N fails each message's first N attempts).
+ * Credentials: --access-key/--secret-key.
+ */
+public final class Probe {
+  private final Map<String, String> opts = new HashMap<>();
+  private final ClientServiceProvider provider = ClientServiceProvider.loadService();
+
+  public static void main(String[] args) throws Exception {
+    if (args.length < 1) usage("missing scenario");
+    Probe probe = new Probe();
+    for (int i = 1; i < args.length; i++) {
+      if (!args[i].startsWith("--") || i + 1 >= args.length) usage("bad option " + args[i]);
+      probe.opts.put(args[i].substring(2), args[++i]);
+    }
+    int code = 0;
+    try {
+      switch (args[0]) {
+        case "send" -> probe.send();
+        case "transaction" -> probe.transaction();
+        case "simple" -> probe.simple();
+        case "push" -> probe.push();
+        default -> usage("unknown scenario " + args[0]);
+      }
+    } catch (ClientException e) {
+      emit("error", "class", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage()));
+      code = 2;
+    }
+    emit("done", "exit", code);
+    System.out.flush();
+    System.exit(code);
+  }
+
+  private static void usage(String why) {
+    System.err.println("probe: " + why + " (see Probe.java's class comment)");
+    System.exit(64);
+  }
+
+  private String opt(String name, String dflt) {
+    String v = opts.get(name);
+    if (v == null && dflt == null) usage("--" + name + " is required");
+    return v == null ? dflt : v;
+  }
+
+  private long num(String name, long dflt) {
+    return Long.parseLong(opt(name, Long.toString(dflt)));
+  }
+
+  private ClientConfiguration config() {
+    ClientConfigurationBuilder b =
+        ClientConfiguration.newBuilder()
+            .setEndpoints(opt("endpoint", null))
+            .enableSsl(Boolean.parseBoolean(opt("ssl", "false")))
+            .setRequestTimeout(Duration.ofMillis(num("request-timeout-ms", 3000)));
+    String ak = opts.get("access-key");
+    if (ak != null) {
+      SessionCredentialsProvider creds = new StaticSessionCredentialsProvider(ak, opt("secret-key", null));
+      b.setCredentialProvider(creds);
+    }
+    if (opts.containsKey("namespace")) b.setNamespace(opts.get("namespace"));
+    return b.build();
+  }
+
+  private Message message(String topic, int i) {
+    MessageBuilder m =
+        provider
+            .newMessageBuilder()
+            .setTopic(topic)
+            .setBody(("m-" + i).getBytes(StandardCharsets.UTF_8))
+            .setKeys("k-" + i)
+            .addProperty("seq", Integer.toString(i));
+    String tag = opts.get("tag");
+    if (tag != null) m.setTag(tag);
+    long groups = num("message-groups", 0);
+    if (groups > 0) m.setMessageGroup("g" + (i % groups));
+    long delay = num("delay-ms", 0);
+    if (delay > 0) m.setDeliveryTimestamp(System.currentTimeMillis() + delay);
+    String region = opts.get("region");
+    if (region != null) m.addProperty("region", region);
+    return m.build();
+  }
+
+  private void send() throws Exception {
+    String topic = opt("topic", null);
+    ProducerBuilder b = provider.newProducerBuilder().setClientConfiguration(config()).setTopics(topic);
+    try (Producer producer = b.build()) {
+      long count = num("count", 1);
+      for (int i = 0; i < count; i++) {
+        try {
+          SendReceipt r = producer.send(message(topic, i));
+          emit("sent", "seq", i, "id", r.getMessageId().toString());
+        } catch (ClientException e) {
+          emit("send-failed", "seq", i, "class", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage()));
+        }
+      }
+    }
+  }
+
+  private void transaction() throws Exception {
+    String topic = opt("topic", null);
+    String[] answers = opt("checks", "COMMIT").split(",");
+    AtomicInteger checks = new AtomicInteger();
+    CountDownLatch resolved = new CountDownLatch(1);
+    ProducerBuilder b =
+        provider
+            .newProducerBuilder()
+            .setClientConfiguration(config())
+            .setTopics(topic)
+            .setTransactionChecker(
+                view -> {
+                  int n = checks.getAndIncrement();
+                  TransactionResolution answer = TransactionResolution.valueOf(answers[Math.min(n, answers.length - 1)]);
+                  emit("check", "n", n + 1, "id", view.getMessageId().toString(), "answer", answer.name());
+                  if (answer != TransactionResolution.UNKNOWN) resolved.countDown();
+                  return answer;
+                });
+    try (Producer producer = b.build()) {
+      Transaction tx = producer.beginTransaction();
+      SendReceipt r = producer.send(message(topic, 0), tx);
+      emit("half-sent", "id", r.getMessageId().toString());
+      String end = opt("end", "open");
+      if (end.equals("commit")) tx.commit();
+      else if (end.equals("rollback")) tx.rollback();
+      if (end.equals("open")) {
+        boolean ok = resolved.await(num("timeout-ms", 60000), TimeUnit.MILLISECONDS);
+        emit(ok ? "resolved" : "unresolved", "checks", checks.get());
+      } else emit("ended", "how", end);
+    }
+  }
+
+  private FilterExpression filter() {
+    String type = opt("filter-type", "TAG");
+    return new FilterExpression(opt("filter", "*"), FilterExpressionType.valueOf(type));
+  }
+
+  private void simple() throws Exception {
+    String topic = opt("topic", null);
+    long want = num("count", 1);
+    String mode = opt("mode", "ack");
+    Duration invisible = Duration.ofMillis(num("invisible-ms", 15000));
+    long deadline = System.currentTimeMillis() + num("timeout-ms", 60000);
+    Map<String, Integer> firstSeen = new HashMap<>();
+    int done = 0;
+    try (SimpleConsumer consumer =
+        provider
+            .newSimpleConsumerBuilder()
+            .setClientConfiguration(config())
+            .setConsumerGroup(opt("group", null))
+            .setAwaitDuration(Duration.ofMillis(num("await-ms", 5000)))
+            .setSubscriptionExpressions(Collections.singletonMap(topic, filter()))
+            .build()) {
+      while (done < want && System.currentTimeMillis() < deadline) {
+        List<MessageView> views = consumer.receive((int) num("batch", 16), invisible);
+        for (MessageView v : views) {
+          emitView("received", v);
+          String id = v.getMessageId().toString();
+          boolean first = firstSeen.putIfAbsent(id, v.getDeliveryAttempt()) == null;
+          if (first && mode.equals("change")) {
+            consumer.changeInvisibleDuration(v, Duration.ofMillis(num("change-ms", 10000)));
+            emit("changed", "id", id);
+          } else if (first && mode.equals("skip-first")) {
+            emit("skipped", "id", id);
+          } else {
+            consumer.ack(v);
+            emit("acked", "id", id);
+            done++;
+          }
+        }
+      }
+    }
+    emit(done >= want ? "complete" : "incomplete", "acked", done);
+  }
+
+  private void push() throws Exception {
+    String topic = opt("topic", null);
+    long want = num("count", 1);
+    long failFirst = num("fail-first", 0);
+    CountDownLatch all = new CountDownLatch((int) want);
+    Map<String, Boolean> succeeded = new ConcurrentHashMap<>();
+    List<String> order = Collections.synchronizedList(new ArrayList<>());
+    try (PushConsumer consumer =
+        provider
+            .newPushConsumerBuilder()
+            .setClientConfiguration(config())
+            .setConsumerGroup(opt("group", null))
+            .setSubscriptionExpressions(Collections.singletonMap(topic, filter()))
+            .setMessageListener(
+                v -> {
+                  emitView("received", v);
+                  if (v.getDeliveryAttempt() <= failFirst) {
+                    emit("failed", "id", v.getMessageId().toString());
+                    return ConsumeResult.FAILURE;
+                  }
+                  order.add(v.getMessageId().toString());
+                  if (succeeded.putIfAbsent(v.getMessageId().toString(), true) == null) all.countDown();
+                  return ConsumeResult.SUCCESS;
+                })
+            .build()) {
+      boolean ok = all.await(num("timeout-ms", 60000), TimeUnit.MILLISECONDS);
+      emit(ok ? "complete" : "incomplete", "consumed", succeeded.size());
+    }
+  }
+
+  private static void emitView(String event, MessageView v) {
+    ByteBuffer body = v.getBody();
+    byte[] bytes = new byte[body.remaining()];
+    body.get(bytes);
+    emit(
+        event,
+        "id", v.getMessageId().toString(),
+        "topic", v.getTopic(),
+        "tag", v.getTag().orElse(null),
+        "keys", String.join(",", v.getKeys()),
+        "group", v.getMessageGroup().orElse(null),
+        "attempt", v.getDeliveryAttempt(),
+        "seq", v.getProperties().get("seq"),
+        "body", new String(bytes, StandardCharsets.UTF_8));
+  }
+
+  /** Prints one JSON object: {"event": event, k1: v1, …}; values are strings, numbers or null. */
+  static synchronized void emit(String event, Object... kv) {
+    StringBuilder sb = new StringBuilder("{\"event\":").append(quote(event));
+    for (int i = 0; i + 1 < kv.length; i += 2) {
+      sb.append(',').append(quote(String.valueOf(kv[i]))).append(':');
+      Object v = kv[i + 1];
+      if (v == null) sb.append("null");
+      else if (v instanceof Number) sb.append(v);
+      else sb.append(quote(v.toString()));
+    }
+    System.out.println(sb.append('}'));
+    System.out.flush();
+  }
+
+  private static String quote(String s) {
+    StringBuilder sb = new StringBuilder("\"");
+    for (char c : s.toCharArray()) {
+      switch (c) {
+        case '"' -> sb.append("\\\"");
+        case '\\' -> sb.append("\\\\");
+        case '\n' -> sb.append("\\n");
+        case '\r' -> sb.append("\\r");
+        case '\t' -> sb.append("\\t");
+        default -> {
+          if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+          else sb.append(c);
+        }
+      }
+    }
+    return sb.append('"').toString();
+  }
+}
