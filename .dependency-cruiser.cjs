@@ -9,10 +9,12 @@ const allowed = {
   broker: ['common', 'message', 'store', 'filter'],
   namesrv: ['common', 'message'],
   remoting: ['common', 'message'],
-  client: ['common', 'message', 'remoting', 'broker', 'filter'],
+  // the RocketMQ 5 gRPC protocol (schema, codec, status codes, ids), shared by the gRPC front end and driver
+  rocketmq5: ['common', 'message'],
+  client: ['common', 'message', 'remoting', 'rocketmq5', 'broker', 'filter'],
   outbox: ['common', 'message', 'client'],
   push: ['common', 'message', 'client', 'filter'],
-  server: ['common', 'message', 'remoting', 'broker', 'filter', 'store', 'namesrv'],
+  server: ['common', 'message', 'remoting', 'rocketmq5', 'broker', 'filter', 'store', 'namesrv'],
 };
 const src = '^packages/core-broker/src/';
 

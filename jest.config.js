@@ -34,7 +34,13 @@ module.exports = {
   // packages import each other by name; tests run the sources, not the built dist
   moduleNameMapper: {
     '^@rocketnest/core-broker$': '<rootDir>/packages/core-broker/src/index.ts',
+    '^@rocketnest/core-broker/broker$': '<rootDir>/packages/core-broker/src/entries/broker.ts',
+    '^@rocketnest/core-broker/push$': '<rootDir>/packages/core-broker/src/entries/push.ts',
+    '^@rocketnest/core-broker/push-client$': '<rootDir>/packages/core-broker/src/push/client/push-client.mjs',
+    '^@rocketnest/core-broker/outbox$': '<rootDir>/packages/core-broker/src/entries/outbox.ts',
     '^@rocketnest/core-broker/internal$': '<rootDir>/packages/core-broker/src/internal.ts',
+    // the CommonJS twin of the push client is generated at build time (scripts/build-push-client.js)
+    '/push-client\\.cjs$': '<rootDir>/packages/core-broker/src/push/client/push-client.mjs',
     '^@rocketnest/testing$': '<rootDir>/packages/testing/src/index.ts',
     '^@rocketnest/testing/nest$': '<rootDir>/packages/testing/src/nest/index.ts',
     '^@rocketnest/testing/jest$': '<rootDir>/packages/testing/src/jest/index.ts',

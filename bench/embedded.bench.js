@@ -9,14 +9,13 @@ const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
+const { Producer, PushConsumer } = require('../packages/core-broker/dist/index.js');
 const {
   Broker,
   FileStore,
   MemoryStore,
-  Producer,
-  PushConsumer,
   InProcessTransport,
-} = require('../packages/core-broker/dist/index.js');
+} = require('../packages/core-broker/dist/entries/broker.js');
 
 const QUICK = process.argv.includes('--quick');
 const BODY_BYTES = 1024;

@@ -31,7 +31,7 @@ else
 
 function subscribers() {
   // the subscribers are the Node client users get (PushClient over ws), one per connection
-  const { createPushClient } = require('../packages/core-broker/dist/index.js');
+  const { createPushClient } = require('../packages/core-broker/dist/entries/push.js');
   const [url, count] = [process.argv[3], Number(process.argv[4])];
   const clients = [];
   const subs = [];
@@ -92,13 +92,13 @@ function percentile(sorted, p) {
 }
 
 async function main() {
+  const { Producer } = require('../packages/core-broker/dist/index.js');
   const {
     Broker,
     MemoryStore,
     InProcessTransport,
-    Producer,
-    PushServer,
-  } = require('../packages/core-broker/dist/index.js');
+  } = require('../packages/core-broker/dist/entries/broker.js');
+  const { PushServer } = require('../packages/core-broker/dist/entries/push.js');
   const store = await MemoryStore.create({ maxBytes: 2 * 1024 ** 3, retentionIntervalMs: 0 });
   const broker = await Broker.start({ store });
   broker.createTopic({ topic: TOPIC, queueCount: QUEUES });

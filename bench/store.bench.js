@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
-const { FileStore } = require('../packages/core-broker/dist/index.js');
+const { FileStore } = require('../packages/core-broker/dist/entries/broker.js');
 
 // ---------------------------------------------------------------------------------------------
 // Parameters

@@ -109,11 +109,17 @@ create_topic() { # spec = topic[:queues[:fifo]]
     normal | NORMAL) attrs=(-a +message.type=NORMAL) ;;
     *) die "unknown topic type '$kind' in '$1' (fifo, delay, transaction or normal)" ;;
   esac
-  local out
-  out=$(admin updateTopic -c DefaultCluster -t "$topic" -r "$queues" -w "$queues" "${attrs[@]}" 2>&1) || true
-  echo "$out" >>"$WORK/admin.out"
-  # mqadmin exits 0 on most failures; its success line is the only reliable signal.
-  grep -q "success" <<<"$out" || { echo "$out" | tail -n 20 >&2; die "creating topic $topic failed"; }
+  # mqadmin's calls time out after ~2 s: a loaded machine can miss that, so try a few times.
+  local out attempt
+  for attempt in 1 2 3 4 5; do
+    out=$(admin updateTopic -c DefaultCluster -t "$topic" -r "$queues" -w "$queues" "${attrs[@]}" 2>&1) || true
+    echo "$out" >>"$WORK/admin.out"
+    # mqadmin exits 0 on most failures; its success line is the only reliable signal.
+    if grep -q "success" <<<"$out"; then return; fi
+    sleep "$attempt"
+  done
+  echo "$out" | tail -n 20 >&2
+  die "creating topic $topic failed"
 }
 
 start() {

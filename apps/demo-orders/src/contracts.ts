@@ -1,10 +1,18 @@
 // What the two services say to each other: topics, tags, consumer groups and message bodies.
 // Both services import only this file from each other's world.
-import type { TopicInput } from '@rocketnest/core-broker';
+import type { TopicInput } from '@rocketnest/core-broker/broker';
 
-/** Order lifecycle events: `created`, `timeout` (delayed), and the state changes `paid`, `failed`, `cancelled`. */
+/** Order lifecycle events: `created`, and the state changes `paid`, `failed`, `cancelled`. */
 export const ORDERS_TOPIC = 'orders';
-/** Payment outcomes, sent by the payment service as transactional messages: `succeeded`, `failed`. */
+/**
+ * An order's `timeout`, sent delayed when the order is placed. Not on `orders`: a FIFO topic takes
+ * no delayed messages (RocketMQ 5's topic message types, which the broker checks).
+ */
+export const ORDER_TIMEOUTS_TOPIC = 'order-timeouts';
+/**
+ * Payment outcomes, sent by the payment service as transactional messages: `succeeded`, `failed`.
+ * A normal topic: a FIFO topic takes no transactional messages (RocketMQ 5's topic message types).
+ */
 export const PAYMENTS_TOPIC = 'payments';
 /** Notes about an order from outside systems (a courier, a support desk), posted over HTTP: tag `note`. */
 export const ORDER_NOTES_TOPIC = 'order-notes';
@@ -32,12 +40,15 @@ export const PAYMENT_SERVICE_GROUP = 'payment-service';
 export const PAYMENT_TX_GROUP = 'payment-service-tx';
 
 /**
- * The demo's topics. FIFO: a message group (the order id) always lands in one queue, so the
- * messages of one order are stored and consumed in order.
+ * The demo's topics. FIFO (`orders`, `order-notes`): a message group (the order id) always lands in
+ * one queue, so the messages of one order are stored and consumed in order. The delayed timeouts
+ * and the transactional payment outcomes go to normal topics, as RocketMQ 5 requires; the order
+ * service applies them idempotently whatever their order.
  */
 export const DEMO_TOPICS: readonly TopicInput[] = [
   { topic: ORDERS_TOPIC, queueCount: 4, fifo: true },
-  { topic: PAYMENTS_TOPIC, queueCount: 4, fifo: true },
+  { topic: ORDER_TIMEOUTS_TOPIC, queueCount: 4 },
+  { topic: PAYMENTS_TOPIC, queueCount: 4 },
   { topic: ORDER_NOTES_TOPIC, queueCount: 4, fifo: true },
 ];
 

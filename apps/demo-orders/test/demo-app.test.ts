@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Broker, BrokerServer, MemoryStore, NameServer } from '@rocketnest/core-broker';
+import { Broker, BrokerServer, MemoryStore, NameServer } from '@rocketnest/core-broker/broker';
 import { DEFAULT_REPLY_TOPIC } from '@rocketnest/nest-transport';
 import { DEMO_TOPICS, TEST_CARDS } from '../src/contracts';
 import { DemoConfigError, demoConfigFromEnv, type DemoConfig } from '../src/demo-config';

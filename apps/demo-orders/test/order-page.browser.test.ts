@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { PushServer } from '@rocketnest/core-broker';
+import { PushServer } from '@rocketnest/core-broker/push';
 import { TEST_CARDS } from '../src/contracts';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import type { OrderView } from '../src/order-service/order.repository';

@@ -1,4 +1,5 @@
-import { Broker, ConsumeResult, FileStore, InProcessTransport, Producer, PushConsumer } from '../src/index';
+import { Broker, FileStore, InProcessTransport } from '../src/entries/broker';
+import { ConsumeResult, Producer, PushConsumer } from '../src/index';
 import type { MessageView } from '../src/index';
 import * as path from 'node:path';
 import { tempDir } from './support/temp-dir';

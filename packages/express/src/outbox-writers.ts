@@ -5,7 +5,7 @@ import type {
   PostgresOutbox,
   SqliteDatabaseLike,
   SqliteOutbox,
-} from '@rocketnest/core-broker';
+} from '@rocketnest/core-broker/outbox';
 
 /**
  * Writes messages to an outbox in one transaction of its own and resolves with their row ids; used

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type * as http from 'node:http';
-import { PushServer, type PushServerOptions } from '@rocketnest/core-broker';
+import { PushServer, type PushServerOptions } from '@rocketnest/core-broker/push';
 
 /**
  * The push channel (docs/push.md) on an Express app: the middleware serves the browser client

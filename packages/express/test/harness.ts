@@ -1,4 +1,6 @@
-import { Broker, InProcessTransport, MemoryStore, RocketError } from '@rocketnest/core-broker';
+import { RocketError } from '@rocketnest/core-broker';
+import { Broker, InProcessTransport, MemoryStore } from '@rocketnest/core-broker/broker';
+import type { TopicInput } from '@rocketnest/core-broker/broker';
 import type { MessageView, Transport } from '@rocketnest/core-broker';
 
 export type SendMode = 'ok' | 'busy' | 'unavailable' | 'hang';
@@ -12,10 +14,11 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedBroker(topics: string[]): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(topics: Array<string | TopicInput>): Promise<EmbeddedBroker> {
   const store = await MemoryStore.create({ retentionIntervalMs: 0 });
   const broker = await Broker.start({ store });
-  for (const topic of topics) broker.createTopic({ topic, queueCount: 1 });
+  for (const t of topics)
+    broker.createTopic({ queueCount: 1, ...(typeof t === 'string' ? { topic: t } : t) });
   const inner = new InProcessTransport(broker);
   const hanging = new Set<() => void>();
   const transport = new Proxy(inner, {

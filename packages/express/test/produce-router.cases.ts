@@ -5,8 +5,9 @@ import { connect } from 'node:net';
 import express from 'express';
 import request from 'supertest';
 import Database from 'better-sqlite3';
-import { OUTBOX_ID_PROPERTY, OutboxRelay, Producer, SqliteOutbox } from '@rocketnest/core-broker';
-import type { OutboxMessage } from '@rocketnest/core-broker';
+import { Producer } from '@rocketnest/core-broker';
+import { OUTBOX_ID_PROPERTY, OutboxRelay, SqliteOutbox } from '@rocketnest/core-broker/outbox';
+import type { OutboxMessage } from '@rocketnest/core-broker/outbox';
 import { MemoryIdempotencyStore, rocketProduceRouter, sqliteOutboxWriter } from '../src/index';
 import type { RocketProduceRouter, RocketProduceRouterOptions } from '../src/index';
 import type { EmbeddedBroker } from './harness';
@@ -19,7 +20,7 @@ export function produceRouterCases(expressVersion: string): void {
   let routers: RocketProduceRouter[];
 
   beforeEach(async () => {
-    env = await startEmbeddedBroker(['orders', 'audit']);
+    env = await startEmbeddedBroker(['orders', 'audit', { topic: 'order-steps', fifo: true }]);
     routers = [];
   });
 
@@ -49,7 +50,7 @@ export function produceRouterCases(expressVersion: string): void {
 
   test(`[${expressVersion}] 201: a raw JSON body with Rocket-* headers is sent with its tag, keys, group, delay and properties`, async () => {
     const res = await request(app())
-      .post('/api/topics/orders/messages')
+      .post('/api/topics/order-steps/messages') // a message group needs a FIFO topic
       .set('Content-Type', 'application/json')
       .set('Rocket-Tag', 'created')
       .set('Rocket-Keys', 'order-1, customer-9')
@@ -57,8 +58,8 @@ export function produceRouterCases(expressVersion: string): void {
       .set('Rocket-Property-Region', 'eu')
       .send('{"id":1}');
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ topic: 'orders', queueId: 0, queueOffset: 0 });
-    const [m] = await env.read('orders');
+    expect(res.body).toMatchObject({ topic: 'order-steps', queueId: 0, queueOffset: 0 });
+    const [m] = await env.read('order-steps');
     expect(m!.msgId).toBe(res.body.msgId);
     expect(Buffer.from(m!.body).toString()).toBe('{"id":1}');
     expect(m).toMatchObject({ tag: 'created', keys: ['order-1', 'customer-9'], messageGroup: 'order-1' });

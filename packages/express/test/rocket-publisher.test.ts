@@ -12,7 +12,7 @@ let env: EmbeddedBroker;
 let publishers: RocketPublisherMiddleware[];
 
 beforeEach(async () => {
-  env = await startEmbeddedBroker(['orders']);
+  env = await startEmbeddedBroker(['orders', { topic: 'order-steps', fifo: true }]); // sendOrderly needs a FIFO topic
   publishers = [];
 });
 
@@ -45,7 +45,7 @@ function appWith(publisher: RocketPublisherMiddleware): express.Express {
   });
   app.post('/orders/:id/paid', async (req, res) => {
     const sent = await req.rocket!.sendOrderly(
-      { topic: 'orders', tag: 'paid', body: req.params.id },
+      { topic: 'order-steps', tag: 'paid', body: req.params.id },
       `order-${req.params.id}`,
     );
     res.status(201).json(sent);
@@ -82,7 +82,7 @@ test('sendDelayed waits on the broker; sendOrderly sets the message group', asyn
   expect((await request(app).post('/orders/3/remind')).status).toBe(201);
   expect(await env.read('orders')).toEqual([]); // delayed: parked in the schedule topic
   expect((await request(app).post('/orders/3/paid')).status).toBe(201);
-  const [paid] = await env.read('orders');
+  const [paid] = await env.read('order-steps');
   expect(paid).toMatchObject({ tag: 'paid', messageGroup: 'order-3' });
 });
 

@@ -2,7 +2,8 @@ import type { AddressInfo } from 'node:net';
 import type * as http from 'node:http';
 import express from 'express';
 import WebSocket from 'ws';
-import { Producer, createPushClient, type PushClient } from '@rocketnest/core-broker';
+import { Producer } from '@rocketnest/core-broker';
+import { createPushClient, type PushClient } from '@rocketnest/core-broker/push';
 import { rocketPush, type RocketPushMiddleware } from '../src/index';
 import { type EmbeddedBroker, startEmbeddedBroker } from './harness';
 

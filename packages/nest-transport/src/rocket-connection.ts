@@ -1,18 +1,20 @@
 import {
+  RocketError,
+  TcpTransport,
+  systemClock,
+  type Clock,
+  type TcpTransportOptions,
+  type Transport,
+} from '@rocketnest/core-broker';
+import {
   Broker,
   FileStore,
   InProcessTransport,
   MemoryStore,
-  RocketError,
-  TcpTransport,
-  systemClock,
   type BrokerOptions,
-  type Clock,
   type MessageStore,
-  type TcpTransportOptions,
   type TopicInput,
-  type Transport,
-} from '@rocketnest/core-broker';
+} from '@rocketnest/core-broker/broker';
 import * as path from 'node:path';
 import { DEFAULT_REPLY_TOPIC } from './rocket.constants';
 

@@ -9,12 +9,11 @@ import {
   type OnApplicationBootstrap,
   type OptionalFactoryDependency,
 } from '@nestjs/common';
+import { Producer, RocketError } from '@rocketnest/core-broker';
 import {
   MysqlOutbox,
   OutboxRelay,
   PostgresOutbox,
-  Producer,
-  RocketError,
   SqliteOutbox,
   type InboxMessage,
   type MysqlConnectionLike,
@@ -23,7 +22,7 @@ import {
   type PgClientLike,
   type SqlTransaction,
   type SqliteDatabaseLike,
-} from '@rocketnest/core-broker';
+} from '@rocketnest/core-broker/outbox';
 import { RocketConnection } from './rocket-connection';
 import type { RocketContext } from './rocket.context';
 

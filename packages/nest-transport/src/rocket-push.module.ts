@@ -10,7 +10,8 @@ import {
   type OptionalFactoryDependency,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { PushServer, RocketError, type PushServerOptions } from '@rocketnest/core-broker';
+import { RocketError } from '@rocketnest/core-broker';
+import { PushServer, type PushServerOptions } from '@rocketnest/core-broker/push';
 import type * as http from 'node:http';
 import { RocketConnection } from './rocket-connection';
 

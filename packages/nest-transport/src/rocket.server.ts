@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import {
   ConsumeResult,
-  DEFAULT_INVISIBLE_DURATION_MS,
   MAX_RECEIVE_COUNT,
   Producer,
   PushConsumer,
@@ -14,6 +13,7 @@ import {
   type PushConsumerOptions,
   type ReceivedMessage,
 } from '@rocketnest/core-broker';
+import { DEFAULT_INVISIBLE_DURATION_MS } from '@rocketnest/core-broker/internal';
 import { lastValueFrom } from 'rxjs';
 import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
 import { isRocketDiscard } from './rocket-discard.error';

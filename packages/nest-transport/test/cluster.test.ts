@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { BrokerServer, NameServer } from '@rocketnest/core-broker';
+import { BrokerServer, NameServer } from '@rocketnest/core-broker/broker';
 import { firstValueFrom } from 'rxjs';
 import {
   RocketClient,

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Injectable, Module, type INestApplication } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { isRocketError } from '@rocketnest/core-broker';
+import { isRocketError, RocketAdmin } from '@rocketnest/core-broker';
 import { firstValueFrom } from 'rxjs';
 import {
   RocketClient,
@@ -117,6 +117,13 @@ async function startSecondInstance() {
 
 beforeAll(async () => {
   broker = await spawnBroker(TOPICS);
+  // orderly sends carry a message group, which the broker takes on a FIFO topic only; --topics makes normal ones
+  const admin = new RocketAdmin({ brokers: broker.brokers });
+  try {
+    await admin.updateTopic({ topic: 't-fifo', fifo: true });
+  } finally {
+    await admin.close();
+  }
   @Module({
     imports: [RocketModule.forRoot({ brokers: broker.brokers })],
     controllers: [TcpController],

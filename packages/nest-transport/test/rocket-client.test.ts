@@ -189,7 +189,9 @@ describe('RocketClient', () => {
         client.send('rpc', new RocketRecordBuilder([1]).setTag('sum').build()),
       ).catch((e: unknown) => e);
       expect(isRocketError(error) && error.code).toBe('TIMEOUT');
-      expect(await tb.transport.maxOffset(tb.broker.brokerName, 'OtherReplies', 0)).toBe(0);
+      expect(await tb.transport.maxOffset(tb.broker.brokerName, { topic: 'OtherReplies', queueId: 0 })).toBe(
+        0,
+      );
     } finally {
       await client.close();
     }

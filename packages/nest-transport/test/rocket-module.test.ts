@@ -31,6 +31,12 @@ class InventoryController {
     received.push({ payload, tag: ctx.getTag(), group: ctx.getMessageGroup(), at: Date.now() });
   }
 
+  // orderly sends carry a message group, which the broker takes on a FIFO topic only
+  @RocketListener('inventory-fifo', '*', { group: 'inventory-service' })
+  onOrderedStock(@Payload() payload: unknown, @Ctx() ctx: RocketContext) {
+    received.push({ payload, tag: ctx.getTag(), group: ctx.getMessageGroup(), at: Date.now() });
+  }
+
   @RocketListener('quotes', 'price', { group: 'quote-service', reply: true })
   price(@Payload() sku: string) {
     return { sku, cents: 1299 };
@@ -86,7 +92,7 @@ async function startHybrid(
 
 const embedded = {
   embedded: {
-    topics: ['inventory', 'quotes'],
+    topics: ['inventory', 'quotes', { topic: 'inventory-fifo', fifo: true }],
     broker: { transactionTimeoutMs: 200, transactionCheckIntervalMs: 200 },
   },
 };
@@ -110,7 +116,7 @@ describe('RocketModule with an embedded broker, in a hybrid app', () => {
     await template.send('inventory:restock', { sku: 'a' });
     await template.sendAsync('inventory', { sku: 'b' }, { tag: 'async' });
     template.sendOneway('inventory:oneway', { sku: 'c' });
-    await template.sendOrderly('inventory:orderly', { sku: 'd' }, 'sku-d');
+    await template.sendOrderly('inventory-fifo:orderly', { sku: 'd' }, 'sku-d');
     const delayedAt = Date.now();
     await template.sendDelayed('inventory:later', { sku: 'e' }, 300);
     const batch = await template.sendBatch('inventory:batch', [{ sku: 'f' }, { sku: 'g' }]);
@@ -186,7 +192,7 @@ describe('RocketModule with an embedded broker, in a hybrid app', () => {
     await hybrid.startAllMicroservices();
     try {
       expect(other.getHandlers().size).toBe(0);
-      expect(rocket.getHandlers().size).toBe(2);
+      expect(rocket.getHandlers().size).toBe(3); // inventory, inventory-fifo, quotes
     } finally {
       await hybrid.close();
     }

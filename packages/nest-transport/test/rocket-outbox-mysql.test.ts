@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Controller, Inject, Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { MysqlInbox, MysqlOutbox } from '@rocketnest/core-broker';
+import { MysqlInbox, MysqlOutbox } from '@rocketnest/core-broker/outbox';
 import { createPool, type Pool } from 'mysql2/promise';
 import {
   RocketConnection,

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Inject, Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { SqliteInbox, SqliteOutbox } from '@rocketnest/core-broker';
+import { SqliteInbox, SqliteOutbox } from '@rocketnest/core-broker/outbox';
 import Database from 'better-sqlite3';
 import * as path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,7 +65,8 @@ class Billing {
 
 @Module({
   imports: [
-    RocketModule.forRoot({ embedded: { topics: ['orders'] } }),
+    // the outbox rows carry a message group, which the broker takes on a FIFO topic only
+    RocketModule.forRoot({ embedded: { topics: [{ topic: 'orders', fifo: true }] } }),
     RocketOutboxModule.forRoot({
       outbox: new SqliteOutbox({ db: relayDb }),
       migrate: true,
@@ -117,7 +118,7 @@ describe('RocketOutboxModule', () => {
     // what a relay killed between send and mark does: send the row again, same OUTBOX_ID
     await app
       .get(RocketTemplate)
-      .send('orders:created', { id: 'o-1' }, { properties: { OUTBOX_ID: first.outboxId! } });
+      .sendOrderly('orders:created', { id: 'o-1' }, 'o-1', { properties: { OUTBOX_ID: first.outboxId! } });
     await waitFor(() => deliveries.length === 2, 'the duplicate delivered');
     expect(charges()).toEqual(['o-1']);
   });

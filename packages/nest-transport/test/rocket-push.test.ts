@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { PushServer, createPushClient, type PushClient } from '@rocketnest/core-broker';
+import { PushServer, createPushClient, type PushClient } from '@rocketnest/core-broker/push';
 import { RocketModule, RocketPushModule, RocketTemplate } from '../src';
 import { waitFor } from './support/wait';
 

@@ -32,7 +32,7 @@ beforeAll(async () => {
     'orders',
     'payments',
     'audit',
-    'fifo',
+    { topic: 'fifo', fifo: true }, // message groups need a FIFO topic
     'retries',
     'discards',
     'pipes',
@@ -62,7 +62,7 @@ async function dlqDepth(group: string): Promise<number> {
   if (!tb.broker.getTopic(topic)) return 0;
   let total = 0;
   for (let q = 0; q < tb.broker.getTopic(topic)!.readQueueCount; q++) {
-    total += await tb.transport.maxOffset(tb.broker.brokerName, topic, q);
+    total += await tb.transport.maxOffset(tb.broker.brokerName, { topic, queueId: q });
   }
   return total;
 }

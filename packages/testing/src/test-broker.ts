@@ -1,18 +1,23 @@
 import {
-  Broker,
-  type BrokerOptions,
-  type ClientChannel,
   type Clock,
-  type ConsumeProgress,
-  InProcessTransport,
-  MemoryStore,
   type MessageView,
   RocketError,
-  type TopicInput,
   type Transport,
   deadLetterTopicOf,
   systemClock,
 } from '@rocketnest/core-broker';
+import {
+  Broker,
+  type BrokerOptions,
+  InProcessTransport,
+  MemoryStore,
+  type TopicInput,
+} from '@rocketnest/core-broker/broker';
+import {
+  type ClientChannel,
+  type ConsumeProgress,
+  consumeProgressOf,
+} from '@rocketnest/core-broker/internal';
 import { type Duration, toMs } from './duration';
 import { VirtualClock, settle } from './virtual-clock';
 
@@ -66,7 +71,6 @@ export interface TestClock extends Clock {
 export class TestBroker {
   readonly transport: Transport;
   readonly clock: TestClock;
-  private readonly channels = new Map<string, ClientChannel>();
   private closed = false;
 
   private constructor(
@@ -75,26 +79,7 @@ export class TestBroker {
     clock: TestClock,
   ) {
     this.clock = clock;
-    const inner = new InProcessTransport(broker);
-    // every client registers its channel: keep them, so drain() can read the consumers' progress
-    this.transport = new Proxy(inner, {
-      get: (target, property, receiver) => {
-        if (property === 'register') {
-          return (clientId: string, channel: ClientChannel) => {
-            this.channels.set(clientId, channel);
-            target.register(clientId, channel);
-          };
-        }
-        if (property === 'unregister') {
-          return (clientId: string) => {
-            this.channels.delete(clientId);
-            return target.unregister(clientId);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    this.transport = new InProcessTransport(broker);
   }
 
   static async create(options: TestBrokerOptions = {}): Promise<TestBroker> {
@@ -230,9 +215,8 @@ export class TestBroker {
   }
 
   private progress(): ConsumeProgress[] {
-    const out: ConsumeProgress[] = [];
-    for (const channel of this.channels.values()) out.push(...(channel.consumeProgress?.() ?? []));
-    return out;
+    // the push consumers given this transport report where they stand (drain() reads it)
+    return consumeProgressOf(this.transport);
   }
 
   private consumersDrained(): boolean {

@@ -8,7 +8,7 @@ let tb: TestBroker;
 let producer: Producer;
 
 beforeEach(async () => {
-  tb = await createTestBroker({ topics: ['orders'] });
+  tb = await createTestBroker({ topics: [{ topic: 'orders', fifo: true }] }); // the message below has a group
   producer = new Producer({ group: 'PG', transport: tb.transport, clock: tb.clock });
   await producer.start();
   await producer.send({

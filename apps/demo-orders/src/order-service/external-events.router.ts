@@ -1,6 +1,7 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { RocketError, type OutboxMessage } from '@rocketnest/core-broker';
+import { RocketError } from '@rocketnest/core-broker';
+import { type OutboxMessage } from '@rocketnest/core-broker/outbox';
 import { rocketProduceRouter, type OutboxWriter, type RocketProduceRouter } from '@rocketnest/express';
 import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { SqliteInbox, SqliteOutbox, type InboxMessage } from '@rocketnest/core-broker';
+import { SqliteInbox, SqliteOutbox, type InboxMessage } from '@rocketnest/core-broker/outbox';
 import { RocketConnection, RocketOutboxModule } from '@rocketnest/nest-transport';
 import { ORDER_SERVICE_GROUP } from '../contracts';
 import { openSqliteDatabase, type SqliteDatabase } from '../sqlite-database';

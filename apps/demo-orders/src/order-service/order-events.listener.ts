@@ -5,6 +5,7 @@ import {
   ORDER_NOTE_TAG,
   ORDER_NOTES_TOPIC,
   ORDER_SERVICE_GROUP,
+  ORDER_TIMEOUTS_TOPIC,
   ORDERS_TOPIC,
   OrderTag,
   PAYMENTS_TOPIC,
@@ -49,7 +50,7 @@ export class OrderEventsListener {
     await this.orders.createdSeen(event, delivery(ctx));
   }
 
-  @RocketListener(ORDERS_TOPIC, OrderTag.TIMEOUT, { group: ORDER_SERVICE_GROUP })
+  @RocketListener(ORDER_TIMEOUTS_TOPIC, OrderTag.TIMEOUT, { group: ORDER_SERVICE_GROUP })
   async onTimeout(@Payload() event: unknown, @Ctx() ctx: RocketContext): Promise<void> {
     if (!isOrderTimeoutEvent(event)) throw malformed(ctx);
     const result = await this.orders.applyTimeout(event, delivery(ctx));

@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { MysqlOutbox } from '@rocketnest/core-broker';
+import { MysqlOutbox } from '@rocketnest/core-broker/outbox';
 import { RocketConnection, RocketOutbox, RocketOutboxModule } from '@rocketnest/nest-transport';
 import type { Pool } from 'mysql2/promise';
 import { closeMysqlPool, openMysqlPool } from '../mysql-database';

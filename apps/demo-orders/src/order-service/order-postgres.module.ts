@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { PostgresOutbox } from '@rocketnest/core-broker';
+import { PostgresOutbox } from '@rocketnest/core-broker/outbox';
 import { RocketConnection, RocketOutbox, RocketOutboxModule } from '@rocketnest/nest-transport';
 import type { Pool } from 'pg';
 import { closePostgresPool, openPostgresPool, type PostgresLocation } from '../postgres-database';

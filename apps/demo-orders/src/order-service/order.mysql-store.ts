@@ -1,4 +1,5 @@
-import { MysqlInbox, type Clock, type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker';
+import type { Clock } from '@rocketnest/core-broker';
+import { MysqlInbox, type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker/outbox';
 import type { RocketOutbox } from '@rocketnest/nest-transport';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ORDER_SERVICE_GROUP, type OrderStatus } from '../contracts';

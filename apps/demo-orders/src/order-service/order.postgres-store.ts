@@ -1,4 +1,5 @@
-import { PostgresInbox, type Clock, type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker';
+import { type Clock } from '@rocketnest/core-broker';
+import { PostgresInbox, type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker/outbox';
 import type { RocketOutbox } from '@rocketnest/nest-transport';
 import type { Pool, PoolClient } from 'pg';
 import { ORDER_SERVICE_GROUP, type OrderStatus } from '../contracts';

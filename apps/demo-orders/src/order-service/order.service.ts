@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { InboxMessage } from '@rocketnest/core-broker';
+import type { InboxMessage } from '@rocketnest/core-broker/outbox';
 import { RocketConnection } from '@rocketnest/nest-transport';
 import { randomUUID } from 'node:crypto';
 import {
+  ORDER_TIMEOUTS_TOPIC,
   ORDERS_TOPIC,
   OrderTag,
   PaymentTag,
@@ -73,7 +74,7 @@ export class OrderService {
           body: JSON.stringify(created),
         },
         {
-          topic: ORDERS_TOPIC,
+          topic: ORDER_TIMEOUTS_TOPIC,
           tag: OrderTag.TIMEOUT,
           keys: [id],
           messageGroup: id,

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { RocketError, type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker';
+import { RocketError } from '@rocketnest/core-broker';
+import { type InboxMessage, type OutboxMessage } from '@rocketnest/core-broker/outbox';
 import { RocketOutbox } from '@rocketnest/nest-transport';
 import type { OrderStatus } from '../contracts';
 import { OrderInbox } from './order-database.module';

@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import type { SqliteOutbox } from '@rocketnest/core-broker';
+import type { SqliteOutbox } from '@rocketnest/core-broker/outbox';
 import { RocketOutbox } from '@rocketnest/nest-transport';
 import { TestBroker } from '@rocketnest/testing';
 import { RocketTestingModule, rocketTestServer } from '@rocketnest/testing/nest';

@@ -1,5 +1,5 @@
 import type { Timer } from '../common/clock';
-import { RocketError, isRocketError } from '../common/errors';
+import { RocketError } from '../common/errors';
 import { compileFilter, MATCH_ALL } from '../filter/message-filter';
 import type { MessageFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
@@ -21,19 +21,35 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import { type ConsumeStatsRow, Permission, type QueueLockRequest, type QueueRef } from '../message/protocol';
+import type { BrokerApi } from '../message/operations';
+import {
+  type ClientIdRequest,
+  type CommitOffsetRequest,
+  type ConsumeStatsRow,
+  type GroupQueueRequest,
+  type GroupRequest,
+  Permission,
+  type QueueLockRequest,
+  type QueueRef,
+  type QueueRequest,
+  type SearchOffsetRequest,
+  type TopicRouteRequest,
+} from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
 import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
-import type { AppendRequest, AppendResult, GetOptions, MessageStore } from '../store/message-store';
-import type { BrokerOptions, ResolvedBrokerOptions } from './broker-options';
+import type { AppendRequest, GetOptions, MessageStore } from '../store/message-store';
+import type { BrokerEvent, BrokerOptions, ResolvedBrokerOptions } from './broker-options';
 import { resolveBrokerOptions } from './broker-options';
 import { ConfigFile } from './config-file';
 import { ConsumerOffsets } from './consumer-offsets';
 import { ConsumerRegistry } from './consumer-registry';
 import { LongPoll, queueKey } from './long-poll';
+import { checkMessageType } from './message-type';
 import { PopService } from './pop-service';
 import { QueueLocks } from './queue-locks';
+import { QueueWriter } from './queue-writer';
+import { RetryService, SYSTEM_TOPIC_QUEUE_COUNT } from './retry-service';
 import { ScheduleService } from './schedule-service';
 import type { TopicInput } from './topic-registry';
 import { TransactionService } from './transaction-service';
@@ -47,21 +63,27 @@ export const deadLetterTopicOf = (group: string): string => `${DLQ_TOPIC_PREFIX}
 const FILTER_CACHE_ENTRIES = 1024;
 /** How often silent clients are dropped from their groups. */
 const CONSUMER_SCAN_INTERVAL_MS = 10_000;
+/** Most messages one pull returns. (RocketMQ caps a consumer's `pullBatchSize` at the same) */
+export const MAX_PULL_MESSAGES = 1024;
 
 /**
  * A RocketMQ-style broker over a {@link MessageStore}: topics and queues, send (with FIFO queue
  * selection, batches and flow control), pull with long polling and broker-side filtering,
  * consumer offsets, group membership, retries with backoff and dead-lettering, and delayed
- * messages. Every method is what a client asks over a transport; the in-process transport calls
- * them directly and the TCP server decodes requests into them.
+ * messages. The methods of {@link BrokerApi} are the rows of the operation table
+ * (`message/operations.ts`): what a client asks over any front end, each taking one request object;
+ * the in-process transport calls them directly and the TCP server decodes requests into them.
  */
-export class Broker {
+export class Broker implements BrokerApi {
   readonly options: ResolvedBrokerOptions;
   readonly store: MessageStore;
   private readonly topics: TopicRegistry;
   private readonly offsets: ConsumerOffsets;
   private readonly consumers: ConsumerRegistry;
   private readonly longPoll: LongPoll;
+  /** The one write door: every store write of this broker goes through it. */
+  private readonly writer: QueueWriter;
+  private readonly retries: RetryService;
   private readonly pops: PopService;
   private readonly schedule: ScheduleService;
   private readonly transactions: TransactionService;
@@ -75,8 +97,8 @@ export class Broker {
 
   private constructor(options: ResolvedBrokerOptions) {
     this.options = options;
-    this.store = options.store;
-    const { fileSystem: fs, configDir: dir } = options;
+    const { store, clock, brokerName, fileSystem: fs, configDir: dir } = options;
+    this.store = store;
     this.topics = new TopicRegistry(
       new ConfigFile(fs, dir, 'topics.json'),
       options.defaultQueueCount,
@@ -84,52 +106,65 @@ export class Broker {
     );
     this.offsets = new ConsumerOffsets(new ConfigFile(fs, dir, 'consumerOffset.json'));
     this.consumers = new ConsumerRegistry(options.consumerExpiryMs);
-    this.longPoll = new LongPoll(options.clock, options.maxSuspendedPulls);
+    this.longPoll = new LongPoll(clock, options.maxSuspendedPulls);
+    const onEvent = (event: BrokerEvent): void => {
+      try {
+        options.onEvent(event);
+      } catch {
+        // instrumentation never breaks the broker
+      }
+    };
+    const writer = new QueueWriter({ store, longPoll: this.longPoll, brokerName });
+    this.writer = writer;
+    this.schedule = new ScheduleService({
+      writer,
+      store,
+      clock,
+      progressFile: new ConfigFile(fs, dir, 'schedule.json'),
+      maxPending: options.maxScheduledMessages,
+      onEvent,
+    });
+    this.retries = new RetryService({
+      writer,
+      store,
+      schedule: this.schedule,
+      topics: this.topics,
+      clock,
+      brokerName,
+      maxReconsumeTimes: options.maxReconsumeTimes,
+      retryDelaysMs: options.retryDelaysMs,
+      maxDelayMs: options.maxDelayMs,
+    });
     this.pops = new PopService({
-      store: this.store,
+      store,
       options,
+      retries: this.retries,
+      onEvent,
       longPoll: this.longPoll,
       offsets: this.offsets,
       readableTopic: (topic) => this.requireTopic(topic, Permission.READ),
       topicConfig: (topic) => this.topics.get(topic),
       readOptions: (subscription, maxCount) => this.readOptions(subscription, maxCount),
-      ensureSystemTopic: (topic) => void this.topics.ensureSystemTopic(topic, 1),
-      append: (requests) => this.append(requests),
     });
-    this.schedule = new ScheduleService(
-      this.store,
-      options.clock,
-      new ConfigFile(fs, dir, 'schedule.json'),
-      options.maxScheduledMessages,
-      (topic, queueId) => this.longPoll.notify(queueKey(topic, queueId)),
-    );
-    this.transactions = new TransactionService(
-      {
-        store: this.store,
-        clock: options.clock,
-        progressFile: new ConfigFile<TransactionProgress>(fs, dir, 'transaction.json'),
-        append: (requests) => this.append(requests),
-        producers: (group) =>
+    this.transactions = new TransactionService({
+      writer,
+      store,
+      clock,
+      progressFile: new ConfigFile<TransactionProgress>(fs, dir, 'transaction.json'),
+      producers: {
+        checkers: (group) =>
           this.producerIds(group).flatMap((clientId) => {
             const channel = this.channels.get(clientId);
             return channel?.checkTransaction ? [{ clientId, channel }] : [];
           }),
-        onEvent: (event) => {
-          try {
-            options.onEvent(event);
-          } catch {
-            // instrumentation never breaks the broker
-          }
-        },
       },
-      {
-        brokerName: options.brokerName,
-        timeoutMs: options.transactionTimeoutMs,
-        checkIntervalMs: options.transactionCheckIntervalMs,
-        checkMax: options.transactionCheckMax,
-        maxPending: options.maxPendingTransactions,
-      },
-    );
+      onEvent,
+      brokerName,
+      timeoutMs: options.transactionTimeoutMs,
+      checkIntervalMs: options.transactionCheckIntervalMs,
+      checkMax: options.transactionCheckMax,
+      maxPending: options.maxPendingTransactions,
+    });
   }
 
   /** Loads configs and offsets, resumes delayed messages, starts the housekeeping timers. */
@@ -198,8 +233,11 @@ export class Broker {
     return this.topics.watch(listener);
   }
 
-  /** This broker's part of a topic's route. */
-  topicRoute(topic: string): TopicRoute {
+  /** This broker's part of a topic's route; `TOPIC_NOT_FOUND` when it does not serve the topic. */
+  topicRoute({ topic }: TopicRouteRequest): TopicRoute {
+    if (!this.topics.get(topic)) {
+      throw new RocketError('TOPIC_NOT_FOUND', `broker "${this.brokerName}" does not serve topic "${topic}"`);
+    }
     const config = this.requireTopic(topic, 0);
     return {
       topic,
@@ -256,6 +294,9 @@ export class Broker {
         `a send carries 1 to ${this.options.maxBatchMessages} messages (maxBatchMessages); got ${messages?.length}`,
       );
     }
+    if (this.options.enableTopicMessageTypeCheck) {
+      checkMessageType(config, messages, request.transactional === true);
+    }
     const queueId = this.chooseQueue(config, request.queueId, messages[0]!.messageGroup);
     const now = this.options.clock.now();
     const requests: AppendRequest[] = messages.map((m) => {
@@ -303,7 +344,7 @@ export class Broker {
           ? await this.schedule.schedule(
               requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })),
             )
-          : await this.append(requests);
+          : await this.writer.write(requests);
       return {
         brokerName: this.brokerName,
         topic: request.topic,
@@ -337,29 +378,6 @@ export class Broker {
     const next = (this.roundRobin.get(config.topic) ?? 0) + 1;
     this.roundRobin.set(config.topic, next);
     return next % config.writeQueueCount;
-  }
-
-  /** Appends to the store, turning its back-pressure into the broker's, and wakes waiting pulls. */
-  private async append(requests: AppendRequest[]): Promise<AppendResult[]> {
-    let stored: AppendResult[];
-    try {
-      stored = await this.store.appendBatch(requests);
-    } catch (error) {
-      if (isRocketError(error, 'DISK_FULL')) {
-        throw new RocketError('BROKER_BUSY', `broker ${this.brokerName}: ${error.message}`, { cause: error });
-      }
-      throw error;
-    }
-    // once per queue, not per record: a batch goes to one queue
-    let topic: string | undefined;
-    let queueId = -1;
-    for (const r of stored) {
-      if (r.queueId === queueId && r.topic === topic) continue;
-      topic = r.topic;
-      queueId = r.queueId;
-      this.longPoll.notify(queueKey(topic, queueId));
-    }
-    return stored;
   }
 
   // ---- pull --------------------------------------------------------------------------------
@@ -421,7 +439,7 @@ export class Broker {
   /** Store read options for a subscription: tag hashes first, then the exact tag or SQL condition. */
   private readOptions(subscription: Subscription | undefined, maxCount: number): GetOptions {
     const filter = subscription ? this.compile(subscription) : MATCH_ALL;
-    const count = Math.max(1, Math.min(Math.floor(maxCount) || 1, 1024));
+    const count = Math.max(1, Math.min(Math.floor(maxCount) || 1, MAX_PULL_MESSAGES));
     if (filter === MATCH_ALL) return { maxCount: count };
     return {
       maxCount: count,
@@ -450,8 +468,9 @@ export class Broker {
   // ---- pop (message-granularity consumption, see PopService) ------------------------------
 
   /**
-   * Hands out up to `maxCount` (≤ 32) messages no consumer of the group holds, each invisible to the
-   * group for `invisibleTimeMs` (10 s to 12 h) and acked by its receipt handle; waits up to
+   * Hands out up to `maxCount` (≤ {@link MAX_POP_COUNT}) messages no consumer of the group holds, each
+   * invisible to the group for `invisibleTimeMs` ({@link MIN_POP_INVISIBLE_TIME_MS} to
+   * {@link MAX_POP_INVISIBLE_TIME_MS}) and acked by its receipt handle; waits up to
    * `pollTimeoutMs` when none is ready (RocketMQ 5 `POP_MESSAGE`).
    */
   async pop(request: PopRequest): Promise<PoppedMessage[]> {
@@ -474,26 +493,26 @@ export class Broker {
   // ---- offsets -----------------------------------------------------------------------------
 
   /** The group's committed offset for a queue, or `undefined` when it never committed one. */
-  queryOffset(group: string, topic: string, queueId: number): number | undefined {
+  queryOffset({ group, topic, queueId }: GroupQueueRequest): number | undefined {
     return this.offsets.get(group, topic, queueId);
   }
 
-  commitOffset(group: string, topic: string, queueId: number, offset: number): void {
+  commitOffset({ group, topic, queueId, offset }: CommitOffsetRequest): void {
     this.assertOpen();
     validateGroup(group);
     this.offsets.commit(group, topic, queueId, offset);
   }
 
-  minOffset(topic: string, queueId: number): number {
+  minOffset({ topic, queueId }: QueueRequest): number {
     return this.store.minOffset(topic, queueId);
   }
 
-  maxOffset(topic: string, queueId: number): number {
+  maxOffset({ topic, queueId }: QueueRequest): number {
     return this.store.maxOffset(topic, queueId);
   }
 
   /** First queue offset stored at or after `timestampMs` (RocketMQ `searchOffset`). */
-  searchOffset(topic: string, queueId: number, timestampMs: number): number {
+  searchOffset({ topic, queueId, timestampMs }: SearchOffsetRequest): number {
     return this.store.offsetForTimestamp(topic, queueId, timestampMs);
   }
 
@@ -564,7 +583,7 @@ export class Broker {
       // a subscription the broker cannot serve is refused now, not at every later pull
       for (const subscription of consumer.subscriptions) this.compile(subscription);
       if (consumer.messageModel === 'CLUSTERING') {
-        this.topics.ensureSystemTopic(retryTopicOf(consumer.group), 1);
+        this.topics.ensureSystemTopic(retryTopicOf(consumer.group), SYSTEM_TOPIC_QUEUE_COUNT);
       }
     }
     for (const group of this.consumers.heartbeat(request, this.options.clock.now())) this.announce(group);
@@ -575,7 +594,6 @@ export class Broker {
     this.channels.set(clientId, channel);
   }
 
-  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
   /**
    * Locks queues for a client's orderly consumption (RocketMQ `lockBatchMQ`): returns the queues it
    * now holds — free ones, expired ones and its own (renewed); a queue another live member holds is
@@ -594,13 +612,14 @@ export class Broker {
     this.queueLocks.unlock(request.group, request.clientId, request.queues);
   }
 
-  unregisterClient(clientId: string): void {
+  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
+  unregisterClient({ clientId }: ClientIdRequest): void {
     this.queueLocks.release(clientId);
     this.channels.delete(clientId);
     for (const group of this.consumers.unregister(clientId)) this.announce(group);
   }
 
-  consumerIds(group: string): string[] {
+  consumerIds({ group }: GroupRequest): string[] {
     return this.consumers.consumerIds(group);
   }
 
@@ -622,73 +641,12 @@ export class Broker {
 
   /**
    * A consumer could not consume a message: store a copy for the group's retry topic after the
-   * next backoff, or, past the group's max reconsume times, in its dead-letter topic.
+   * next backoff, or, past the group's max reconsume times, in its dead-letter topic (decided by
+   * {@link RetryService}).
    */
   async sendBack(request: SendBackRequest): Promise<{ deadLettered: boolean }> {
     this.assertOpen();
-    validateGroup(request.consumerGroup);
-    const original = this.store.getById(request.msgId);
-    if (!original) {
-      throw new RocketError(
-        'MESSAGE_NOT_FOUND',
-        `message ${request.msgId} is not on broker ${this.brokerName}`,
-      );
-    }
-    if (
-      request.delayMs !== undefined &&
-      (!Number.isSafeInteger(request.delayMs) ||
-        request.delayMs < 0 ||
-        request.delayMs > this.options.maxDelayMs)
-    ) {
-      throw new RocketError(
-        'INVALID_ARGUMENT',
-        `delayMs must be an integer in [0, ${this.options.maxDelayMs}]; got ${request.delayMs}`,
-      );
-    }
-    if (
-      request.maxReconsumeTimes !== undefined &&
-      (!Number.isInteger(request.maxReconsumeTimes) ||
-        request.maxReconsumeTimes < 0 ||
-        request.maxReconsumeTimes > 1000)
-    ) {
-      throw new RocketError(
-        'INVALID_ARGUMENT',
-        `maxReconsumeTimes must be an integer in [0, 1000]; got ${request.maxReconsumeTimes}`,
-      );
-    }
-    const group = request.consumerGroup;
-    const reconsumeTimes = original.reconsumeTimes + 1;
-    const maxTimes = request.maxReconsumeTimes ?? this.options.maxReconsumeTimes;
-    const properties = {
-      ...original.properties,
-      [SystemProperty.ORIGIN_TOPIC]: original.properties[SystemProperty.ORIGIN_TOPIC] ?? original.topic,
-      [SystemProperty.ORIGIN_MSG_ID]: original.properties[SystemProperty.ORIGIN_MSG_ID] ?? original.msgId,
-    };
-    const copy = (topic: string): AppendRequest => ({
-      topic,
-      queueId: 0,
-      body: original.body,
-      tag: original.tag,
-      keys: original.keys,
-      properties,
-      messageGroup: original.messageGroup,
-      bornTimestampMs: original.bornTimestampMs,
-      bornHost: original.bornHost,
-      reconsumeTimes,
-    });
-    if (reconsumeTimes > maxTimes) {
-      const dlq = deadLetterTopicOf(group);
-      this.topics.ensureSystemTopic(dlq, 1);
-      await this.append([copy(dlq)]);
-      return { deadLettered: true };
-    }
-    const retry = retryTopicOf(group);
-    this.topics.ensureSystemTopic(retry, 1);
-    const delays = this.options.retryDelaysMs;
-    // RocketMQ's first retry uses delay level 3 (10 s); later ones climb a level each time
-    const delayMs = request.delayMs ?? delays[Math.min(reconsumeTimes + 1, delays.length - 1)]!;
-    await this.schedule.schedule([{ ...copy(retry), deliveryTimeMs: this.options.clock.now() + delayMs }]);
-    return { deadLettered: false };
+    return this.retries.sendBack(request);
   }
 
   /** Re-sends a dead-lettered message to the topic it was first sent to, with a fresh retry count. */
@@ -708,7 +666,7 @@ export class Broker {
     const topic = dead.properties[SystemProperty.ORIGIN_TOPIC] ?? dead.topic;
     const config = this.requireTopic(topic, Permission.WRITE);
     const queueId = this.chooseQueue(config, undefined, dead.messageGroup);
-    const [stored] = await this.append([
+    const [stored] = await this.writer.write([
       {
         topic,
         queueId,

@@ -12,15 +12,17 @@ import type {
 } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import { SystemProperty } from '../message/system-properties';
-import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
-import type { AppendRequest, AppendResult, GetOptions, MessageStore } from '../store/message-store';
+import { RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
+import type { GetOptions, MessageStore } from '../store/message-store';
 import type { ResolvedBrokerOptions } from './broker-options';
 import type { ConsumerOffsets } from './consumer-offsets';
 import type { LongPoll } from './long-poll';
 import { queueKey } from './long-poll';
 import { MinHeap } from './min-heap';
+import type { WriteEvent } from './queue-writer';
 import type { ReceiptHandle } from './receipt-handle';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle';
+import type { RetryService } from './retry-service';
 
 /** Shortest invisible time a pop accepts. (RocketMQ proxy `minInvisibleTimeMillsForRecv`, 10 s) */
 export const MIN_POP_INVISIBLE_TIME_MS = 10_000;
@@ -40,6 +42,10 @@ const MAX_READS_PER_QUEUE = 4;
 const DEAD_LETTER_RETRY_MS = 1000;
 /** Bound on the per-(group, topic) rotation counters. */
 const MAX_ROTATIONS = 65_536;
+/** Stale offsets a queue's ready list may hold beyond twice its live ones before it is compacted. */
+const READY_LIST_SLACK = 64;
+/** Stale deadlines the heap may hold beyond twice its live ones before it is rebuilt. */
+const DEADLINE_HEAP_SLACK = 1024;
 
 /**
  * Where an unacked message of a pop queue stands.
@@ -100,13 +106,18 @@ interface Deadline {
   deliveryId: number;
 }
 
-/** What the pop service uses of its broker. */
-export interface PopServiceDeps {
+/** What the pop service is built from. */
+export interface PopServiceOptions {
+  /** Read only: pops read queues; the one write the service makes, a dead letter, goes through `retries`. */
   store: MessageStore;
   options: Pick<
     ResolvedBrokerOptions,
-    'clock' | 'maxReconsumeTimes' | 'maxSuspendMs' | 'maxSuspendedPulls' | 'maxPopInFlightPerGroup'
+    'clock' | 'maxSuspendMs' | 'maxSuspendedPulls' | 'maxPopInFlightPerGroup'
   >;
+  /** Decides when a message is out of attempts and writes its dead letter. */
+  retries: RetryService;
+  /** Receives dead-letter writes that failed and will be tried again. */
+  onEvent(event: WriteEvent): void;
   longPoll: LongPoll;
   offsets: ConsumerOffsets;
   /** A topic's config; throws `TOPIC_NOT_FOUND` or `PERMISSION_DENIED` when it cannot be read. */
@@ -115,10 +126,6 @@ export interface PopServiceDeps {
   topicConfig(topic: string): TopicConfig | undefined;
   /** Store read options applying a subscription's filter. */
   readOptions(subscription: Subscription | undefined, maxCount: number): GetOptions;
-  /** Creates a system topic (the dead-letter topic) if absent. */
-  ensureSystemTopic(topic: string): void;
-  /** Appends to the store the way sends do (back-pressure as `BROKER_BUSY`, wakes waiting pulls). */
-  append(requests: AppendRequest[]): Promise<AppendResult[]>;
 }
 
 const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
@@ -166,8 +173,9 @@ function insertSorted(list: number[], value: number): void {
  * ahead of newer messages, and is delivered with `deliveryAttempt + 1` — unlike RocketMQ 5, which
  * revives it by copying it to the retry topic. Same-queue redelivery writes nothing, keeps FIFO order
  * trivially and makes the invisible time the only backoff (as the gRPC clients use it). When the
- * attempts are used up (group max reconsume times, 16 by default: 17 deliveries, as RocketMQ's
- * `max_attempts`) it is copied to `%DLQ%<group>` instead. Attempt counts live in memory: after a
+ * attempts are used up (the broker's `maxReconsumeTimes`, {@link DEFAULT_MAX_RECONSUME_TIMES} by
+ * default, plus one deliveries, as RocketMQ's `max_attempts`; decided by {@link RetryService}) it is
+ * copied to `%DLQ%<group>` instead. Attempt counts live in memory: after a
  * restart a redelivered message counts from its first attempt again.
  *
  * FIFO topics: while a message of a message group is in flight, later messages of that group in the
@@ -197,7 +205,7 @@ export class PopService {
   private readonly deadLettering = new Set<Promise<void>>();
   private closed = false;
 
-  constructor(private readonly deps: PopServiceDeps) {}
+  constructor(private readonly deps: PopServiceOptions) {}
 
   private get now(): number {
     return this.deps.options.clock.now();
@@ -366,7 +374,7 @@ export class PopService {
       }
       scope.ready = i === 0 ? scope.ready : kept.concat(scope.ready.slice(i));
     }
-    if (scope.ready.length > 2 * scope.readyCount + 64) {
+    if (scope.ready.length > 2 * scope.readyCount + READY_LIST_SLACK) {
       scope.ready = scope.ready.filter((o) => scope.entries.get(o)?.state === 'READY');
     }
 
@@ -585,7 +593,7 @@ export class PopService {
       if (this.isStale(top)) continue;
       const { scope, entry } = top;
       const reconsumeTimes = entry.baseReconsumeTimes + entry.attempt;
-      if (reconsumeTimes > this.deps.options.maxReconsumeTimes) {
+      if (this.deps.retries.outOfAttempts(reconsumeTimes)) {
         this.setState(scope, entry, 'DEAD_LETTERING');
         this.deadLetter(scope, entry, reconsumeTimes);
       } else {
@@ -593,7 +601,7 @@ export class PopService {
         this.deps.longPoll.notify(popKey(scope.group, scope.topic));
       }
     }
-    if (this.heap.size > 2 * this.liveDeadlines + 1024) this.compactHeap();
+    if (this.heap.size > 2 * this.liveDeadlines + DEADLINE_HEAP_SLACK) this.compactHeap();
     this.arm();
   }
 
@@ -628,40 +636,29 @@ export class PopService {
     });
   }
 
-  /** Copies a message out of attempts to `%DLQ%<group>` (as `sendBack` does), then forgets it. */
+  /**
+   * Dead-letters a message out of attempts through the retry service (the same record `sendBack`
+   * writes), then forgets it; a failed write is tried again {@link DEAD_LETTER_RETRY_MS} later.
+   */
   private deadLetter(scope: Scope, entry: Entry, reconsumeTimes: number): void {
     const view = this.deps.store.getByCommitLogOffset(entry.commitLogOffset);
     if (!view) {
       this.forget(scope, entry);
       return;
     }
-    const dlq = `${DLQ_TOPIC_PREFIX}${scope.group}`;
-    const copy: AppendRequest = {
-      topic: dlq,
-      queueId: 0,
-      body: view.body,
-      tag: view.tag,
-      keys: view.keys,
-      properties: {
-        ...view.properties,
-        [SystemProperty.ORIGIN_TOPIC]: view.properties[SystemProperty.ORIGIN_TOPIC] ?? view.topic,
-        [SystemProperty.ORIGIN_MSG_ID]: view.properties[SystemProperty.ORIGIN_MSG_ID] ?? view.msgId,
-      },
-      messageGroup: view.messageGroup,
-      bornTimestampMs: view.bornTimestampMs,
-      bornHost: view.bornHost,
-      reconsumeTimes,
-    };
-    const task = (async () => {
-      this.deps.ensureSystemTopic(dlq);
-      await this.deps.append([copy]);
-    })().then(
+    const task = this.deps.retries.deadLetter(scope.group, view, reconsumeTimes).then(
       () => {
         if (entry.state === 'DEAD_LETTERING') this.forget(scope, entry);
       },
-      () => {
-        // store busy or failing: try again shortly; on close it stays unacked and comes back after a restart
+      (error: unknown) => {
+        // disk full or failing: try again shortly; on close it stays unacked and comes back after a restart
         if (entry.state !== 'DEAD_LETTERING' || this.closed) return;
+        this.deps.onEvent({
+          type: 'write.failed',
+          source: 'deadLetter',
+          error,
+          retryInMs: DEAD_LETTER_RETRY_MS,
+        });
         this.setState(scope, entry, 'INFLIGHT');
         entry.deliveryId = ++this.lastDeliveryId;
         entry.deadlineMs = this.now + DEAD_LETTER_RETRY_MS;

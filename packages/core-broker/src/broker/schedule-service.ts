@@ -5,6 +5,7 @@ import { SystemProperty } from '../message/system-properties';
 import type { AppendRequest, MessageStore } from '../store/message-store';
 import type { ConfigFile } from './config-file';
 import { MinHeap } from './min-heap';
+import type { QueueWriter, WriteEvent } from './queue-writer';
 import { realTopicCopy } from './real-topic';
 
 /** The system topic that holds delayed messages until they are due (RocketMQ's name). */
@@ -14,6 +15,24 @@ const SCHEDULE_QUEUE_ID = 0;
 export const PROGRESS_PERSIST_INTERVAL_MS = 1000;
 /** Records read per step when loading pending delayed messages on start. */
 const LOAD_BATCH = 256;
+/** Most due messages copied to their real topics in one write; the rest follow at once. */
+export const MAX_DELIVERIES_PER_ROUND = 1024;
+/** A delivery that failed (disk full, I/O) is tried again this much later; its entries stay queued. */
+export const DELIVERY_RETRY_DELAY_MS = 1000;
+
+/** What the schedule service is built from. */
+export interface ScheduleServiceOptions {
+  /** The one write door: parking a delayed message and delivering it both go through it. */
+  writer: QueueWriter;
+  /** Read only: the parked messages. */
+  store: MessageStore;
+  clock: Clock;
+  progressFile: ConfigFile<ScheduleProgress>;
+  /** Delayed messages waiting at once past which delayed sends fail (`maxScheduledMessages`). */
+  maxPending: number;
+  /** Reports deliveries that failed and will be tried again. */
+  onEvent(event: WriteEvent): void;
+}
 
 interface Due {
   dueMs: number;
@@ -46,13 +65,13 @@ export class ScheduleService {
   private delivering: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(
-    private readonly store: MessageStore,
-    private readonly clock: Clock,
-    private readonly progressFile: ConfigFile<ScheduleProgress>,
-    private readonly maxPending: number,
-    private readonly onDelivered: (topic: string, queueId: number) => void,
-  ) {}
+  private readonly store: MessageStore;
+  private readonly clock: Clock;
+
+  constructor(private readonly options: ScheduleServiceOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+  }
 
   /** Messages waiting for their delivery time. */
   get pending(): number {
@@ -61,7 +80,7 @@ export class ScheduleService {
 
   /** Loads what was stored but not yet delivered and arms the timer. */
   start(): void {
-    const progress = this.progressFile.load() ?? { watermark: 0, delivered: [] };
+    const progress = this.options.progressFile.load() ?? { watermark: 0, delivered: [] };
     this.watermark = Math.max(progress.watermark, this.store.minOffset(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID));
     for (const offset of progress.delivered) if (offset >= this.watermark) this.delivered.add(offset);
     let offset = this.watermark;
@@ -83,16 +102,18 @@ export class ScheduleService {
 
   /**
    * Stores messages to be delivered to `request.topic`/`queueId` at their `deliveryTimeMs`.
-   * Rejects with `BROKER_BUSY` when `maxScheduledMessages` are already waiting.
+   * Rejects with `BROKER_BUSY` when `maxScheduledMessages` are already waiting, and as the write
+   * door does when the store refuses the write (a full disk is `BROKER_BUSY` too).
    */
   async schedule(requests: readonly AppendRequest[]): Promise<Array<{ msgId: string; queueOffset: number }>> {
-    if (this.heap.size + requests.length > this.maxPending) {
+    const { maxPending } = this.options;
+    if (this.heap.size + requests.length > maxPending) {
       throw new RocketError(
         'BROKER_BUSY',
-        `${this.heap.size} delayed messages are waiting, the limit is maxScheduledMessages=${this.maxPending}; retry later`,
+        `${this.heap.size} delayed messages are waiting, the limit is maxScheduledMessages=${maxPending}; retry later`,
       );
     }
-    const stored = await this.store.appendBatch(
+    const stored = await this.options.writer.write(
       requests.map((r) => ({
         ...r,
         topic: SCHEDULE_TOPIC,
@@ -124,25 +145,32 @@ export class ScheduleService {
     this.timer = this.clock.setTimer(Math.max(0, next.dueMs - this.clock.now()), () => {
       this.timer = undefined;
       this.timerDueMs = Infinity;
-      this.delivering = this.delivering.then(() => this.deliverDue()).catch(() => this.retryLater());
+      this.delivering = this.delivering.then(() => this.deliverDue()).catch((e) => this.retryLater(e));
     });
   }
 
-  /** A failed delivery (store busy, I/O) is tried again a second later; the entries stay queued. */
-  private retryLater(): void {
+  /** A failed delivery is tried again {@link DELIVERY_RETRY_DELAY_MS} later; the entries stay queued. */
+  private retryLater(error: unknown): void {
     if (this.closed) return;
-    this.timerDueMs = this.clock.now() + 1000;
-    this.timer = this.clock.setTimer(1000, () => {
+    this.options.onEvent({
+      type: 'write.failed',
+      source: 'delivery',
+      error,
+      retryInMs: DELIVERY_RETRY_DELAY_MS,
+    });
+    this.timer?.cancel(); // an earlier-due timer armed meanwhile is replaced by this one
+    this.timerDueMs = this.clock.now() + DELIVERY_RETRY_DELAY_MS;
+    this.timer = this.clock.setTimer(DELIVERY_RETRY_DELAY_MS, () => {
       this.timer = undefined;
       this.timerDueMs = Infinity;
-      this.delivering = this.delivering.then(() => this.deliverDue()).catch(() => this.retryLater());
+      this.delivering = this.delivering.then(() => this.deliverDue()).catch((e) => this.retryLater(e));
     });
   }
 
   private async deliverDue(): Promise<void> {
     const now = this.clock.now();
     const due: Due[] = [];
-    while (this.heap.size > 0 && this.heap.peek()!.dueMs <= now && due.length < 1024)
+    while (this.heap.size > 0 && this.heap.peek()!.dueMs <= now && due.length < MAX_DELIVERIES_PER_ROUND)
       due.push(this.heap.pop()!);
     try {
       const copies: AppendRequest[] = [];
@@ -157,10 +185,9 @@ export class ScheduleService {
         }
       }
       if (copies.length > 0) {
-        await this.store.appendBatch(copies);
+        await this.options.writer.write(copies); // wakes each real queue once
         for (const d of sources) this.markDelivered(d.queueOffset);
         this.persistSoon();
-        for (const c of copies) this.onDelivered(c.topic, c.queueId);
       }
     } catch (error) {
       for (const d of due) if (!this.delivered.has(d.queueOffset)) this.heap.push(d);
@@ -190,7 +217,7 @@ export class ScheduleService {
   }
 
   persist(): void {
-    this.progressFile.save({
+    this.options.progressFile.save({
       watermark: this.watermark,
       delivered: [...this.delivered].sort((a, b) => a - b),
     });

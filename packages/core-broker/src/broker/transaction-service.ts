@@ -7,6 +7,7 @@ import { SystemProperty, userProperties } from '../message/system-properties';
 import type { AppendRequest, AppendResult, MessageStore } from '../store/message-store';
 import type { ConfigFile } from './config-file';
 import { MinHeap } from './min-heap';
+import type { QueueWriter } from './queue-writer';
 import { realTopicCopy } from './real-topic';
 
 /** The system topic that holds half (prepared) messages until they are resolved (RocketMQ's name). */
@@ -73,7 +74,17 @@ export type TransactionEvent =
       transactionId?: string;
     };
 
+/** What the transaction service is built from. */
 export interface TransactionServiceOptions {
+  /** The one write door: half messages, commits and op records all go through it. */
+  writer: QueueWriter;
+  /** Read only: half messages, op records, the real queue a commit may already be in. */
+  store: MessageStore;
+  clock: Clock;
+  progressFile: ConfigFile<TransactionProgress>;
+  /** Online producers of a group able to answer a check-back, preferred first. */
+  producers: ProducerDirectory;
+  onEvent(event: TransactionEvent): void;
   brokerName: string;
   /** First check-back this long after the half was stored (RocketMQ `transactionTimeOut`). */
   timeoutMs: number;
@@ -85,16 +96,9 @@ export interface TransactionServiceOptions {
   maxPending: number;
 }
 
-/** What the service needs of the broker around it. */
-export interface TransactionServiceHost {
-  store: MessageStore;
-  clock: Clock;
-  progressFile: ConfigFile<TransactionProgress>;
-  /** Appends through the broker: store back-pressure as `BROKER_BUSY`, waiting pulls woken. */
-  append(requests: AppendRequest[]): Promise<AppendResult[]>;
-  /** Online producers of a group able to answer a check-back, preferred first. */
-  producers(group: string): Array<{ clientId: string; channel: ClientChannel }>;
-  onEvent(event: TransactionEvent): void;
+/** Where check-backs are sent: the online producers of a group that can answer one. */
+export interface ProducerDirectory {
+  checkers(group: string): Array<{ clientId: string; channel: ClientChannel }>;
 }
 
 /** An unresolved transaction: its half message, and when it is checked next. */
@@ -169,10 +173,7 @@ export class TransactionService {
   private nextProducer = 0;
   private closed = false;
 
-  constructor(
-    private readonly host: TransactionServiceHost,
-    private readonly options: TransactionServiceOptions,
-  ) {}
+  constructor(private readonly options: TransactionServiceOptions) {}
 
   /** Unresolved transactions. */
   get pendingCount(): number {
@@ -181,8 +182,8 @@ export class TransactionService {
 
   /** Finds the unresolved halves again from the persisted watermarks and the op records, and arms the checks. */
   start(): void {
-    const { store } = this.host;
-    const progress = this.host.progressFile.load() ?? { halfWatermark: 0, opWatermark: 0 };
+    const { store } = this.options;
+    const progress = this.options.progressFile.load() ?? { halfWatermark: 0, opWatermark: 0 };
     this.saved = progress;
     const halfFrom = Math.max(progress.halfWatermark, store.minOffset(TRANSACTION_HALF_TOPIC, HALF_QUEUE_ID));
     const opFrom = Math.max(progress.opWatermark, store.minOffset(TRANSACTION_OP_TOPIC, OP_QUEUE_ID));
@@ -244,14 +245,14 @@ export class TransactionService {
         `broker ${this.options.brokerName} tracks ${this.pending.size} unresolved transactions (maxPendingTransactions=${this.options.maxPending}); retry later`,
       );
     }
-    const { store } = this.host;
+    const { store } = this.options;
     const floor = {
       halfFloor: store.maxOffset(TRANSACTION_HALF_TOPIC, HALF_QUEUE_ID),
       opFloor: store.maxOffset(TRANSACTION_OP_TOPIC, OP_QUEUE_ID),
     };
     this.preparing.add(floor);
     try {
-      const stored = await this.host.append([
+      const stored = await this.options.writer.write([
         {
           ...request,
           topic: TRANSACTION_HALF_TOPIC,
@@ -331,7 +332,7 @@ export class TransactionService {
   private findHalf(transactionId: unknown): MessageView {
     let half: MessageView | undefined;
     try {
-      half = typeof transactionId === 'string' ? this.host.store.getById(transactionId) : undefined;
+      half = typeof transactionId === 'string' ? this.options.store.getById(transactionId) : undefined;
     } catch (error) {
       if (!isRocketError(error, 'INVALID_ARGUMENT')) throw error;
     }
@@ -365,9 +366,9 @@ export class TransactionService {
         resolution === 'COMMIT' ? TransactionFlag.COMMIT : TransactionFlag.ROLLBACK,
       ),
     );
-    await this.host.append(records);
+    await this.options.writer.write(records);
     this.pending.delete(p.queueOffset);
-    this.host.onEvent({
+    this.options.onEvent({
       type: 'transaction.resolved',
       transactionId: p.transactionId,
       producerGroup: p.producerGroup,
@@ -381,7 +382,7 @@ export class TransactionService {
    * stored but before its op record was. Looks from the half's store time, within one bounded read.
    */
   private alreadyCommitted(half: MessageView): boolean {
-    const { store } = this.host;
+    const { store } = this.options;
     const topic = half.properties[SystemProperty.REAL_TOPIC]!;
     const queueId = Number(half.properties[SystemProperty.REAL_QUEUE_ID]);
     const from = store.offsetForTimestamp(topic, queueId, half.storeTimestampMs);
@@ -421,7 +422,7 @@ export class TransactionService {
 
   private armAt(dueMs: number): void {
     this.timerDueMs = dueMs;
-    this.timer = this.host.clock.setTimer(Math.max(0, dueMs - this.host.clock.now()), () => {
+    this.timer = this.options.clock.setTimer(Math.max(0, dueMs - this.options.clock.now()), () => {
       this.timer = undefined;
       this.timerDueMs = Infinity;
       this.checking = this.checking.then(() => this.checkDue());
@@ -437,7 +438,7 @@ export class TransactionService {
   /** One check round: every due transaction is checked back, or rolled back past the check limit. */
   private async checkDue(): Promise<void> {
     if (this.closed) return;
-    const now = this.host.clock.now();
+    const now = this.options.clock.now();
     const due: Pending[] = [];
     while (due.length < CHECK_BATCH) {
       const next = this.heap.peek();
@@ -456,10 +457,10 @@ export class TransactionService {
     const checks: Array<{ p: Pending; half: MessageView }> = [];
     const discards: Array<{ p: Pending; half: MessageView }> = [];
     for (const p of due) {
-      const half = this.host.store.getByCommitLogOffset(p.commitLogOffset);
+      const half = this.options.store.getByCommitLogOffset(p.commitLogOffset);
       if (!half) {
         this.pending.delete(p.queueOffset);
-        this.host.onEvent({
+        this.options.onEvent({
           ...this.about(p),
           type: 'transaction.discarded',
           checkTimes: p.checkTimes,
@@ -476,7 +477,7 @@ export class TransactionService {
       const settling = new Promise<void>((resolve) => (release = resolve));
       for (const { p } of discards) p.settling = settling;
       try {
-        await this.host.append([
+        await this.options.writer.write([
           ...checks.map(({ p, half }) => ({
             ...opRecord(half, OP_TAG_CHECKED, TransactionFlag.NONE),
             properties: { [CHECK_TIMES_PROPERTY]: String(p.checkTimes + 1) },
@@ -484,7 +485,7 @@ export class TransactionService {
           ...discards.map(({ half }) => opRecord(half, OP_TAG_RESOLVED, TransactionFlag.ROLLBACK)),
         ]);
       } catch (error) {
-        this.host.onEvent({ type: 'transaction.error', operation: 'check', error });
+        this.options.onEvent({ type: 'transaction.error', operation: 'check', error });
         for (const { p } of [...checks, ...discards]) {
           p.settling = undefined;
           p.dueMs = Math.max(p.dueMs, now + RETRY_DELAY_MS);
@@ -496,7 +497,7 @@ export class TransactionService {
       }
       for (const { p } of discards) {
         this.pending.delete(p.queueOffset);
-        this.host.onEvent({
+        this.options.onEvent({
           ...this.about(p),
           type: 'transaction.discarded',
           checkTimes: p.checkTimes,
@@ -513,14 +514,14 @@ export class TransactionService {
     }
     this.arm();
     const next = this.heap.peek();
-    if (next && next.dueMs <= this.host.clock.now() && !this.closed) await this.checkDue();
+    if (next && next.dueMs <= this.options.clock.now() && !this.closed) await this.checkDue();
   }
 
   /** Asks one online producer of the group (round robin) how the transaction ended. */
   private checkBack(p: Pending, half: MessageView): void {
-    const producers = this.host.producers(p.producerGroup);
+    const producers = this.options.producers.checkers(p.producerGroup);
     const chosen = producers.length > 0 ? producers[this.nextProducer++ % producers.length] : undefined;
-    this.host.onEvent({
+    this.options.onEvent({
       ...this.about(p),
       type: 'transaction.check',
       checkTimes: p.checkTimes,
@@ -537,7 +538,7 @@ export class TransactionService {
     try {
       chosen.channel.checkTransaction!(check);
     } catch (error) {
-      this.host.onEvent({
+      this.options.onEvent({
         type: 'transaction.error',
         operation: 'checkBack',
         error,
@@ -552,7 +553,7 @@ export class TransactionService {
 
   /** Saves the scan watermarks when they moved. Cheap; the broker calls it periodically and on close. */
   persist(): void {
-    const { store } = this.host;
+    const { store } = this.options;
     let halfWatermark = store.maxOffset(TRANSACTION_HALF_TOPIC, HALF_QUEUE_ID);
     let opWatermark = store.maxOffset(TRANSACTION_OP_TOPIC, OP_QUEUE_ID);
     for (const p of this.pending.values()) {
@@ -566,7 +567,7 @@ export class TransactionService {
     if (this.saved && this.saved.halfWatermark === halfWatermark && this.saved.opWatermark === opWatermark)
       return;
     this.saved = { halfWatermark, opWatermark };
-    this.host.progressFile.save(this.saved);
+    this.options.progressFile.save(this.saved);
   }
 
   /** Stops the checks, waits for resolutions being written, saves the watermarks. */

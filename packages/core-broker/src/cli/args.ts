@@ -29,10 +29,10 @@ export function parseFlags(args: string[], known: string[], switches: string[] =
 }
 
 /** `--port`'s value as a TCP port (0 = any free one). */
-export function parsePort(value: string | undefined, fallback: number): number {
+export function parsePort(value: string | undefined, fallback: number, flag = '--port'): number {
   const port = Number(value ?? fallback);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new UsageError(`--port must be 0..65535, not "${value}"`);
+    throw new UsageError(`${flag} must be 0..65535, not "${value}"`);
   return port;
 }
 

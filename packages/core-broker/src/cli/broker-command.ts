@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
+import { GrpcServer } from '../server/grpc-server';
 import { FileStore } from '../store/file-store';
 import type { StoreEvent } from '../store/store-events';
 import type { FlushMode } from '../store/store-options';
@@ -22,7 +23,11 @@ Options:
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
   --host <address>         Address to listen on (default: 127.0.0.1)
   --port <n>               TCP port for clients, 0 for any free one (default: 10911, RocketMQ's)
-  --topics <list>          Topics to create at start if absent: name[:queues],… (e.g. orders:8,payments)
+  --grpc-port <n>          Also serve RocketMQ 5's gRPC MessagingService on this port, for the official
+                           RocketMQ 5 clients (Apache's proxy uses 8081; 0 = any free one). Uses
+                           --tls-cert/--tls-key too (docs/rocketmq5-clients.md). Default: off
+  --topics <list>          Topics to create at start if absent: name[:queues[:fifo]],…
+                           (e.g. orders:8,payments,ledger:4:fifo)
   --namesrv <list>         Name servers to register with: host:port,… (';' also separates)
   --broker-name <name>     Name clients route by (default: broker-a)
   --cluster <name>         Cluster the broker registers in (default: DefaultCluster)
@@ -68,15 +73,22 @@ function describeStoreEvent(e: StoreEvent): string {
 /** RocketMQ's broker listen port. */
 const DEFAULT_BROKER_PORT = 10911;
 
-function parseTopics(list: string | undefined): Array<{ topic: string; queueCount: number | undefined }> {
+function parseTopics(
+  list: string | undefined,
+): Array<{ topic: string; queueCount: number | undefined; fifo: boolean }> {
   if (list === undefined) return [];
   return list.split(',').map((item) => {
-    const [topic, queues] = item.trim().split(':');
-    const queueCount = queues === undefined ? undefined : Number(queues);
-    if (!topic || (queueCount !== undefined && !Number.isInteger(queueCount))) {
-      throw new UsageError(`--topics takes name[:queues],…; "${item}" is not one`);
+    const [topic, queues, kind, ...rest] = item.trim().split(':');
+    const queueCount = queues === undefined || queues === '' ? undefined : Number(queues);
+    if (
+      !topic ||
+      (queueCount !== undefined && !Number.isInteger(queueCount)) ||
+      (kind !== undefined && kind !== 'fifo') ||
+      rest.length > 0
+    ) {
+      throw new UsageError(`--topics takes name[:queues[:fifo]],…; "${item}" is not one`);
     }
-    return { topic, queueCount };
+    return { topic, queueCount, fifo: kind === 'fifo' };
   });
 }
 
@@ -87,6 +99,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'segment-size',
     'host',
     'port',
+    'grpc-port',
     'topics',
     'namesrv',
     'broker-name',
@@ -108,6 +121,8 @@ export async function runBroker(args: string[]): Promise<void> {
     throw new UsageError(`--flush must be async or sync, not "${flush}"`);
   const segment = flags.get('segment-size');
   const port = parsePort(flags.get('port'), DEFAULT_BROKER_PORT);
+  const grpcPortFlag = flags.get('grpc-port');
+  const grpcPort = grpcPortFlag === undefined ? undefined : parsePort(grpcPortFlag, 0, '--grpc-port');
   const host = flags.get('host') ?? '127.0.0.1';
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
@@ -148,8 +163,8 @@ export async function runBroker(args: string[]): Promise<void> {
       await store.close();
       throw error;
     });
-    for (const { topic, queueCount } of topics) {
-      if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount });
+    for (const { topic, queueCount, fifo } of topics) {
+      if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount, fifo });
     }
     const server = await BrokerServer.start({
       broker,
@@ -168,6 +183,15 @@ export async function runBroker(args: string[]): Promise<void> {
       await store.close();
       throw error;
     });
+    const grpc =
+      grpcPort === undefined
+        ? undefined
+        : await GrpcServer.start({ broker, host, port: grpcPort, tls }).catch(async (error: unknown) => {
+            await broker.close();
+            await server.close();
+            await store.close();
+            throw error;
+          });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -180,6 +204,8 @@ export async function runBroker(args: string[]): Promise<void> {
     console.log(`  ${broker.listTopics().length} topics, ${broker.scheduledCount} delayed messages waiting`);
     const listening = server.address();
     console.log(`  listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
+    if (grpc)
+      console.log(`  gRPC (RocketMQ 5 MessagingService) on ${host}:${grpc.port}${tls ? ' (TLS)' : ''}`);
     if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     const registered = server.registeredWith;
     if (registered)
@@ -187,6 +213,7 @@ export async function runBroker(args: string[]): Promise<void> {
     return async () => {
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
+      await grpc?.close();
       await server.close();
       await store.close();
     };

@@ -7,7 +7,6 @@ import type {
   TopicInput,
   TopicRoute,
 } from '../message/protocol';
-import { RequestCode } from '../remoting/request-codes';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport';
 
 /** What a cluster-wide operation did on one broker. */
@@ -54,20 +53,16 @@ export class RocketAdmin {
     const names = brokerNames ?? (await this.brokerNames());
     if (names.length === 0)
       throw new RocketError('BROKER_UNAVAILABLE', 'the cluster has no broker to create the topic on');
-    return this.onEach(names, (b) => this.transport.admin(b, RequestCode.ADMIN_UPDATE_TOPIC, input));
+    return this.onEach(names, (b) => this.transport.admin(b, 'updateTopic', input));
   }
 
   async listTopics(): Promise<BrokerResult<TopicConfig[]>[]> {
-    return this.onEach(await this.brokerNames(), (b) =>
-      this.transport.admin(b, RequestCode.ADMIN_LIST_TOPICS, {}),
-    );
+    return this.onEach(await this.brokerNames(), (b) => this.transport.admin(b, 'listTopics', {}));
   }
 
   /** Each broker's store: disk usage, refusals, forced deletions, skipped damaged entries (`StoreStats`). */
   async storeStats(): Promise<BrokerResult<Record<string, number | boolean>>[]> {
-    return this.onEach(await this.brokerNames(), (b) =>
-      this.transport.admin(b, RequestCode.ADMIN_STORE_STATS, {}),
-    );
+    return this.onEach(await this.brokerNames(), (b) => this.transport.admin(b, 'storeStats', {}));
   }
 
   /** A group's progress and lag per queue on every broker (of `topic`'s route when given). */
@@ -77,16 +72,14 @@ export class RocketAdmin {
   ): Promise<Array<ConsumeStatsRow & { brokerName: string }>> {
     const names = topic === undefined ? await this.brokerNames() : await this.routeBrokers(topic);
     const request = topic === undefined ? { group } : { group, topic };
-    const results = await this.onEach(names, (b) =>
-      this.transport.admin(b, RequestCode.ADMIN_CONSUME_STATS, request),
-    );
+    const results = await this.onEach(names, (b) => this.transport.admin(b, 'consumeStats', request));
     return results.flatMap(({ brokerName, result }) => result.map((row) => ({ brokerName, ...row })));
   }
 
   /** The message with this id, from whichever broker stored it; `undefined` when none has it. */
   async viewMessage(msgId: string): Promise<AdminMessage | undefined> {
     for (const brokerName of await this.brokerNames()) {
-      const found = await this.transport.admin(brokerName, RequestCode.ADMIN_VIEW_MESSAGE, { msgId });
+      const found = await this.transport.admin(brokerName, 'viewMessage', { msgId });
       if (found) return found;
     }
     return undefined;
@@ -95,7 +88,7 @@ export class RocketAdmin {
   /** Messages of `topic` carrying `key`, from every broker of the topic, oldest first. */
   async queryByKey(topic: string, key: string, maxCount = 32): Promise<AdminMessage[]> {
     const results = await this.onEach(await this.routeBrokers(topic), (b) =>
-      this.transport.admin(b, RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY, { topic, key, maxCount }),
+      this.transport.admin(b, 'queryMessageByKey', { topic, key, maxCount }),
     );
     return results
       .flatMap((r) => r.result)
@@ -110,7 +103,7 @@ export class RocketAdmin {
     timestampMs: number,
   ): Promise<Array<{ brokerName: string; queueId: number; offset: number }>> {
     const results = await this.onEach(await this.routeBrokers(topic), (b) =>
-      this.transport.admin(b, RequestCode.ADMIN_RESET_OFFSET, { group, topic, timestampMs }),
+      this.transport.admin(b, 'resetOffset', { group, topic, timestampMs }),
     );
     return results.flatMap(({ brokerName, result }) => result.map((q) => ({ brokerName, ...q })));
   }
@@ -122,7 +115,7 @@ export class RocketAdmin {
   ): Promise<{ brokerName: string; msgId: string; topic: string; queueId: number }> {
     for (const brokerName of await this.brokerNames()) {
       try {
-        const sent = await this.transport.admin(brokerName, RequestCode.ADMIN_RESEND_DLQ, { group, msgId });
+        const sent = await this.transport.admin(brokerName, 'resendDeadLetter', { group, msgId });
         return { brokerName, ...sent };
       } catch (error) {
         if (!isRocketError(error, 'MESSAGE_NOT_FOUND')) throw error;

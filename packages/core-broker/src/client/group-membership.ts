@@ -151,12 +151,12 @@ export function startOffset(
   start: ConsumeStart,
 ): Promise<number> {
   const { brokerName, topic, queueId } = queue;
-  if (start.consumeFromWhere === 'FIRST_OFFSET') return transport.minOffset(brokerName, topic, queueId);
+  if (start.consumeFromWhere === 'FIRST_OFFSET') return transport.minOffset(brokerName, { topic, queueId });
   if (start.consumeFromWhere === 'TIMESTAMP') {
     const at = start.consumeTimestampMs ?? clock.now() - DEFAULT_CONSUME_TIMESTAMP_AGO_MS;
-    return transport.searchOffset(brokerName, topic, queueId, at);
+    return transport.searchOffset(brokerName, { topic, queueId, timestampMs: at });
   }
-  return transport.maxOffset(brokerName, topic, queueId);
+  return transport.maxOffset(brokerName, { topic, queueId });
 }
 
 /**
@@ -287,11 +287,11 @@ export class GroupMembership {
     const { transport, onError, group, clientId } = this.options;
     for (const broker of new Set(queues.map((q) => q.brokerName))) {
       try {
-        let ids = await transport.consumerIds(broker, group);
+        let ids = await transport.consumerIds(broker, { group });
         if (ids.includes(clientId)) return ids;
         // the broker has not heard from us (yet, or any more): tell it, and ask again
         await this.heartbeat([broker]);
-        ids = await transport.consumerIds(broker, group);
+        ids = await transport.consumerIds(broker, { group });
         if (ids.includes(clientId)) return ids;
       } catch (error) {
         onError('membership', error);

@@ -1,27 +1,17 @@
-import { RocketError, isRocketError } from '../common/errors';
+import { RocketError } from '../common/errors';
 import type { Broker } from '../broker/broker';
-import type {
-  AckRequest,
-  ChangeInvisibleRequest,
-  ClientChannel,
-  EndTransactionRequest,
-  HeartbeatRequest,
-  PoppedMessage,
-  PopRequest,
-  PullRequest,
-  PullResponse,
-  QueueLockRequest,
-  QueueRef,
-  SendBackRequest,
-  SendRequest,
-  SendResponse,
-  TopicRoute,
-} from '../message/protocol';
-import type { Transport } from './transport';
+import {
+  type OperationRequest,
+  type OperationResponse,
+  type PerBrokerOperationName,
+  unavailableIfClosed,
+} from '../message/operations';
+import type { ClientChannel, QueueLockRequest, TopicRoute } from '../message/protocol';
+import { OperationTransport, type Transport } from './transport';
 
 /**
- * A {@link Transport} over brokers in this process: every call is a direct method call on the
- * named broker, with no encoding. It behaves as a network transport would where a client can tell:
+ * A {@link Transport} over brokers in this process: every call is a direct call of the named
+ * broker's method of the same operation-table row (`message/operations.ts`), with no encoding. It behaves as a network transport would where a client can tell:
  *
  * - every method is asynchronous, so a broker's synchronous throw becomes a rejection;
  * - a broker name it does not know, and a broker that is closed, reject with `BROKER_UNAVAILABLE`
@@ -30,13 +20,14 @@ import type { Transport } from './transport';
  * - `register` reaches every broker (and brokers added later); `unregister` leaves every broker.
  *
  * Messages are not copied: reads from the store already return fresh buffers, and requests are
- * not kept by the broker after a call.
+ * not kept by the broker after a call (lock requests, which it keeps, are copied).
  */
-export class InProcessTransport implements Transport {
+export class InProcessTransport extends OperationTransport implements Transport {
   private readonly brokers = new Map<string, Broker>();
   private readonly channels = new Map<string, ClientChannel>();
 
   constructor(brokers: Broker | Iterable<Broker> = []) {
+    super();
     for (const broker of isBroker(brokers) ? [brokers] : brokers) this.addBroker(broker);
   }
 
@@ -66,7 +57,7 @@ export class InProcessTransport implements Transport {
     const route: TopicRoute = { topic, brokers: [] };
     for (const broker of this.brokers.values()) {
       if (!broker.getTopic(topic)) continue;
-      route.brokers.push(...broker.topicRoute(topic).brokers);
+      route.brokers.push(...broker.topicRoute({ topic }).brokers);
     }
     if (route.brokers.length === 0) {
       throw new RocketError('TOPIC_NOT_FOUND', `no broker serves topic "${topic}"`);
@@ -74,82 +65,15 @@ export class InProcessTransport implements Transport {
     return route;
   }
 
-  send(brokerName: string, request: SendRequest): Promise<SendResponse> {
-    return this.call(brokerName, (b) => b.send(request));
-  }
-
-  pull(brokerName: string, request: PullRequest): Promise<PullResponse> {
-    return this.call(brokerName, (b) => b.pull(request));
-  }
-
-  queryOffset(
+  /** Every per-broker row of the operation table: the broker method of the same name. */
+  invoke<N extends PerBrokerOperationName>(
     brokerName: string,
-    group: string,
-    topic: string,
-    queueId: number,
-  ): Promise<number | undefined> {
-    return this.call(brokerName, (b) => b.queryOffset(group, topic, queueId));
-  }
-
-  commitOffset(
-    brokerName: string,
-    group: string,
-    topic: string,
-    queueId: number,
-    offset: number,
-  ): Promise<void> {
-    return this.call(brokerName, (b) => b.commitOffset(group, topic, queueId, offset));
-  }
-
-  minOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
-    return this.call(brokerName, (b) => b.minOffset(topic, queueId));
-  }
-
-  maxOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
-    return this.call(brokerName, (b) => b.maxOffset(topic, queueId));
-  }
-
-  searchOffset(brokerName: string, topic: string, queueId: number, timestampMs: number): Promise<number> {
-    return this.call(brokerName, (b) => b.searchOffset(topic, queueId, timestampMs));
-  }
-
-  lockQueues(brokerName: string, request: QueueLockRequest): Promise<QueueRef[]> {
-    return this.call(brokerName, (b) => b.lockQueues(copyLockRequest(request)));
-  }
-
-  unlockQueues(brokerName: string, request: QueueLockRequest): Promise<void> {
-    return this.call(brokerName, (b) => b.unlockQueues(copyLockRequest(request)));
-  }
-
-  heartbeat(brokerName: string, request: HeartbeatRequest): Promise<void> {
-    return this.call(brokerName, (b) => b.heartbeat(request));
-  }
-
-  consumerIds(brokerName: string, group: string): Promise<string[]> {
-    return this.call(brokerName, (b) => b.consumerIds(group));
-  }
-
-  sendBack(brokerName: string, request: SendBackRequest): Promise<{ deadLettered: boolean }> {
-    return this.call(brokerName, (b) => b.sendBack(request));
-  }
-
-  endTransaction(brokerName: string, request: EndTransactionRequest): Promise<void> {
-    return this.call(brokerName, (b) => b.endTransaction(request));
-  }
-
-  pop(brokerName: string, request: PopRequest): Promise<PoppedMessage[]> {
-    return this.call(brokerName, (b) => b.pop(request));
-  }
-
-  ack(brokerName: string, request: AckRequest): Promise<void> {
-    return this.call(brokerName, (b) => b.ack(request));
-  }
-
-  changeInvisibleTime(
-    brokerName: string,
-    request: ChangeInvisibleRequest,
-  ): Promise<{ receiptHandle: string }> {
-    return this.call(brokerName, (b) => b.changeInvisibleTime(request));
+    name: N,
+    request: OperationRequest<N>,
+  ): Promise<OperationResponse<N>> {
+    const copy = COPY_REQUEST[name] as ((r: OperationRequest<N>) => OperationRequest<N>) | undefined;
+    const method = (b: Broker) => b[name] as (r: OperationRequest<N>) => OperationResponse<N>;
+    return this.call(brokerName, (b) => method(b).call(b, copy ? copy(request) : request));
   }
 
   register(clientId: string, channel: ClientChannel): void {
@@ -159,7 +83,7 @@ export class InProcessTransport implements Transport {
 
   async unregister(clientId: string): Promise<void> {
     this.channels.delete(clientId);
-    for (const broker of this.brokers.values()) broker.unregisterClient(clientId);
+    for (const broker of this.brokers.values()) broker.unregisterClient({ clientId });
   }
 
   private async call<T>(brokerName: string, operation: (broker: Broker) => T | Promise<T>): Promise<T> {
@@ -173,10 +97,7 @@ export class InProcessTransport implements Transport {
     try {
       return await operation(broker);
     } catch (error) {
-      if (isRocketError(error, 'CLOSED')) {
-        throw new RocketError('BROKER_UNAVAILABLE', `broker "${brokerName}" is closed`, { cause: error });
-      }
-      throw error;
+      throw unavailableIfClosed(error, brokerName);
     }
   }
 }
@@ -189,3 +110,11 @@ function isBroker(value: Broker | Iterable<Broker>): value is Broker {
 function copyLockRequest(request: QueueLockRequest): QueueLockRequest {
   return { ...request, queues: request.queues.map((q) => ({ topic: q.topic, queueId: q.queueId })) };
 }
+
+/** Rows whose request the broker keeps (the queue lock table): copied before the call. */
+const COPY_REQUEST: {
+  readonly [N in PerBrokerOperationName]?: (r: OperationRequest<N>) => OperationRequest<N>;
+} = {
+  lockQueues: copyLockRequest,
+  unlockQueues: copyLockRequest,
+};

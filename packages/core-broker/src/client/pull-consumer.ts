@@ -277,7 +277,12 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
     await Promise.all(
       list.map(async ({ queue, offset }) => {
         try {
-          await this.transport.commitOffset(queue.brokerName, this.group, queue.topic, queue.queueId, offset);
+          await this.transport.commitOffset(queue.brokerName, {
+            group: this.group,
+            topic: queue.topic,
+            queueId: queue.queueId,
+            offset,
+          });
           const qs = this.queues.get(queueKey(queue));
           if (qs) qs.committed = offset;
         } catch (error) {
@@ -300,15 +305,19 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
 
   /** The group's committed offset of `queue`, or `undefined`. */
   committed(queue: MessageQueue): Promise<number | undefined> {
-    return this.transport.queryOffset(queue.brokerName, this.group, queue.topic, queue.queueId);
+    return this.transport.queryOffset(queue.brokerName, {
+      group: this.group,
+      topic: queue.topic,
+      queueId: queue.queueId,
+    });
   }
 
   /** Makes the next `poll()` of an assigned `queue` start at `offset` (within the queue's min and max offsets). */
   async seek(queue: MessageQueue, offset: number): Promise<void> {
     const qs = this.assigned(queue);
     const [min, max] = await Promise.all([
-      this.transport.minOffset(queue.brokerName, queue.topic, queue.queueId),
-      this.transport.maxOffset(queue.brokerName, queue.topic, queue.queueId),
+      this.transport.minOffset(queue.brokerName, { topic: queue.topic, queueId: queue.queueId }),
+      this.transport.maxOffset(queue.brokerName, { topic: queue.topic, queueId: queue.queueId }),
     ]);
     if (!Number.isSafeInteger(offset) || offset < min || offset > max) {
       throw new RocketError(
@@ -324,18 +333,28 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
     const qs = this.assigned(queue);
     this.position(
       qs,
-      await this.transport.searchOffset(queue.brokerName, queue.topic, queue.queueId, timestampMs),
+      await this.transport.searchOffset(queue.brokerName, {
+        topic: queue.topic,
+        queueId: queue.queueId,
+        timestampMs,
+      }),
     );
   }
 
   async seekToBegin(queue: MessageQueue): Promise<void> {
     const qs = this.assigned(queue);
-    this.position(qs, await this.transport.minOffset(queue.brokerName, queue.topic, queue.queueId));
+    this.position(
+      qs,
+      await this.transport.minOffset(queue.brokerName, { topic: queue.topic, queueId: queue.queueId }),
+    );
   }
 
   async seekToEnd(queue: MessageQueue): Promise<void> {
     const qs = this.assigned(queue);
-    this.position(qs, await this.transport.maxOffset(queue.brokerName, queue.topic, queue.queueId));
+    this.position(
+      qs,
+      await this.transport.maxOffset(queue.brokerName, { topic: queue.topic, queueId: queue.queueId }),
+    );
   }
 
   /**
@@ -442,7 +461,11 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
         const { brokerName, topic, queueId } = qs.queue;
         const generation = qs.generation;
         try {
-          const committed = await this.transport.queryOffset(brokerName, this.group, topic, queueId);
+          const committed = await this.transport.queryOffset(brokerName, {
+            group: this.group,
+            topic,
+            queueId,
+          });
           const start =
             committed ??
             (await consumerGroup.startOffset(this.transport, this.clock, qs.queue, this.consumeStart));

@@ -7,6 +7,7 @@ import { SystemProperty } from '../message/system-properties';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
 import { ClientTimers, EventedClient, intOption } from './client-support';
+import { trackConsumeProgress } from './consume-progress';
 import * as consumerGroup from './group-membership';
 import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
 import type { Transport } from './transport';
@@ -287,6 +288,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private orderly = false;
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
+  private untrackProgress: (() => void) | undefined;
   private readonly processQueues = new Map<string, ProcessQueue>();
   private readonly membership: consumerGroup.GroupMembership;
   /** Broadcasting offsets by queue key. */
@@ -460,17 +462,19 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
           .then(() => this.rebalance())
           .catch(onError);
       },
-      consumeProgress: () =>
-        [...this.processQueues.values()].map((pq) => ({
-          group: this.group,
-          brokerName: pq.queue.brokerName,
-          topic: pq.queue.topic,
-          queueId: pq.queue.queueId,
-          nextOffset: pq.nextOffset,
-          consumeOffset: pq.consumeOffset,
-          pending: pq.messages.size,
-        })),
     });
+    // what test tooling's drain() reads; not part of the broker → client contract
+    this.untrackProgress = trackConsumeProgress(this.transport, () =>
+      [...this.processQueues.values()].map((pq) => ({
+        group: this.group,
+        brokerName: pq.queue.brokerName,
+        topic: pq.queue.topic,
+        queueId: pq.queue.queueId,
+        nextOffset: pq.nextOffset,
+        consumeOffset: pq.consumeOffset,
+        pending: pq.messages.size,
+      })),
+    );
     try {
       if (this.messageModel === 'BROADCASTING' && this.offsetStore) {
         this.localOffsets = { ...(await this.offsetStore.load()) };
@@ -503,6 +507,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       await Promise.all([...this.processQueues.values()].map((pq) => this.dropQueue(pq)));
       await this.saveLocalOffsets();
       await this.transport.unregister(this.clientId).catch(() => undefined);
+      this.untrackProgress?.();
       this.state = 'STOPPED';
     })();
     return this.stopping;
@@ -565,12 +570,21 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     try {
       committed =
         this.messageModel === 'CLUSTERING'
-          ? await this.transport.queryOffset(queue.brokerName, this.group, queue.topic, queue.queueId)
+          ? await this.transport.queryOffset(queue.brokerName, {
+              group: this.group,
+              topic: queue.topic,
+              queueId: queue.queueId,
+            })
           : this.localOffsets[queueKey(queue)];
       start = committed ?? (await this.startOffset(queue, isRetry));
       if (committed === undefined && this.messageModel === 'CLUSTERING') {
         // record where the group starts, so a later owner of the queue starts there too
-        await this.transport.commitOffset(queue.brokerName, this.group, queue.topic, queue.queueId, start);
+        await this.transport.commitOffset(queue.brokerName, {
+          group: this.group,
+          topic: queue.topic,
+          queueId: queue.queueId,
+          offset: start,
+        });
         committed = start;
       }
     } catch (error) {
@@ -712,7 +726,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     }
     const { brokerName, topic, queueId } = pq.queue;
     try {
-      await this.transport.commitOffset(brokerName, this.group, topic, queueId, offset);
+      await this.transport.commitOffset(brokerName, { group: this.group, topic, queueId, offset });
       pq.committed = offset;
     } catch (error) {
       this.events.emit('consumer.error', { stage: 'offset', error });

@@ -1,23 +1,22 @@
 import { RocketError, isRocketError } from '../common/errors';
-import type {
-  AckRequest,
-  ChangeInvisibleRequest,
-  ClientChannel,
-  ClusterInfo,
-  EndTransactionRequest,
-  HeartbeatRequest,
-  PoppedMessage,
-  PopRequest,
-  PullRequest,
-  PullResponse,
-  QueueLockRequest,
-  QueueRef,
-  SendBackRequest,
-  SendRequest,
-  SendResponse,
-  TopicRoute,
-} from '../message/protocol';
-import { type Codec, OPERATIONS, type Payload } from '../remoting/protocol-codec';
+import {
+  type AdminOperationName,
+  type AdminOperationRequest,
+  type AdminOperationResponse,
+  OPERATIONS,
+  type OperationRequest,
+  type OperationResponse,
+  type PerBrokerOperationName,
+} from '../message/operations';
+import type { ClientChannel, ClusterInfo, TopicRoute } from '../message/protocol';
+import {
+  WIRE_ADMIN_OPERATIONS,
+  WIRE_CHANNEL_OPERATIONS,
+  WIRE_NAME_SERVER_OPERATIONS,
+  WIRE_OPERATIONS,
+  type WireOperation,
+} from '../remoting/operation-codecs';
+import type { Codec, Payload } from '../remoting/codec';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   RemotingClient,
@@ -25,17 +24,7 @@ import {
   parseAddress,
 } from '../remoting/remoting-client';
 import { RequestCode, requestCodeName } from '../remoting/request-codes';
-import type { Transport } from './transport';
-
-type AdminCode =
-  | typeof RequestCode.ADMIN_UPDATE_TOPIC
-  | typeof RequestCode.ADMIN_LIST_TOPICS
-  | typeof RequestCode.ADMIN_CONSUME_STATS
-  | typeof RequestCode.ADMIN_VIEW_MESSAGE
-  | typeof RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY
-  | typeof RequestCode.ADMIN_RESET_OFFSET
-  | typeof RequestCode.ADMIN_RESEND_DLQ
-  | typeof RequestCode.ADMIN_STORE_STATS;
+import { OperationTransport, type Transport } from './transport';
 
 export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
   /**
@@ -64,8 +53,11 @@ export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServ
  *   this process, and the broker's one-way requests (check transaction, consumer ids changed,
  *   reset offset) go to every registered channel — each client ignores groups not its own;
  * - `endTransaction` from a check-back is one-way, as in RocketMQ.
+ *
+ * Every per-broker call is a row of the operation table (`message/operations.ts`), sent with the
+ * row's request code and codecs (`WIRE_OPERATIONS`, `remoting/operation-codecs.ts`).
  */
-export class TcpTransport implements Transport {
+export class TcpTransport extends OperationTransport implements Transport {
   private readonly addresses = new Map<string, string>();
   private readonly channels = new Map<string, ClientChannel>();
   private readonly client: RemotingClient;
@@ -75,6 +67,7 @@ export class TcpTransport implements Transport {
   private nameServerIndex: number;
 
   constructor(options: TcpTransportOptions) {
+    super();
     const { brokers, nameServers, ...remoting } = options ?? {};
     for (const [name, address] of Object.entries(brokers ?? {})) this.addBroker(name, address);
     if (nameServers !== undefined && !Array.isArray(nameServers)) {
@@ -124,7 +117,7 @@ export class TcpTransport implements Transport {
     if (this.nameServers.length > 0) return this.routeFromNameServers(topic);
     const route: TopicRoute = { topic, brokers: [] };
     const parts = await Promise.allSettled(
-      this.brokerNames().map((name) => this.call(name, RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic })),
+      this.brokerNames().map((name) => this.call(name, WIRE_OPERATIONS.topicRoute, { topic })),
     );
     let failure: unknown;
     for (const part of parts) {
@@ -138,96 +131,20 @@ export class TcpTransport implements Transport {
     return route;
   }
 
-  send(brokerName: string, request: SendRequest): Promise<SendResponse> {
-    return this.call(brokerName, RequestCode.SEND_MESSAGE, request);
-  }
-
-  pull(brokerName: string, request: PullRequest): Promise<PullResponse> {
-    return this.call(brokerName, RequestCode.PULL_MESSAGE, request, request.suspendTimeoutMs);
-  }
-
-  async queryOffset(
+  /** Every per-broker row of the operation table: its request code and codecs, one request frame. */
+  async invoke<N extends PerBrokerOperationName>(
     brokerName: string,
-    group: string,
-    topic: string,
-    queueId: number,
-  ): Promise<number | undefined> {
-    const r = await this.call(brokerName, RequestCode.QUERY_CONSUMER_OFFSET, { group, topic, queueId });
-    return r.offset;
-  }
-
-  commitOffset(
-    brokerName: string,
-    group: string,
-    topic: string,
-    queueId: number,
-    offset: number,
-  ): Promise<void> {
-    return this.call(brokerName, RequestCode.UPDATE_CONSUMER_OFFSET, { group, topic, queueId, offset });
-  }
-
-  async minOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
-    return (await this.call(brokerName, RequestCode.GET_MIN_OFFSET, { topic, queueId })).offset;
-  }
-
-  async maxOffset(brokerName: string, topic: string, queueId: number): Promise<number> {
-    return (await this.call(brokerName, RequestCode.GET_MAX_OFFSET, { topic, queueId })).offset;
-  }
-
-  async searchOffset(
-    brokerName: string,
-    topic: string,
-    queueId: number,
-    timestampMs: number,
-  ): Promise<number> {
-    return (
-      await this.call(brokerName, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, { topic, queueId, timestampMs })
-    ).offset;
-  }
-
-  heartbeat(brokerName: string, request: HeartbeatRequest): Promise<void> {
-    return this.call(brokerName, RequestCode.HEART_BEAT, request);
-  }
-
-  consumerIds(brokerName: string, group: string): Promise<string[]> {
-    return this.call(brokerName, RequestCode.GET_CONSUMER_LIST_BY_GROUP, { group });
-  }
-
-  sendBack(brokerName: string, request: SendBackRequest): Promise<{ deadLettered: boolean }> {
-    return this.call(brokerName, RequestCode.CONSUMER_SEND_MSG_BACK, request);
-  }
-
-  async endTransaction(brokerName: string, request: EndTransactionRequest): Promise<void> {
-    if (!request.fromCheck) return this.call(brokerName, RequestCode.END_TRANSACTION, request);
-    const payload = this.encode(
-      RequestCode.END_TRANSACTION,
-      OPERATIONS[RequestCode.END_TRANSACTION].request,
-      request,
-    );
-    await this.client.oneWay(await this.resolve(brokerName), RequestCode.END_TRANSACTION, payload);
-  }
-
-  pop(brokerName: string, request: PopRequest): Promise<PoppedMessage[]> {
-    return this.call(brokerName, RequestCode.POP_MESSAGE, request, request.pollTimeoutMs);
-  }
-
-  ack(brokerName: string, request: AckRequest): Promise<void> {
-    return this.call(brokerName, RequestCode.ACK_MESSAGE, request);
-  }
-
-  changeInvisibleTime(
-    brokerName: string,
-    request: ChangeInvisibleRequest,
-  ): Promise<{ receiptHandle: string }> {
-    return this.call(brokerName, RequestCode.CHANGE_MESSAGE_INVISIBLE_TIME, request);
-  }
-
-  lockQueues(brokerName: string, request: QueueLockRequest): Promise<QueueRef[]> {
-    return this.call(brokerName, RequestCode.LOCK_BATCH_MQ, request);
-  }
-
-  unlockQueues(brokerName: string, request: QueueLockRequest): Promise<void> {
-    return this.call(brokerName, RequestCode.UNLOCK_BATCH_MQ, request);
+    name: N,
+    request: OperationRequest<N>,
+  ): Promise<OperationResponse<N>> {
+    const wire = WIRE_OPERATIONS[name] as WireOperation<OperationRequest<N>, OperationResponse<N>>;
+    if (wire.oneWay?.(request)) {
+      const payload = this.encode(wire.code, wire.request, request);
+      await this.client.oneWay(await this.resolve(brokerName), wire.code, payload);
+      return undefined as OperationResponse<N>;
+    }
+    const waitMs = (OPERATIONS[name].waitMs as ((r: OperationRequest<N>) => number) | undefined)?.(request);
+    return this.call(brokerName, wire, request, waitMs);
   }
 
   register(clientId: string, channel: ClientChannel): void {
@@ -238,7 +155,7 @@ export class TcpTransport implements Transport {
   async unregister(clientId: string): Promise<void> {
     this.channels.delete(clientId);
     const results = await Promise.allSettled(
-      this.brokerNames().map((name) => this.call(name, RequestCode.UNREGISTER_CLIENT, { clientId })),
+      this.brokerNames().map((name) => this.call(name, WIRE_OPERATIONS.unregisterClient, { clientId })),
     );
     for (const r of results) {
       if (r.status === 'rejected' && !isRocketError(r.reason, 'BROKER_UNAVAILABLE')) throw r.reason;
@@ -246,7 +163,7 @@ export class TcpTransport implements Transport {
   }
 
   private async routeFromNameServers(topic: string): Promise<TopicRoute> {
-    const route = await this.askNameServers(`topic "${topic}"`, RequestCode.GET_ROUTEINFO_BY_TOPIC, {
+    const route = await this.askNameServers(`topic "${topic}"`, WIRE_NAME_SERVER_OPERATIONS.topicRoute, {
       topic,
     });
     for (const b of route.brokers) if (b.address !== undefined) this.addBroker(b.brokerName, b.address);
@@ -257,14 +174,12 @@ export class TcpTransport implements Transport {
    * Asks the name server that answered last, then the next ones in turn while they do not answer
    * (an answer, even an error such as `TOPIC_NOT_FOUND`, is the cluster's answer).
    */
-  private async askNameServers<
-    K extends typeof RequestCode.GET_ROUTEINFO_BY_TOPIC | typeof RequestCode.GET_BROKER_CLUSTER_INFO,
-  >(
+  private async askNameServers<Req, Res>(
     what: string,
-    code: K,
-    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
-  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
-    const op = OPERATIONS[code] as unknown as { request: Codec<unknown>; response: Codec<unknown> };
+    op: WireOperation<Req, Res>,
+    request: Req,
+  ): Promise<Res> {
+    const code = op.code;
     const payload = this.encode(code, op.request, request);
     const failures: string[] = [];
     let lastError: unknown;
@@ -281,7 +196,7 @@ export class TcpTransport implements Transport {
         continue;
       }
       this.nameServerIndex = index;
-      return op.response.decode(response) as ReturnType<(typeof OPERATIONS)[K]['response']['decode']>;
+      return op.response.decode(response);
     }
     throw new RocketError(
       'NAME_SERVER_UNAVAILABLE',
@@ -296,7 +211,7 @@ export class TcpTransport implements Transport {
    */
   async clusterInfo(): Promise<ClusterInfo> {
     if (this.nameServers.length > 0) {
-      return this.askNameServers('the cluster', RequestCode.GET_BROKER_CLUSTER_INFO, undefined);
+      return this.askNameServers('the cluster', WIRE_NAME_SERVER_OPERATIONS.clusterInfo, undefined);
     }
     const brokers = [...this.addresses].map(([brokerName, address]) => ({
       brokerName,
@@ -308,13 +223,17 @@ export class TcpTransport implements Transport {
     return { clusters: [{ clusterName: 'standalone', brokers }] };
   }
 
-  /** Runs an admin operation (`RequestCode.ADMIN_*`) on one broker; what `RocketAdmin` is built on. */
-  admin<K extends AdminCode>(
+  /** Runs an admin operation (the admin table of `message/operations.ts`) on one broker; what `RocketAdmin` is built on. */
+  admin<N extends AdminOperationName>(
     brokerName: string,
-    code: K,
-    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
-  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
-    return this.call(brokerName, code, request);
+    name: N,
+    request: AdminOperationRequest<N>,
+  ): Promise<AdminOperationResponse<N>> {
+    const wire = WIRE_ADMIN_OPERATIONS[name] as WireOperation<
+      AdminOperationRequest<N>,
+      AdminOperationResponse<N>
+    >;
+    return this.call(brokerName, wire, request);
   }
 
   /** Closes every connection; pending calls reject with `BROKER_UNAVAILABLE`. */
@@ -331,7 +250,7 @@ export class TcpTransport implements Transport {
     if (address === undefined && this.nameServers.length > 0) {
       const info = await this.askNameServers(
         `the address of broker "${brokerName}"`,
-        RequestCode.GET_BROKER_CLUSTER_INFO,
+        WIRE_NAME_SERVER_OPERATIONS.clusterInfo,
         undefined,
       );
       for (const cluster of info.clusters) {
@@ -358,35 +277,34 @@ export class TcpTransport implements Transport {
     }
   }
 
-  private async call<K extends keyof typeof OPERATIONS>(
+  private async call<Req, Res>(
     brokerName: string,
-    code: K,
-    request: Parameters<(typeof OPERATIONS)[K]['request']['encode']>[0],
+    op: WireOperation<Req, Res>,
+    request: Req,
     extraTimeoutMs = 0,
-  ): Promise<ReturnType<(typeof OPERATIONS)[K]['response']['decode']>> {
+  ): Promise<Res> {
     const address = this.addresses.get(brokerName) ?? (await this.resolve(brokerName));
-    const op = OPERATIONS[code] as unknown as { request: Codec<unknown>; response: Codec<unknown> };
-    const payload = this.encode(code, op.request, request);
-    const response = await this.client.request(address, code, payload, {
+    const payload = this.encode(op.code, op.request, request);
+    const response = await this.client.request(address, op.code, payload, {
       timeoutMs: this.requestTimeoutMs + extraTimeoutMs,
     });
-    return op.response.decode(response) as ReturnType<(typeof OPERATIONS)[K]['response']['decode']>;
+    return op.response.decode(response);
   }
 
   private onServerRequest(code: number, payload: Payload): void {
     switch (code) {
       case RequestCode.CHECK_TRANSACTION_STATE: {
-        const check = OPERATIONS[code].request.decode(payload);
+        const check = WIRE_CHANNEL_OPERATIONS.checkTransaction.request.decode(payload);
         for (const c of this.channels.values()) c.checkTransaction?.(check);
         return;
       }
       case RequestCode.NOTIFY_CONSUMER_IDS_CHANGED: {
-        const { group } = OPERATIONS[code].request.decode(payload);
+        const { group } = WIRE_CHANNEL_OPERATIONS.consumerIdsChanged.request.decode(payload);
         for (const c of this.channels.values()) c.consumerIdsChanged?.(group);
         return;
       }
       case RequestCode.RESET_CONSUMER_CLIENT_OFFSET: {
-        const notice = OPERATIONS[code].request.decode(payload);
+        const notice = WIRE_CHANNEL_OPERATIONS.resetOffset.request.decode(payload);
         for (const c of this.channels.values()) c.resetOffset?.(notice);
         return;
       }

@@ -241,14 +241,9 @@ export interface ClientChannel {
   consumerIdsChanged?(group: string): void;
   /** Tells a consumer its group's offsets on a broker were moved (RocketMQ `RESET_CONSUMER_CLIENT_OFFSET`). */
   resetOffset?(notice: OffsetResetNotice): void;
-  /**
-   * A push consumer's position on each queue it holds. Brokers never call it: in-process test
-   * tooling reads it to tell when every message was consumed (`drain()`).
-   */
-  consumeProgress?(): ConsumeProgress[];
 }
 
-/** Where a consumer stands on one queue (see `ClientChannel.consumeProgress`). */
+/** Where a push consumer stands on one queue (see `consumeProgressOf` in `client/consume-progress.ts`). */
 export interface ConsumeProgress {
   group: string;
   brokerName: string;
@@ -260,6 +255,44 @@ export interface ConsumeProgress {
   consumeOffset: number;
   /** Messages pulled and not yet finished (cached or in a listener). */
   pending: number;
+}
+
+/** `topicRoute`: this broker's part of a topic's route. */
+export interface TopicRouteRequest {
+  topic: string;
+}
+
+/** A queue of a topic on the broker a request goes to (`minOffset`, `maxOffset`). */
+export interface QueueRequest {
+  topic: string;
+  queueId: number;
+}
+
+/** `searchOffset`: the first queue offset stored at or after `timestampMs`. */
+export interface SearchOffsetRequest extends QueueRequest {
+  timestampMs: number;
+}
+
+/** A group's position on one queue (`queryOffset`). */
+export interface GroupQueueRequest {
+  group: string;
+  topic: string;
+  queueId: number;
+}
+
+/** `commitOffset`: the group has consumed everything before `offset`. */
+export interface CommitOffsetRequest extends GroupQueueRequest {
+  offset: number;
+}
+
+/** `consumerIds`: the members of a consumer group. */
+export interface GroupRequest {
+  group: string;
+}
+
+/** `unregisterClient`: the client is shutting down. */
+export interface ClientIdRequest {
+  clientId: string;
 }
 
 /** A queue of a topic on the broker a request goes to. */

@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
-import { PushClient } from './client/push-client.mjs';
-import type { PushClientOptions, WebSocketConstructor } from './client/push-client.mjs';
+import { PushClient } from './client/push-client.cjs';
+import type { PushClientOptions, WebSocketConstructor } from './client/push-client.cjs';
 
 /**
  * A {@link PushClient} for Node: the browser module's class, with the `ws` package as its

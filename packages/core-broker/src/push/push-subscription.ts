@@ -110,8 +110,8 @@ export class PushSubscription {
       [...byBroker].map(async ([brokerName, ids]) => {
         const count = ids.length;
         const [mins, maxs] = await Promise.all([
-          Promise.all(ids.map((q) => transport.minOffset(brokerName, this.topic, q))),
-          Promise.all(ids.map((q) => transport.maxOffset(brokerName, this.topic, q))),
+          Promise.all(ids.map((q) => transport.minOffset(brokerName, { topic: this.topic, queueId: q }))),
+          Promise.all(ids.map((q) => transport.maxOffset(brokerName, { topic: this.topic, queueId: q }))),
         ]);
         // '' when the broker holds no message of the topic: the first message read tells its store
         const epoch = await this.probeEpoch(brokerName, mins, maxs);
@@ -145,7 +145,11 @@ export class PushSubscription {
           offsets = maxs;
         } else {
           const at = (from as { timestampMs: number }).timestampMs;
-          offsets = await Promise.all(ids.map((q) => transport.searchOffset(brokerName, this.topic, q, at)));
+          offsets = await Promise.all(
+            ids.map((q) =>
+              transport.searchOffset(brokerName, { topic: this.topic, queueId: q, timestampMs: at }),
+            ),
+          );
         }
         return { brokerName, epoch, offsets };
       }),

@@ -3,8 +3,10 @@ import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
+import { MAX_U32 } from './binary';
 import {
   DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
   type Frame,
   FrameDecoder,
   FrameFlag,
@@ -86,11 +88,15 @@ interface Pending {
  */
 export const TIMEOUT_SWEEP_INTERVAL_MS = 20;
 
+/** The TCP port range an address may name. */
+export const MIN_PORT = 1;
+export const MAX_PORT = 65_535;
+
 /** Splits `host:port` (IPv6 hosts in brackets). */
 export function parseAddress(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
   const port = match ? Number(match[2]) : NaN;
-  if (!match || match[1] === '' || !(port > 0 && port <= 65535)) {
+  if (!match || match[1] === '' || !(port >= MIN_PORT && port <= MAX_PORT)) {
     throw new RocketError('INVALID_ARGUMENT', `address "${address}" is not host:port`);
   }
   return { host: match[1]!, port };
@@ -111,7 +117,7 @@ class ClientConnection {
 
   constructor(
     readonly address: string,
-    private readonly o: ResolvedClientOptions,
+    private readonly o: ResolvedRemotingClientOptions,
   ) {}
 
   get inflight(): number {
@@ -334,7 +340,8 @@ class ClientConnection {
   }
 }
 
-interface ResolvedClientOptions {
+/** A remoting client's options, checked, with defaults filled in. */
+export interface ResolvedRemotingClientOptions {
   requestTimeoutMs: number;
   connectTimeoutMs: number;
   maxInflightRequests: number;
@@ -351,6 +358,66 @@ interface ResolvedClientOptions {
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * Checks a remoting client's options and fills in the defaults; the result is frozen. A value out
+ * of range is `INVALID_OPTION` naming it.
+ */
+export function resolveRemotingClientOptions(
+  options: RemotingClientOptions = {},
+): ResolvedRemotingClientOptions {
+  const min = intOption(
+    'remoting client',
+    'reconnectBackoffMinMs',
+    options.reconnectBackoffMinMs,
+    DEFAULT_RECONNECT_BACKOFF_MIN_MS,
+    0,
+  );
+  return Object.freeze({
+    requestTimeoutMs: intOption(
+      'remoting client',
+      'requestTimeoutMs',
+      options.requestTimeoutMs,
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      1,
+    ),
+    connectTimeoutMs: intOption(
+      'remoting client',
+      'connectTimeoutMs',
+      options.connectTimeoutMs,
+      DEFAULT_CONNECT_TIMEOUT_MS,
+      1,
+    ),
+    maxInflightRequests: intOption(
+      'remoting client',
+      'maxInflightRequests',
+      options.maxInflightRequests,
+      DEFAULT_MAX_INFLIGHT_REQUESTS,
+      1,
+    ),
+    reconnectBackoffMinMs: min,
+    reconnectBackoffMaxMs: intOption(
+      'remoting client',
+      'reconnectBackoffMaxMs',
+      options.reconnectBackoffMaxMs,
+      Math.max(min, DEFAULT_RECONNECT_BACKOFF_MAX_MS),
+      min,
+    ),
+    maxFrameBytes: intOption(
+      'remoting client',
+      'maxFrameBytes',
+      options.maxFrameBytes,
+      DEFAULT_MAX_FRAME_BYTES,
+      FRAME_HEADER_BYTES,
+      MAX_U32,
+    ),
+    onServerRequest: options.onServerRequest ?? (() => undefined),
+    onError: options.onError ?? (() => undefined),
+    clock: options.clock ?? systemClock,
+    signer: options.credentials === undefined ? undefined : new RequestSigner(options.credentials),
+    tls: loadClientTls('remoting client', options.tls),
+  });
+}
+
+/**
  * The client side of the remoting protocol: one connection per `host:port`, opened at the first
  * request. Requests are multiplexed by opaque id; each has a timeout (`TIMEOUT`, retriable), and a
  * connection has at most `maxInflightRequests` awaiting responses (more fail fast with retriable
@@ -360,62 +427,12 @@ const EMPTY = Buffer.alloc(0);
  * `reconnectBackoffMaxMs`. Frames written in one turn of the event loop leave in one `writev`.
  */
 export class RemotingClient {
-  private readonly o: ResolvedClientOptions;
+  private readonly o: ResolvedRemotingClientOptions;
   private readonly connections = new Map<string, ClientConnection>();
   private closed = false;
 
   constructor(options: RemotingClientOptions = {}) {
-    const min = intOption(
-      'remoting client',
-      'reconnectBackoffMinMs',
-      options.reconnectBackoffMinMs,
-      DEFAULT_RECONNECT_BACKOFF_MIN_MS,
-      0,
-    );
-    this.o = Object.freeze({
-      requestTimeoutMs: intOption(
-        'remoting client',
-        'requestTimeoutMs',
-        options.requestTimeoutMs,
-        DEFAULT_REQUEST_TIMEOUT_MS,
-        1,
-      ),
-      connectTimeoutMs: intOption(
-        'remoting client',
-        'connectTimeoutMs',
-        options.connectTimeoutMs,
-        DEFAULT_CONNECT_TIMEOUT_MS,
-        1,
-      ),
-      maxInflightRequests: intOption(
-        'remoting client',
-        'maxInflightRequests',
-        options.maxInflightRequests,
-        DEFAULT_MAX_INFLIGHT_REQUESTS,
-        1,
-      ),
-      reconnectBackoffMinMs: min,
-      reconnectBackoffMaxMs: intOption(
-        'remoting client',
-        'reconnectBackoffMaxMs',
-        options.reconnectBackoffMaxMs,
-        Math.max(min, DEFAULT_RECONNECT_BACKOFF_MAX_MS),
-        min,
-      ),
-      maxFrameBytes: intOption(
-        'remoting client',
-        'maxFrameBytes',
-        options.maxFrameBytes,
-        DEFAULT_MAX_FRAME_BYTES,
-        17,
-        0xffff_ffff,
-      ),
-      onServerRequest: options.onServerRequest ?? (() => undefined),
-      onError: options.onError ?? (() => undefined),
-      clock: options.clock ?? systemClock,
-      signer: options.credentials === undefined ? undefined : new RequestSigner(options.credentials),
-      tls: loadClientTls('remoting client', options.tls),
-    });
+    this.o = resolveRemotingClientOptions(options);
   }
 
   /** Sends a request and resolves with the response payload; an error response rejects with its `RocketError`. */

@@ -1,9 +1,10 @@
 import type { Broker } from '../broker/broker';
 import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
+import { MAX_U16 } from '../remoting/binary';
 import { intOption } from '../common/options';
 import type { BrokerRegistration } from '../message/protocol';
-import { OPERATIONS } from '../remoting/protocol-codec';
+import { WIRE_NAME_SERVER_OPERATIONS } from '../remoting/operation-codecs';
 import { RemotingClient, type RemotingClientOptions, parseAddress } from '../remoting/remoting-client';
 import { RequestCode } from '../remoting/request-codes';
 
@@ -13,6 +14,12 @@ export const DEFAULT_REGISTER_INTERVAL_MS = 30_000;
 export const DEFAULT_CLUSTER_NAME = 'DefaultCluster';
 /** Most name servers a broker registers with. */
 export const MAX_NAME_SERVERS = 32;
+/** The master's broker id (RocketMQ `MixAll.MASTER_ID`); the default. */
+export const MASTER_BROKER_ID = 0;
+/** Largest broker id: it travels as a u16. */
+export const MAX_BROKER_ID = MAX_U16;
+/** How long a broker shutting down waits for each name server to take its unregistration. */
+export const UNREGISTER_TIMEOUT_MS = 1_000;
 
 export interface BrokerRegistrarOptions {
   broker: Broker;
@@ -20,14 +27,52 @@ export interface BrokerRegistrarOptions {
   nameServers: readonly string[];
   /** The address clients connect to (`host:port`). */
   address: string;
+  /** Default {@link DEFAULT_CLUSTER_NAME}. (RocketMQ `brokerClusterName`) */
   clusterName?: string;
+  /** 0 ({@link MASTER_BROKER_ID}) = master; at most {@link MAX_BROKER_ID}. (RocketMQ `brokerId`) */
   brokerId?: number;
+  /** Default {@link DEFAULT_REGISTER_INTERVAL_MS}. (RocketMQ `registerNameServerPeriod`) */
   registerIntervalMs?: number;
   clock?: Clock;
   /** A registration that failed (it is retried at the next period). */
   onError?: (error: unknown, nameServer: string) => void;
   /** Options of the connections to the name servers. */
   remoting?: Omit<RemotingClientOptions, 'onServerRequest' | 'clock'>;
+}
+
+/** A registrar's options, checked, with defaults filled in. */
+export interface ResolvedBrokerRegistrarOptions extends BrokerRegistrarOptions {
+  readonly clusterName: string;
+  readonly brokerId: number;
+  readonly registerIntervalMs: number;
+  readonly clock: Clock;
+}
+
+/** Checks a registrar's options (`INVALID_OPTION` / `INVALID_ARGUMENT` naming the bad one) and freezes them. */
+export function resolveBrokerRegistrarOptions(
+  options: BrokerRegistrarOptions,
+): ResolvedBrokerRegistrarOptions {
+  if (options.nameServers.length === 0 || options.nameServers.length > MAX_NAME_SERVERS) {
+    throw new RocketError(
+      'INVALID_OPTION',
+      `nameServers must list 1 to ${MAX_NAME_SERVERS} addresses; got ${options.nameServers.length}`,
+    );
+  }
+  for (const address of [...options.nameServers, options.address]) parseAddress(address);
+  return Object.freeze({
+    ...options,
+    nameServers: Object.freeze([...options.nameServers]),
+    clusterName: options.clusterName ?? DEFAULT_CLUSTER_NAME,
+    registerIntervalMs: intOption(
+      'broker server',
+      'registerIntervalMs',
+      options.registerIntervalMs,
+      DEFAULT_REGISTER_INTERVAL_MS,
+      1,
+    ),
+    brokerId: intOption('broker server', 'brokerId', options.brokerId, MASTER_BROKER_ID, 0, MAX_BROKER_ID),
+    clock: options.clock ?? systemClock,
+  });
 }
 
 /**
@@ -48,26 +93,16 @@ export class BrokerRegistrar {
   private again = false;
   private closed = false;
 
-  constructor(private readonly options: BrokerRegistrarOptions) {
-    if (options.nameServers.length === 0 || options.nameServers.length > MAX_NAME_SERVERS) {
-      throw new RocketError(
-        'INVALID_OPTION',
-        `nameServers must list 1 to ${MAX_NAME_SERVERS} addresses; got ${options.nameServers.length}`,
-      );
-    }
-    for (const address of [...options.nameServers, options.address]) parseAddress(address);
-    this.clock = options.clock ?? systemClock;
-    this.intervalMs = intOption(
-      'broker server',
-      'registerIntervalMs',
-      options.registerIntervalMs,
-      DEFAULT_REGISTER_INTERVAL_MS,
-      1,
-    );
-    this.clusterName = options.clusterName ?? DEFAULT_CLUSTER_NAME;
-    this.brokerId = intOption('broker server', 'brokerId', options.brokerId, 0, 0, 0xffff);
-    this.client = new RemotingClient({ ...options.remoting, clock: this.clock });
-    this.stopWatching = options.broker.watchTopics(() => void this.registerSoon());
+  private readonly options: ResolvedBrokerRegistrarOptions;
+
+  constructor(options: BrokerRegistrarOptions) {
+    this.options = resolveBrokerRegistrarOptions(options);
+    this.clock = this.options.clock;
+    this.intervalMs = this.options.registerIntervalMs;
+    this.clusterName = this.options.clusterName;
+    this.brokerId = this.options.brokerId;
+    this.client = new RemotingClient({ ...this.options.remoting, clock: this.clock });
+    this.stopWatching = this.options.broker.watchTopics(() => void this.registerSoon());
   }
 
   /** Registers with every name server once (resolves with how many accepted) and starts the period. */
@@ -84,14 +119,14 @@ export class BrokerRegistrar {
     this.stopWatching();
     this.timer?.cancel();
     await this.running?.catch(() => undefined);
-    const op = OPERATIONS[RequestCode.UNREGISTER_BROKER];
+    const op = WIRE_NAME_SERVER_OPERATIONS.unregisterBroker;
     const payload = op.request.encode({
       brokerName: this.options.broker.brokerName,
       brokerId: this.brokerId,
     });
     await Promise.allSettled(
       this.options.nameServers.map((ns) =>
-        this.client.request(ns, RequestCode.UNREGISTER_BROKER, payload, { timeoutMs: 1_000 }),
+        this.client.request(ns, RequestCode.UNREGISTER_BROKER, payload, { timeoutMs: UNREGISTER_TIMEOUT_MS }),
       ),
     );
     await this.client.close();
@@ -130,7 +165,7 @@ export class BrokerRegistrar {
       address: this.options.address,
       topics: broker.listTopics(),
     };
-    const payload = OPERATIONS[RequestCode.REGISTER_BROKER].request.encode(registration);
+    const payload = WIRE_NAME_SERVER_OPERATIONS.registerBroker.request.encode(registration);
     const results = await Promise.allSettled(
       this.options.nameServers.map((ns) => this.client.request(ns, RequestCode.REGISTER_BROKER, payload)),
     );

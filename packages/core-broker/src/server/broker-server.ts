@@ -1,26 +1,32 @@
 import type { AccessControl } from '../broker/access-control';
 import type { Broker } from '../broker/broker';
-import { RocketError, isRocketError } from '../common/errors';
-import type { MessageView } from '../message/message';
-import type { AdminMessage, ClientChannel, TopicInput } from '../message/protocol';
+import { RocketError } from '../common/errors';
 import {
-  type Codec,
-  OPERATIONS,
-  type Payload,
-  offsetResetNoticeCodec,
-  groupRequestCodec,
-  transactionCheckCodec,
-} from '../remoting/protocol-codec';
+  ADMIN_OPERATION_NAMES,
+  OPERATION_NAMES,
+  type OperationName,
+  type OperationRequest,
+  type OperationResponse,
+  unavailableIfClosed,
+} from '../message/operations';
+import type { ClientChannel } from '../message/protocol';
+import {
+  WIRE_ADMIN_OPERATIONS,
+  WIRE_CHANNEL_OPERATIONS,
+  WIRE_OPERATIONS,
+  type WireOperation,
+} from '../remoting/operation-codecs';
+import type { Codec, Payload } from '../remoting/codec';
 import {
   type RemotingConnection,
   RemotingServer,
   type RemotingServerOptions,
 } from '../remoting/remoting-server';
-import type { RemotingClientOptions } from '../remoting/remoting-client';
-import { RequestCode, isRequestCode, requestCodeName } from '../remoting/request-codes';
-import { AdminRequest } from './admin-request';
-import { BrokerRegistrar } from './broker-registrar';
+import { type RemotingClientOptions, parseAddress } from '../remoting/remoting-client';
+import { isRequestCode, requestCodeName } from '../remoting/request-codes';
 import type { RequestAuth } from '../remoting/request-signature';
+import { ADMIN_HANDLERS } from './admin-operations';
+import { BrokerRegistrar } from './broker-registrar';
 import { accessDeniedMessage, accessNeedsOf } from './request-access';
 
 export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
@@ -28,13 +34,13 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   broker: Broker;
   /** Name servers (`host:port`) to register with. Default none: clients are given the broker's address. (RocketMQ `namesrvAddr`) */
   nameServers?: readonly string[];
-  /** Default `DefaultCluster`. (RocketMQ `brokerClusterName`) */
+  /** Default `DEFAULT_CLUSTER_NAME` (`broker-registrar.ts`). (RocketMQ `brokerClusterName`) */
   clusterName?: string;
-  /** 0 = master. Default 0. (RocketMQ `brokerId`) */
+  /** 0 (`MASTER_BROKER_ID` (`broker-registrar.ts`)) = master, the default. (RocketMQ `brokerId`) */
   brokerId?: number;
   /** The `host:port` name servers hand to clients. Default: the listening address (`0.0.0.0` → `127.0.0.1`). (RocketMQ `brokerIP1`) */
   advertisedAddress?: string;
-  /** Registration period, in ms. Default 30 000. (RocketMQ `registerNameServerPeriod`) */
+  /** Registration period, in ms. Default `DEFAULT_REGISTER_INTERVAL_MS` (`broker-registrar.ts`). (RocketMQ `registerNameServerPeriod`) */
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
   onRegistrationError?: (error: unknown, nameServer: string) => void;
@@ -55,6 +61,69 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   acl?: AccessControl;
 }
 
+/** Listening addresses that are no address a client can use: name servers get the loopback instead. */
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::']);
+const LOOPBACK_HOST = '127.0.0.1';
+
+/** A broker server's options, sorted by who uses them, checked and frozen. */
+export interface ResolvedBrokerServerOptions {
+  readonly broker: Broker;
+  readonly acl: AccessControl | undefined;
+  /** What the registrar needs (checked again by it, with the listening address); none without name servers. */
+  readonly registration:
+    | Readonly<{
+        nameServers: readonly string[];
+        advertisedAddress: string | undefined;
+        clusterName: string | undefined;
+        brokerId: number | undefined;
+        registerIntervalMs: number | undefined;
+        onError: ((error: unknown, nameServer: string) => void) | undefined;
+        remoting: BrokerServerOptions['nameServerClient'];
+      }>
+    | undefined;
+  /** The listening options: the remoting server resolves them. */
+  readonly remoting: Readonly<Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'>>;
+}
+
+/**
+ * Sorts a broker server's options into the broker's, the registrar's and the remoting server's,
+ * checking its own (the broker, the advertised address) before anything listens; frozen.
+ */
+export function resolveBrokerServerOptions(options: BrokerServerOptions): ResolvedBrokerServerOptions {
+  const {
+    broker,
+    acl,
+    nameServers,
+    clusterName,
+    brokerId,
+    advertisedAddress,
+    registerIntervalMs,
+    onRegistrationError,
+    nameServerClient,
+    ...remoting
+  } = options;
+  if (broker === undefined || broker === null) {
+    throw new RocketError('INVALID_OPTION', 'BrokerServer option broker is required: the broker to serve');
+  }
+  if (advertisedAddress !== undefined) parseAddress(advertisedAddress);
+  const registration =
+    nameServers === undefined
+      ? undefined
+      : Object.freeze({
+          nameServers,
+          advertisedAddress,
+          clusterName,
+          brokerId,
+          registerIntervalMs,
+          onError: onRegistrationError,
+          remoting: nameServerClient,
+        });
+  return Object.freeze({ broker, acl, registration, remoting: Object.freeze(remoting) });
+}
+
+/** Runs in the TCP front end before a row's broker method (the connection is TCP's own). */
+type ConnectionHook<Req> = (request: Req, connection: RemotingConnection) => void;
+
 type Handler = (
   header: Buffer,
   body: Buffer,
@@ -63,8 +132,10 @@ type Handler = (
 ) => Promise<Payload>;
 
 /**
- * Serves a {@link Broker} over TCP: each request frame is decoded with its operation's codec
- * (`OPERATIONS`), the matching broker method is called and its result encoded as the response.
+ * Serves a {@link Broker} over TCP. The handlers are derived from the operation table
+ * (`message/operations.ts`): for each row, a request frame of the row's code is decoded with its
+ * codec (`WIRE_OPERATIONS`), the broker method of the row's name is called and its result encoded
+ * as the response; admin rows go through `ADMIN_HANDLERS`.
  * Broker errors travel as error responses with their code, message and retriable flag; a closed
  * broker answers `BROKER_UNAVAILABLE` (retriable), as `InProcessTransport` does.
  *
@@ -97,18 +168,7 @@ export class BrokerServer {
    * name servers, if any (see `registration`: a name server that is down does not stop the start).
    */
   static async start(options: BrokerServerOptions): Promise<BrokerServer> {
-    const {
-      broker,
-      acl,
-      nameServers,
-      clusterName,
-      brokerId,
-      advertisedAddress,
-      registerIntervalMs,
-      onRegistrationError,
-      nameServerClient,
-      ...rest
-    } = options;
+    const { broker, acl, registration, remoting: rest } = resolveBrokerServerOptions(options);
     const self = new BrokerServer(broker, undefined, acl);
     self.server = await RemotingServer.listen({
       ...rest,
@@ -120,20 +180,16 @@ export class BrokerServer {
           }),
       handler: (code, header, body, connection, auth) => self.handle(code, header, body, connection, auth),
     });
-    if (nameServers !== undefined) {
+    if (registration !== undefined) {
       try {
         const listening = self.address();
-        const host = listening.host === '0.0.0.0' || listening.host === '::' ? '127.0.0.1' : listening.host;
+        const host = WILDCARD_HOSTS.has(listening.host) ? LOOPBACK_HOST : listening.host;
+        const { advertisedAddress, ...registrar } = registration;
         self.registrar = new BrokerRegistrar({
           broker,
-          nameServers,
+          ...registrar,
           address: advertisedAddress ?? `${host}:${listening.port}`,
-          clusterName,
-          brokerId,
-          registerIntervalMs,
           clock: rest.clock,
-          onError: onRegistrationError,
-          remoting: nameServerClient,
         });
         self.registration = await self.registrar.start();
       } catch (error) {
@@ -186,12 +242,7 @@ export class BrokerServer {
     try {
       return await handler(header, body, connection, auth);
     } catch (error) {
-      if (isRocketError(error, 'CLOSED')) {
-        throw new RocketError('BROKER_UNAVAILABLE', `broker "${this.broker.brokerName}" is closed`, {
-          cause: error,
-        });
-      }
-      throw error;
+      throw unavailableIfClosed(error, this.broker.brokerName);
     }
   }
 
@@ -222,130 +273,44 @@ export class BrokerServer {
     throw new RocketError('ACCESS_DENIED', accessDeniedMessage(code, needs));
   }
 
+  /** One handler per row of the operation table and of the admin table. */
   private defineHandlers(): void {
-    const b = this.broker;
-    const C = RequestCode;
-    this.on(C.SEND_MESSAGE, OPERATIONS[C.SEND_MESSAGE], (r) => b.send(r));
-    this.on(C.PULL_MESSAGE, OPERATIONS[C.PULL_MESSAGE], (r) => b.pull(r));
-    this.on(C.QUERY_CONSUMER_OFFSET, OPERATIONS[C.QUERY_CONSUMER_OFFSET], (r) => {
-      const offset = b.queryOffset(r.group, r.topic, r.queueId);
-      return offset === undefined ? {} : { offset };
-    });
-    this.on(C.UPDATE_CONSUMER_OFFSET, OPERATIONS[C.UPDATE_CONSUMER_OFFSET], (r) =>
-      b.commitOffset(r.group, r.topic, r.queueId, r.offset),
-    );
-    this.on(C.SEARCH_OFFSET_BY_TIMESTAMP, OPERATIONS[C.SEARCH_OFFSET_BY_TIMESTAMP], (r) => ({
-      offset: b.searchOffset(r.topic, r.queueId, r.timestampMs),
-    }));
-    this.on(C.GET_MAX_OFFSET, OPERATIONS[C.GET_MAX_OFFSET], (r) => ({
-      offset: b.maxOffset(r.topic, r.queueId),
-    }));
-    this.on(C.GET_MIN_OFFSET, OPERATIONS[C.GET_MIN_OFFSET], (r) => ({
-      offset: b.minOffset(r.topic, r.queueId),
-    }));
-    this.on(C.HEART_BEAT, OPERATIONS[C.HEART_BEAT], (r, connection) => {
-      // the channel first: the heartbeat's own membership notice already goes to the new member
-      this.register(r.clientId, connection);
-      b.heartbeat(r);
-    });
-    this.on(C.UNREGISTER_CLIENT, OPERATIONS[C.UNREGISTER_CLIENT], (r) => {
-      this.channels.delete(r.clientId);
-      b.unregisterClient(r.clientId);
-    });
-    this.on(C.CONSUMER_SEND_MSG_BACK, OPERATIONS[C.CONSUMER_SEND_MSG_BACK], (r) => b.sendBack(r));
-    this.on(C.END_TRANSACTION, OPERATIONS[C.END_TRANSACTION], (r) => b.endTransaction(r));
-    this.on(C.GET_CONSUMER_LIST_BY_GROUP, OPERATIONS[C.GET_CONSUMER_LIST_BY_GROUP], (r) =>
-      b.consumerIds(r.group),
-    );
-    this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) => {
-      if (!b.getTopic(r.topic)) {
-        throw new RocketError(
-          'TOPIC_NOT_FOUND',
-          `broker "${b.brokerName}" does not serve topic "${r.topic}"`,
-        );
-      }
-      return b.topicRoute(r.topic);
-    });
-    this.on(C.POP_MESSAGE, OPERATIONS[C.POP_MESSAGE], (r) => b.pop(r));
-    this.on(C.ACK_MESSAGE, OPERATIONS[C.ACK_MESSAGE], (r) => b.ack(r));
-    this.on(C.CHANGE_MESSAGE_INVISIBLE_TIME, OPERATIONS[C.CHANGE_MESSAGE_INVISIBLE_TIME], (r) =>
-      b.changeInvisibleTime(r),
-    );
-    this.on(C.LOCK_BATCH_MQ, OPERATIONS[C.LOCK_BATCH_MQ], (r) => b.lockQueues(r));
-    this.on(C.UNLOCK_BATCH_MQ, OPERATIONS[C.UNLOCK_BATCH_MQ], (r) => b.unlockQueues(r));
-    this.defineAdminHandlers();
+    for (const name of OPERATION_NAMES) this.defineOperation(name);
+    for (const name of ADMIN_OPERATION_NAMES) {
+      const serve = ADMIN_HANDLERS[name] as (broker: Broker, raw: unknown) => unknown;
+      const wire = WIRE_ADMIN_OPERATIONS[name] as unknown as WireOperation<unknown, unknown>;
+      this.on(wire.code, wire, (raw) => serve(this.broker, raw));
+    }
   }
 
-  /** Admin operations (`rocketnest admin`): JSON requests, each field checked before use. */
-  private defineAdminHandlers(): void {
-    const b = this.broker;
-    const C = RequestCode;
-    this.on(C.ADMIN_UPDATE_TOPIC, OPERATIONS[C.ADMIN_UPDATE_TOPIC], (raw) => {
-      const r = new AdminRequest('update topic', raw);
-      const input: TopicInput = { topic: r.str('topic') };
-      const queueCount = r.optInt('queueCount', 1);
-      const readQueueCount = r.optInt('readQueueCount', 1);
-      const writeQueueCount = r.optInt('writeQueueCount', 1);
-      const permission = r.optInt('permission');
-      const fifo = r.optBool('fifo');
-      if (queueCount !== undefined) input.queueCount = queueCount;
-      if (readQueueCount !== undefined) input.readQueueCount = readQueueCount;
-      if (writeQueueCount !== undefined) input.writeQueueCount = writeQueueCount;
-      if (permission !== undefined) input.permission = permission;
-      if (fifo !== undefined) input.fifo = fifo;
-      return b.createTopic(input);
-    });
-    this.on(C.ADMIN_LIST_TOPICS, OPERATIONS[C.ADMIN_LIST_TOPICS], () => b.listTopics());
-    this.on(C.ADMIN_STORE_STATS, OPERATIONS[C.ADMIN_STORE_STATS], () => ({ ...b.store.stats?.() }));
-    this.on(C.ADMIN_CONSUME_STATS, OPERATIONS[C.ADMIN_CONSUME_STATS], (raw) => {
-      const r = new AdminRequest('consume stats', raw);
-      return b.consumeStats(r.str('group'), r.optStr('topic'));
-    });
-    this.on(C.ADMIN_VIEW_MESSAGE, OPERATIONS[C.ADMIN_VIEW_MESSAGE], (raw) => {
-      const msgId = new AdminRequest('view message', raw).str('msgId');
-      let view: MessageView | undefined;
-      try {
-        view = b.viewMessage(msgId);
-      } catch (error) {
-        // a malformed id names no message of any broker
-        if (!isRocketError(error, 'INVALID_ARGUMENT')) throw error;
-      }
-      return view ? adminMessage(b.brokerName, view) : null;
-    });
-    this.on(C.ADMIN_QUERY_MESSAGE_BY_KEY, OPERATIONS[C.ADMIN_QUERY_MESSAGE_BY_KEY], (raw) => {
-      const r = new AdminRequest('query message by key', raw);
-      const maxCount = Math.min(r.optInt('maxCount', 1) ?? 32, MAX_ADMIN_QUERY_RESULTS);
-      return b
-        .queryByKey(r.str('topic'), r.str('key'), undefined, undefined, maxCount)
-        .map((view) => adminMessage(b.brokerName, view));
-    });
-    this.on(C.ADMIN_RESET_OFFSET, OPERATIONS[C.ADMIN_RESET_OFFSET], (raw) => {
-      const r = new AdminRequest('reset offset', raw);
-      return b.resetOffsetByTime(r.str('group'), r.str('topic'), r.int('timestampMs'));
-    });
-    this.on(C.ADMIN_RESEND_DLQ, OPERATIONS[C.ADMIN_RESEND_DLQ], (raw) => {
-      const r = new AdminRequest('resend dead letter', raw);
-      return b.resendDeadLetter(r.str('group'), r.str('msgId'));
+  private defineOperation<N extends OperationName>(name: N): void {
+    const wire = WIRE_OPERATIONS[name] as WireOperation<OperationRequest<N>, OperationResponse<N>>;
+    const before = this.connectionHooks[name] as ConnectionHook<OperationRequest<N>> | undefined;
+    this.on(wire.code, wire, (request, connection) => {
+      before?.(request, connection);
+      // looked up per call, as a direct call would be (a test may replace the method)
+      const method = this.broker[name] as (request: OperationRequest<N>) => OperationResponse<N>;
+      return method.call(this.broker, request);
     });
   }
+
+  /** What the TCP front end does with a connection before the broker sees the request. */
+  private readonly connectionHooks: { [N in OperationName]?: ConnectionHook<OperationRequest<N>> } = {
+    // the channel first: the heartbeat's own membership notice already goes to the new member
+    heartbeat: (r, connection) => this.register(r.clientId, connection),
+    unregisterClient: (r) => void this.channels.delete(r.clientId),
+  };
 
   /** Makes `connection` the way the broker reaches `clientId` (until another heartbeat moves it). */
   private register(clientId: string, connection: RemotingConnection): void {
     const current = this.channels.get(clientId);
     if (current?.connection === connection) return;
+    const send = <T>(op: { code: number; request: Codec<T> }, value: T) =>
+      connection.sendOneWay(op.code, op.request.encode(value));
     const channel: ClientChannel = {
-      checkTransaction: (check) =>
-        void connection.sendOneWay(RequestCode.CHECK_TRANSACTION_STATE, transactionCheckCodec.encode(check)),
-      consumerIdsChanged: (group) =>
-        void connection.sendOneWay(
-          RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
-          groupRequestCodec.encode({ group }),
-        ),
-      resetOffset: (notice) =>
-        void connection.sendOneWay(
-          RequestCode.RESET_CONSUMER_CLIENT_OFFSET,
-          offsetResetNoticeCodec.encode(notice),
-        ),
+      checkTransaction: (check) => void send(WIRE_CHANNEL_OPERATIONS.checkTransaction, check),
+      consumerIdsChanged: (group) => void send(WIRE_CHANNEL_OPERATIONS.consumerIdsChanged, { group }),
+      resetOffset: (notice) => void send(WIRE_CHANNEL_OPERATIONS.resetOffset, notice),
     };
     this.channels.set(clientId, { channel, connection });
     this.broker.registerChannel(clientId, channel);
@@ -353,33 +318,10 @@ export class BrokerServer {
       if (this.channels.get(clientId)?.channel !== channel) return;
       this.channels.delete(clientId);
       try {
-        this.broker.unregisterClient(clientId);
+        this.broker.unregisterClient({ clientId });
       } catch {
         // a closed broker has nobody left to tell
       }
     });
   }
-}
-
-/** Most messages one admin query by key returns. */
-const MAX_ADMIN_QUERY_RESULTS = 256;
-
-function adminMessage(brokerName: string, view: MessageView): AdminMessage {
-  const out: AdminMessage = {
-    msgId: view.msgId,
-    brokerName,
-    topic: view.topic,
-    queueId: view.queueId,
-    queueOffset: view.queueOffset,
-    keys: [...view.keys],
-    properties: { ...view.properties },
-    bornTimestampMs: view.bornTimestampMs,
-    bornHost: view.bornHost,
-    storeTimestampMs: view.storeTimestampMs,
-    reconsumeTimes: view.reconsumeTimes,
-    bodyBase64: view.body.toString('base64'),
-  };
-  if (view.tag !== undefined) out.tag = view.tag;
-  if (view.messageGroup !== undefined) out.messageGroup = view.messageGroup;
-  return out;
 }

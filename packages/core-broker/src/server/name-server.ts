@@ -3,7 +3,8 @@ import { type Clock, type Timer, systemClock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import { intOption } from '../common/options';
 import { DEFAULT_BROKER_EXPIRY_MS, RouteTable, parseBrokerRegistration } from '../namesrv/route-table';
-import { type Codec, OPERATIONS, type Payload } from '../remoting/protocol-codec';
+import { WIRE_NAME_SERVER_OPERATIONS } from '../remoting/operation-codecs';
+import type { Codec, Payload } from '../remoting/codec';
 import {
   type RemotingConnection,
   RemotingServer,
@@ -32,9 +33,9 @@ export type NameServerEvent =
   | { type: 'broker.refused'; brokerName: string; address: string; reason: string };
 
 export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler' | 'secretKeyOf'> {
-  /** A broker silent this long leaves the routes, in ms. Default 120 000. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
+  /** A broker silent this long leaves the routes, in ms. Default {@link DEFAULT_BROKER_EXPIRY_MS}. (RocketMQ `BROKER_CHANNEL_EXPIRED_TIME`) */
   brokerExpiryMs?: number;
-  /** Period of the silent-broker scan, in ms. Default 5 000. (RocketMQ `scanNotActiveBrokerInterval`) */
+  /** Period of the silent-broker scan, in ms. Default {@link DEFAULT_BROKER_SCAN_INTERVAL_MS}. (RocketMQ `scanNotActiveBrokerInterval`) */
   brokerScanIntervalMs?: number;
   onEvent?: (event: NameServerEvent) => void;
   /**
@@ -46,6 +47,38 @@ export interface NameServerOptions extends Omit<RemotingServerOptions, 'handler'
    * name server may register brokers, so keep it on a network only brokers and clients reach.
    */
   acl?: AccessControl;
+}
+
+/** A name server's own options, checked, with defaults filled in (the listening ones are the remoting server's). */
+export interface ResolvedNameServerOptions {
+  readonly brokerExpiryMs: number;
+  readonly brokerScanIntervalMs: number;
+  readonly clock: Clock;
+  readonly onEvent: ((event: NameServerEvent) => void) | undefined;
+  readonly acl: AccessControl | undefined;
+}
+
+/** Checks a name server's own options (`INVALID_OPTION` naming the bad one) and freezes them. */
+export function resolveNameServerOptions(options: NameServerOptions = {}): ResolvedNameServerOptions {
+  return Object.freeze({
+    brokerExpiryMs: intOption(
+      'name server',
+      'brokerExpiryMs',
+      options.brokerExpiryMs,
+      DEFAULT_BROKER_EXPIRY_MS,
+      1,
+    ),
+    brokerScanIntervalMs: intOption(
+      'name server',
+      'brokerScanIntervalMs',
+      options.brokerScanIntervalMs,
+      DEFAULT_BROKER_SCAN_INTERVAL_MS,
+      1,
+    ),
+    clock: options.clock ?? systemClock,
+    onEvent: options.onEvent,
+    acl: options.acl,
+  });
 }
 
 type Handler = (
@@ -75,19 +108,11 @@ export class NameServer {
   private scanTimer: Timer | undefined;
   private closed = false;
 
-  private constructor(options: NameServerOptions) {
-    this.clock = options.clock ?? systemClock;
+  private constructor(options: ResolvedNameServerOptions) {
+    this.clock = options.clock;
     this.acl = options.acl;
-    this.table = new RouteTable(
-      intOption('name server', 'brokerExpiryMs', options.brokerExpiryMs, DEFAULT_BROKER_EXPIRY_MS, 1),
-    );
-    this.scanIntervalMs = intOption(
-      'name server',
-      'brokerScanIntervalMs',
-      options.brokerScanIntervalMs,
-      DEFAULT_BROKER_SCAN_INTERVAL_MS,
-      1,
-    );
+    this.table = new RouteTable(options.brokerExpiryMs);
+    this.scanIntervalMs = options.brokerScanIntervalMs;
     const onEvent = options.onEvent;
     this.onEvent = (event) => {
       try {
@@ -101,7 +126,7 @@ export class NameServer {
 
   /** Listens on `host:port` (default 127.0.0.1:9876; port 0 picks a free one, see `address()`). */
   static async start(options: NameServerOptions = {}): Promise<NameServer> {
-    const self = new NameServer(options);
+    const self = new NameServer(resolveNameServerOptions(options));
     const { brokerExpiryMs: _e, brokerScanIntervalMs: _s, onEvent: _o, acl, ...remoting } = options;
     self.server = await RemotingServer.listen({
       host: '127.0.0.1',
@@ -217,7 +242,7 @@ export class NameServer {
     const sessions = new WeakSet<RemotingConnection>();
     this.on(
       C.REGISTER_BROKER,
-      OPERATIONS[C.REGISTER_BROKER],
+      WIRE_NAME_SERVER_OPERATIONS.registerBroker,
       (raw, connection) => {
         const registration = parseBrokerRegistration(raw);
         const fresh = this.table.register(registration, this.clock.now(), connection);
@@ -242,7 +267,7 @@ export class NameServer {
     );
     this.on(
       C.UNREGISTER_BROKER,
-      OPERATIONS[C.UNREGISTER_BROKER],
+      WIRE_NAME_SERVER_OPERATIONS.unregisterBroker,
       (r, connection) => {
         if (this.table.unregister(r.brokerName, r.brokerId, connection)) {
           this.onEvent({ type: 'broker.unregistered', brokerName: r.brokerName });
@@ -250,9 +275,11 @@ export class NameServer {
       },
       true,
     );
-    this.on(C.GET_ROUTEINFO_BY_TOPIC, OPERATIONS[C.GET_ROUTEINFO_BY_TOPIC], (r) =>
+    this.on(C.GET_ROUTEINFO_BY_TOPIC, WIRE_NAME_SERVER_OPERATIONS.topicRoute, (r) =>
       this.table.topicRoute(r.topic),
     );
-    this.on(C.GET_BROKER_CLUSTER_INFO, OPERATIONS[C.GET_BROKER_CLUSTER_INFO], () => this.table.clusterInfo());
+    this.on(C.GET_BROKER_CLUSTER_INFO, WIRE_NAME_SERVER_OPERATIONS.clusterInfo, () =>
+      this.table.clusterInfo(),
+    );
   }
 }

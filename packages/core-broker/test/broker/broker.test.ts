@@ -53,7 +53,7 @@ const bodies = (r: { messages: Array<{ body: Buffer }> }) => r.messages.map((m) 
 describe('topics', () => {
   test('create, update, route, delete; names validated; system names refused', async () => {
     const e = await env();
-    expect(e.broker.topicRoute('orders').brokers[0]).toEqual({
+    expect(e.broker.topicRoute({ topic: 'orders' }).brokers[0]).toEqual({
       brokerName: 'broker-a',
       readQueueCount: 4,
       writeQueueCount: 4,
@@ -382,7 +382,7 @@ describe('consumer offsets', () => {
     const store = await MemoryStore.create({ clock });
     const broker = await Broker.start({ store, clock, configDir: '/cfg', fileSystem });
     broker.createTopic({ topic: 'orders', queueCount: 2 });
-    expect(broker.queryOffset(GROUP, 'orders', 0)).toBeUndefined();
+    expect(broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBeUndefined();
     for (let i = 0; i < 5; i++) {
       await broker.send({
         producerGroup: 'p',
@@ -393,18 +393,18 @@ describe('consumer offsets', () => {
       });
       clock.advance(1000);
     }
-    broker.commitOffset(GROUP, 'orders', 0, 3);
-    expect(broker.queryOffset(GROUP, 'orders', 0)).toBe(3);
+    broker.commitOffset({ group: GROUP, topic: 'orders', queueId: 0, offset: 3 });
+    expect(broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(3);
     await broker.pull(pullReq(1, 0, { commitOffset: 0 }));
-    expect(broker.queryOffset(GROUP, 'orders', 1)).toBe(0);
+    expect(broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 1 })).toBe(0);
     expect(broker.resetOffsetByTime(GROUP, 'orders', clock.now() - 2500)).toEqual([
       { queueId: 0, offset: 3 },
       { queueId: 1, offset: 0 },
     ]);
-    broker.commitOffset(GROUP, 'orders', 0, 4);
+    broker.commitOffset({ group: GROUP, topic: 'orders', queueId: 0, offset: 4 });
     await broker.close();
     const again = await Broker.start({ store, clock, configDir: '/cfg', fileSystem });
-    expect(again.queryOffset(GROUP, 'orders', 0)).toBe(4);
+    expect(again.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(4);
     await again.close();
     await store.close();
   });
@@ -570,16 +570,16 @@ describe('membership', () => {
     e.broker.registerChannel('c1', { consumerIdsChanged: (g) => notices.push(`c1:${g}`) });
     e.broker.heartbeat(member('c1'));
     e.broker.heartbeat(member('c2'));
-    expect(e.broker.consumerIds(GROUP)).toEqual(['c1', 'c2']);
+    expect(e.broker.consumerIds({ group: GROUP })).toEqual(['c1', 'c2']);
     expect(notices).toEqual([`c1:${GROUP}`, `c1:${GROUP}`]);
     expect(e.broker.getTopic(retryTopicOf(GROUP))).toBeDefined();
     e.clock.advance(60_000);
     e.broker.heartbeat(member('c1'));
     e.clock.advance(70_000); // c2 silent for 130 s
-    expect(e.broker.consumerIds(GROUP)).toEqual(['c1']);
+    expect(e.broker.consumerIds({ group: GROUP })).toEqual(['c1']);
     expect(notices).toHaveLength(3);
-    e.broker.unregisterClient('c1');
-    expect(e.broker.consumerIds(GROUP)).toEqual([]);
+    e.broker.unregisterClient({ clientId: 'c1' });
+    expect(e.broker.consumerIds({ group: GROUP })).toEqual([]);
     e.broker.heartbeat({ clientId: 'p1', producerGroups: ['payments'], consumers: [] });
     expect(e.broker.producerIds('payments')).toEqual(['p1']);
     expect(() => e.broker.heartbeat({ clientId: 'x', producerGroups: ['bad group'], consumers: [] })).toThrow(
@@ -640,14 +640,14 @@ describe('request validation', () => {
     });
     const off = await env({ enablePropertyFilter: false });
     expect(() => off.broker.heartbeat(member('a = 1'))).toThrow(/enablePropertyFilter/);
-    expect(off.broker.consumerIds(GROUP)).toEqual([]);
+    expect(off.broker.consumerIds({ group: GROUP })).toEqual([]);
     await off.close();
     const on = await env();
     expect(() => on.broker.heartbeat(member('a = '))).toThrow(
       expect.objectContaining({ code: 'INVALID_FILTER' }),
     );
     on.broker.heartbeat(member('a = 1'));
-    expect(on.broker.consumerIds(GROUP)).toEqual(['c']);
+    expect(on.broker.consumerIds({ group: GROUP })).toEqual(['c']);
     await on.close();
   });
 });

@@ -111,9 +111,9 @@ describe('pop', () => {
     expect(bodies(got)).toEqual(['m0', 'm1', 'm2']);
     await ack(e.broker, got[0]!);
     await ack(e.broker, got[2]!);
-    expect(e.broker.queryOffset(GROUP, 'orders', 0)).toBe(1); // m1 is still in flight
+    expect(e.broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(1); // m1 is still in flight
     await ack(e.broker, got[1]!);
-    expect(e.broker.queryOffset(GROUP, 'orders', 0)).toBe(3);
+    expect(e.broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(3);
     e.clock.advance(120_000);
     expect(await e.broker.pop(req())).toEqual([]);
     await expect(ack(e.broker, got[1]!)).rejects.toEqual(invalidHandle); // acked already
@@ -276,13 +276,13 @@ describe('pop', () => {
       ['b1', 'B'],
       ['a3', 'A'],
       ['b2', 'B'],
-      ['free', undefined],
+      ['c1', 'C'],
     ] as const) {
       await e.send(body, { messageGroup: group }, undefined, 'fifo');
     }
     const fifo = (extra: Partial<PopRequest> = {}) => e.broker.pop(req({ topic: 'fifo', ...extra }));
     const first = await fifo();
-    expect(bodies(first)).toEqual(['a1', 'b1', 'free']); // no message group: not ordered
+    expect(bodies(first)).toEqual(['a1', 'b1', 'c1']); // one head per message group
     await ack(e.broker, first[2]!, GROUP, 'fifo');
     expect(await fifo()).toEqual([]);
     await ack(e.broker, first[0]!, GROUP, 'fifo'); // a1
@@ -324,7 +324,7 @@ describe('pop', () => {
     expect(dlq.messages[0]).toMatchObject({ reconsumeTimes: 3, tag: 't' });
     expect(dlq.messages[0]!.body.toString()).toBe('poison');
     expect(dlq.messages[0]!.properties[SystemProperty.ORIGIN_TOPIC]).toBe('orders');
-    expect(e.broker.queryOffset(GROUP, 'orders', 0)).toBe(1);
+    expect(e.broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(1);
     await e.close();
   });
 
@@ -386,7 +386,7 @@ describe('pop', () => {
     await expect(ack(broker, got[2]!)).rejects.toEqual(invalidHandle); // from before the restart
     await ack(broker, after[0]!);
     await ack(broker, after[1]!);
-    expect(broker.queryOffset(GROUP, 'orders', 0)).toBe(4);
+    expect(broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(4);
     await broker.close();
     await store.close();
   });
@@ -402,7 +402,7 @@ describe('pop', () => {
     );
     expect(bodies(tagged)).toEqual(['a', 'c']);
     for (const p of tagged) await ack(e.broker, p);
-    expect(e.broker.queryOffset(GROUP, 'orders', 0)).toBe(4);
+    expect(e.broker.queryOffset({ group: GROUP, topic: 'orders', queueId: 0 })).toBe(4);
     const sql = await e.broker.pop(
       req({
         consumerGroup: 'big',

@@ -289,8 +289,10 @@ describe('half messages', () => {
     await e.close();
   });
 
-  test('a FIFO topic: the committed copy goes to the queue of its message group', async () => {
-    const e = await env();
+  test('a FIFO topic (message type check off): the committed copy goes to the queue of its message group', async () => {
+    // RocketMQ 5 refuses transactional messages on a FIFO topic (message-type.test.ts); with the
+    // check off, as an older broker, the commit still keeps the group's queue
+    const e = await env({ broker: { enableTopicMessageTypeCheck: false } });
     e.broker.createTopic({ topic: TOPIC, queueCount: QUEUES, fifo: true });
     const sent = await e.half('a', { messageGroup: 'customer-7' });
     expect(sent.queueId).toBe(queueForGroup('customer-7', QUEUES));

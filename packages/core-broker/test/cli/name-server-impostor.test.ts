@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { RemotingClient } from '../../src/remoting/remoting-client';
-import { OPERATIONS } from '../../src/remoting/protocol-codec';
+import { CODECS_BY_CODE as OPERATIONS } from '../../src/remoting/operation-codecs';
 import { RequestCode } from '../../src/remoting/request-codes';
 import { CliProcess } from '../cluster/process-harness';
 import { runCli } from '../support/run-cli';

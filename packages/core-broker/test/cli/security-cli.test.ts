@@ -142,7 +142,7 @@ describe('rocketnest broker: --acl-file and TLS flags', () => {
       expect((await signed.send('broker-a', request)).messages).toHaveLength(1);
       const refused = await unsigned.send('broker-a', request).catch((error: unknown) => error);
       expect(isRocketError(refused, 'ACCESS_DENIED')).toBe(true);
-      expect(await signed.maxOffset('broker-a', 'orders', 0)).toBe(1);
+      expect(await signed.maxOffset('broker-a', { topic: 'orders', queueId: 0 })).toBe(1);
     } finally {
       for (const x of transports) await x.close();
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -9,6 +9,8 @@ import { advance, gate, readQueue, startCluster, text } from '../support/client-
 import { settle } from '../support/settle';
 
 const TOPIC = 'Orders';
+/** Messages with a message group go to a FIFO topic (the broker refuses them on a normal one). */
+const FIFO_TOPIC = 'OrdersFifo';
 let cluster: Cluster;
 let producers: Producer[];
 
@@ -30,7 +32,10 @@ beforeEach(async () => {
   producers = [];
   cluster = await startCluster({
     brokerNames: ['broker-a', 'broker-b'],
-    topics: [{ topic: TOPIC, queueCount: 4 }],
+    topics: [
+      { topic: TOPIC, queueCount: 4 },
+      { topic: FIFO_TOPIC, queueCount: 4, fifo: true },
+    ],
   });
 });
 
@@ -176,18 +181,18 @@ describe('Producer sends', () => {
     const p = await producer();
     const results: SendResult[] = [];
     for (let i = 0; i < 10; i++)
-      results.push(await p.send({ topic: TOPIC, body: `o1-${i}`, messageGroup: 'order-1' }));
+      results.push(await p.send({ topic: FIFO_TOPIC, body: `o1-${i}`, messageGroup: 'order-1' }));
     const places = new Set(results.map((r) => `${r.brokerName}/${r.queueId}`));
     expect(places.size).toBe(1);
     const index = queueForGroup('order-1', 8);
     expect(results[0]!.brokerName).toBe(index < 4 ? 'broker-a' : 'broker-b');
     expect(results[0]!.queueId).toBe(index % 4);
-    const stored = await readQueue(cluster.broker(results[0]!.brokerName), TOPIC, results[0]!.queueId);
+    const stored = await readQueue(cluster.broker(results[0]!.brokerName), FIFO_TOPIC, results[0]!.queueId);
     expect(stored.map(text)).toEqual(results.map((_, i) => `o1-${i}`));
     // many groups spread over the queues
     const spread = new Set<string>();
     for (let g = 0; g < 40; g++) {
-      const r = await p.send({ topic: TOPIC, body: 'x', messageGroup: `group-${g}` });
+      const r = await p.send({ topic: FIFO_TOPIC, body: 'x', messageGroup: `group-${g}` });
       spread.add(`${r.brokerName}/${r.queueId}`);
     }
     expect(spread.size).toBeGreaterThan(4);
@@ -323,12 +328,12 @@ describe('Producer failures and retries', () => {
     const owner = index < 4 ? 'broker-a' : 'broker-b';
     const failing = storeFails(owner);
     const p = await producer({ retryTimesWhenSendFailed: 1 });
-    await expect(p.send({ topic: TOPIC, body: 'x', messageGroup: 'g' })).rejects.toMatchObject({
+    await expect(p.send({ topic: FIFO_TOPIC, body: 'x', messageGroup: 'g' })).rejects.toMatchObject({
       code: 'SEND_FAILED',
     });
     expect(failing).toHaveBeenCalledTimes(2);
     failing.mockRestore();
-    const r = await p.send({ topic: TOPIC, body: 'y', messageGroup: 'g' });
+    const r = await p.send({ topic: FIFO_TOPIC, body: 'y', messageGroup: 'g' });
     expect(r.brokerName).toBe(owner);
   });
 
@@ -436,7 +441,13 @@ describe('Producer coalescing of single-message sends', () => {
     bodies: Array<string | { body: string; messageGroup?: string; delayMs?: number }>,
   ): Promise<Array<PromiseSettledResult<SendResult>>> {
     return Promise.allSettled(
-      bodies.map((b) => p.sendAsync({ topic: TOPIC, ...(typeof b === 'string' ? { body: b } : b) })),
+      bodies.map((b) =>
+        p.sendAsync(
+          typeof b === 'string'
+            ? { topic: TOPIC, body: b }
+            : { topic: b.messageGroup === undefined ? TOPIC : FIFO_TOPIC, ...b },
+        ),
+      ),
     );
   }
 
@@ -508,7 +519,7 @@ describe('Producer coalescing of single-message sends', () => {
       const index = queueForGroup(group, 8);
       expect(mine.every((r) => r.queueId === index % 4)).toBe(true);
       expect(mine.every((r) => r.brokerName === (index < 4 ? 'broker-a' : 'broker-b'))).toBe(true);
-      const stored = await readQueue(cluster.broker(mine[0]!.brokerName), TOPIC, mine[0]!.queueId);
+      const stored = await readQueue(cluster.broker(mine[0]!.brokerName), FIFO_TOPIC, mine[0]!.queueId);
       const expected = bodies.filter((b) => b.messageGroup === group).map((b) => b.body);
       expect(stored.map(text).filter((t) => t.startsWith(group))).toEqual(expected);
     }

@@ -129,9 +129,12 @@ describe('PullConsumer', () => {
     for (let i = 0; i < 8; i++) await producer.send({ topic: TOPIC, body: `a${i}` });
     const first = await pollAll(c1, 8);
     expect(first.sort()).toEqual([...Array(8).keys()].map((i) => `a${i}`).sort());
-    for (const b of cluster.brokers) expect(b.queryOffset(GROUP, TOPIC, 0)).toBeUndefined();
+    for (const b of cluster.brokers)
+      expect(b.queryOffset({ group: GROUP, topic: TOPIC, queueId: 0 })).toBeUndefined();
     await c1.commitSync();
-    const committed = cluster.brokers.flatMap((b) => [0, 1].map((q) => b.queryOffset(GROUP, TOPIC, q) ?? 0));
+    const committed = cluster.brokers.flatMap((b) =>
+      [0, 1].map((q) => b.queryOffset({ group: GROUP, topic: TOPIC, queueId: q }) ?? 0),
+    );
     expect(committed.reduce((a, b) => a + b, 0)).toBe(8);
     await c1.shutdown();
     for (let i = 0; i < 4; i++) await producer.send({ topic: TOPIC, body: `b${i}` });
@@ -169,7 +172,7 @@ describe('PullConsumer', () => {
     await sendTo('broker-a', 0, '3');
     expect(await pollAll(c, 1)).toEqual(['3']);
     await c.shutdown();
-    expect(cluster.broker('broker-a').queryOffset(GROUP, TOPIC, 0)).toBe(3);
+    expect(cluster.broker('broker-a').queryOffset({ group: GROUP, topic: TOPIC, queueId: 0 })).toBe(3);
   });
 
   test('seek, seekToBegin, seekToEnd and seekToTimestamp move the next poll', async () => {

@@ -224,9 +224,9 @@ describe('PushConsumer (clustering)', () => {
     expect(sendBack).toHaveBeenCalledTimes(1);
     // the offset was held back until the local retry succeeded, then committed
     await advance(cluster.clock, 5000);
-    expect(cluster.broker(sent.brokerName).queryOffset(GROUP, TOPIC, sent.queueId)).toBe(
-      sent.queueOffset + 1,
-    );
+    expect(
+      cluster.broker(sent.brokerName).queryOffset({ group: GROUP, topic: TOPIC, queueId: sent.queueId }),
+    ).toBe(sent.queueOffset + 1);
   });
 
   test('tag filter: only matching tags are delivered', async () => {
@@ -316,7 +316,7 @@ describe('PushConsumer (clustering)', () => {
     await producer.sendBatch([...Array(30).keys()].map((i) => ({ topic: 'One', body: String(i) })));
     await c.start();
     expect((await cluster.transport.topicRoute('One')).brokers).toHaveLength(2);
-    const loaded = cluster.brokers.find((b) => b.maxOffset('One', 0) === 30)!.brokerName;
+    const loaded = cluster.brokers.find((b) => b.maxOffset({ topic: 'One', queueId: 0 }) === 30)!.brokerName;
     const userPulls = (): number =>
       pull.mock.calls.filter(([broker, r]) => broker === loaded && r.topic === 'One').length;
     await until(() => paused.length > 0, 'flow control');
@@ -375,7 +375,7 @@ describe('PushConsumer (clustering)', () => {
     hold.open();
     await stopping;
     expect(first.sort()).toEqual(batch1.sort());
-    for (const b of cluster.brokers) expect(b.consumerIds(GROUP)).not.toContain(c1.clientId);
+    for (const b of cluster.brokers) expect(b.consumerIds({ group: GROUP })).not.toContain(c1.clientId);
     const batch2 = await sendAll(10, 'n');
     const r = recorder();
     const c2 = consumer(r.listener, { consumeFromWhere: 'LAST_OFFSET' });
@@ -399,12 +399,12 @@ describe('PushConsumer (clustering)', () => {
     await producer.sendBatch([...Array(6).keys()].map((i) => ({ topic: 'One', body: String(i) })));
     await settle(20);
     await advance(cluster.clock, 5000);
-    const broker = cluster.brokers.find((b) => b.maxOffset('One', 0) > 0)!;
-    expect(broker.queryOffset(GROUP, 'One', 0)).toBe(2);
+    const broker = cluster.brokers.find((b) => b.maxOffset({ topic: 'One', queueId: 0 }) > 0)!;
+    expect(broker.queryOffset({ group: GROUP, topic: 'One', queueId: 0 })).toBe(2);
     hold.open();
     await settle();
     await advance(cluster.clock, 5000);
-    expect(broker.queryOffset(GROUP, 'One', 0)).toBe(6);
+    expect(broker.queryOffset({ group: GROUP, topic: 'One', queueId: 0 })).toBe(6);
   });
 
   test('two members split the queues; when one leaves, the other takes all of them', async () => {
@@ -437,7 +437,7 @@ describe('PushConsumer (clustering)', () => {
     const c = consumer(recorder().listener);
     await c.start();
     await advance(cluster.clock, 300_000, 10_000);
-    for (const b of cluster.brokers) expect(b.consumerIds(GROUP)).toEqual([c.clientId]);
+    for (const b of cluster.brokers) expect(b.consumerIds({ group: GROUP })).toEqual([c.clientId]);
   });
 
   test('the periodic rebalance picks up queues added to the topic', async () => {
@@ -644,7 +644,8 @@ describe('PushConsumer broadcasting', () => {
     for (const r of recorders) expect(r.bodies().sort()).toEqual(sent.sort());
     await advance(cluster.clock, 5000);
     for (const b of cluster.brokers) {
-      for (let q = 0; q < 4; q++) expect(b.queryOffset(GROUP, TOPIC, q)).toBeUndefined();
+      for (let q = 0; q < 4; q++)
+        expect(b.queryOffset({ group: GROUP, topic: TOPIC, queueId: q })).toBeUndefined();
       expect(b.getTopic(retryTopicOf(GROUP))).toBeUndefined();
     }
   });

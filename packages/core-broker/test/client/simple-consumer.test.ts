@@ -176,10 +176,10 @@ describe('SimpleConsumer', () => {
   test('joins the group as a SIMPLE consumer and leaves it on shutdown', async () => {
     const e = await env();
     const c = await e.consumer({ clientId: 'simple-1' });
-    expect(e.brokers[0]!.consumerIds(GROUP)).toEqual(['simple-1']);
+    expect(e.brokers[0]!.consumerIds({ group: GROUP })).toEqual(['simple-1']);
     await c.shutdown();
     await c.shutdown();
-    expect(e.brokers[0]!.consumerIds(GROUP)).toEqual([]);
+    expect(e.brokers[0]!.consumerIds({ group: GROUP })).toEqual([]);
     await expect(c.receive()).rejects.toMatchObject({ code: 'CLOSED' });
     await e.close();
   });

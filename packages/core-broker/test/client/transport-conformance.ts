@@ -71,10 +71,16 @@ export function transportConformance(name: string, create: () => Promise<Transpo
       expect(pulled.status).toBe('FOUND');
       expect(Buffer.from(pulled.messages[0]!.body).toString()).toBe('hello');
       expect(pulled.messages[0]!.msgId).toBe(sent.messages[0]!.msgId);
-      expect(await f.transport.minOffset('broker-b', 'T', 1)).toBe(0);
-      expect(await f.transport.maxOffset('broker-b', 'T', 1)).toBe(1);
-      expect(await f.transport.maxOffset('broker-a', 'T', 1)).toBe(0);
-      expect(await f.transport.searchOffset('broker-b', 'T', 1, f.clock.now() + 1)).toBe(1);
+      expect(await f.transport.minOffset('broker-b', { topic: 'T', queueId: 1 })).toBe(0);
+      expect(await f.transport.maxOffset('broker-b', { topic: 'T', queueId: 1 })).toBe(1);
+      expect(await f.transport.maxOffset('broker-a', { topic: 'T', queueId: 1 })).toBe(0);
+      expect(
+        await f.transport.searchOffset('broker-b', {
+          topic: 'T',
+          queueId: 1,
+          timestampMs: f.clock.now() + 1,
+        }),
+      ).toBe(1);
     });
 
     test('a long pull answers when a message arrives', async () => {
@@ -99,10 +105,14 @@ export function transportConformance(name: string, create: () => Promise<Transpo
     });
 
     test('offsets: undefined until committed, then the committed value', async () => {
-      expect(await f.transport.queryOffset('broker-a', 'G', 'T', 0)).toBeUndefined();
-      await f.transport.commitOffset('broker-a', 'G', 'T', 0, 0);
-      expect(await f.transport.queryOffset('broker-a', 'G', 'T', 0)).toBe(0);
-      expect(await f.transport.queryOffset('broker-b', 'G', 'T', 0)).toBeUndefined();
+      expect(
+        await f.transport.queryOffset('broker-a', { group: 'G', topic: 'T', queueId: 0 }),
+      ).toBeUndefined();
+      await f.transport.commitOffset('broker-a', { group: 'G', topic: 'T', queueId: 0, offset: 0 });
+      expect(await f.transport.queryOffset('broker-a', { group: 'G', topic: 'T', queueId: 0 })).toBe(0);
+      expect(
+        await f.transport.queryOffset('broker-b', { group: 'G', topic: 'T', queueId: 0 }),
+      ).toBeUndefined();
     });
 
     test('broker errors reject (never throw) with their RocketError code', async () => {
@@ -139,14 +149,14 @@ export function transportConformance(name: string, create: () => Promise<Transpo
       f.transport.register('c1', channel);
       await f.transport.heartbeat('broker-a', heartbeat('c1'));
       await f.transport.heartbeat('broker-b', heartbeat('c1'));
-      expect(await f.transport.consumerIds('broker-a', 'G')).toEqual(['c1']);
+      expect(await f.transport.consumerIds('broker-a', { group: 'G' })).toEqual(['c1']);
       await f.transport.heartbeat('broker-a', heartbeat('c2'));
       await settle();
       expect(notices).toContain('c1:G');
-      expect(await f.transport.consumerIds('broker-a', 'G')).toEqual(['c1', 'c2']);
+      expect(await f.transport.consumerIds('broker-a', { group: 'G' })).toEqual(['c1', 'c2']);
       await f.transport.unregister('c1');
-      expect(await f.transport.consumerIds('broker-a', 'G')).toEqual(['c2']);
-      expect(await f.transport.consumerIds('broker-b', 'G')).toEqual([]);
+      expect(await f.transport.consumerIds('broker-a', { group: 'G' })).toEqual(['c2']);
+      expect(await f.transport.consumerIds('broker-b', { group: 'G' })).toEqual([]);
     });
 
     test('queue locks: one holder per group and queue, renewable by it, released by unlock and by unregister', async () => {

@@ -119,7 +119,7 @@ test('PostgreSQL: kill -9 between publish and mark re-sends the row at once, and
     let id: string;
     try {
       await client.query('BEGIN');
-      id = await outbox.add(client, { topic: 'orders', messageGroup: 'order-7', body: '{"order":7}' });
+      id = await outbox.add(client, { topic: 'orders', body: '{"order":7}' });
       await client.query('COMMIT');
     } finally {
       client.release();

@@ -3,15 +3,18 @@ import { readQueue, startCluster, text } from '../support/client-harness';
 import { Producer } from '../../src/client/producer';
 import type { ProducerMessage, SendResult } from '../../src/client/producer';
 import type { MessageView } from '../../src/message/message';
+import type { TopicInput } from '../../src/message/protocol';
 
 /** An embedded broker (memory store, in-process transport) with one-queue topics, and a started producer. */
-export async function startBrokerAndProducer(topics: string[]): Promise<{
+export async function startBrokerAndProducer(topics: Array<string | TopicInput>): Promise<{
   cluster: Cluster;
   producer: Producer;
   read(topic: string): Promise<MessageView[]>;
   close(): Promise<void>;
 }> {
-  const cluster = await startCluster({ topics: topics.map((topic) => ({ topic, queueCount: 1 })) });
+  const cluster = await startCluster({
+    topics: topics.map((t) => ({ queueCount: 1, ...(typeof t === 'string' ? { topic: t } : t) })),
+  });
   const producer = new Producer({ group: 'outbox-relay', transport: cluster.transport });
   await producer.start();
   return {

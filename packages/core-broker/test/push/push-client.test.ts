@@ -133,10 +133,10 @@ test('without a WebSocket implementation the constructor says what to pass', () 
 test('a broker unreachable while subscribing: `unavailable` (not terminal), and the client subscribes again', async () => {
   let failures = 2;
   const flaky = Object.create(rig.transport) as typeof rig.transport;
-  flaky.minOffset = (brokerName, topic, queueId) =>
+  flaky.minOffset = (brokerName, request) =>
     failures-- > 0
       ? Promise.reject(new RocketError('BROKER_UNAVAILABLE', `broker ${brokerName} is not reachable`))
-      : rig.transport.minOffset(brokerName, topic, queueId);
+      : rig.transport.minOffset(brokerName, request);
   const server = new PushServer({ transport: flaky, authorize: () => true });
   const { port } = await server.listen();
   const errors: PushError[] = [];

@@ -1,4 +1,5 @@
-import { OPERATIONS, offsetResetNoticeCodec } from '../../src/remoting/protocol-codec';
+import { CODECS_BY_CODE as OPERATIONS } from '../../src/remoting/operation-codecs';
+import { offsetResetNoticeCodec } from '../../src/remoting/protocol-codec';
 import { RequestCode } from '../../src/remoting/request-codes';
 
 describe('offsetResetNoticeCodec (RESET_CONSUMER_CLIENT_OFFSET)', () => {

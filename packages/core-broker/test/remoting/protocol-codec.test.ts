@@ -5,7 +5,6 @@ import { BinaryReader, BinaryWriter } from '../../src/remoting/binary';
 import { readMessageView, writeMessageView } from '../../src/remoting/message-codec';
 import {
   type Codec,
-  OPERATIONS,
   ackRequestCodec,
   changeInvisibleRequestCodec,
   clientIdRequestCodec,
@@ -35,6 +34,7 @@ import {
   topicRouteRequestCodec,
   transactionCheckCodec,
 } from '../../src/remoting/protocol-codec';
+import { CODECS_BY_CODE as OPERATIONS } from '../../src/remoting/operation-codecs';
 import { RequestCode } from '../../src/remoting/request-codes';
 
 // ---- generators ------------------------------------------------------------------------------

@@ -104,7 +104,9 @@ export function runJavaProbe(
     `${path.join(PROBE_DIR, 'target/classes')}:${path.join(PROBE_DIR, 'target/lib/*')}`,
     'dev.rocketnest.probe.Probe',
     scenario,
-    ...Object.entries({ 'request-timeout-ms': PROBE_REQUEST_TIMEOUT_MS, ...options }).flatMap(([key, value]) => [`--${key}`, String(value)]),
+    ...Object.entries({ 'request-timeout-ms': PROBE_REQUEST_TIMEOUT_MS, ...options }).flatMap(
+      ([key, value]) => [`--${key}`, String(value)],
+    ),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -84,7 +84,8 @@ async function failure(promise: Promise<unknown>): Promise<RocketError> {
 
 const totalStored = (topic: string): number =>
   t.cluster.brokers.reduce(
-    (n, b) => n + b.maxOffset(topic, 0) + (topic === 'Orders' ? b.maxOffset(topic, 1) : 0),
+    (n, b) =>
+      n + b.maxOffset({ topic, queueId: 0 }) + (topic === 'Orders' ? b.maxOffset({ topic, queueId: 1 }) : 0),
     0,
   );
 
@@ -207,7 +208,7 @@ describe('ACL over TCP', () => {
       }),
     );
     expect(pulled.code).toBe('ACCESS_DENIED');
-    expect(t.cluster.broker('broker-a').maxOffset('Secret', 0)).toBe(0);
+    expect(t.cluster.broker('broker-a').maxOffset({ topic: 'Secret', queueId: 0 })).toBe(0);
     // the admin account is not bound by it
     const ops = transport({ credentials: creds('ops') });
     expect((await ops.send('broker-a', sendRequest('Secret'))).messages).toHaveLength(1);
@@ -216,8 +217,10 @@ describe('ACL over TCP', () => {
   test('route and consumer-list lookups need any valid account', async () => {
     const route = await transport({ credentials: creds('reader') }).topicRoute('Orders');
     expect(route.brokers.map((b) => b.brokerName).sort()).toEqual(['broker-a', 'broker-b']);
-    expect(await transport({ credentials: creds('reader') }).consumerIds('broker-a', 'AnyGroup')).toEqual([]);
-    const unsigned = await failure(transport().consumerIds('broker-a', 'AnyGroup'));
+    expect(
+      await transport({ credentials: creds('reader') }).consumerIds('broker-a', { group: 'AnyGroup' }),
+    ).toEqual([]);
+    const unsigned = await failure(transport().consumerIds('broker-a', { group: 'AnyGroup' }));
     expect(unsigned.code).toBe('ACCESS_DENIED');
     expect(unsigned.message).toMatch(/GET_CONSUMER_LIST_BY_GROUP \(needs a valid account\): access denied/);
   });
@@ -245,7 +248,7 @@ describe('ACL white list and signed clients without ACL', () => {
     });
     try {
       expect((await plain.transport.send('broker-a', sendRequest('Orders'))).messages).toHaveLength(1);
-      expect(await plain.transport.maxOffset('broker-a', 'Orders', 0)).toBe(1);
+      expect(await plain.transport.maxOffset('broker-a', { topic: 'Orders', queueId: 0 })).toBe(1);
     } finally {
       await plain.close();
     }

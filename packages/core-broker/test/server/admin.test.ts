@@ -66,7 +66,7 @@ describe('RocketAdmin', () => {
     for (let i = 0; i < 8; i++) await producer.send({ topic: 'Orders', body: `m${i}` });
     cluster.clock.advance(60_000);
     for (let i = 0; i < 4; i++) await producer.send({ topic: 'Orders', body: `late${i}` });
-    cluster.broker('broker-a').commitOffset('CG', 'Orders', 0, 1);
+    cluster.broker('broker-a').commitOffset({ group: 'CG', topic: 'Orders', queueId: 0, offset: 1 });
     const stats = await admin.consumeStats('CG', 'Orders');
     expect(stats).toHaveLength(4);
     const a0 = stats.find((r) => r.brokerName === 'broker-a' && r.queueId === 0)!;

@@ -39,7 +39,7 @@ function raw(): Promise<{ socket: Socket; frames: ReturnType<FrameDecoder['push'
   });
 }
 
-const maxOffset = () => t.transport.maxOffset('broker-a', 'T', 0);
+const maxOffset = () => t.transport.maxOffset('broker-a', { topic: 'T', queueId: 0 });
 
 describe('malformed input', () => {
   test('bad magic closes that connection only; others keep being served', async () => {
@@ -245,9 +245,13 @@ test('transaction check-back over TCP: the broker asks, the TransactionProducer 
     await producer.start();
     const result = await producer.sendInTransaction({ topic: 'T', body: 'tx' }, () => 'UNKNOWN');
     expect(result).toBeDefined();
-    expect(t.cluster.broker('broker-a').maxOffset('T', 0)).toBe(0);
+    expect(t.cluster.broker('broker-a').maxOffset({ topic: 'T', queueId: 0 })).toBe(0);
     await advance(clock, 70_000, 1000);
-    await until(() => t.cluster.broker('broker-a').maxOffset('T', 0) === 1, 'committed by check-back', 2000);
+    await until(
+      () => t.cluster.broker('broker-a').maxOffset({ topic: 'T', queueId: 0 }) === 1,
+      'committed by check-back',
+      2000,
+    );
   } finally {
     await producer.shutdown();
   }
@@ -276,7 +280,7 @@ test('reset-offset and consumer-ids-changed notices reach the registered channel
   });
   // the connection closing makes the broker drop the client, as RocketMQ's housekeeping does
   await t.transport.close();
-  await until(() => t.cluster.broker('broker-a').consumerIds('G').length === 0, 'client dropped');
+  await until(() => t.cluster.broker('broker-a').consumerIds({ group: 'G' }).length === 0, 'client dropped');
 });
 
 test('idleTimeoutMs closes a silent connection with nothing in flight', async () => {

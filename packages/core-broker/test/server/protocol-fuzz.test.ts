@@ -22,7 +22,8 @@ import {
   OPAQUE_AT,
   encodeFrameParts,
 } from '../../src/remoting/frame-codec';
-import { type Codec, OPERATIONS, type Payload } from '../../src/remoting/protocol-codec';
+import { CODECS_BY_CODE as OPERATIONS } from '../../src/remoting/operation-codecs';
+import type { Codec, Payload } from '../../src/remoting/protocol-codec';
 import { RequestCode } from '../../src/remoting/request-codes';
 import { BrokerServer } from '../../src/server/broker-server';
 import { MemoryStore } from '../../src/store/memory-store';
@@ -865,8 +866,8 @@ async function readAll(
   const out = new Map<string, MessageView>();
   const queues = broker.getTopic(topic)!.readQueueCount;
   for (let queue = 0; queue < queues; queue++) {
-    const max = await transport.maxOffset('broker-a', topic, queue);
-    let at = Math.max(from(queue), await transport.minOffset('broker-a', topic, queue));
+    const max = await transport.maxOffset('broker-a', { topic, queueId: queue });
+    let at = Math.max(from(queue), await transport.minOffset('broker-a', { topic, queueId: queue }));
     while (at < max) {
       const r = await transport.pull('broker-a', {
         consumerGroup: 'AuditG',

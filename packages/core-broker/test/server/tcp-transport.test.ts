@@ -22,7 +22,12 @@ transportConformance('TcpTransport + BrokerServer', async () => {
 
 describe('clients over TCP', () => {
   test('Producer coalescing over TCP: a burst of sendAsync is one SEND_MESSAGE per message group, each send gets its own result, in order', async () => {
-    const t = await startTcpCluster({ topics: [{ topic: 'Orders', queueCount: 4 }] });
+    const t = await startTcpCluster({
+      topics: [
+        { topic: 'Orders', queueCount: 4 },
+        { topic: 'OrdersFifo', queueCount: 4, fifo: true }, // message groups need a FIFO topic
+      ],
+    });
     const broker = t.cluster.broker('broker-a');
     const producer = new Producer({ group: 'PG', transport: t.transport, clock: t.cluster.clock });
     const brokerSend = jest.spyOn(broker, 'send');
@@ -33,21 +38,21 @@ describe('clients over TCP', () => {
       const [plain, fifo] = await Promise.all([
         Promise.all(bodies.map((body) => producer.sendAsync({ topic: 'Orders', body }))),
         Promise.all(
-          grouped.map((body) => producer.sendAsync({ topic: 'Orders', body, messageGroup: 'order-7' })),
+          grouped.map((body) => producer.sendAsync({ topic: 'OrdersFifo', body, messageGroup: 'order-7' })),
         ),
       ]);
       expect(brokerSend).toHaveBeenCalledTimes(2);
       expect(brokerSend.mock.calls.map((c) => c[0].messages.length).sort((a, b) => a - b)).toEqual([20, 300]);
-      for (const [results, sent] of [
-        [plain, bodies],
-        [fifo, grouped],
+      for (const [results, sent, topic] of [
+        [plain, bodies, 'Orders'],
+        [fifo, grouped, 'OrdersFifo'],
       ] as const) {
         expect(new Set(results.map((r) => r.queueId)).size).toBe(1);
         const first = results[0]!.queueOffset;
         expect(results.map((r) => r.queueOffset)).toEqual(sent.map((_, i) => first + i));
         const got = await broker.pull({
           consumerGroup: 'check',
-          topic: 'Orders',
+          topic,
           queueId: results[0]!.queueId,
           queueOffset: first,
           maxCount: 1024,

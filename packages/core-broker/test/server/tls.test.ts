@@ -84,26 +84,26 @@ describe('TLS', () => {
 
   test('a server certificate from another CA: retriable BROKER_UNAVAILABLE carrying the cause', async () => {
     const wrongCa = transport({ tls: { caFile: certs.other!.certFile } });
-    const error = await failure(wrongCa.maxOffset('broker-a', 'Orders', 0));
+    const error = await failure(wrongCa.maxOffset('broker-a', { topic: 'Orders', queueId: 0 }));
     expect(error.code).toBe('BROKER_UNAVAILABLE');
     expect(error.retriable).toBe(true);
     expect(error.message).toMatch(/cannot connect: .*(self[- ]signed|certificate)/i);
     expect((error.cause as { code?: string }).code).toMatch(/SELF_SIGNED|CERT/);
     // the system CAs do not know a self-signed certificate either
-    expect((await failure(transport({ tls: true }).maxOffset('broker-a', 'Orders', 0))).code).toBe(
-      'BROKER_UNAVAILABLE',
-    );
+    expect(
+      (await failure(transport({ tls: true }).maxOffset('broker-a', { topic: 'Orders', queueId: 0 }))).code,
+    ).toBe('BROKER_UNAVAILABLE');
     // the server is still serving a good client
-    expect(await t.transport.maxOffset('broker-a', 'Orders', 0)).toBe(0);
+    expect(await t.transport.maxOffset('broker-a', { topic: 'Orders', queueId: 0 })).toBe(0);
   });
 
   test('a plain client against the TLS server fails cleanly; the server keeps serving TLS clients', async () => {
     const plain = transport({ requestTimeoutMs: 2000 });
-    const error = await failure(plain.maxOffset('broker-a', 'Orders', 0));
+    const error = await failure(plain.maxOffset('broker-a', { topic: 'Orders', queueId: 0 }));
     expect(error.code).toBe('BROKER_UNAVAILABLE');
     expect(error.retriable).toBe(true);
     await until(() => serverErrors.length > 0, 'the failed handshake reported', 2000);
-    expect(await t.transport.maxOffset('broker-a', 'Orders', 0)).toBe(0);
+    expect(await t.transport.maxOffset('broker-a', { topic: 'Orders', queueId: 0 })).toBe(0);
     expect(t.servers.get('broker-a')!.remoting.connections.length).toBe(1);
   });
 
@@ -111,10 +111,10 @@ describe('TLS', () => {
     const plain = await startTcpCluster({ topics: [{ topic: 'Orders', queueCount: 1 }] });
     try {
       const tlsClient = transport({ tls: { caFile: certs.server!.certFile } }, plain.address('broker-a'));
-      const error = await failure(tlsClient.maxOffset('broker-a', 'Orders', 0));
+      const error = await failure(tlsClient.maxOffset('broker-a', { topic: 'Orders', queueId: 0 }));
       expect(error.code).toBe('BROKER_UNAVAILABLE');
       expect(error.retriable).toBe(true);
-      expect(await plain.transport.maxOffset('broker-a', 'Orders', 0)).toBe(0);
+      expect(await plain.transport.maxOffset('broker-a', { topic: 'Orders', queueId: 0 })).toBe(0);
     } finally {
       await plain.close();
     }

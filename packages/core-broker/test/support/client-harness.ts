@@ -72,7 +72,7 @@ export async function until(condition: () => boolean, what: string, turns = 400)
 /** Every message of a queue of a broker (no filter), read directly from the broker. */
 export async function readQueue(broker: Broker, topic: string, queueId = 0): Promise<MessageView[]> {
   const out: MessageView[] = [];
-  let offset = broker.minOffset(topic, queueId);
+  let offset = broker.minOffset({ topic, queueId });
   for (;;) {
     const r = await broker.pull({
       consumerGroup: 'harness',

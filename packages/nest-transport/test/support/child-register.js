@@ -25,11 +25,18 @@ require.extensions['.ts'] = function compileTypeScript(module, filename) {
 const packageDir = path.join(__dirname, '../..');
 const sources = {
   '@rocketnest/core-broker': path.join(packageDir, '../core-broker/src/index.ts'),
+  '@rocketnest/core-broker/broker': path.join(packageDir, '../core-broker/src/entries/broker.ts'),
+  '@rocketnest/core-broker/push': path.join(packageDir, '../core-broker/src/entries/push.ts'),
+  '@rocketnest/core-broker/outbox': path.join(packageDir, '../core-broker/src/entries/outbox.ts'),
+  '@rocketnest/core-broker/internal': path.join(packageDir, '../core-broker/src/internal.ts'),
   '@rocketnest/nest-transport': path.join(packageDir, 'src/index.ts'),
 };
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function resolveFilename(request, parent, isMain, options) {
   if (sources[request]) return sources[request];
+  // the push client's CommonJS twin exists only in a build; Node requires the ES module itself
+  if (request.endsWith('/push-client.cjs'))
+    return path.join(packageDir, '../core-broker/src/push/client/push-client.mjs');
   try {
     return resolve.call(this, request, parent, isMain, options);
   } catch (error) {

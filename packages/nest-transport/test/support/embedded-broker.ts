@@ -1,10 +1,5 @@
-import {
-  Broker,
-  InProcessTransport,
-  MemoryStore,
-  type BrokerOptions,
-  type Transport,
-} from '@rocketnest/core-broker';
+import { type Transport } from '@rocketnest/core-broker';
+import { Broker, InProcessTransport, MemoryStore, type BrokerOptions } from '@rocketnest/core-broker/broker';
 
 /** A broker on a memory store for one test file, with the topics it needs and the reply topic. */
 export interface TestBroker {

@@ -2,7 +2,7 @@
 /**
  * RocketNest push client: a dependency-free ES module for browsers and Node (docs/push.md).
  *
- * The push server serves this file at `<path>/client.js`; in Node, `@rocketnest/core-broker`
+ * The push server serves this file at `<path>/client.js`; in Node, `@rocketnest/core-broker/push`
  * exports the same class (and `createPushClient`, which supplies the `ws` WebSocket). It connects
  * with a token, subscribes with handlers, reconnects with jittered exponential backoff, and
  * resumes every subscription from the position of the last message it handed to a handler.
