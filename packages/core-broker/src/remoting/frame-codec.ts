@@ -187,6 +187,14 @@ export function encodeFrame(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_FRAME
 export interface FrameDecoderOptions {
   /** Largest frame accepted, in bytes, the 17-byte fixed part included. Default {@link DEFAULT_MAX_FRAME_BYTES}. */
   maxFrameBytes?: number;
+  /**
+   * Largest frame accepted until {@link FrameDecoder.authenticate} is called, except SIGNED frames
+   * whose access key `isKnownAccessKey` accepts (their signature is checked once they are complete).
+   * Default: no separate limit (`maxFrameBytes` from the start).
+   */
+  unauthenticatedMaxFrameBytes?: number;
+  /** Whether a SIGNED frame's access key names a known account. Default: none is known. */
+  isKnownAccessKey?: (accessKey: string) => boolean;
 }
 
 /**
@@ -201,6 +209,11 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failure: RocketError | undefined;
+  /** The limit before `authenticate()`; undefined once authenticated or when there is none. */
+  private unauthenticatedMax: number | undefined;
+  private readonly isKnownAccessKey: (accessKey: string) => boolean;
+  /** frameLength of the frame being assembled, once its fixed part (and auth section) was checked. */
+  private partial = 0;
 
   constructor(options: FrameDecoderOptions = {}) {
     const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -211,11 +224,41 @@ export class FrameDecoder {
       );
     }
     this.maxFrameBytes = max;
+    const pre = options.unauthenticatedMaxFrameBytes;
+    if (pre !== undefined && (!Number.isInteger(pre) || pre < FRAME_HEADER_BYTES || pre > max)) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        `unauthenticatedMaxFrameBytes must be an integer in [${FRAME_HEADER_BYTES}, maxFrameBytes ${max}], got ${pre}`,
+      );
+    }
+    this.unauthenticatedMax = pre;
+    this.isKnownAccessKey = options.isKnownAccessKey ?? (() => false);
   }
 
   /** Bytes received but not yet returned as frames. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /**
+   * Length of the frame being assembled, in bytes, once its fixed part has been checked; 0 between
+   * frames. What a server reserves from its budget for partially read frames.
+   */
+  get partialFrameBytes(): number {
+    return this.partial;
+  }
+
+  /** Lifts the unauthenticated limit: the connection proved who it is. */
+  authenticate(): void {
+    this.unauthenticatedMax = undefined;
+  }
+
+  /** Drops every buffered byte (the connection closed); later pushes throw `CLOSED`. */
+  release(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.partial = 0;
+    this.failure ??= new RocketError('CLOSED', 'the frame decoder was released');
   }
 
   /** Feeds the next chunk of the stream; returns the frames it completes, in order. */
@@ -236,6 +279,7 @@ export class FrameDecoder {
       this.failure = error as RocketError;
       this.chunks = [];
       this.buffered = 0;
+      this.partial = 0;
       throw error;
     }
     return frames;
@@ -249,7 +293,18 @@ export class FrameDecoder {
     }
     const fixed = this.peek(FRAME_HEADER_BYTES);
     const frameLength = this.checkFixed(fixed, true);
+    if (this.partial === 0) {
+      const limit = this.limitFor(fixed);
+      if (limit === undefined) return undefined; // the auth section is not in yet
+      if (frameLength > limit) {
+        throw protocolError(
+          `frame length ${frameLength} exceeds the maximum of ${limit} bytes before the connection has authenticated`,
+        );
+      }
+      this.partial = frameLength;
+    }
     if (this.buffered < frameLength) return undefined;
+    this.partial = 0;
     const bytes = this.take(frameLength);
     if ((bytes[FLAGS_AT]! & FrameFlag.SIGNED) !== 0) return signedFrame(bytes);
     const headerEnd = FRAME_HEADER_BYTES + bytes.readUInt32LE(HEADER_LENGTH_AT);
@@ -260,6 +315,22 @@ export class FrameDecoder {
       header: bytes.subarray(FRAME_HEADER_BYTES, headerEnd),
       body: bytes.subarray(headerEnd),
     };
+  }
+
+  /**
+   * The limit that applies to the frame whose fixed part is `fixed`: `maxFrameBytes` once
+   * authenticated or for a SIGNED frame naming a known access key, the unauthenticated limit
+   * otherwise; undefined while a SIGNED frame's access key is still on its way.
+   */
+  private limitFor(fixed: Buffer): number | undefined {
+    if (this.unauthenticatedMax === undefined) return this.maxFrameBytes;
+    if ((fixed[FLAGS_AT]! & FrameFlag.SIGNED) === 0) return this.unauthenticatedMax;
+    if (this.buffered < FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES) return undefined;
+    const keyLength = this.peek(FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES)[FRAME_HEADER_BYTES]!;
+    const keyEnd = FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES + keyLength;
+    if (this.buffered < keyEnd) return undefined;
+    const accessKey = this.peek(keyEnd).toString('utf8', FRAME_HEADER_BYTES + AUTH_KEY_LENGTH_BYTES, keyEnd);
+    return keyLength > 0 && this.isKnownAccessKey(accessKey) ? this.maxFrameBytes : this.unauthenticatedMax;
   }
 
   /** Validates the fixed part (or its first 6 bytes when `complete` is false); returns frameLength. */
@@ -291,7 +362,7 @@ export class FrameDecoder {
     return frameLength;
   }
 
-  /** The first `bytes` buffered bytes (bytes ≤ 17), without consuming them. */
+  /** The first `bytes` buffered bytes (a fixed part and auth section at most), without consuming them. */
   private peek(bytes: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= bytes) return first;

@@ -37,6 +37,33 @@ export const DEFAULT_WRITE_HIGH_WATER_MARK_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_REQUESTS_PER_CONNECTION = 1024;
 /** Default time `close()` waits for in-flight handlers before closing their sockets anyway. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+/**
+ * Default budget, in bytes, for frames being read on all connections together: a connection that
+ * starts a frame reserves its announced length, and while the reservations would pass the budget
+ * the server stops reading connections that start new frames (they wait, in order, for frames in
+ * progress to complete). Kafka's `queued.max.request.bytes` idea; RocketMQ has no such bound. A
+ * frame larger than the budget is still read when no other frame is.
+ */
+export const DEFAULT_MAX_BUFFERED_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * Default largest frame before a connection has authenticated, in bytes, on a server that verifies
+ * signatures (`secretKeyOf`): 64 KiB. A connection authenticates with its first request whose
+ * signature verifies; a SIGNED frame that names a known access key may be `maxFrameBytes` long.
+ * Unsigned requests from such servers' white-listed addresses (`isTrustedAddress`) are not limited.
+ */
+export const DEFAULT_UNAUTHENTICATED_MAX_FRAME_BYTES = 64 * 1024;
+/**
+ * Default time to complete a frame once its first bytes arrived, while the server is reading the
+ * connection: 30 s (16 MiB at about 4.5 Mbit/s). A connection that stalls mid-frame is closed and
+ * its buffer released, so partial frames cannot pin memory for as long as the idle timeout.
+ */
+export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
+/**
+ * Default most connections from one client IP address: 1 000. Past it new connections from that
+ * address are closed as they arrive, so one host's connection flood cannot use up
+ * `maxConnections` and lock every other client out. (Neither RocketMQ nor Netty has a default.)
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1_000;
 
 /** One accepted connection, as a request handler sees it. */
 export interface RemotingConnection {
@@ -78,6 +105,22 @@ export interface RemotingServerOptions {
   maxFrameBytes?: number;
   /** Default {@link DEFAULT_MAX_CONNECTIONS}. */
   maxConnections?: number;
+  /** Most connections from one remote IP address. Default {@link DEFAULT_MAX_CONNECTIONS_PER_ADDRESS}. */
+  maxConnectionsPerAddress?: number;
+  /** Budget for frames being read, all connections together, in bytes. Default {@link DEFAULT_MAX_BUFFERED_FRAME_BYTES}. */
+  maxBufferedFrameBytes?: number;
+  /**
+   * Largest frame before a connection has authenticated, in bytes (only with `secretKeyOf`).
+   * Default {@link DEFAULT_UNAUTHENTICATED_MAX_FRAME_BYTES}, at most `maxFrameBytes`.
+   */
+  unauthenticatedMaxFrameBytes?: number;
+  /** Time to complete a started frame, in ms; 0 disables. Default {@link DEFAULT_FRAME_TIMEOUT_MS}. */
+  frameTimeoutMs?: number;
+  /**
+   * Remote IPs trusted without a signature (an ACL's white list): their connections count as
+   * authenticated from the start. Default none.
+   */
+  isTrustedAddress?: (remoteIp: string) => boolean;
   /** 0 disables. Default {@link DEFAULT_IDLE_TIMEOUT_MS}. */
   idleTimeoutMs?: number;
   /** Default {@link DEFAULT_WRITE_HIGH_WATER_MARK_BYTES}. */
@@ -109,6 +152,11 @@ interface ResolvedServerOptions {
   port: number;
   maxFrameBytes: number;
   maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxBufferedFrameBytes: number;
+  unauthenticatedMaxFrameBytes: number;
+  frameTimeoutMs: number;
+  isTrustedAddress: (remoteIp: string) => boolean;
   idleTimeoutMs: number;
   writeHighWaterMarkBytes: number;
   maxInflightRequestsPerConnection: number;
@@ -138,6 +186,36 @@ function resolveServerOptions(o: RemotingServerOptions): ResolvedServerOptions {
       DEFAULT_MAX_CONNECTIONS,
       1,
     ),
+    maxConnectionsPerAddress: intOption(
+      'remoting server',
+      'maxConnectionsPerAddress',
+      o.maxConnectionsPerAddress,
+      DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+      1,
+    ),
+    maxBufferedFrameBytes: intOption(
+      'remoting server',
+      'maxBufferedFrameBytes',
+      o.maxBufferedFrameBytes,
+      DEFAULT_MAX_BUFFERED_FRAME_BYTES,
+      1,
+    ),
+    unauthenticatedMaxFrameBytes: intOption(
+      'remoting server',
+      'unauthenticatedMaxFrameBytes',
+      o.unauthenticatedMaxFrameBytes,
+      Math.min(DEFAULT_UNAUTHENTICATED_MAX_FRAME_BYTES, o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES),
+      17,
+      o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    ),
+    frameTimeoutMs: intOption(
+      'remoting server',
+      'frameTimeoutMs',
+      o.frameTimeoutMs,
+      DEFAULT_FRAME_TIMEOUT_MS,
+      0,
+    ),
+    isTrustedAddress: o.isTrustedAddress ?? (() => false),
     idleTimeoutMs: intOption('remoting server', 'idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0),
     writeHighWaterMarkBytes: intOption(
       'remoting server',
@@ -183,15 +261,37 @@ class ServerConnection implements RemotingConnection {
   private readonly closeListeners: Array<() => void> = [];
   private nextOpaque = 1;
   private readingPaused = false;
+  /** Bytes of the budget this connection holds for the frame it is reading. */
+  reservedBytes = 0;
+  /** True while it waits for budget to read the frame it started. */
+  awaitingBudget = false;
+  private frameTimer: Timer | undefined;
 
   constructor(
     readonly id: number,
     readonly socket: Socket,
+    readonly remoteIp: string,
     private readonly server: RemotingServer,
     private readonly options: ResolvedServerOptions,
+    secretKeyOf: SecretKeyLookup | undefined,
   ) {
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    const guarded = secretKeyOf !== undefined && !options.isTrustedAddress(remoteIp);
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: options.maxFrameBytes,
+      ...(guarded
+        ? {
+            unauthenticatedMaxFrameBytes: options.unauthenticatedMaxFrameBytes,
+            isKnownAccessKey: (key: string) => {
+              try {
+                return secretKeyOf(key) !== undefined;
+              } catch {
+                return false;
+              }
+            },
+          }
+        : {}),
+    });
     this.writer = new SocketWriter(socket);
     socket.setNoDelay(true);
     if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs);
@@ -202,6 +302,11 @@ class ServerConnection implements RemotingConnection {
     });
     socket.on('error', (error) => options.onError(error, this));
     socket.on('close', () => this.onSocketClose());
+  }
+
+  /** Announced length of the frame being read, once its fixed part is in; 0 between frames. */
+  get pendingFrameBytes(): number {
+    return this.decoder.partialFrameBytes;
   }
 
   /** Bytes queued on the socket, not yet handed to the kernel. */
@@ -235,9 +340,27 @@ class ServerConnection implements RemotingConnection {
     if (!this.socket.destroyed) this.socket.end();
   }
 
+  /** A request of this connection verified: lift the unauthenticated frame limit. */
+  authenticated(): void {
+    this.decoder.authenticate();
+  }
+
+  /** The server granted budget for the frame this connection started: read on. */
+  grantBudget(bytes: number): void {
+    this.awaitingBudget = false;
+    this.reservedBytes = bytes;
+    this.updateReading();
+    this.armFrameTimer();
+  }
+
   private onSocketClose(): void {
     this.closed = true;
     this.waiting.length = 0;
+    // release what partial frames held at once, not when the connection object is collected
+    this.decoder.release();
+    this.frameTimer?.cancel();
+    this.frameTimer = undefined;
+    this.server.releaseBudget(this);
     for (const listener of this.closeListeners.splice(0)) {
       try {
         listener();
@@ -259,7 +382,48 @@ class ServerConnection implements RemotingConnection {
       return;
     }
     for (const frame of frames) this.waiting.push(frame);
+    this.account(frames.length > 0);
     this.pump();
+  }
+
+  /**
+   * Keeps the budget reservation in step with the decoder: a completed frame gives its bytes back;
+   * a new partial frame reserves its announced length, or pauses reading until it can.
+   */
+  private account(completedFrames: boolean): void {
+    const partial = this.decoder.partialFrameBytes;
+    if (this.reservedBytes > 0 && (completedFrames || partial === 0)) {
+      this.frameTimer?.cancel();
+      this.frameTimer = undefined;
+      this.server.releaseBudget(this);
+    }
+    if (partial > 0 && this.reservedBytes === 0 && !this.awaitingBudget) {
+      if (this.server.reserveBudget(this, partial)) {
+        this.reservedBytes = partial;
+        this.armFrameTimer();
+      } else {
+        this.awaitingBudget = true;
+      }
+    }
+  }
+
+  /** Arms the started-frame deadline while the server reads this connection. */
+  private armFrameTimer(): void {
+    if (this.options.frameTimeoutMs === 0 || this.reservedBytes === 0 || this.readingPaused || this.closed)
+      return;
+    this.frameTimer?.cancel();
+    this.frameTimer = this.options.clock.setTimer(this.options.frameTimeoutMs, () => {
+      this.frameTimer = undefined;
+      if (this.closed || this.reservedBytes === 0) return;
+      this.options.onError(
+        new RocketError(
+          'PROTOCOL_ERROR',
+          `a frame of ${this.reservedBytes} bytes from ${this.remoteAddress} was not completed within ${this.options.frameTimeoutMs} ms; connection closed`,
+        ),
+        this,
+      );
+      this.close();
+    });
   }
 
   /**
@@ -284,13 +448,18 @@ class ServerConnection implements RemotingConnection {
     const shouldPause =
       this.socket.writableLength > this.options.writeHighWaterMarkBytes ||
       this.waiting.length > 0 ||
+      this.awaitingBudget ||
       this.inflight >= this.options.maxInflightRequestsPerConnection;
     if (shouldPause && !this.readingPaused) {
       this.readingPaused = true;
       this.socket.pause();
+      // a frame we stopped reading is not the client's delay
+      this.frameTimer?.cancel();
+      this.frameTimer = undefined;
     } else if (!shouldPause && this.readingPaused) {
       this.readingPaused = false;
       this.socket.resume();
+      this.armFrameTimer();
     }
   }
 
@@ -371,13 +540,22 @@ export class RemotingServer {
   private readonly options: ResolvedServerOptions;
   private readonly server: Server;
   private readonly connectionSet = new Set<ServerConnection>();
+  /** Open connections by remote IP. */
+  private readonly perAddress = new Map<string, number>();
+  /** Budget reserved by frames being read, and the connections waiting for some, in order. */
+  private reservedFrameBytes = 0;
+  private readonly budgetWaiters: ServerConnection[] = [];
   private nextId = 1;
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 
   private readonly verifier: SignatureVerifier;
 
-  private constructor(options: ResolvedServerOptions, secretKeyOf?: SecretKeyLookup, tls?: TlsOptions) {
+  private constructor(
+    options: ResolvedServerOptions,
+    private readonly secretKeyOf?: SecretKeyLookup,
+    tls?: TlsOptions,
+  ) {
     this.options = options;
     this.verifier = new SignatureVerifier(secretKeyOf);
     const accept = (socket: Socket): void => this.accept(socket);
@@ -427,13 +605,58 @@ export class RemotingServer {
     }));
   }
 
+  /** Bytes reserved by frames being read on every connection (at most about `maxBufferedFrameBytes`). */
+  get bufferedFrameBytes(): number {
+    return this.reservedFrameBytes;
+  }
+
   private accept(socket: Socket): void {
-    if (this.closing !== undefined || this.connectionSet.size >= this.options.maxConnections) {
+    const ip = socket.remoteAddress ?? '?';
+    const fromAddress = this.perAddress.get(ip) ?? 0;
+    if (
+      this.closing !== undefined ||
+      this.connectionSet.size >= this.options.maxConnections ||
+      fromAddress >= this.options.maxConnectionsPerAddress
+    ) {
       socket.on('error', () => undefined);
       socket.destroy();
       return;
     }
-    this.connectionSet.add(new ServerConnection(this.nextId++, socket, this, this.options));
+    this.perAddress.set(ip, fromAddress + 1);
+    this.connectionSet.add(
+      new ServerConnection(this.nextId++, socket, ip, this, this.options, this.secretKeyOf),
+    );
+  }
+
+  /** @internal Reserves `bytes` for a frame `connection` started; false when it must wait (it is queued). */
+  reserveBudget(connection: ServerConnection, bytes: number): boolean {
+    const fits =
+      this.reservedFrameBytes === 0 || this.reservedFrameBytes + bytes <= this.options.maxBufferedFrameBytes;
+    if (fits && this.budgetWaiters.length === 0) {
+      this.reservedFrameBytes += bytes;
+      return true;
+    }
+    this.budgetWaiters.push(connection);
+    return false;
+  }
+
+  /** @internal Gives back what `connection` reserved, and lets waiting connections read in order. */
+  releaseBudget(connection: ServerConnection): void {
+    this.reservedFrameBytes -= connection.reservedBytes;
+    connection.reservedBytes = 0;
+    while (this.budgetWaiters.length > 0) {
+      const next = this.budgetWaiters[0]!;
+      if (next.closed || !next.awaitingBudget) {
+        this.budgetWaiters.shift();
+        continue;
+      }
+      const bytes = next.pendingFrameBytes;
+      if (this.reservedFrameBytes > 0 && this.reservedFrameBytes + bytes > this.options.maxBufferedFrameBytes)
+        break;
+      this.budgetWaiters.shift();
+      this.reservedFrameBytes += bytes;
+      next.grantBudget(bytes);
+    }
   }
 
   /** @internal */
@@ -443,6 +666,7 @@ export class RemotingServer {
     }
     try {
       const auth = frame.auth === undefined ? undefined : this.verifier.verify(frame);
+      if (auth?.verified === true) connection.authenticated();
       return this.options.handler(frame.code, frame.header, frame.body, connection, auth);
     } catch (error) {
       return Promise.reject(error);
@@ -451,7 +675,11 @@ export class RemotingServer {
 
   /** @internal */
   connectionClosed(connection: ServerConnection): void {
-    this.connectionSet.delete(connection);
+    if (this.connectionSet.delete(connection)) {
+      const left = (this.perAddress.get(connection.remoteIp) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(connection.remoteIp, left);
+      else this.perAddress.delete(connection.remoteIp);
+    }
     this.requestFinished();
   }
 

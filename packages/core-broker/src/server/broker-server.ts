@@ -184,7 +184,12 @@ export class BrokerServer {
     self.identity = identity;
     self.server = await RemotingServer.listen({
       ...rest,
-      ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
+      ...(acl === undefined
+        ? {}
+        : {
+            secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey),
+            isTrustedAddress: (ip: string) => acl.isWhiteListed(ip),
+          }),
       handler: (code, header, body, connection, auth) => self.handle(code, header, body, connection, auth),
     });
     if (registration !== undefined) {

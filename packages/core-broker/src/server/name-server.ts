@@ -133,7 +133,12 @@ export class NameServer {
       port: DEFAULT_NAME_SERVER_PORT,
       maxFrameBytes: DEFAULT_NAME_SERVER_MAX_FRAME_BYTES,
       ...remoting,
-      ...(acl === undefined ? {} : { secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey) }),
+      ...(acl === undefined
+        ? {}
+        : {
+            secretKeyOf: (accessKey: string) => acl.secretKeyOf(accessKey),
+            isTrustedAddress: (ip: string) => acl.isWhiteListed(ip),
+          }),
       handler: async (code, header, body, connection, auth) =>
         self.handle(code, header, body, connection, auth),
     });

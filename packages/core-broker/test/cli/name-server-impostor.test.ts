@@ -121,7 +121,7 @@ describe('name server registrations from broker processes', () => {
     );
     const namesrv = start('namesrv', ['namesrv', '--port', '0', '--acl-file', acl]);
     const ns = await namesrv.address();
-    expect(namesrv.output).toMatch(/ACL on: 2 accounts/);
+    await namesrv.waitFor(/ACL on: 2 accounts/);
 
     const unsigned = broker('unsigned', ns);
     await unsigned.waitFor(/registered with 0 of 1 name servers/);
