@@ -23,7 +23,8 @@ import type {
 } from '../message/protocol';
 import { type ConsumeStatsRow, Permission, type QueueLockRequest, type QueueRef } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
-import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
+import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic-names';
+import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
 import type { AppendRequest, AppendResult, GetOptions, MessageStore } from '../store/message-store';
 import type { BrokerOptions, ResolvedBrokerOptions } from './broker-options';
@@ -40,8 +41,8 @@ import { TransactionService } from './transaction-service';
 import type { TransactionProgress } from './transaction-service';
 import { TopicRegistry } from './topic-registry';
 
-export const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
-export const deadLetterTopicOf = (group: string): string => `${DLQ_TOPIC_PREFIX}${group}`;
+// the topic-name helpers live in message/ (clients need them without the broker); re-exported here
+export { deadLetterTopicOf, queueForGroup, retryTopicOf };
 
 /** Most compiled filters kept; subscriptions are few, so this bounds a misbehaving client. */
 const FILTER_CACHE_ENTRIES = 1024;
@@ -779,14 +780,4 @@ export class Broker {
     })();
     return this.closing;
   }
-}
-
-/** Queue of a FIFO message group: stable for a given group and queue count. */
-export function queueForGroup(messageGroup: string, queueCount: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < messageGroup.length; i++) {
-    hash ^= messageGroup.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % queueCount;
 }

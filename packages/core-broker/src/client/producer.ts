@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
-import { queueForGroup } from '../broker/broker';
 import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import type { MessageInput } from '../message/message';
 import type { ClientChannel, SendRequest, SendResponse, TopicRoute } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX } from '../message/system-properties';
+import { queueForGroup } from '../message/topic-names';
 import {
   DEFAULT_MAX_BODY_BYTES,
   validateGroup,

@@ -1,4 +1,4 @@
-import { retryTopicOf } from '../broker/broker';
+import { retryTopicOf } from '../message/topic-names';
 import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
