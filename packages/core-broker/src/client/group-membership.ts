@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { HeartbeatRequest, MessageModel, Subscription } from '../message/protocol';
-import { validateGroup, validateUserTopic } from '../message/validation';
+import { validateGroup } from '../message/validation';
 import { averagely } from './allocation';
 import type { AllocationStrategy, MessageQueue } from './allocation';
 import { createClientId, intOption, readQueues } from './client-support';
@@ -74,18 +74,7 @@ export function consumerBasics(client: string, kind: string, options: GroupConsu
   };
 }
 
-/** A subscription of `topic` to a tag expression (blank means `*`) or to `{ sql }` (SQL92). */
-export function parseSubscription(topic: string, expression: string | { sql: string }): Subscription {
-  validateUserTopic(topic);
-  const subscription: Subscription =
-    typeof expression === 'string'
-      ? { topic, kind: 'TAG', expression: expression.trim() === '' ? '*' : expression }
-      : { topic, kind: 'SQL92', expression: expression?.sql };
-  if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-    throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-  }
-  return subscription;
-}
+export { parseSubscription } from './subscription';
 
 /** Where a queue the group never committed an offset for starts. */
 export interface ConsumeStart {

@@ -1,12 +1,12 @@
 import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
-import { compileFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import type { HeartbeatRequest, PoppedMessage, Subscription } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import { validateGroup, validateTopic } from '../message/validation';
 import { ClientTimers, createClientId, intOption } from './client-support';
+import { parseSubscription } from './subscription';
 import type { Transport } from './transport';
 
 /** How long one `receive` waits for a message when none is ready. (RocketMQ `awaitDuration`) */
@@ -133,15 +133,7 @@ export class SimpleConsumer {
    */
   subscribe(topic: string, expression: SimpleSubscriptionExpression = '*'): this {
     this.assertNotStopped();
-    validateTopic(topic);
-    const subscription: Subscription =
-      typeof expression === 'string'
-        ? { topic, kind: 'TAG', expression }
-        : { topic, kind: 'SQL92', expression: expression?.sql };
-    if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-      throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-    }
-    compileFilter(subscription.kind, subscription.expression);
+    const subscription = parseSubscription(topic, expression, { validateTopic, blankTagMeansAll: false });
     this.subscriptions.set(topic, subscription);
     return this;
   }
