@@ -591,8 +591,12 @@ export class Broker {
     this.queueLocks.unlock(request.group, request.clientId, request.queues);
   }
 
-  unregisterClient(clientId: string): void {
-    this.queueLocks.release(clientId);
+  unregisterClient(clientId: string, reason: 'unregister' | 'disconnect' = 'unregister'): void {
+    // A client that unregisters gives its queue locks back. A lost connection does not: as in
+    // RocketMQ's `RebalanceLockManager`, the locks stay until unlocked or expired, so no other
+    // member locks a queue the old holder may still be consuming (after a reconnect it renews
+    // them; cut off for good, it stops consuming once it cannot renew, before they expire).
+    if (reason === 'unregister') this.queueLocks.release(clientId);
     this.channels.delete(clientId);
     for (const group of this.consumers.unregister(clientId)) this.announce(group);
   }
