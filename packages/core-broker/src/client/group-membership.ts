@@ -24,8 +24,6 @@ export const DEFAULT_REBALANCE_INTERVAL_MS = 20_000;
 export const DEFAULT_PULL_RETRY_DELAY_MS = 3000;
 /** `TIMESTAMP` start default: half an hour ago. (RocketMQ `consumeTimestamp`) */
 const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
-/** Pause when a broker answers a long poll at once with nothing (it could not hold it). (RocketMQ `shortPollingTimeMills`) */
-export const SHORT_POLL_MS = 1000;
 
 /** The options every group consumer takes. */
 export interface GroupConsumerOptions {

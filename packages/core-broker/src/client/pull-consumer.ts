@@ -1,14 +1,16 @@
 import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type { PullResponse, Subscription } from '../message/protocol';
+import type { Subscription } from '../message/protocol';
 import { validateUserTopic } from '../message/validation';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
 import { ClientTimers, EventedClient, intOption, readQueues } from './client-support';
 import * as consumerGroup from './group-membership';
 import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
-import type { MessageExt } from './push-consumer';
+import type { MessageExt } from './push-listener';
+import { readQueue } from './queue-reader';
+import type { QueueRead } from './queue-reader';
 import type { Transport } from './transport';
 
 /** Messages one `poll()` returns at most, and one pull asks for. (RocketMQ lite `pullBatchSize`) */
@@ -474,45 +476,31 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
     return out;
   }
 
+  /** Reads `qs` once in the background: the pull consumer's use of the read path. */
   private pull(qs: QueueState, suspendTimeoutMs: number): Promise<void> {
-    const { brokerName, topic, queueId } = qs.queue;
     const generation = qs.generation;
-    const offset = qs.fetchOffset!;
-    const startedMs = this.clock.now();
-    const filtered =
-      qs.subscription !== undefined &&
-      !(qs.subscription.kind === 'TAG' && qs.subscription.expression.trim() === '*');
-    const pending = this.transport
-      .pull(brokerName, {
-        consumerGroup: this.group,
-        topic,
-        queueId,
-        queueOffset: offset,
-        maxCount: this.pullBatchSize,
-        subscription: filtered ? qs.subscription : undefined,
-        suspendTimeoutMs,
-      })
+    const pending = readQueue(this.transport, this.clock, {
+      consumerGroup: this.group,
+      queue: qs.queue,
+      offset: qs.fetchOffset!,
+      maxCount: this.pullBatchSize,
+      subscription: qs.subscription,
+      suspendTimeoutMs,
+    })
       .then(
-        (response: PullResponse) => {
+        (read: QueueRead) => {
           if (qs.removed || qs.generation !== generation || this.state !== 'RUNNING') return;
-          if (response.status === 'FOUND') qs.buffer.push(...response.messages);
-          if (response.status === 'OFFSET_ILLEGAL') {
+          if (read.status === 'FOUND') qs.buffer.push(...read.messages);
+          if (read.status === 'OFFSET_ILLEGAL') {
             this.events.emit('consumer.offset.illegal', {
               queue: qs.queue,
-              offset,
-              nextOffset: response.nextOffset,
+              offset: read.offset,
+              nextOffset: read.nextOffset,
             });
           }
-          qs.fetchOffset = response.nextOffset;
+          qs.fetchOffset = read.nextOffset;
           if (qs.buffer.length === 0) qs.consumed = qs.fetchOffset;
-          const waitedMs = this.clock.now() - startedMs;
-          if (
-            response.status === 'NO_NEW_MESSAGE' &&
-            response.nextOffset === offset &&
-            waitedMs < Math.min(suspendTimeoutMs, consumerGroup.SHORT_POLL_MS)
-          ) {
-            qs.retryAtMs = this.clock.now() + consumerGroup.SHORT_POLL_MS; // the broker could not hold the pull
-          }
+          if (read.pauseMs > 0) qs.retryAtMs = this.clock.now() + read.pauseMs;
         },
         (error: unknown) => {
           if (qs.removed) return;
