@@ -146,11 +146,15 @@ export {
   MAX_INVISIBLE_DURATION_MS,
   DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
   DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
+  DEFAULT_LISTEN_RETRY_DELAY_MS,
 } from './client/simple-consumer';
 export type {
   SimpleConsumerOptions,
   ReceivedMessage,
   SimpleSubscriptionExpression,
+  SimpleListenOptions,
+  SimpleListener,
+  SimpleMessageHandler,
 } from './client/simple-consumer';
 export {
   MIN_POP_INVISIBLE_TIME_MS,

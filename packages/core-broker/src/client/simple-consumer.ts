@@ -6,6 +6,7 @@ import type { HeartbeatRequest, PoppedMessage, Subscription } from '../message/p
 import { Permission } from '../message/protocol';
 import { validateGroup, validateTopic } from '../message/validation';
 import { ClientTimers, createClientId, intOption } from './client-support';
+import { SHORT_POLL_MS } from './queue-reader';
 import { parseSubscription } from './subscription';
 import type { Transport } from './transport';
 
@@ -25,6 +26,33 @@ export const MAX_INVISIBLE_DURATION_MS = 12 * 3600 * 1000;
 export const DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS = 30_000;
 /** Topic routes are looked up again after this long, or at once after a failure. (RocketMQ `pollNameServerInterval`) */
 export const DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS = 30_000;
+
+/** Pause of a {@link SimpleConsumer.listen} loop after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
+export const DEFAULT_LISTEN_RETRY_DELAY_MS = 1000;
+
+/** How a {@link SimpleConsumer.listen} loop receives. */
+export interface SimpleListenOptions {
+  /** Messages per receive, 1–{@link MAX_RECEIVE_COUNT}; they are handled at once. Default {@link DEFAULT_RECEIVE_MAX_COUNT}. */
+  maxCount?: number;
+  /** Invisible duration of each received message. Default {@link DEFAULT_INVISIBLE_DURATION_MS}. (RocketMQ `invisibleDuration`) */
+  invisibleDurationMs?: number;
+  /** Pause after a failed receive, ms, on the consumer's clock. Default {@link DEFAULT_LISTEN_RETRY_DELAY_MS}. */
+  retryDelayMs?: number;
+  /** Told of every failed receive (it is tried again after `retryDelayMs`). Default: ignored. */
+  onError?: (error: unknown, retryDelayMs: number) => void;
+}
+
+/**
+ * Handles one received message: it acks it, changes its invisible duration, or leaves it to be
+ * delivered again when its invisible duration ends. A throw is ignored (the message comes back).
+ */
+export type SimpleMessageHandler = (message: ReceivedMessage) => void | Promise<void>;
+
+/** A running {@link SimpleConsumer.listen} loop. */
+export interface SimpleListener {
+  /** Stops receiving; resolves once the receive in flight returned and its handlers settled. Idempotent. */
+  stop(): Promise<void>;
+}
 
 /** A tag expression (`*`, `a || b`), or a SQL92 condition on user properties. */
 export type SimpleSubscriptionExpression = string | { sql: string };
@@ -89,6 +117,8 @@ export class SimpleConsumer {
   private readonly timers: ClientTimers;
   private state: 'CREATED' | 'STARTING' | 'RUNNING' | 'STOPPED' = 'CREATED';
   private rotation = 0;
+  private readonly listeners = new Set<SimpleListener>();
+  private stopping: Promise<void> | undefined;
 
   constructor(options: SimpleConsumerOptions) {
     if (!options || typeof options !== 'object')
@@ -253,16 +283,98 @@ export class SimpleConsumer {
   }
 
   /**
-   * Stops heartbeats and leaves the group. Messages received and not acked are delivered again once
+   * Receives in a loop and hands every message to `handler` (the messages of one receive at once;
+   * the next receive starts when they all settled), until `stop()` or `shutdown()`. A failed
+   * receive is reported to `onError` and tried again after `retryDelayMs` on the consumer's clock.
+   * Each receive waits up to `awaitDurationMs`, which bounds how long `stop()` waits; with
+   * `awaitDurationMs` 0 an empty receive is followed by a pause of {@link SHORT_POLL_MS}.
+   */
+  listen(handler: SimpleMessageHandler, options: SimpleListenOptions = {}): SimpleListener {
+    this.assertRunning();
+    if (typeof handler !== 'function') {
+      throw new RocketError('INVALID_ARGUMENT', 'SimpleConsumer.listen needs a handler function');
+    }
+    const maxCount = options.maxCount ?? DEFAULT_RECEIVE_MAX_COUNT;
+    if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_RECEIVE_COUNT) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `listen maxCount must be an integer in [1, ${MAX_RECEIVE_COUNT}]; got ${maxCount}`,
+      );
+    }
+    const invisibleDurationMs = options.invisibleDurationMs ?? DEFAULT_INVISIBLE_DURATION_MS;
+    checkDuration('invisibleDurationMs', invisibleDurationMs, MIN_RECEIVE_INVISIBLE_DURATION_MS);
+    const retryDelayMs = intOption(
+      'SimpleConsumer.listen',
+      'retryDelayMs',
+      options.retryDelayMs,
+      DEFAULT_LISTEN_RETRY_DELAY_MS,
+      1,
+    );
+    let running = true;
+    let wake: (() => void) | undefined;
+    const handle = async (message: ReceivedMessage): Promise<void> => {
+      try {
+        await handler(message);
+      } catch {
+        // the message was neither acked nor changed: it comes back after its invisible duration
+      }
+    };
+    /** Sleeps on the consumer's clock; `stop()` wakes it. */
+    const pause = (delayMs: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const timer = this.clock.setTimer(delayMs, () => {
+          wake = undefined;
+          resolve();
+        });
+        wake = () => {
+          wake = undefined;
+          timer.cancel();
+          resolve();
+        };
+      });
+    const done = (async () => {
+      while (running && this.state === 'RUNNING') {
+        let received: ReceivedMessage[];
+        try {
+          received = await this.receive(maxCount, invisibleDurationMs);
+        } catch (error) {
+          if (!running || this.state !== 'RUNNING') break;
+          options.onError?.(error, retryDelayMs);
+          await pause(retryDelayMs);
+          continue;
+        }
+        // a consumer that does not long-poll would spin on empty receives
+        if (received.length === 0 && this.awaitDurationMs === 0) await pause(SHORT_POLL_MS);
+        await Promise.all(received.map(handle));
+      }
+    })();
+    const listener: SimpleListener = {
+      stop: async () => {
+        running = false;
+        wake?.();
+        await done;
+        this.listeners.delete(listener);
+      },
+    };
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /**
+   * Stops its `listen` loops (their handlers settle first), stops heartbeats and leaves the
+   * group. Messages received and not acked are delivered again once
    * their invisible duration ends; a `receive` still waiting resolves when its broker answers.
    * Idempotent.
    */
-  async shutdown(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    const wasStarted = this.state !== 'CREATED';
-    this.state = 'STOPPED';
-    this.timers.cancelAll();
-    if (wasStarted) await this.transport.unregister(this.clientId);
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all([...this.listeners].map((listener) => listener.stop()));
+      const wasStarted = this.state !== 'CREATED';
+      this.state = 'STOPPED';
+      this.timers.cancelAll();
+      if (wasStarted) await this.transport.unregister(this.clientId);
+    })();
+    return this.stopping;
   }
 
   // ---- internals -----------------------------------------------------------------------------
