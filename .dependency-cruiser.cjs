@@ -12,6 +12,8 @@ const allowed = {
   // the clients sit above the wire, not above the broker: a TCP-only client must not load the
   // broker and its store. The one exception is the in-process transport (see `exceptions`).
   client: ['common', 'message', 'remoting', 'filter'],
+  // opening a connection: a transport handed in, TCP, or an embedded broker (loaded on demand)
+  connection: ['common', 'message', 'client', 'broker', 'store'],
   outbox: ['common', 'message', 'client'],
   push: ['common', 'message', 'client', 'filter'],
   server: ['common', 'message', 'remoting', 'broker', 'filter', 'store', 'namesrv'],

@@ -177,6 +177,9 @@ export {
   DEFAULT_TRANSACTION_CHECK_MAX,
 } from './broker/broker-options';
 export type { BrokerOptions, BrokerEvent } from './broker/broker-options';
+// Opening a connection: a transport handed in, TCP (name servers or brokers), or an embedded broker.
+export { openConnection } from './connection/open-connection';
+export type { Connection, ConnectionOptions, EmbeddedBrokerOptions } from './connection/open-connection';
 export type { TopicInput } from './broker/topic-registry';
 export { SCHEDULE_TOPIC } from './broker/schedule-service';
 export { Permission } from './message/protocol';
