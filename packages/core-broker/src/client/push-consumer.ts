@@ -11,8 +11,9 @@ import * as consumerGroup from './group-membership';
 import type { ConsumeStart } from './group-membership';
 import { ProcessQueue } from './process-queue';
 import type { PushConsumerOptions, ResolvedPushConsumerOptions } from './push-consumer-options';
-import { QUEUE_LOCK_MAX_LIVE_MS, resolvePushConsumerOptions } from './push-consumer-options';
+import { resolvePushConsumerOptions } from './push-consumer-options';
 import type { ListenerOptions, MessageListener, PushConsumerEvents } from './push-listener';
+import { QueueLockKeeper } from './queue-lock-keeper';
 import { readQueue, SHORT_POLL_MS } from './queue-reader';
 import type { Transport } from './transport';
 
@@ -71,7 +72,7 @@ type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
  * next offset when none is (at least once: a crash redelivers, never skips).
  *
  * **Orderly** listeners in clustering consume a queue only while they hold a broker lock on it
- * that was confirmed within {@link QUEUE_LOCK_MAX_LIVE_MS}. Any failed call to a broker (a cut
+ * that was confirmed within `QUEUE_LOCK_MAX_LIVE_MS` (see `queue-lock-keeper.ts`). Any failed call to a broker (a cut
  * connection, a broker restart) makes every lock on that broker unconfirmed: the queues stop until
  * they are locked again, and a queue that cannot be locked again is dropped with its cached
  * messages — uncommitted, since the member that holds it now owns its offset.
@@ -110,6 +111,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private readonly membership: consumerGroup.GroupMembership;
   /** Broadcasting offsets by queue key. */
   private localOffsets: Record<string, number> = {};
+  private readonly locks: QueueLockKeeper;
   private readonly rebalancer = new consumerGroup.RebalanceRunner(
     () => this.rebalanceOnce(),
     () => this.state === 'RUNNING',
@@ -126,6 +128,12 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     } = this.options);
     this.messageModel = this.options.messageModel;
     this.timers = new ClientTimers(this.clock);
+    this.locks = new QueueLockKeeper({
+      ...this.options,
+      processQueues: () => this.processQueues.values(),
+      locked: (pq) => this.consumer?.scheduleOrderly(pq),
+      onError: (error) => this.events.emit('consumer.error', { stage: 'rebalance', error }),
+    });
     this.membership = new consumerGroup.GroupMembership({
       ...this.options,
       consumeType: 'PUSH',
@@ -233,7 +241,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     this.timers.every(rebalanceIntervalMs, () => this.rebalance(), onError);
     this.timers.every(heartbeatIntervalMs, () => this.membership.heartbeat(), onError);
     this.timers.every(persistOffsetIntervalMs, () => this.persistOffsets(), onError);
-    if (this.locksQueues) this.timers.every(queueLockRenewIntervalMs, () => this.renewLocks(), onError);
+    if (this.locksQueues) this.timers.every(queueLockRenewIntervalMs, () => this.locks.renew(), onError);
   }
 
   /**
@@ -304,7 +312,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
 
   private async addQueue(subscription: Subscription, queue: MessageQueue): Promise<boolean> {
     // orderly: only the holder of the queue's lock consumes it; another member may still have it
-    if (this.locksQueues && !(await this.lockQueues(queue.brokerName, [queue])).length) return false;
+    if (this.locksQueues && !(await this.locks.lock(queue.brokerName, [queue])).length) return false;
     const lockedAtMs = this.clock.now();
     const isRetry = this.messageModel === 'CLUSTERING' && queue.topic === retryTopicOf(this.group);
     let committed: number | undefined;
@@ -371,20 +379,10 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private async dropQueue(pq: ProcessQueue): Promise<void> {
     if (!pq.dropped) pq.drop();
     await pq.whenIdle();
-    const held = !this.locksQueues || this.lockIsFresh(pq) || (await this.relock(pq));
+    const held = !this.locksQueues || this.locks.isFresh(pq) || (await this.locks.relock(pq));
     if (held) await this.commitQueue(pq);
     if (this.processQueues.get(pq.key) === pq) this.processQueues.delete(pq.key);
-    if (this.locksQueues && held) {
-      pq.lockedAtMs = 0;
-      const { brokerName, topic, queueId } = pq.queue;
-      await this.transport
-        .unlockQueues(brokerName, {
-          group: this.group,
-          clientId: this.clientId,
-          queues: [{ topic, queueId }],
-        })
-        .catch((error: unknown) => this.events.emit('consumer.error', { stage: 'rebalance', error }));
-    }
+    if (this.locksQueues && held) await this.locks.unlock(pq);
   }
 
   /**
@@ -398,74 +396,16 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     await pq.whenIdle();
   }
 
-  // ---- orderly queue locks -----------------------------------------------------------------
+  // ---- orderly queue locks ---------------------------------------------------------------
 
   /** Orderly clustering consumers lock their queues at the broker (RocketMQ `lockBatchMQ`). */
   private get locksQueues(): boolean {
     return this.orderly && this.messageModel === 'CLUSTERING';
   }
 
-  /** Locks queues of one broker; resolves with those now held (none when the broker fails). */
-  private async lockQueues(brokerName: string, queues: readonly MessageQueue[]): Promise<MessageQueue[]> {
-    try {
-      const held = await this.transport.lockQueues(brokerName, {
-        group: this.group,
-        clientId: this.clientId,
-        queues: queues.map((q) => ({ topic: q.topic, queueId: q.queueId })),
-      });
-      const keys = new Set(held.map((q) => `${q.topic}\u0000${q.queueId}`));
-      return queues.filter((q) => keys.has(`${q.topic}\u0000${q.queueId}`));
-    } catch (error) {
-      this.brokerFailed(brokerName);
-      this.events.emit('consumer.error', { stage: 'rebalance', error });
-      return [];
-    }
-  }
-
-  /**
-   * A call to `brokerName` failed: the connection may have been cut and opened again, and the
-   * broker may have let another member lock our queues meanwhile. Every lock on that broker is
-   * unconfirmed until it is locked again, so no orderly consumption runs on a lock we may not hold.
-   */
+  /** A call to `brokerName` failed: orderly, its locks are unconfirmed (see {@link QueueLockKeeper.brokerFailed}). */
   private brokerFailed(brokerName: string): void {
-    if (!this.locksQueues) return;
-    for (const pq of this.processQueues.values()) {
-      if (pq.queue.brokerName === brokerName) pq.lockedAtMs = 0;
-    }
-  }
-
-  /**
-   * Renews every held lock. A queue whose lock went to another member is dropped with its cached
-   * messages; one whose lock came back is consumed again.
-   */
-  private async renewLocks(): Promise<void> {
-    const byBroker = new Map<string, ProcessQueue[]>();
-    for (const pq of this.processQueues.values()) {
-      if (pq.dropped) continue;
-      const list = byBroker.get(pq.queue.brokerName) ?? [];
-      list.push(pq);
-      byBroker.set(pq.queue.brokerName, list);
-    }
-    await Promise.all(
-      [...byBroker].map(async ([brokerName, pqs]) => {
-        const now = this.clock.now();
-        const held = new Set(
-          await this.lockQueues(
-            brokerName,
-            pqs.map((pq) => pq.queue),
-          ),
-        );
-        for (const pq of pqs) {
-          if (held.has(pq.queue)) {
-            const wasLocked = pq.lockedAtMs > 0;
-            pq.lockedAtMs = now;
-            if (!wasLocked) this.consumer?.scheduleOrderly(pq);
-          } else {
-            pq.lockedAtMs = 0;
-          }
-        }
-      }),
-    );
+    if (this.locksQueues) this.locks.brokerFailed(brokerName);
   }
 
   /**
@@ -474,26 +414,13 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
    * messages (uncommitted), and taken again by a later rebalance if it comes back to this member.
    */
   private async holdsLock(pq: ProcessQueue): Promise<boolean> {
-    if (!this.locksQueues || this.lockIsFresh(pq)) return true;
-    if ((await this.relock(pq)) && !pq.dropped) return true;
+    if (!this.locksQueues || this.locks.isFresh(pq)) return true;
+    if ((await this.locks.relock(pq)) && !pq.dropped) return true;
     if (!pq.dropped && this.state === 'RUNNING') {
       // not awaited: the caller is one of the queue's own listener tasks, which this waits for
       void this.discardQueue(pq);
     }
     return false;
-  }
-
-  /** True when the broker confirmed the lock on `pq` within {@link QUEUE_LOCK_MAX_LIVE_MS}. */
-  private lockIsFresh(pq: ProcessQueue): boolean {
-    return pq.lockedAtMs > 0 && this.clock.now() - pq.lockedAtMs <= QUEUE_LOCK_MAX_LIVE_MS;
-  }
-
-  /** Locks `pq` again; true when this client holds it now. */
-  private async relock(pq: ProcessQueue): Promise<boolean> {
-    const now = this.clock.now();
-    const held = (await this.lockQueues(pq.queue.brokerName, [pq.queue])).length > 0;
-    pq.lockedAtMs = held ? now : 0;
-    return held;
   }
 
   // ---- offsets ---------------------------------------------------------------------------
