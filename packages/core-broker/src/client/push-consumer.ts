@@ -112,6 +112,8 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   /** Broadcasting offsets by queue key. */
   private localOffsets: Record<string, number> = {};
   private readonly locks: QueueLockKeeper;
+  /** Queues of each topic the last rebalance gave this consumer (the per-topic bounds are shared among them). */
+  private readonly topicShares = new Map<string, number>();
   private readonly rebalancer = new consumerGroup.RebalanceRunner(
     () => this.rebalanceOnce(),
     () => this.state === 'RUNNING',
@@ -288,6 +290,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   }
 
   private async updateQueues(subscription: Subscription, mine: MessageQueue[]): Promise<void> {
+    this.topicShares.set(subscription.topic, mine.length);
     const wanted = new Map(mine.map((q) => [queueKey(q), q]));
     const removed: ProcessQueue[] = [];
     for (const pq of this.processQueues.values()) {
@@ -462,17 +465,15 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
 
   /**
    * The flow-control bounds of one queue: the per-queue thresholds, or, when the per-topic ones
-   * are set, the topic's bound shared among the topic's queues this consumer holds (RocketMQ
-   * `RebalancePushImpl.messageQueueChanged`).
+   * are set, the topic's bound shared among the topic's queues the last rebalance gave this
+   * consumer (RocketMQ `RebalancePushImpl.messageQueueChanged`).
    */
   private thresholds(pq: ProcessQueue): { messages: number; bytes: number } {
     const o = this.options;
     if (o.pullThresholdForTopic === undefined && o.pullThresholdSizeForTopicBytes === undefined) {
       return { messages: o.pullThresholdForQueue, bytes: o.pullThresholdSizeForQueueBytes };
     }
-    let queues = 0;
-    for (const other of this.processQueues.values()) if (other.queue.topic === pq.queue.topic) queues++;
-    queues = Math.max(1, queues);
+    const queues = Math.max(1, this.topicShares.get(pq.queue.topic) ?? 1);
     return {
       messages:
         o.pullThresholdForTopic === undefined
