@@ -23,7 +23,7 @@ export const DEFAULT_REBALANCE_INTERVAL_MS = 20_000;
 /** Pause after a failed pull. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
 export const DEFAULT_PULL_RETRY_DELAY_MS = 3000;
 /** `TIMESTAMP` start default: half an hour ago. (RocketMQ `consumeTimestamp`) */
-const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
+export const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
 
 /** The options every group consumer takes. */
 export interface GroupConsumerOptions {
@@ -37,13 +37,13 @@ export interface GroupConsumerOptions {
   allocation?: AllocationStrategy;
   /** Start of a queue the group never committed an offset for. Default `LAST_OFFSET`. (RocketMQ `consumeFromWhere`) */
   consumeFromWhere?: ConsumeFromWhere;
-  /** For `TIMESTAMP`: epoch ms. Default half an hour before the queue is first read. (RocketMQ `consumeTimestamp`) */
+  /** For `TIMESTAMP`: epoch ms. Default {@link DEFAULT_CONSUME_TIMESTAMP_AGO_MS} before the queue is first read. (RocketMQ `consumeTimestamp`) */
   consumeTimestampMs?: number;
-  /** Period of the rebalance (a pull consumer: in `subscribe()` mode). Default 20 000 ms. */
+  /** Period of the rebalance (a pull consumer: in `subscribe()` mode). Default {@link DEFAULT_REBALANCE_INTERVAL_MS}. (RocketMQ `rebalance` service interval) */
   rebalanceIntervalMs?: number;
-  /** Period of the heartbeats (a pull consumer: in `subscribe()` mode). Default 30 000 ms. (RocketMQ `heartbeatBrokerInterval`) */
+  /** Period of the heartbeats (a pull consumer: in `subscribe()` mode). Default {@link DEFAULT_HEARTBEAT_INTERVAL_MS}. (RocketMQ `heartbeatBrokerInterval`) */
   heartbeatIntervalMs?: number;
-  /** Pause before pulling a queue again after a failed pull, ms. Default 3000. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
+  /** Pause before pulling a queue again after a failed pull, ms. Default {@link DEFAULT_PULL_RETRY_DELAY_MS}. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
   pullRetryDelayMs?: number;
 }
 

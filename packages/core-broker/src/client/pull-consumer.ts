@@ -5,33 +5,24 @@ import type { Subscription } from '../message/protocol';
 import { validateUserTopic } from '../message/validation';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
-import { ClientTimers, EventedClient, intOption, readQueues } from './client-support';
+import { ClientTimers, EventedClient, readQueues } from './client-support';
 import * as consumerGroup from './group-membership';
-import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
+import type { ConsumeStart } from './group-membership';
+import { DEFAULT_POLL_TIMEOUT_MS, resolvePullConsumerOptions } from './pull-consumer-options';
+import type { PullConsumerOptions } from './pull-consumer-options';
 import type { MessageExt } from './push-listener';
 import { readQueue } from './queue-reader';
 import type { QueueRead } from './queue-reader';
 import type { Transport } from './transport';
 
-/** Messages one `poll()` returns at most, and one pull asks for. (RocketMQ lite `pullBatchSize`) */
-export const DEFAULT_POLL_BATCH_SIZE = 32;
-/** Default wait of `poll()`. (RocketMQ lite `pollTimeoutMillis`) */
-export const DEFAULT_POLL_TIMEOUT_MS = 5000;
-/** Period of automatic commits. (RocketMQ lite `autoCommitIntervalMillis`) */
-export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5000;
-
-export interface PullConsumerOptions extends GroupConsumerOptions {
-  /** Most messages per pull and per `poll()`. Default 32. (RocketMQ lite `pullBatchSize`) */
-  pullBatchSize?: number;
-  /**
-   * Commit, every `autoCommitIntervalMs` (checked at each `poll()`) and when a queue is released
-   * or the consumer shuts down, the position after the last message `poll()` returned. Default
-   * true. (RocketMQ lite `autoCommit`)
-   */
-  autoCommit?: boolean;
-  /** Default 5000 ms. (RocketMQ lite `autoCommitIntervalMillis`) */
-  autoCommitIntervalMs?: number;
-}
+export {
+  DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+  DEFAULT_POLL_BATCH_SIZE,
+  DEFAULT_POLL_TIMEOUT_MS,
+  MAX_POLL_BATCH_SIZE,
+  resolvePullConsumerOptions,
+} from './pull-consumer-options';
+export type { PullConsumerOptions, ResolvedPullConsumerOptions } from './pull-consumer-options';
 
 export interface PullConsumerEvents {
   'consumer.rebalance': {
@@ -122,30 +113,19 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
 
   constructor(options: PullConsumerOptions) {
     super();
-    const c = 'pull consumer';
-    const basics = consumerGroup.consumerBasics(c, 'pull', options);
-    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = basics);
+    const resolved = resolvePullConsumerOptions(options);
+    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = resolved);
     this.timers = new ClientTimers(this.clock);
-    this.pullBatchSize = intOption(
-      c,
-      'pullBatchSize',
-      options.pullBatchSize,
-      DEFAULT_POLL_BATCH_SIZE,
-      1,
-      1024,
-    );
-    this.autoCommit = options.autoCommit ?? true;
-    this.autoCommitIntervalMs = intOption(
-      c,
-      'autoCommitIntervalMs',
-      options.autoCommitIntervalMs,
-      DEFAULT_AUTO_COMMIT_INTERVAL_MS,
-      0,
-    );
-    this.consumeStart = consumerGroup.consumeStartOptions(c, options);
-    ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
-      consumerGroup.membershipIntervalOptions(c, options));
-    this.pullRetryDelayMs = consumerGroup.pullRetryDelayOption(c, options.pullRetryDelayMs);
+    ({
+      pullBatchSize: this.pullBatchSize,
+      autoCommit: this.autoCommit,
+      autoCommitIntervalMs: this.autoCommitIntervalMs,
+      consumeStart: this.consumeStart,
+      rebalanceIntervalMs: this.rebalanceIntervalMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      pullRetryDelayMs: this.pullRetryDelayMs,
+    } = resolved);
+    const basics = resolved;
     this.membership = new consumerGroup.GroupMembership({
       ...basics,
       messageModel: 'CLUSTERING',

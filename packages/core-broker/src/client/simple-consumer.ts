@@ -63,16 +63,61 @@ export interface SimpleConsumerOptions {
   transport: Transport;
   /** Topic → filter. More can be added with `subscribe()`, before or after `start()`. */
   subscriptions?: Readonly<Record<string, SimpleSubscriptionExpression>>;
-  /** Long polling: how long a `receive` waits when nothing is ready. Default 15 s. (RocketMQ `awaitDuration`) */
+  /** Long polling: how long a `receive` waits when nothing is ready. Default {@link DEFAULT_AWAIT_DURATION_MS}. (RocketMQ `awaitDuration`) */
   awaitDurationMs?: number;
   /** Default: the system clock. */
   clock?: Clock;
   /** Default: `host@pid#simple-n-random`. */
   clientId?: string;
-  /** Default 30 s. (RocketMQ `heartbeatBrokerInterval`) */
+  /** Default {@link DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS}. (RocketMQ `heartbeatBrokerInterval`) */
   heartbeatIntervalMs?: number;
-  /** Default 30 s. (RocketMQ `pollNameServerInterval`) */
+  /** Default {@link DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS}. (RocketMQ `pollNameServerInterval`) */
   routeRefreshIntervalMs?: number;
+}
+
+/** Every option of a simple consumer but its subscriptions, checked, with its default filled in. */
+export interface ResolvedSimpleConsumerOptions {
+  readonly group: string;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly clientId: string;
+  readonly awaitDurationMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly routeRefreshIntervalMs: number;
+}
+
+/**
+ * Validates the options of a simple consumer (`INVALID_OPTION` naming the option) and freezes
+ * them. The subscriptions are checked by `subscribe()`, one by one.
+ */
+export function resolveSimpleConsumerOptions(options: SimpleConsumerOptions): ResolvedSimpleConsumerOptions {
+  if (!options || typeof options !== 'object')
+    throw new RocketError('INVALID_OPTION', 'SimpleConsumer needs options');
+  validateGroup(options.group);
+  if (!options.transport)
+    throw new RocketError('INVALID_OPTION', 'SimpleConsumer option transport is required');
+  const c = 'SimpleConsumer';
+  return Object.freeze({
+    group: options.group,
+    transport: options.transport,
+    clock: options.clock ?? systemClock,
+    clientId: options.clientId ?? createClientId('simple'),
+    awaitDurationMs: intOption(c, 'awaitDurationMs', options.awaitDurationMs, DEFAULT_AWAIT_DURATION_MS, 0),
+    heartbeatIntervalMs: intOption(
+      c,
+      'heartbeatIntervalMs',
+      options.heartbeatIntervalMs,
+      DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
+      1,
+    ),
+    routeRefreshIntervalMs: intOption(
+      c,
+      'routeRefreshIntervalMs',
+      options.routeRefreshIntervalMs,
+      DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
+      0,
+    ),
+  });
 }
 
 /** A message from `receive`: the message, and what acks it. */
@@ -121,36 +166,16 @@ export class SimpleConsumer {
   private stopping: Promise<void> | undefined;
 
   constructor(options: SimpleConsumerOptions) {
-    if (!options || typeof options !== 'object')
-      throw new RocketError('INVALID_OPTION', 'SimpleConsumer needs options');
-    validateGroup(options.group);
-    if (!options.transport)
-      throw new RocketError('INVALID_OPTION', 'SimpleConsumer option transport is required');
-    this.group = options.group;
-    this.transport = options.transport;
-    this.clock = options.clock ?? systemClock;
-    this.clientId = options.clientId ?? createClientId('simple');
-    this.awaitDurationMs = intOption(
-      'SimpleConsumer',
-      'awaitDurationMs',
-      options.awaitDurationMs,
-      DEFAULT_AWAIT_DURATION_MS,
-      0,
-    );
-    this.heartbeatIntervalMs = intOption(
-      'SimpleConsumer',
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
-    this.routeRefreshIntervalMs = intOption(
-      'SimpleConsumer',
-      'routeRefreshIntervalMs',
-      options.routeRefreshIntervalMs,
-      DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
-      0,
-    );
+    const resolved = resolveSimpleConsumerOptions(options);
+    ({
+      group: this.group,
+      transport: this.transport,
+      clock: this.clock,
+      clientId: this.clientId,
+      awaitDurationMs: this.awaitDurationMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      routeRefreshIntervalMs: this.routeRefreshIntervalMs,
+    } = resolved);
     this.timers = new ClientTimers(this.clock);
     for (const [topic, expression] of Object.entries(options.subscriptions ?? {}))
       this.subscribe(topic, expression);
