@@ -24,7 +24,7 @@ const exceptions = {
   // calls the broker directly: the embedded front end
   'client/in-process-transport.ts': ['broker'],
 };
-const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 module.exports = {
   forbidden: [
@@ -32,7 +32,7 @@ module.exports = {
     ...Object.entries(allowed).map(([layer, deps]) => {
       const excepted = Object.keys(exceptions)
         .filter((file) => file.startsWith(`${layer}/`))
-        .map((file) => `${src}${escape(file)}$`);
+        .map((file) => `${src}${escapeRegExp(file)}$`);
       return {
         name: `layer-${layer}`,
         comment: `${layer}/ may import only: ${deps.join(', ') || 'nothing'} (DESIGN.md layer table)`,
@@ -48,7 +48,7 @@ module.exports = {
         name: `layer-exception-${file}`,
         comment: `${file} may import only: ${deps.join(', ')} (DESIGN.md layer table, named exception)`,
         severity: 'error',
-        from: { path: `${src}${escape(file)}$` },
+        from: { path: `${src}${escapeRegExp(file)}$` },
         to: { path: src, pathNot: [`${src}(${deps.join('|')})/`] },
       };
     }),
