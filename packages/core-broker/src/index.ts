@@ -78,6 +78,9 @@ export type {
   SimpleConsumerOptions,
   ReceivedMessage,
   SimpleSubscriptionExpression,
+  SimpleListenOptions,
+  SimpleListener,
+  SimpleMessageHandler,
 } from './client/simple-consumer';
 export type { GroupConsumerOptions } from './client/group-membership';
 export type { MessageModel } from './message/protocol';

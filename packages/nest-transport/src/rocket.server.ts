@@ -8,11 +8,11 @@ import {
   PushConsumer,
   RocketError,
   SimpleConsumer,
-  systemClock,
   type MessageView,
   type PushConsumerEvents,
   type PushConsumerOptions,
   type ReceivedMessage,
+  type SimpleListener,
 } from '@rocketnest/core-broker';
 import { InProcessTransport } from '@rocketnest/core-broker/broker';
 import { DEFAULT_INVISIBLE_DURATION_MS } from '@rocketnest/core-broker/internal';
@@ -80,9 +80,6 @@ function stackOf(error: unknown): string | undefined {
   return error instanceof Error ? error.stack : undefined;
 }
 
-/** Pause of a pop listener after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
-const POP_RETRY_DELAY_MS = 1000;
-
 type Outcome = { kind: 'ack' } | { kind: 'retry'; delayMs: number | undefined } | { kind: 'dead-letter' };
 
 type EventName = keyof PushConsumerEvents;
@@ -91,9 +88,8 @@ export type RocketServerEvents = { [K in EventName]: (payload: PushConsumerEvent
 
 interface PopLoop {
   consumer: SimpleConsumer;
-  running: boolean;
-  done: Promise<void>;
-  wake: (() => void) | undefined;
+  /** The consumer's receive loop (`SimpleConsumer.listen`), once started. */
+  listener: SimpleListener | undefined;
 }
 
 /**
@@ -341,33 +337,17 @@ export class RocketServer
       subscriptions,
       awaitDurationMs: this.options.popAwaitDurationMs ?? DEFAULT_POP_AWAIT_DURATION_MS,
     });
-    const loop: PopLoop = { consumer, running: true, done: Promise.resolve(), wake: undefined };
+    const loop: PopLoop = { consumer, listener: undefined };
     this.popLoops.set(group, loop);
     await consumer.start();
-    const maxCount = Math.min(settings.concurrency ?? 16, MAX_RECEIVE_COUNT);
-    const invisibleMs = settings.invisibleTimeMs ?? DEFAULT_INVISIBLE_DURATION_MS;
-    loop.done = (async () => {
-      while (loop.running) {
-        let received: ReceivedMessage[];
-        try {
-          received = await consumer.receive(maxCount, invisibleMs);
-        } catch (error) {
-          if (!loop.running) break;
-          this.log.warn(
-            `receive of group=${group} failed: ${describeError(error)}; retried in ${POP_RETRY_DELAY_MS} ms`,
-          );
-          await new Promise<void>((resolve) => {
-            const timer = systemClock.setTimer(POP_RETRY_DELAY_MS, resolve);
-            loop.wake = () => {
-              timer.cancel();
-              resolve();
-            };
-          });
-          continue;
-        }
-        await Promise.all(received.map((message) => this.consumePopped(plan, consumer, message)));
-      }
-    })();
+    loop.listener = consumer.listen((message) => this.consumePopped(plan, consumer, message), {
+      maxCount: Math.min(settings.concurrency ?? 16, MAX_RECEIVE_COUNT),
+      invisibleDurationMs: settings.invisibleTimeMs ?? DEFAULT_INVISIBLE_DURATION_MS,
+      onError: (error, retryDelayMs) =>
+        this.log.warn(
+          `receive of group=${group} failed: ${describeError(error)}; retried in ${retryDelayMs} ms`,
+        ),
+    });
   }
 
   private async consumePopped(
@@ -544,11 +524,7 @@ export class RocketServer
   }
 
   private async shutdownAll(): Promise<void> {
-    for (const loop of this.popLoops.values()) {
-      loop.running = false;
-      loop.wake?.();
-    }
-    await Promise.all([...this.popLoops.values()].map((loop) => loop.done));
+    await Promise.all([...this.popLoops.values()].map((loop) => loop.listener?.stop()));
     await Promise.all([
       ...[...this.pushConsumers.values()].map((c) => c.shutdown()),
       ...[...this.popLoops.values()].map((loop) => loop.consumer.shutdown()),

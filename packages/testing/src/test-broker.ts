@@ -13,11 +13,7 @@ import {
   MemoryStore,
   type TopicInput,
 } from '@rocketnest/core-broker/broker';
-import {
-  type ClientChannel,
-  type ConsumeProgress,
-  consumeProgressOf,
-} from '@rocketnest/core-broker/internal';
+import { type ConsumeProgress, consumeProgressOf } from '@rocketnest/core-broker/internal';
 import { type Duration, toMs } from './duration';
 import { VirtualClock, settle } from './virtual-clock';
 

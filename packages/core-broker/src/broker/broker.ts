@@ -36,7 +36,8 @@ import {
   type TopicRouteRequest,
 } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
-import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
+import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic-names';
+import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
 import type { AppendRequest, GetOptions, MessageStore } from '../store/message-store';
 import type { BrokerEvent, BrokerOptions, ResolvedBrokerOptions } from './broker-options';
@@ -56,8 +57,8 @@ import { TransactionService } from './transaction-service';
 import type { TransactionProgress } from './transaction-service';
 import { TopicRegistry } from './topic-registry';
 
-export const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
-export const deadLetterTopicOf = (group: string): string => `${DLQ_TOPIC_PREFIX}${group}`;
+// the topic-name helpers live in message/ (clients need them without the broker); re-exported here
+export { deadLetterTopicOf, queueForGroup, retryTopicOf };
 
 /** Most compiled filters kept; subscriptions are few, so this bounds a misbehaving client. */
 const FILTER_CACHE_ENTRIES = 1024;
@@ -612,9 +613,12 @@ export class Broker implements BrokerApi {
     this.queueLocks.unlock(request.group, request.clientId, request.queues);
   }
 
-  /** A client shut down: it leaves its groups and the rest of each group rebalances. */
-  unregisterClient({ clientId }: ClientIdRequest): void {
-    this.queueLocks.release(clientId);
+  unregisterClient({ clientId }: ClientIdRequest, reason: 'unregister' | 'disconnect' = 'unregister'): void {
+    // A client that unregisters gives its queue locks back. A lost connection does not: as in
+    // RocketMQ's `RebalanceLockManager`, the locks stay until unlocked or expired, so no other
+    // member locks a queue the old holder may still be consuming (after a reconnect it renews
+    // them; cut off for good, it stops consuming once it cannot renew, before they expire).
+    if (reason === 'unregister') this.queueLocks.release(clientId);
     this.channels.delete(clientId);
     for (const group of this.consumers.unregister(clientId)) this.announce(group);
   }
@@ -741,14 +745,4 @@ export class Broker implements BrokerApi {
     })();
     return this.closing;
   }
-}
-
-/** Queue of a FIFO message group: stable for a given group and queue count. */
-export function queueForGroup(messageGroup: string, queueCount: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < messageGroup.length; i++) {
-    hash ^= messageGroup.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % queueCount;
 }

@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { HeartbeatRequest, MessageModel, Subscription } from '../message/protocol';
-import { validateGroup, validateSubscriptionTopic } from '../message/validation';
+import { validateGroup } from '../message/validation';
 import { averagely } from './allocation';
 import type { AllocationStrategy, MessageQueue } from './allocation';
 import { createClientId, intOption, readQueues } from './client-support';
@@ -23,9 +23,7 @@ export const DEFAULT_REBALANCE_INTERVAL_MS = 20_000;
 /** Pause after a failed pull. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
 export const DEFAULT_PULL_RETRY_DELAY_MS = 3000;
 /** `TIMESTAMP` start default: half an hour ago. (RocketMQ `consumeTimestamp`) */
-const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
-/** Pause when a broker answers a long poll at once with nothing (it could not hold it). (RocketMQ `shortPollingTimeMills`) */
-export const SHORT_POLL_MS = 1000;
+export const DEFAULT_CONSUME_TIMESTAMP_AGO_MS = 30 * 60 * 1000;
 
 /** The options every group consumer takes. */
 export interface GroupConsumerOptions {
@@ -39,13 +37,13 @@ export interface GroupConsumerOptions {
   allocation?: AllocationStrategy;
   /** Start of a queue the group never committed an offset for. Default `LAST_OFFSET`. (RocketMQ `consumeFromWhere`) */
   consumeFromWhere?: ConsumeFromWhere;
-  /** For `TIMESTAMP`: epoch ms. Default half an hour before the queue is first read. (RocketMQ `consumeTimestamp`) */
+  /** For `TIMESTAMP`: epoch ms. Default {@link DEFAULT_CONSUME_TIMESTAMP_AGO_MS} before the queue is first read. (RocketMQ `consumeTimestamp`) */
   consumeTimestampMs?: number;
-  /** Period of the rebalance (a pull consumer: in `subscribe()` mode). Default 20 000 ms. */
+  /** Period of the rebalance (a pull consumer: in `subscribe()` mode). Default {@link DEFAULT_REBALANCE_INTERVAL_MS}. (RocketMQ `rebalance` service interval) */
   rebalanceIntervalMs?: number;
-  /** Period of the heartbeats (a pull consumer: in `subscribe()` mode). Default 30 000 ms. (RocketMQ `heartbeatBrokerInterval`) */
+  /** Period of the heartbeats (a pull consumer: in `subscribe()` mode). Default {@link DEFAULT_HEARTBEAT_INTERVAL_MS}. (RocketMQ `heartbeatBrokerInterval`) */
   heartbeatIntervalMs?: number;
-  /** Pause before pulling a queue again after a failed pull, ms. Default 3000. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
+  /** Pause before pulling a queue again after a failed pull, ms. Default {@link DEFAULT_PULL_RETRY_DELAY_MS}. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`) */
   pullRetryDelayMs?: number;
 }
 
@@ -74,18 +72,7 @@ export function consumerBasics(client: string, kind: string, options: GroupConsu
   };
 }
 
-/** A subscription of `topic` to a tag expression (blank means `*`) or to `{ sql }` (SQL92). */
-export function parseSubscription(topic: string, expression: string | { sql: string }): Subscription {
-  validateSubscriptionTopic(topic);
-  const subscription: Subscription =
-    typeof expression === 'string'
-      ? { topic, kind: 'TAG', expression: expression.trim() === '' ? '*' : expression }
-      : { topic, kind: 'SQL92', expression: expression?.sql };
-  if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-    throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-  }
-  return subscription;
-}
+export { parseSubscription } from './subscription';
 
 /** Where a queue the group never committed an offset for starts. */
 export interface ConsumeStart {

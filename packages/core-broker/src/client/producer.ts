@@ -1,134 +1,47 @@
-import { hostname } from 'node:os';
-import { queueForGroup } from '../broker/broker';
 import type { Clock } from '../common/clock';
-import { systemClock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import type { MessageInput } from '../message/message';
 import type { ClientChannel, SendRequest, SendResponse, TopicRoute } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX } from '../message/system-properties';
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  validateGroup,
-  validateMessage,
-  validateUserTopic,
-} from '../message/validation';
+import { queueForGroup } from '../message/topic-names';
+import { validateMessage, validateUserTopic } from '../message/validation';
 import type { MessageQueue } from './allocation';
 import { LatencyFaultTolerance } from './latency-fault-tolerance';
-import { ClientEvents, ClientTimers, createClientId, intOption, writeQueues } from './client-support';
+import { ClientEvents, ClientTimers, writeQueues } from './client-support';
 import type { EventListener } from './client-support';
-import { DEFAULT_MAX_COALESCED_BYTES, DEFAULT_MAX_COALESCED_MESSAGES, SendCoalescer } from './send-coalescer';
+import { resolveProducerOptions } from './producer-options';
+import type { ProducerOptions } from './producer-options';
+import type {
+  ProducerEvents,
+  ProducerKind,
+  ProducerMessage,
+  SendCallback,
+  SendOptions,
+  SendResult,
+} from './producer-types';
+import { SendCoalescer } from './send-coalescer';
 import type { Transport } from './transport';
 
-/** Time a send may take, retries included. (RocketMQ `sendMsgTimeout`, 3000 ms) */
-export const DEFAULT_SEND_TIMEOUT_MS = 3000;
-/** Extra attempts after a failed send, each on another broker when there is one. (RocketMQ `retryTimesWhenSendFailed`) */
-export const DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED = 2;
-/** How often a client tells its brokers it is alive. (RocketMQ `heartbeatBrokerInterval`) */
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
-/** Age after which a cached topic route is fetched again. (RocketMQ `pollNameServerInterval`) */
-export const DEFAULT_ROUTE_REFRESH_INTERVAL_MS = 30_000;
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED,
+  DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
+  DEFAULT_SEND_TIMEOUT_MS,
+  MAX_COALESCED_BYTES,
+  MAX_COALESCED_MESSAGES,
+  MAX_RETRY_TIMES_WHEN_SEND_FAILED,
+  resolveProducerOptions,
+} from './producer-options';
+export type { ProducerOptions, ResolvedProducerOptions } from './producer-options';
 
-export interface ProducerOptions {
-  /** Producer group (RocketMQ `producerGroup`); transaction check-backs go to a member of it. */
-  group: string;
-  transport: Transport;
-  /** Default: `host@pid#producer-n-random`. (RocketMQ `clientIP@instanceName`) */
-  clientId?: string;
-  /** Default: the system clock. */
-  clock?: Clock;
-  /** Time one send may take, all attempts together, in ms. Default 3000. (RocketMQ `sendMsgTimeout`) */
-  sendTimeoutMs?: number;
-  /** Extra attempts of a failed sync or async send. Default 2. (RocketMQ `retryTimesWhenSendFailed`) */
-  retryTimesWhenSendFailed?: number;
-  /** Heartbeat period in ms. Default 30 000. (RocketMQ `heartbeatBrokerInterval`) */
-  heartbeatIntervalMs?: number;
-  /** Cached routes older than this are fetched again, in ms. Default 30 000. (RocketMQ `pollNameServerInterval`) */
-  routeRefreshIntervalMs?: number;
-  /** Largest body accepted client-side, in bytes. Default 4 MiB. (RocketMQ `maxMessageSize`) */
-  maxBodyBytes?: number;
-  /** Recorded as each message's born host. Default: this host's name. (RocketMQ `bornHost`) */
-  bornHost?: string;
-  /**
-   * Avoid brokers that were slow or failed a send for a while (2–30 s by latency, 10 s after a
-   * failure), sending to the route's other brokers meanwhile. Default true (RocketMQ
-   * `sendLatencyFaultEnable`, off by default there).
-   */
-  sendLatencyFaultEnable?: boolean;
-  /**
-   * Gather the single-message sends (`send`, `sendAsync`) issued in one turn of the event loop
-   * into batch requests, one per topic and message group, so that a burst of sends costs one
-   * request frame, one broker call and one store append per batch instead of per message. Each
-   * send still gets its own result or error, in order; a FIFO group's messages are only batched
-   * with their own group. Messages with a delivery time and one-way sends are never coalesced.
-   * A message sent alone (nothing else in its turn) leaves as before, one message per request.
-   * Default true. RocketMQ has no equivalent: its client sends each message as its own request,
-   * batches only through the explicit batch send (here `sendBatch`).
-   */
-  coalesceSends?: boolean;
-  /** Most messages in one coalesced request. Default 512; 1 disables coalescing. (RocketNest only) */
-  maxCoalescedMessages?: number;
-  /** Most body bytes in one coalesced request; a bigger message goes alone. Default 1 MiB. (RocketNest only) */
-  maxCoalescedBytes?: number;
-}
-
-/** A message to send: a {@link MessageInput} whose body may also be a string (sent as UTF-8). */
-export interface ProducerMessage extends Omit<MessageInput, 'body'> {
-  body: Uint8Array | string;
-  /** Deliver this long after the send instead of at once, in ms (exclusive with `deliveryTimeMs`). */
-  delayMs?: number;
-}
-
-/** Per-send overrides of the message's own fields. */
-export interface SendOptions {
-  tag?: string;
-  keys?: readonly string[];
-  properties?: Readonly<Record<string, string>>;
-  /** FIFO group: the queue is chosen by its hash, and retries stay on that queue. */
-  messageGroup?: string;
-  /** Epoch ms before which the message is not delivered. */
-  deliveryTimeMs?: number;
-  /** Deliver this long after the send, in ms. */
-  delayMs?: number;
-}
-
-/** Where a sent message was stored (RocketMQ `SendResult`). */
-export interface SendResult {
-  msgId: string;
-  topic: string;
-  brokerName: string;
-  queueId: number;
-  queueOffset: number;
-}
-
-/**
- * What a subclass varies in the machinery it shares with {@link Producer}; not a user option.
- */
-export interface ProducerKind {
-  /** Names the client in errors ("producer"). */
-  name: string;
-  /** Whether `sendTimeoutMs` bounds each send, retries included. Default true; false waits on the broker. */
-  boundedSends?: boolean;
-}
-
-/** Node-style callback of {@link Producer.sendAsync}. */
-export type SendCallback = (error: Error | undefined, result?: SendResult) => void;
-
-/** Instrumentation events of a producer. */
-export interface ProducerEvents {
-  /** A send (one message, a batch, or single-message sends coalesced into one request) was stored. */
-  'producer.send': {
-    topic: string;
-    brokerName: string;
-    queueId: number;
-    messageCount: number;
-    attempts: number;
-  };
-  /** A send failed for good (after its retries; one-way sends have none). */
-  'producer.send.failed': { topic: string; attempts: number; oneway: boolean; error: unknown };
-  /** A `sendAsync` callback threw; the producer carries on. */
-  'producer.callback.error': { error: unknown };
-}
-
+export type {
+  ProducerEvents,
+  ProducerKind,
+  ProducerMessage,
+  SendCallback,
+  SendOptions,
+  SendResult,
+} from './producer-types';
 type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
 
 /** Sends that failed at a broker for a reason another broker may not have. (RocketMQ `retryResponseCodes`) */
@@ -182,70 +95,23 @@ export class Producer<MoreEvents extends object = object> {
 
   /** `kind` is for subclasses: how they name themselves and whether their sends are bounded. */
   constructor(options: ProducerOptions, kind: ProducerKind = { name: 'producer' }) {
-    const name = kind.name;
-    if (!options?.transport) throw new RocketError('INVALID_OPTION', `${name} option transport is required`);
-    validateGroup(options.group);
-    this.kind = name;
+    const resolved = resolveProducerOptions(options, kind.name);
+    this.kind = kind.name;
     this.boundedSends = kind.boundedSends ?? true;
-    this.group = options.group;
-    this.transport = options.transport;
-    this.clientId = options.clientId ?? createClientId('producer');
-    this.clock = options.clock ?? systemClock;
+    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = resolved);
     this.timers = new ClientTimers(this.clock);
-    this.sendTimeoutMs = intOption(name, 'sendTimeoutMs', options.sendTimeoutMs, DEFAULT_SEND_TIMEOUT_MS, 1);
-    this.retryTimes = intOption(
-      name,
-      'retryTimesWhenSendFailed',
-      options.retryTimesWhenSendFailed,
-      DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED,
-      0,
-      100,
-    );
-    this.heartbeatIntervalMs = intOption(
-      name,
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
-    this.routeRefreshIntervalMs = intOption(
-      name,
-      'routeRefreshIntervalMs',
-      options.routeRefreshIntervalMs,
-      DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
-      1,
-    );
-    this.maxBodyBytes = intOption(name, 'maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
-    this.bornHost = options.bornHost ?? hostname();
-    if (options.sendLatencyFaultEnable !== undefined && typeof options.sendLatencyFaultEnable !== 'boolean') {
-      throw new RocketError('INVALID_OPTION', `${name} option sendLatencyFaultEnable must be a boolean`);
-    }
-    if (options.sendLatencyFaultEnable !== false)
-      this.faults = new LatencyFaultTolerance(() => this.clock.now());
-    const maxCoalescedMessages = intOption(
-      name,
-      'maxCoalescedMessages',
-      options.maxCoalescedMessages,
-      DEFAULT_MAX_COALESCED_MESSAGES,
-      1,
-      1024,
-    );
-    const maxCoalescedBytes = intOption(
-      name,
-      'maxCoalescedBytes',
-      options.maxCoalescedBytes,
-      DEFAULT_MAX_COALESCED_BYTES,
-      1,
-      8 * 1024 * 1024,
-    );
-    if (options.coalesceSends !== undefined && typeof options.coalesceSends !== 'boolean') {
-      throw new RocketError('INVALID_OPTION', `${name} option coalesceSends must be a boolean`);
-    }
-    if ((options.coalesceSends ?? true) && maxCoalescedMessages > 1) {
+    this.sendTimeoutMs = resolved.sendTimeoutMs;
+    this.retryTimes = resolved.retryTimesWhenSendFailed;
+    this.heartbeatIntervalMs = resolved.heartbeatIntervalMs;
+    this.routeRefreshIntervalMs = resolved.routeRefreshIntervalMs;
+    this.maxBodyBytes = resolved.maxBodyBytes;
+    this.bornHost = resolved.bornHost;
+    if (resolved.sendLatencyFaultEnable) this.faults = new LatencyFaultTolerance(() => this.clock.now());
+    if (resolved.coalesceSends) {
       this.coalescer = new SendCoalescer(
         (topic, messages) => this.sendMessages(topic, messages, { coalesced: true }),
-        maxCoalescedMessages,
-        maxCoalescedBytes,
+        resolved.maxCoalescedMessages,
+        resolved.maxCoalescedBytes,
         (error) => isPerMessageFailure(error),
         (done) => void this.track(done),
       );

@@ -1,35 +1,28 @@
 import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type { PullResponse, Subscription } from '../message/protocol';
+import type { Subscription } from '../message/protocol';
 import { validateSubscriptionTopic } from '../message/validation';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
-import { ClientTimers, EventedClient, intOption, readQueues } from './client-support';
+import { ClientTimers, EventedClient, readQueues } from './client-support';
 import * as consumerGroup from './group-membership';
-import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
-import type { MessageExt } from './push-consumer';
+import type { ConsumeStart } from './group-membership';
+import { DEFAULT_POLL_TIMEOUT_MS, resolvePullConsumerOptions } from './pull-consumer-options';
+import type { PullConsumerOptions } from './pull-consumer-options';
+import type { MessageExt } from './push-listener';
+import { readQueue } from './queue-reader';
+import type { QueueRead } from './queue-reader';
 import type { Transport } from './transport';
 
-/** Messages one `poll()` returns at most, and one pull asks for. (RocketMQ lite `pullBatchSize`) */
-export const DEFAULT_POLL_BATCH_SIZE = 32;
-/** Default wait of `poll()`. (RocketMQ lite `pollTimeoutMillis`) */
-export const DEFAULT_POLL_TIMEOUT_MS = 5000;
-/** Period of automatic commits. (RocketMQ lite `autoCommitIntervalMillis`) */
-export const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5000;
-
-export interface PullConsumerOptions extends GroupConsumerOptions {
-  /** Most messages per pull and per `poll()`. Default 32. (RocketMQ lite `pullBatchSize`) */
-  pullBatchSize?: number;
-  /**
-   * Commit, every `autoCommitIntervalMs` (checked at each `poll()`) and when a queue is released
-   * or the consumer shuts down, the position after the last message `poll()` returned. Default
-   * true. (RocketMQ lite `autoCommit`)
-   */
-  autoCommit?: boolean;
-  /** Default 5000 ms. (RocketMQ lite `autoCommitIntervalMillis`) */
-  autoCommitIntervalMs?: number;
-}
+export {
+  DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+  DEFAULT_POLL_BATCH_SIZE,
+  DEFAULT_POLL_TIMEOUT_MS,
+  MAX_POLL_BATCH_SIZE,
+  resolvePullConsumerOptions,
+} from './pull-consumer-options';
+export type { PullConsumerOptions, ResolvedPullConsumerOptions } from './pull-consumer-options';
 
 export interface PullConsumerEvents {
   'consumer.rebalance': {
@@ -120,30 +113,19 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
 
   constructor(options: PullConsumerOptions) {
     super();
-    const c = 'pull consumer';
-    const basics = consumerGroup.consumerBasics(c, 'pull', options);
-    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = basics);
+    const resolved = resolvePullConsumerOptions(options);
+    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = resolved);
     this.timers = new ClientTimers(this.clock);
-    this.pullBatchSize = intOption(
-      c,
-      'pullBatchSize',
-      options.pullBatchSize,
-      DEFAULT_POLL_BATCH_SIZE,
-      1,
-      1024,
-    );
-    this.autoCommit = options.autoCommit ?? true;
-    this.autoCommitIntervalMs = intOption(
-      c,
-      'autoCommitIntervalMs',
-      options.autoCommitIntervalMs,
-      DEFAULT_AUTO_COMMIT_INTERVAL_MS,
-      0,
-    );
-    this.consumeStart = consumerGroup.consumeStartOptions(c, options);
-    ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
-      consumerGroup.membershipIntervalOptions(c, options));
-    this.pullRetryDelayMs = consumerGroup.pullRetryDelayOption(c, options.pullRetryDelayMs);
+    ({
+      pullBatchSize: this.pullBatchSize,
+      autoCommit: this.autoCommit,
+      autoCommitIntervalMs: this.autoCommitIntervalMs,
+      consumeStart: this.consumeStart,
+      rebalanceIntervalMs: this.rebalanceIntervalMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      pullRetryDelayMs: this.pullRetryDelayMs,
+    } = resolved);
+    const basics = resolved;
     this.membership = new consumerGroup.GroupMembership({
       ...basics,
       messageModel: 'CLUSTERING',
@@ -497,45 +479,31 @@ export class PullConsumer extends EventedClient<PullConsumerEvents> {
     return out;
   }
 
+  /** Reads `qs` once in the background: the pull consumer's use of the read path. */
   private pull(qs: QueueState, suspendTimeoutMs: number): Promise<void> {
-    const { brokerName, topic, queueId } = qs.queue;
     const generation = qs.generation;
-    const offset = qs.fetchOffset!;
-    const startedMs = this.clock.now();
-    const filtered =
-      qs.subscription !== undefined &&
-      !(qs.subscription.kind === 'TAG' && qs.subscription.expression.trim() === '*');
-    const pending = this.transport
-      .pull(brokerName, {
-        consumerGroup: this.group,
-        topic,
-        queueId,
-        queueOffset: offset,
-        maxCount: this.pullBatchSize,
-        subscription: filtered ? qs.subscription : undefined,
-        suspendTimeoutMs,
-      })
+    const pending = readQueue(this.transport, this.clock, {
+      consumerGroup: this.group,
+      queue: qs.queue,
+      offset: qs.fetchOffset!,
+      maxCount: this.pullBatchSize,
+      subscription: qs.subscription,
+      suspendTimeoutMs,
+    })
       .then(
-        (response: PullResponse) => {
+        (read: QueueRead) => {
           if (qs.removed || qs.generation !== generation || this.state !== 'RUNNING') return;
-          if (response.status === 'FOUND') qs.buffer.push(...response.messages);
-          if (response.status === 'OFFSET_ILLEGAL') {
+          if (read.status === 'FOUND') qs.buffer.push(...read.messages);
+          if (read.status === 'OFFSET_ILLEGAL') {
             this.events.emit('consumer.offset.illegal', {
               queue: qs.queue,
-              offset,
-              nextOffset: response.nextOffset,
+              offset: read.offset,
+              nextOffset: read.nextOffset,
             });
           }
-          qs.fetchOffset = response.nextOffset;
+          qs.fetchOffset = read.nextOffset;
           if (qs.buffer.length === 0) qs.consumed = qs.fetchOffset;
-          const waitedMs = this.clock.now() - startedMs;
-          if (
-            response.status === 'NO_NEW_MESSAGE' &&
-            response.nextOffset === offset &&
-            waitedMs < Math.min(suspendTimeoutMs, consumerGroup.SHORT_POLL_MS)
-          ) {
-            qs.retryAtMs = this.clock.now() + consumerGroup.SHORT_POLL_MS; // the broker could not hold the pull
-          }
+          if (read.pauseMs > 0) qs.retryAtMs = this.clock.now() + read.pauseMs;
         },
         (error: unknown) => {
           if (qs.removed) return;

@@ -1,241 +1,59 @@
-import { retryTopicOf } from '../broker/broker';
-import type { Clock, Timer } from '../common/clock';
+import type { Clock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
-import type { MessageModel, OffsetResetNotice, PullResponse, Subscription } from '../message/protocol';
-import { SystemProperty } from '../message/system-properties';
+import type { OffsetResetNotice, Subscription } from '../message/protocol';
+import { retryTopicOf } from '../message/topic-names';
 import { queueKey } from './allocation';
 import type { MessageQueue } from './allocation';
-import { ClientTimers, EventedClient, intOption } from './client-support';
+import { ClientTimers, EventedClient } from './client-support';
 import { trackConsumeProgress } from './consume-progress';
+import { ConsumeService } from './consume-service';
 import * as consumerGroup from './group-membership';
-import type { ConsumeStart, GroupConsumerOptions } from './group-membership';
+import type { ConsumeStart } from './group-membership';
+import { ProcessQueue } from './process-queue';
+import type { PushConsumerOptions, ResolvedPushConsumerOptions } from './push-consumer-options';
+import { resolvePushConsumerOptions } from './push-consumer-options';
+import type { ListenerOptions, MessageListener, PushConsumerEvents } from './push-listener';
+import { QueueLockKeeper } from './queue-lock-keeper';
+import { readQueue, SHORT_POLL_MS } from './queue-reader';
 import type { Transport } from './transport';
 
-/** A message as a listener sees it (RocketMQ `MessageExt`): retried messages carry their original topic. */
-export type MessageExt = MessageView;
-
-/**
- * What a listener answers (RocketMQ `ConsumeConcurrentlyStatus`); a throw, or anything else,
- * counts as `RECONSUME_LATER`. Async listeners should return the constants
- * (`return ConsumeResult.CONSUME_SUCCESS`): TypeScript widens a string literal returned from an
- * async function whose contextual return type is a union with a promise.
- */
-export const ConsumeResult = {
-  CONSUME_SUCCESS: 'CONSUME_SUCCESS',
-  RECONSUME_LATER: 'RECONSUME_LATER',
-} as const;
-export type ConsumeResult = (typeof ConsumeResult)[keyof typeof ConsumeResult];
-
-/** Handed to a listener with each call. */
-export interface ConsumeContext {
-  readonly consumerGroup: string;
-  /** The queue the messages were pulled from (for retried messages, the group's retry queue). */
-  readonly queue: MessageQueue;
-  /** Concurrent listeners: redeliver after this many ms instead of the broker's next backoff. (RocketMQ `delayLevelWhenNextConsume`) */
-  retryDelayMs?: number;
-  /** Orderly listeners: suspend the queue this long before the retry. (RocketMQ `suspendCurrentQueueTimeMillis`) */
-  suspendMs?: number;
-  /**
-   * Move the failed messages to the group's dead-letter queue now, without retries: for failures
-   * that can never succeed, such as a payload that does not validate. (RocketMQ
-   * `delayLevelWhenNextConsume = -1`)
-   */
-  deadLetter?: boolean;
-}
-
-export type MessageListener = (
-  messages: MessageExt[],
-  context: ConsumeContext,
-) => ConsumeResult | Promise<ConsumeResult>;
-
-export interface ListenerOptions {
-  /**
-   * Orderly listener (RocketMQ `MessageListenerOrderly`): per queue, one message at a time in queue
-   * order, so messages of one message group are consumed in the order they were sent. A failed
-   * message is retried in place after `suspendCurrentQueueTimeMs`, up to `maxReconsumeTimes`, then
-   * dead-lettered; the queue does not move on until then.
-   */
-  orderly?: boolean;
-}
-
-/** Where broadcasting consumers keep their offsets between runs (they are never committed to a broker). */
-export interface OffsetStore {
-  /** Offsets by `queueKey` (`brokerName@topic@queueId`): the next offset to consume. */
-  load(): Record<string, number> | Promise<Record<string, number>>;
-  save(offsets: Record<string, number>): void | Promise<void>;
-}
-
-export type { ConsumeFromWhere } from './group-membership';
-export { DEFAULT_PULL_RETRY_DELAY_MS, DEFAULT_REBALANCE_INTERVAL_MS } from './group-membership';
-
-/** Most listener calls at once. (RocketMQ `consumeThreadMax`) */
-export const DEFAULT_CONSUME_CONCURRENCY = 20;
-/** Messages per listener call for concurrent listeners. (RocketMQ `consumeMessageBatchMaxSize`) */
-export const DEFAULT_CONSUME_BATCH_SIZE = 1;
-/** Messages per pull. (RocketMQ `pullBatchSize`) */
-export const DEFAULT_PULL_BATCH_SIZE = 32;
-/** Cached messages per queue past which the queue is not pulled. (RocketMQ `pullThresholdForQueue`) */
-export const DEFAULT_PULL_THRESHOLD_FOR_QUEUE = 1000;
-/** Cached body bytes per queue past which the queue is not pulled: 100 MiB. (RocketMQ `pullThresholdSizeForQueue`) */
-export const DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE_BYTES = 100 * 1024 * 1024;
-/** Retries before a message goes to the dead-letter queue. (RocketMQ `maxReconsumeTimes`) */
-export const DEFAULT_CONSUMER_MAX_RECONSUME_TIMES = 16;
-/** Long-poll wait of a pull. (RocketMQ `brokerSuspendMaxTimeMillis`) */
-export const DEFAULT_SUSPEND_TIMEOUT_MS = 15_000;
-/** Orderly retry pause. (RocketMQ `suspendCurrentQueueTimeMillis`) */
-export const DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS = 1000;
-/** Period of the offset commit. (RocketMQ `persistConsumerOffsetInterval`) */
-export const DEFAULT_PERSIST_OFFSET_INTERVAL_MS = 5000;
-/** Pause before consuming again a message whose send-back failed. (RocketMQ `submitConsumeRequestLater`, 5 s) */
-export const DEFAULT_LOCAL_RETRY_DELAY_MS = 5000;
-/** Orderly, clustering: how often the queue locks are renewed. (RocketMQ `rocketmq.client.rebalance.lockInterval`) */
-export const DEFAULT_QUEUE_LOCK_RENEW_INTERVAL_MS = 20_000;
-/**
- * Orderly, clustering: a lock not renewed for this long is not trusted to consume (the broker keeps
- * it 60 s). (RocketMQ `rocketmq.client.rebalance.lockMaxLiveTime`)
- */
-export const QUEUE_LOCK_MAX_LIVE_MS = 30_000;
-/** Orderly, clustering: pause before trying again to lock a queue it could not lock. (RocketMQ `tryLockLaterAndReconsume`, 3 s) */
-export const QUEUE_LOCK_RETRY_MS = 3_000;
-
-export interface PushConsumerOptions extends GroupConsumerOptions {
-  /** Default `CLUSTERING`: the group shares the queues. `BROADCASTING`: every consumer reads everything. (RocketMQ `messageModel`) */
-  messageModel?: MessageModel;
-  /** Most listener calls at once. Default 20. (RocketMQ `consumeThreadMax`) */
-  consumeConcurrency?: number;
-  /** Messages per concurrent listener call. Default 1. (RocketMQ `consumeMessageBatchMaxSize`) */
-  consumeBatchSize?: number;
-  /** Messages per pull. Default 32. (RocketMQ `pullBatchSize`) */
-  pullBatchSize?: number;
-  /** A queue with more cached (pulled, unfinished) messages than this is not pulled until it drains. Default 1000. (RocketMQ `pullThresholdForQueue`) */
-  pullThresholdForQueue?: number;
-  /** Same, in cached body bytes. Default 100 MiB. (RocketMQ `pullThresholdSizeForQueue`, in MiB there) */
-  pullThresholdSizeForQueueBytes?: number;
-  /** Retries before dead-lettering. Default 16. (RocketMQ `maxReconsumeTimes`) */
-  maxReconsumeTimes?: number;
-  /** Long-poll wait of each pull, in ms; 0 polls. Default 15 000. (RocketMQ `brokerSuspendMaxTimeMillis`) */
-  suspendTimeoutMs?: number;
-  /** Orderly retry pause in ms. Default 1000. (RocketMQ `suspendCurrentQueueTimeMillis`) */
-  suspendCurrentQueueTimeMs?: number;
-  /** Default 5000 ms. (RocketMQ `persistConsumerOffsetInterval`) */
-  persistOffsetIntervalMs?: number;
-  /** Pause before consuming again a message whose send-back failed, ms. Default 5000. */
-  localRetryDelayMs?: number;
-  /** Orderly, clustering: how often queue locks are renewed, in ms. Default 20 000. (RocketMQ `rocketmq.client.rebalance.lockInterval`) */
-  queueLockRenewIntervalMs?: number;
-  /** Broadcasting only: where offsets persist between runs. Default: memory only. */
-  offsetStore?: OffsetStore;
-}
-
-/** Instrumentation events of a push consumer. */
-export interface PushConsumerEvents {
-  /** The consumer's queues of a topic changed. */
-  'consumer.rebalance': {
-    topic: string;
-    queues: MessageQueue[];
-    added: MessageQueue[];
-    removed: MessageQueue[];
-  };
-  /** A queue is not pulled for now: too many cached messages or bytes. */
-  'consumer.flow-control': { queue: MessageQueue; cachedMessages: number; cachedBytes: number };
-  'consumer.pull.error': { queue: MessageQueue; error: unknown };
-  /** The broker reset the group's offsets on `brokerName` (admin reset by time); the queues restart there. */
-  'consumer.offset.reset': {
-    topic: string;
-    brokerName: string;
-    offsets: Array<{ queueId: number; offset: number }>;
-  };
-  /** A pull found the offset outside the queue (retention); consumption moves to `nextOffset`. */
-  'consumer.offset.illegal': { queue: MessageQueue; offset: number; nextOffset: number };
-  /** A listener threw (counted as `RECONSUME_LATER`). */
-  'consumer.listener.error': { queue: MessageQueue; error: unknown };
-  /** A failed message could not be sent back; it is consumed again locally later. */
-  'consumer.sendback.failed': { queue: MessageQueue; msgId: string; error: unknown };
-  /** A message went to the group's dead-letter queue. */
-  'consumer.dead-lettered': { queue: MessageQueue; msgId: string };
-  /** Broadcasting: a failed message is dropped (RocketMQ does not retry broadcast messages). */
-  'consumer.dropped': { queue: MessageQueue; msgId: string };
-  /** Heartbeat, route, membership or offset commit failed; retried on the next cycle. */
-  'consumer.error': { stage: 'heartbeat' | 'route' | 'membership' | 'offset' | 'rebalance'; error: unknown };
-}
+// The push consumer's public names live by concern in the files below; they are re-exported here
+// so that `client/push-consumer` stays the one place to import the push consumer from.
+export { ConsumeResult } from './push-listener';
+export type {
+  ConsumeContext,
+  ListenerOptions,
+  MessageExt,
+  MessageListener,
+  PushConsumerEvents,
+} from './push-listener';
+export {
+  DEFAULT_CONSUME_BATCH_SIZE,
+  DEFAULT_CONSUME_CONCURRENCY,
+  DEFAULT_CONSUMER_MAX_RECONSUME_TIMES,
+  DEFAULT_LOCAL_RETRY_DELAY_MS,
+  DEFAULT_PERSIST_OFFSET_INTERVAL_MS,
+  DEFAULT_PULL_BATCH_SIZE,
+  DEFAULT_PULL_RETRY_DELAY_MS,
+  DEFAULT_PULL_THRESHOLD_FOR_QUEUE,
+  DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE_BYTES,
+  DEFAULT_QUEUE_LOCK_RENEW_INTERVAL_MS,
+  DEFAULT_REBALANCE_INTERVAL_MS,
+  DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS,
+  DEFAULT_SUSPEND_TIMEOUT_MS,
+  QUEUE_LOCK_MAX_LIVE_MS,
+  QUEUE_LOCK_RETRY_MS,
+  resolvePushConsumerOptions,
+} from './push-consumer-options';
+export type {
+  ConsumeFromWhere,
+  OffsetStore,
+  PushConsumerOptions,
+  ResolvedPushConsumerOptions,
+} from './push-consumer-options';
 
 type State = 'CREATED' | 'RUNNING' | 'STOPPING' | 'STOPPED';
-
-/** One queue this consumer owns: what it pulled and has not finished (RocketMQ `ProcessQueue`). */
-class ProcessQueue {
-  readonly key: string;
-  /** Pulled, not yet finished, by queue offset; insertion order is offset order. */
-  readonly messages = new Map<number, MessageView>();
-  cachedBytes = 0;
-  dropped = false;
-  /** Listener calls running for this queue. */
-  inFlight = 0;
-  /** Orderly: a message of this queue is being consumed or waits for its retry. */
-  orderlyBusy = false;
-  /** Orderly, clustering: when the broker last confirmed this client's lock on the queue (0: not locked). */
-  lockedAtMs = 0;
-  /** Orderly: local retries so far, by queue offset. */
-  readonly localAttempts = new Map<number, number>();
-  readonly timers = new Set<Timer>();
-  private idleWaiters: Array<() => void> = [];
-  /** The pull loop waiting for the cache to drain below the flow-control bounds. */
-  drainWaiter: (() => void) | undefined;
-  /** The pull loop sleeping after a failed or empty pull; a drop wakes it. */
-  sleepWaker: (() => void) | undefined;
-
-  constructor(
-    readonly queue: MessageQueue,
-    readonly subscription: Subscription,
-    readonly isRetry: boolean,
-    /** Next offset to pull. */
-    public nextOffset: number,
-    /** Offset last committed (or saved), if any. */
-    public committed: number | undefined,
-  ) {
-    this.key = queueKey(queue);
-  }
-
-  /** The offset to commit: the lowest one still being processed, else the next to pull. */
-  get consumeOffset(): number {
-    for (const offset of this.messages.keys()) return offset;
-    return this.nextOffset;
-  }
-
-  whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  wakeIdle(): void {
-    if (this.inFlight !== 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  wakeDrain(): void {
-    const wake = this.drainWaiter;
-    this.drainWaiter = undefined;
-    wake?.();
-  }
-
-  /** Stops the queue: its timers are cancelled and a waiting pull loop wakes (and exits). */
-  drop(): void {
-    this.dropped = true;
-    for (const timer of this.timers) timer.cancel();
-    this.timers.clear();
-    this.wakeDrain();
-    const wake = this.sleepWaker;
-    this.sleepWaker = undefined;
-    wake?.();
-  }
-}
-
-interface Task {
-  pq: ProcessQueue;
-  run: () => Promise<void>;
-}
 
 /**
  * A consumer the broker's messages are pushed to (RocketMQ `DefaultMQPushConsumer`; pushed by
@@ -254,44 +72,40 @@ interface Task {
  * it is never lost. The committed offset of a queue is the lowest offset still in process, or the
  * next offset when none is (at least once: a crash redelivers, never skips).
  *
+ * **Orderly** listeners in clustering consume a queue only while they hold a broker lock on it
+ * that was confirmed within `QUEUE_LOCK_MAX_LIVE_MS` (see `queue-lock-keeper.ts`). Any failed call to a broker (a cut
+ * connection, a broker restart) makes every lock on that broker unconfirmed: the queues stop until
+ * they are locked again, and a queue that cannot be locked again is dropped with its cached
+ * messages — uncommitted, since the member that holds it now owns its offset.
+ *
  * **Broadcasting**: every consumer takes every queue; offsets stay in the client (and in the
- * optional {@link OffsetStore}), never on a broker. As in RocketMQ, a failed broadcast message is
+ * optional `OffsetStore`), never on a broker. As in RocketMQ, a failed broadcast message is
  * not retried: it is dropped and reported as `consumer.dropped` (orderly listeners still retry in
  * place and then dead-letter).
  *
  * Flow control: a queue with more than `pullThresholdForQueue` cached messages or
- * `pullThresholdSizeForQueueBytes` cached body bytes is not pulled until consumption brings it
- * back under both bounds.
+ * `pullThresholdSizeForQueueBytes` cached body bytes (or its share of the `…ForTopic` bounds) is
+ * not pulled until consumption brings it back under both bounds.
  *
  * `shutdown()` stops pulling, waits for running listener calls, commits offsets and unregisters.
  * Pulls still parked at a broker (long polling) are not waited for; their answers are discarded.
+ *
+ * The parts: options in `push-consumer-options.ts`, listener types and events in
+ * `push-listener.ts`, the per-queue cache in `process-queue.ts`, listener calls in
+ * `consume-service.ts`, and the read of a queue in `queue-reader.ts`.
  */
 export class PushConsumer extends EventedClient<PushConsumerEvents> {
   readonly group: string;
   readonly clientId: string;
-  readonly messageModel: MessageModel;
+  readonly messageModel: ResolvedPushConsumerOptions['messageModel'];
+  private readonly options: ResolvedPushConsumerOptions;
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly timers: ClientTimers;
-  private readonly consumeConcurrency: number;
-  private readonly consumeBatchSize: number;
-  private readonly pullBatchSize: number;
-  private readonly pullThresholdForQueue: number;
-  private readonly pullThresholdSizeForQueueBytes: number;
-  private readonly maxReconsumeTimes: number;
-  private readonly suspendTimeoutMs: number;
-  private readonly suspendCurrentQueueTimeMs: number;
-  private readonly queueLockRenewIntervalMs: number;
-  private readonly rebalanceIntervalMs: number;
-  private readonly heartbeatIntervalMs: number;
-  private readonly persistOffsetIntervalMs: number;
-  private readonly pullRetryDelayMs: number;
-  private readonly localRetryDelayMs: number;
-  private readonly consumeStart: ConsumeStart;
-  private readonly offsetStore: OffsetStore | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private listener: MessageListener | undefined;
   private orderly = false;
+  private consumer: ConsumeService | undefined;
   private state: State = 'CREATED';
   private stopping: Promise<void> | undefined;
   private untrackProgress: (() => void) | undefined;
@@ -299,113 +113,33 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private readonly membership: consumerGroup.GroupMembership;
   /** Broadcasting offsets by queue key. */
   private localOffsets: Record<string, number> = {};
+  private readonly locks: QueueLockKeeper;
+  /** Queues of each topic the last rebalance gave this consumer (the per-topic bounds are shared among them). */
+  private readonly topicShares = new Map<string, number>();
   private readonly rebalancer = new consumerGroup.RebalanceRunner(
     () => this.rebalanceOnce(),
     () => this.state === 'RUNNING',
   );
-  private readonly tasks: Task[] = [];
-  private taskHead = 0;
-  private running = 0;
 
   constructor(options: PushConsumerOptions) {
     super();
-    const c = 'push consumer';
-    const basics = consumerGroup.consumerBasics(c, 'push', options);
-    ({ group: this.group, transport: this.transport, clientId: this.clientId, clock: this.clock } = basics);
+    this.options = resolvePushConsumerOptions(options);
+    ({
+      group: this.group,
+      transport: this.transport,
+      clientId: this.clientId,
+      clock: this.clock,
+    } = this.options);
+    this.messageModel = this.options.messageModel;
     this.timers = new ClientTimers(this.clock);
-    this.messageModel = options.messageModel ?? 'CLUSTERING';
-    if (this.messageModel !== 'CLUSTERING' && this.messageModel !== 'BROADCASTING') {
-      throw new RocketError('INVALID_OPTION', `${c} option messageModel must be CLUSTERING or BROADCASTING`);
-    }
-    this.consumeConcurrency = intOption(
-      c,
-      'consumeConcurrency',
-      options.consumeConcurrency,
-      DEFAULT_CONSUME_CONCURRENCY,
-      1,
-      10_000,
-    );
-    this.consumeBatchSize = intOption(
-      c,
-      'consumeBatchSize',
-      options.consumeBatchSize,
-      DEFAULT_CONSUME_BATCH_SIZE,
-      1,
-      1024,
-    );
-    this.pullBatchSize = intOption(
-      c,
-      'pullBatchSize',
-      options.pullBatchSize,
-      DEFAULT_PULL_BATCH_SIZE,
-      1,
-      1024,
-    );
-    this.pullThresholdForQueue = intOption(
-      c,
-      'pullThresholdForQueue',
-      options.pullThresholdForQueue,
-      DEFAULT_PULL_THRESHOLD_FOR_QUEUE,
-      1,
-    );
-    this.pullThresholdSizeForQueueBytes = intOption(
-      c,
-      'pullThresholdSizeForQueueBytes',
-      options.pullThresholdSizeForQueueBytes,
-      DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE_BYTES,
-      1,
-    );
-    this.maxReconsumeTimes = intOption(
-      c,
-      'maxReconsumeTimes',
-      options.maxReconsumeTimes,
-      DEFAULT_CONSUMER_MAX_RECONSUME_TIMES,
-      0,
-      1000,
-    );
-    this.suspendTimeoutMs = intOption(
-      c,
-      'suspendTimeoutMs',
-      options.suspendTimeoutMs,
-      DEFAULT_SUSPEND_TIMEOUT_MS,
-      0,
-    );
-    this.suspendCurrentQueueTimeMs = intOption(
-      c,
-      'suspendCurrentQueueTimeMs',
-      options.suspendCurrentQueueTimeMs,
-      DEFAULT_SUSPEND_CURRENT_QUEUE_TIME_MS,
-      0,
-    );
-    this.queueLockRenewIntervalMs = intOption(
-      c,
-      'queueLockRenewIntervalMs',
-      options.queueLockRenewIntervalMs,
-      DEFAULT_QUEUE_LOCK_RENEW_INTERVAL_MS,
-      1,
-    );
-    ({ rebalanceIntervalMs: this.rebalanceIntervalMs, heartbeatIntervalMs: this.heartbeatIntervalMs } =
-      consumerGroup.membershipIntervalOptions(c, options));
-    this.persistOffsetIntervalMs = intOption(
-      c,
-      'persistOffsetIntervalMs',
-      options.persistOffsetIntervalMs,
-      DEFAULT_PERSIST_OFFSET_INTERVAL_MS,
-      1,
-    );
-    this.pullRetryDelayMs = consumerGroup.pullRetryDelayOption(c, options.pullRetryDelayMs);
-    this.localRetryDelayMs = intOption(
-      c,
-      'localRetryDelayMs',
-      options.localRetryDelayMs,
-      DEFAULT_LOCAL_RETRY_DELAY_MS,
-      1,
-    );
-    this.consumeStart = consumerGroup.consumeStartOptions(c, options);
-    this.offsetStore = options.offsetStore;
+    this.locks = new QueueLockKeeper({
+      ...this.options,
+      processQueues: () => this.processQueues.values(),
+      locked: (pq) => this.consumer?.scheduleOrderly(pq),
+      onError: (error) => this.events.emit('consumer.error', { stage: 'rebalance', error }),
+    });
     this.membership = new consumerGroup.GroupMembership({
-      ...basics,
-      messageModel: this.messageModel,
+      ...this.options,
       consumeType: 'PUSH',
       subscriptions: () => this.allSubscriptions(),
       onError: (stage, error) => this.events.emit('consumer.error', { stage, error }),
@@ -415,6 +149,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   /**
    * Subscribes to `topic` with a tag expression (`*`, `a || b`) or `{ sql }` (SQL92 on user
    * properties and `TAGS`). Call before `start()`; a second call for a topic replaces the first.
+   * A filter that does not parse is `INVALID_FILTER` here, with its position.
    */
   subscribe(topic: string, expression: string | { sql: string } = '*'): this {
     if (this.state !== 'CREATED') {
@@ -452,6 +187,20 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     if (this.subscriptions.size === 0)
       throw new RocketError('INVALID_ARGUMENT', 'subscribe to a topic before start()');
     this.state = 'RUNNING';
+    const listener = this.listener;
+    this.consumer = new ConsumeService(
+      {
+        options: this.options,
+        transport: this.transport,
+        timers: this.timers,
+        events: this.events,
+        running: () => this.state === 'RUNNING',
+        listener: () => listener,
+        holdsLock: (pq) => this.holdsLock(pq),
+        finish: (pq, messages) => this.finish(pq, messages),
+      },
+      this.orderly,
+    );
     const onError = (error: unknown): void =>
       this.events.emit('consumer.error', { stage: 'rebalance', error });
     this.transport.register(this.clientId, {
@@ -478,12 +227,12 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
         queueId: pq.queue.queueId,
         nextOffset: pq.nextOffset,
         consumeOffset: pq.consumeOffset,
-        pending: pq.messages.size,
+        pending: pq.cachedMessages,
       })),
     );
     try {
-      if (this.messageModel === 'BROADCASTING' && this.offsetStore) {
-        this.localOffsets = { ...(await this.offsetStore.load()) };
+      if (this.messageModel === 'BROADCASTING' && this.options.offsetStore) {
+        this.localOffsets = { ...(await this.options.offsetStore.load()) };
       }
       await this.membership.refreshBrokers(this.subscriptions.keys());
       await this.membership.heartbeat();
@@ -493,10 +242,12 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       await this.shutdown();
       throw error;
     }
-    this.timers.every(this.rebalanceIntervalMs, () => this.rebalance(), onError);
-    this.timers.every(this.heartbeatIntervalMs, () => this.membership.heartbeat(), onError);
-    this.timers.every(this.persistOffsetIntervalMs, () => this.persistOffsets(), onError);
-    if (this.locksQueues) this.timers.every(this.queueLockRenewIntervalMs, () => this.renewLocks(), onError);
+    const { rebalanceIntervalMs, heartbeatIntervalMs, persistOffsetIntervalMs, queueLockRenewIntervalMs } =
+      this.options;
+    this.timers.every(rebalanceIntervalMs, () => this.rebalance(), onError);
+    this.timers.every(heartbeatIntervalMs, () => this.membership.heartbeat(), onError);
+    this.timers.every(persistOffsetIntervalMs, () => this.persistOffsets(), onError);
+    if (this.locksQueues) this.timers.every(queueLockRenewIntervalMs, () => this.locks.renew(), onError);
   }
 
   /**
@@ -544,6 +295,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   }
 
   private async updateQueues(subscription: Subscription, mine: MessageQueue[]): Promise<void> {
+    this.topicShares.set(subscription.topic, mine.length);
     const wanted = new Map(mine.map((q) => [queueKey(q), q]));
     const removed: ProcessQueue[] = [];
     for (const pq of this.processQueues.values()) {
@@ -568,7 +320,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
 
   private async addQueue(subscription: Subscription, queue: MessageQueue): Promise<boolean> {
     // orderly: only the holder of the queue's lock consumes it; another member may still have it
-    if (this.locksQueues && !(await this.lockQueues(queue.brokerName, [queue])).length) return false;
+    if (this.locksQueues && !(await this.locks.lock(queue.brokerName, [queue])).length) return false;
     const lockedAtMs = this.clock.now();
     const isRetry = this.messageModel === 'CLUSTERING' && queue.topic === retryTopicOf(this.group);
     let committed: number | undefined;
@@ -609,7 +361,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private startOffset(queue: MessageQueue, isRetry: boolean): Promise<number> {
     const start: ConsumeStart = isRetry
       ? { consumeFromWhere: 'FIRST_OFFSET', consumeTimestampMs: undefined }
-      : this.consumeStart;
+      : this.options.consumeStart;
     return consumerGroup.startOffset(this.transport, this.clock, queue, start);
   }
 
@@ -627,12 +379,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
         pq.queue.topic === notice.topic &&
         reset.has(pq.queue.queueId),
     );
-    for (const pq of affected) {
-      // out of the map first, so no periodic commit writes the old position over the reset
-      this.processQueues.delete(pq.key);
-      pq.drop();
-    }
-    await Promise.all(affected.map((pq) => pq.whenIdle()));
+    await Promise.all(affected.map((pq) => this.discardQueue(pq)));
     this.events.emit('consumer.offset.reset', {
       topic: notice.topic,
       brokerName: notice.brokerName,
@@ -641,83 +388,56 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     await this.rebalance();
   }
 
-  /** Stops pulling `pq`, waits for its running listener calls, commits its offset, then gives its lock back. */
+  /**
+   * Stops pulling `pq`, waits for its running listener calls, commits its offset, then gives its
+   * lock back. Orderly: the offset is committed only under the queue's lock (taken again if it is
+   * not fresh), so a member that lost the queue never moves back the offset of the one holding it.
+   */
   private async dropQueue(pq: ProcessQueue): Promise<void> {
     if (!pq.dropped) pq.drop();
     await pq.whenIdle();
-    await this.commitQueue(pq);
+    const held = !this.locksQueues || this.locks.isFresh(pq) || (await this.locks.relock(pq));
+    if (held) await this.commitQueue(pq);
     if (this.processQueues.get(pq.key) === pq) this.processQueues.delete(pq.key);
-    if (this.locksQueues && pq.lockedAtMs > 0) {
-      pq.lockedAtMs = 0;
-      const { brokerName, topic, queueId } = pq.queue;
-      await this.transport
-        .unlockQueues(brokerName, {
-          group: this.group,
-          clientId: this.clientId,
-          queues: [{ topic, queueId }],
-        })
-        .catch((error: unknown) => this.events.emit('consumer.error', { stage: 'rebalance', error }));
-    }
+    if (this.locksQueues && held) await this.locks.unlock(pq);
   }
 
-  // ---- orderly queue locks -----------------------------------------------------------------
+  /**
+   * Drops `pq` without committing its offset: its cached messages are discarded and read again by
+   * whoever owns the queue next. Out of the map first, so no periodic commit writes its position.
+   */
+  private async discardQueue(pq: ProcessQueue): Promise<void> {
+    if (this.processQueues.get(pq.key) === pq) this.processQueues.delete(pq.key);
+    pq.drop();
+    pq.clear();
+    await pq.whenIdle();
+  }
+
+  // ---- orderly queue locks ---------------------------------------------------------------
 
   /** Orderly clustering consumers lock their queues at the broker (RocketMQ `lockBatchMQ`). */
   private get locksQueues(): boolean {
     return this.orderly && this.messageModel === 'CLUSTERING';
   }
 
-  /** Locks queues of one broker; resolves with those now held (none when the broker fails). */
-  private async lockQueues(brokerName: string, queues: readonly MessageQueue[]): Promise<MessageQueue[]> {
-    try {
-      const held = await this.transport.lockQueues(brokerName, {
-        group: this.group,
-        clientId: this.clientId,
-        queues: queues.map((q) => ({ topic: q.topic, queueId: q.queueId })),
-      });
-      const keys = new Set(held.map((q) => `${q.topic}\u0000${q.queueId}`));
-      return queues.filter((q) => keys.has(`${q.topic}\u0000${q.queueId}`));
-    } catch (error) {
-      this.events.emit('consumer.error', { stage: 'rebalance', error });
-      return [];
-    }
+  /** A call to `brokerName` failed: orderly, its locks are unconfirmed (see {@link QueueLockKeeper.brokerFailed}). */
+  private brokerFailed(brokerName: string): void {
+    if (this.locksQueues) this.locks.brokerFailed(brokerName);
   }
 
-  /** Renews every held lock; a queue whose lock went to another member stops being consumed. */
-  private async renewLocks(): Promise<void> {
-    const byBroker = new Map<string, ProcessQueue[]>();
-    for (const pq of this.processQueues.values()) {
-      if (pq.dropped) continue;
-      const list = byBroker.get(pq.queue.brokerName) ?? [];
-      list.push(pq);
-      byBroker.set(pq.queue.brokerName, list);
-    }
-    await Promise.all(
-      [...byBroker].map(async ([brokerName, pqs]) => {
-        const now = this.clock.now();
-        const held = new Set(
-          await this.lockQueues(
-            brokerName,
-            pqs.map((pq) => pq.queue),
-          ),
-        );
-        for (const pq of pqs) {
-          const wasLocked = pq.lockedAtMs > 0;
-          pq.lockedAtMs = held.has(pq.queue) ? now : 0;
-          if (!wasLocked && pq.lockedAtMs > 0) this.scheduleOrderly(pq);
-        }
-      }),
-    );
-  }
-
-  /** Orderly: true when `pq` may be consumed now (its lock is fresh, or was just taken again). */
+  /**
+   * Orderly: true when `pq` may be consumed now — its lock is fresh, or was just taken again. A
+   * queue that cannot be locked again is another member's now: it is dropped with its cached
+   * messages (uncommitted), and taken again by a later rebalance if it comes back to this member.
+   */
   private async holdsLock(pq: ProcessQueue): Promise<boolean> {
-    if (!this.locksQueues) return true;
-    if (pq.lockedAtMs > 0 && this.clock.now() - pq.lockedAtMs <= QUEUE_LOCK_MAX_LIVE_MS) return true;
-    const now = this.clock.now();
-    const held = await this.lockQueues(pq.queue.brokerName, [pq.queue]);
-    pq.lockedAtMs = held.length > 0 ? now : 0;
-    return pq.lockedAtMs > 0;
+    if (!this.locksQueues || this.locks.isFresh(pq)) return true;
+    if ((await this.locks.relock(pq)) && !pq.dropped) return true;
+    if (!pq.dropped && this.state === 'RUNNING') {
+      // not awaited: the caller is one of the queue's own listener tasks, which this waits for
+      void this.discardQueue(pq);
+    }
+    return false;
   }
 
   // ---- offsets ---------------------------------------------------------------------------
@@ -735,6 +455,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       await this.transport.commitOffset(brokerName, { group: this.group, topic, queueId, offset });
       pq.committed = offset;
     } catch (error) {
+      this.brokerFailed(brokerName);
       this.events.emit('consumer.error', { stage: 'offset', error });
     }
   }
@@ -745,9 +466,10 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   }
 
   private async saveLocalOffsets(): Promise<void> {
-    if (this.messageModel !== 'BROADCASTING' || !this.offsetStore) return;
+    const { offsetStore } = this.options;
+    if (this.messageModel !== 'BROADCASTING' || !offsetStore) return;
     try {
-      await this.offsetStore.save({ ...this.localOffsets });
+      await offsetStore.save({ ...this.localOffsets });
     } catch (error) {
       this.events.emit('consumer.error', { stage: 'offset', error });
     }
@@ -755,73 +477,80 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
 
   // ---- pulling -----------------------------------------------------------------------------
 
-  private overThreshold(pq: ProcessQueue): boolean {
-    return (
-      pq.messages.size > this.pullThresholdForQueue || pq.cachedBytes > this.pullThresholdSizeForQueueBytes
-    );
+  /**
+   * The flow-control bounds of one queue: the per-queue thresholds, or, when the per-topic ones
+   * are set, the topic's bound shared among the topic's queues the last rebalance gave this
+   * consumer (RocketMQ `RebalancePushImpl.messageQueueChanged`).
+   */
+  private thresholds(pq: ProcessQueue): { messages: number; bytes: number } {
+    const o = this.options;
+    if (o.pullThresholdForTopic === undefined && o.pullThresholdSizeForTopicBytes === undefined) {
+      return { messages: o.pullThresholdForQueue, bytes: o.pullThresholdSizeForQueueBytes };
+    }
+    const queues = Math.max(1, this.topicShares.get(pq.queue.topic) ?? 1);
+    return {
+      messages:
+        o.pullThresholdForTopic === undefined
+          ? o.pullThresholdForQueue
+          : Math.max(1, Math.floor(o.pullThresholdForTopic / queues)),
+      bytes:
+        o.pullThresholdSizeForTopicBytes === undefined
+          ? o.pullThresholdSizeForQueueBytes
+          : Math.max(1, Math.floor(o.pullThresholdSizeForTopicBytes / queues)),
+    };
   }
 
+  private overThreshold(pq: ProcessQueue): boolean {
+    const bound = this.thresholds(pq);
+    return pq.cachedMessages > bound.messages || pq.cachedBytes > bound.bytes;
+  }
+
+  /** Pulls `pq` until it is dropped or the consumer stops: the push consumer's use of the read path. */
   private async pullLoop(pq: ProcessQueue): Promise<void> {
-    const { brokerName, topic, queueId } = pq.queue;
-    const filtered = !(pq.subscription.kind === 'TAG' && pq.subscription.expression.trim() === '*');
+    const { pullBatchSize, suspendTimeoutMs, pullRetryDelayMs } = this.options;
     while (!pq.dropped && this.state === 'RUNNING') {
       if (this.overThreshold(pq)) {
         this.events.emit('consumer.flow-control', {
           queue: pq.queue,
-          cachedMessages: pq.messages.size,
+          cachedMessages: pq.cachedMessages,
           cachedBytes: pq.cachedBytes,
         });
         await new Promise<void>((resolve) => (pq.drainWaiter = resolve));
         continue;
       }
-      const startedMs = this.clock.now();
-      let response: PullResponse;
+      let read;
       try {
-        response = await this.transport.pull(brokerName, {
+        read = await readQueue(this.transport, this.clock, {
           consumerGroup: this.group,
-          topic,
-          queueId,
-          queueOffset: pq.nextOffset,
-          maxCount: this.pullBatchSize,
-          subscription: filtered ? pq.subscription : undefined,
-          suspendTimeoutMs: this.suspendTimeoutMs,
+          queue: pq.queue,
+          offset: pq.nextOffset,
+          maxCount: pullBatchSize,
+          subscription: pq.subscription,
+          suspendTimeoutMs,
         });
       } catch (error) {
         if (pq.dropped) return;
+        this.brokerFailed(pq.queue.brokerName);
         this.events.emit('consumer.pull.error', { queue: pq.queue, error });
-        await this.queueSleep(pq, this.pullRetryDelayMs);
+        await this.queueSleep(pq, pullRetryDelayMs);
         continue;
       }
       if (pq.dropped || this.state !== 'RUNNING') return;
-      switch (response.status) {
-        case 'FOUND':
-          this.take(pq, response.messages);
-          pq.nextOffset = response.nextOffset;
-          break;
-        case 'OFFSET_ILLEGAL':
-          this.events.emit('consumer.offset.illegal', {
-            queue: pq.queue,
-            offset: pq.nextOffset,
-            nextOffset: response.nextOffset,
-          });
-          pq.nextOffset = response.nextOffset;
-          break;
-        case 'NO_MATCHED_MESSAGE':
-          pq.nextOffset = response.nextOffset;
-          break;
-        case 'NO_NEW_MESSAGE': {
-          const moved = response.nextOffset !== pq.nextOffset;
-          pq.nextOffset = response.nextOffset;
-          // a broker that could not hold the pull answers at once: do not spin
-          const waitedMs = this.clock.now() - startedMs;
-          const minWaitMs =
-            this.suspendTimeoutMs > 0
-              ? Math.min(this.suspendTimeoutMs, consumerGroup.SHORT_POLL_MS)
-              : Infinity;
-          if (!moved && waitedMs < minWaitMs) await this.queueSleep(pq, consumerGroup.SHORT_POLL_MS);
-          break;
-        }
+      if (read.status === 'FOUND') {
+        this.consumer!.dispatch(pq, pq.put(read.messages));
+      } else if (read.status === 'OFFSET_ILLEGAL') {
+        this.events.emit('consumer.offset.illegal', {
+          queue: pq.queue,
+          offset: read.offset,
+          nextOffset: read.nextOffset,
+        });
       }
+      pq.nextOffset = read.nextOffset;
+      // a consumer that polls (no long-poll wait) pauses between empty polls too
+      const polledEmpty =
+        suspendTimeoutMs === 0 && read.status === 'NO_NEW_MESSAGE' && read.nextOffset === read.offset;
+      const pauseMs = polledEmpty ? SHORT_POLL_MS : read.pauseMs;
+      if (pauseMs > 0) await this.queueSleep(pq, pauseMs);
     }
   }
 
@@ -838,199 +567,9 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     });
   }
 
-  /** Caches pulled messages and hands them to the listener. */
-  private take(pq: ProcessQueue, messages: MessageView[]): void {
-    const fresh: MessageView[] = [];
-    for (const m of messages) {
-      if (pq.messages.has(m.queueOffset)) continue;
-      pq.messages.set(m.queueOffset, m);
-      pq.cachedBytes += m.body.length;
-      fresh.push(m);
-    }
-    if (this.orderly) {
-      this.scheduleOrderly(pq);
-      return;
-    }
-    for (let i = 0; i < fresh.length; i += this.consumeBatchSize) {
-      const batch = fresh.slice(i, i + this.consumeBatchSize);
-      this.submit(pq, () => this.consumeConcurrently(pq, batch));
-    }
-  }
-
   /** Marks messages finished: they leave the cache, and a queue paused by flow control may resume. */
   private finish(pq: ProcessQueue, messages: readonly MessageView[]): void {
-    for (const m of messages) {
-      const cached = pq.messages.get(m.queueOffset);
-      if (cached && pq.messages.delete(m.queueOffset)) pq.cachedBytes -= cached.body.length;
-    }
+    pq.remove(messages);
     if (pq.drainWaiter && !this.overThreshold(pq)) pq.wakeDrain();
-  }
-
-  // ---- consuming ---------------------------------------------------------------------------
-
-  private submit(pq: ProcessQueue, run: () => Promise<void>): void {
-    this.tasks.push({ pq, run });
-    this.pump();
-  }
-
-  /** Starts queued listener calls up to `consumeConcurrency`; calls of dropped queues are skipped. */
-  private pump(): void {
-    while (this.running < this.consumeConcurrency && this.taskHead < this.tasks.length) {
-      const task = this.tasks[this.taskHead++]!;
-      if (this.taskHead > 1024 && this.taskHead * 2 > this.tasks.length) {
-        this.tasks.splice(0, this.taskHead);
-        this.taskHead = 0;
-      }
-      if (task.pq.dropped || this.state !== 'RUNNING') continue;
-      this.running++;
-      task.pq.inFlight++;
-      void task
-        .run()
-        .catch((error: unknown) =>
-          this.events.emit('consumer.listener.error', { queue: task.pq.queue, error }),
-        )
-        .finally(() => {
-          this.running--;
-          task.pq.inFlight--;
-          task.pq.wakeIdle();
-          this.pump();
-        });
-    }
-    if (this.taskHead === this.tasks.length && this.taskHead > 0) {
-      this.tasks.length = 0;
-      this.taskHead = 0;
-    }
-  }
-
-  /** The message as the listener sees it: a retried message shows its original topic. */
-  private present(pq: ProcessQueue, m: MessageView, reconsumeTimes = m.reconsumeTimes): MessageExt {
-    const origin = pq.isRetry ? m.properties[SystemProperty.ORIGIN_TOPIC] : undefined;
-    if (origin === undefined && reconsumeTimes === m.reconsumeTimes) return m;
-    return { ...m, topic: origin ?? m.topic, reconsumeTimes };
-  }
-
-  private async callListener(
-    pq: ProcessQueue,
-    messages: MessageExt[],
-    context: ConsumeContext,
-  ): Promise<ConsumeResult> {
-    try {
-      const result = await this.listener!(messages, context);
-      return result === 'CONSUME_SUCCESS' ? 'CONSUME_SUCCESS' : 'RECONSUME_LATER';
-    } catch (error) {
-      this.events.emit('consumer.listener.error', { queue: pq.queue, error });
-      return 'RECONSUME_LATER';
-    }
-  }
-
-  private async consumeConcurrently(pq: ProcessQueue, batch: MessageView[]): Promise<void> {
-    const context: ConsumeContext = { consumerGroup: this.group, queue: pq.queue };
-    const result = await this.callListener(
-      pq,
-      batch.map((m) => this.present(pq, m)),
-      context,
-    );
-    if (result === 'CONSUME_SUCCESS') {
-      this.finish(pq, batch);
-      return;
-    }
-    if (this.messageModel === 'BROADCASTING') {
-      for (const m of batch) this.events.emit('consumer.dropped', { queue: pq.queue, msgId: m.msgId });
-      this.finish(pq, batch);
-      return;
-    }
-    const retryLocally: MessageView[] = [];
-    for (const m of batch) {
-      try {
-        const { deadLettered } = await this.transport.sendBack(pq.queue.brokerName, {
-          consumerGroup: this.group,
-          msgId: m.msgId,
-          delayMs: context.retryDelayMs,
-          maxReconsumeTimes: context.deadLetter === true ? 0 : this.maxReconsumeTimes,
-        });
-        if (deadLettered) this.events.emit('consumer.dead-lettered', { queue: pq.queue, msgId: m.msgId });
-        this.finish(pq, [m]);
-      } catch (error) {
-        this.events.emit('consumer.sendback.failed', { queue: pq.queue, msgId: m.msgId, error });
-        retryLocally.push(m);
-      }
-    }
-    if (retryLocally.length === 0 || pq.dropped) return;
-    // the messages stay cached (their offsets uncommitted) and are consumed again here later
-    const again = retryLocally.map((m) => {
-      const bumped = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
-      pq.messages.set(m.queueOffset, bumped);
-      return bumped;
-    });
-    const timer = this.timers.after(this.localRetryDelayMs, () => {
-      pq.timers.delete(timer);
-      this.submit(pq, () => this.consumeConcurrently(pq, again));
-    });
-    pq.timers.add(timer);
-  }
-
-  private scheduleOrderly(pq: ProcessQueue): void {
-    if (pq.orderlyBusy || pq.dropped || pq.messages.size === 0) return;
-    pq.orderlyBusy = true;
-    this.submit(pq, () => this.consumeOrderly(pq));
-  }
-
-  private async consumeOrderly(pq: ProcessQueue): Promise<void> {
-    const first = pq.messages.entries().next();
-    if (first.done) {
-      pq.orderlyBusy = false;
-      return;
-    }
-    if (!(await this.holdsLock(pq))) {
-      // another member holds the queue (a rebalance in progress): try again later
-      if (pq.dropped) return;
-      const timer = this.timers.after(QUEUE_LOCK_RETRY_MS, () => {
-        pq.timers.delete(timer);
-        pq.orderlyBusy = false;
-        this.scheduleOrderly(pq);
-      });
-      pq.timers.add(timer);
-      return;
-    }
-    const [offset, m] = first.value;
-    const attempts = pq.localAttempts.get(offset) ?? 0;
-    const reconsumeTimes = m.reconsumeTimes + attempts;
-    const context: ConsumeContext = { consumerGroup: this.group, queue: pq.queue };
-    const result = await this.callListener(pq, [this.present(pq, m, reconsumeTimes)], context);
-    if (result === 'CONSUME_SUCCESS') {
-      this.nextOrderly(pq, offset, m);
-      return;
-    }
-    if (reconsumeTimes >= this.maxReconsumeTimes || context.deadLetter === true) {
-      try {
-        await this.transport.sendBack(pq.queue.brokerName, {
-          consumerGroup: this.group,
-          msgId: m.msgId,
-          maxReconsumeTimes: 0,
-        });
-        this.events.emit('consumer.dead-lettered', { queue: pq.queue, msgId: m.msgId });
-        this.nextOrderly(pq, offset, m);
-        return;
-      } catch (error) {
-        // keep the queue on this message and try the dead-letter send again after the pause
-        this.events.emit('consumer.sendback.failed', { queue: pq.queue, msgId: m.msgId, error });
-      }
-    } else {
-      pq.localAttempts.set(offset, attempts + 1);
-    }
-    if (pq.dropped) return;
-    const timer = this.timers.after(context.suspendMs ?? this.suspendCurrentQueueTimeMs, () => {
-      pq.timers.delete(timer);
-      pq.orderlyBusy = false;
-      this.scheduleOrderly(pq);
-    });
-    pq.timers.add(timer);
-  }
-
-  private nextOrderly(pq: ProcessQueue, offset: number, m: MessageView): void {
-    pq.localAttempts.delete(offset);
-    this.finish(pq, [m]);
-    pq.orderlyBusy = false;
-    this.scheduleOrderly(pq);
   }
 }

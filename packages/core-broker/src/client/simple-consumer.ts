@@ -1,12 +1,13 @@
 import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
-import { compileFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import type { HeartbeatRequest, PoppedMessage, Subscription } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import { validateGroup, validateTopic } from '../message/validation';
 import { ClientTimers, createClientId, intOption } from './client-support';
+import { SHORT_POLL_MS } from './queue-reader';
+import { parseSubscription } from './subscription';
 import type { Transport } from './transport';
 
 /** How long one `receive` waits for a message when none is ready. (RocketMQ `awaitDuration`) */
@@ -26,6 +27,33 @@ export const DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS = 30_000;
 /** Topic routes are looked up again after this long, or at once after a failure. (RocketMQ `pollNameServerInterval`) */
 export const DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS = 30_000;
 
+/** Pause of a {@link SimpleConsumer.listen} loop after a failed receive. (RocketMQ `PULL_TIME_DELAY_MILLS_WHEN_EXCEPTION`, 3 s there) */
+export const DEFAULT_LISTEN_RETRY_DELAY_MS = 1000;
+
+/** How a {@link SimpleConsumer.listen} loop receives. */
+export interface SimpleListenOptions {
+  /** Messages per receive, 1–{@link MAX_RECEIVE_COUNT}; they are handled at once. Default {@link DEFAULT_RECEIVE_MAX_COUNT}. */
+  maxCount?: number;
+  /** Invisible duration of each received message. Default {@link DEFAULT_INVISIBLE_DURATION_MS}. (RocketMQ `invisibleDuration`) */
+  invisibleDurationMs?: number;
+  /** Pause after a failed receive, ms, on the consumer's clock. Default {@link DEFAULT_LISTEN_RETRY_DELAY_MS}. */
+  retryDelayMs?: number;
+  /** Told of every failed receive (it is tried again after `retryDelayMs`). Default: ignored. */
+  onError?: (error: unknown, retryDelayMs: number) => void;
+}
+
+/**
+ * Handles one received message: it acks it, changes its invisible duration, or leaves it to be
+ * delivered again when its invisible duration ends. A throw is ignored (the message comes back).
+ */
+export type SimpleMessageHandler = (message: ReceivedMessage) => void | Promise<void>;
+
+/** A running {@link SimpleConsumer.listen} loop. */
+export interface SimpleListener {
+  /** Stops receiving; resolves once the receive in flight returned and its handlers settled. Idempotent. */
+  stop(): Promise<void>;
+}
+
 /** A tag expression (`*`, `a || b`), or a SQL92 condition on user properties. */
 export type SimpleSubscriptionExpression = string | { sql: string };
 
@@ -35,16 +63,61 @@ export interface SimpleConsumerOptions {
   transport: Transport;
   /** Topic → filter. More can be added with `subscribe()`, before or after `start()`. */
   subscriptions?: Readonly<Record<string, SimpleSubscriptionExpression>>;
-  /** Long polling: how long a `receive` waits when nothing is ready. Default 15 s. (RocketMQ `awaitDuration`) */
+  /** Long polling: how long a `receive` waits when nothing is ready. Default {@link DEFAULT_AWAIT_DURATION_MS}. (RocketMQ `awaitDuration`) */
   awaitDurationMs?: number;
   /** Default: the system clock. */
   clock?: Clock;
   /** Default: `host@pid#simple-n-random`. */
   clientId?: string;
-  /** Default 30 s. (RocketMQ `heartbeatBrokerInterval`) */
+  /** Default {@link DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS}. (RocketMQ `heartbeatBrokerInterval`) */
   heartbeatIntervalMs?: number;
-  /** Default 30 s. (RocketMQ `pollNameServerInterval`) */
+  /** Default {@link DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS}. (RocketMQ `pollNameServerInterval`) */
   routeRefreshIntervalMs?: number;
+}
+
+/** Every option of a simple consumer but its subscriptions, checked, with its default filled in. */
+export interface ResolvedSimpleConsumerOptions {
+  readonly group: string;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly clientId: string;
+  readonly awaitDurationMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly routeRefreshIntervalMs: number;
+}
+
+/**
+ * Validates the options of a simple consumer (`INVALID_OPTION` naming the option) and freezes
+ * them. The subscriptions are checked by `subscribe()`, one by one.
+ */
+export function resolveSimpleConsumerOptions(options: SimpleConsumerOptions): ResolvedSimpleConsumerOptions {
+  if (!options || typeof options !== 'object')
+    throw new RocketError('INVALID_OPTION', 'SimpleConsumer needs options');
+  validateGroup(options.group);
+  if (!options.transport)
+    throw new RocketError('INVALID_OPTION', 'SimpleConsumer option transport is required');
+  const c = 'SimpleConsumer';
+  return Object.freeze({
+    group: options.group,
+    transport: options.transport,
+    clock: options.clock ?? systemClock,
+    clientId: options.clientId ?? createClientId('simple'),
+    awaitDurationMs: intOption(c, 'awaitDurationMs', options.awaitDurationMs, DEFAULT_AWAIT_DURATION_MS, 0),
+    heartbeatIntervalMs: intOption(
+      c,
+      'heartbeatIntervalMs',
+      options.heartbeatIntervalMs,
+      DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
+      1,
+    ),
+    routeRefreshIntervalMs: intOption(
+      c,
+      'routeRefreshIntervalMs',
+      options.routeRefreshIntervalMs,
+      DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
+      0,
+    ),
+  });
 }
 
 /** A message from `receive`: the message, and what acks it. */
@@ -89,38 +162,20 @@ export class SimpleConsumer {
   private readonly timers: ClientTimers;
   private state: 'CREATED' | 'STARTING' | 'RUNNING' | 'STOPPED' = 'CREATED';
   private rotation = 0;
+  private readonly listeners = new Set<SimpleListener>();
+  private stopping: Promise<void> | undefined;
 
   constructor(options: SimpleConsumerOptions) {
-    if (!options || typeof options !== 'object')
-      throw new RocketError('INVALID_OPTION', 'SimpleConsumer needs options');
-    validateGroup(options.group);
-    if (!options.transport)
-      throw new RocketError('INVALID_OPTION', 'SimpleConsumer option transport is required');
-    this.group = options.group;
-    this.transport = options.transport;
-    this.clock = options.clock ?? systemClock;
-    this.clientId = options.clientId ?? createClientId('simple');
-    this.awaitDurationMs = intOption(
-      'SimpleConsumer',
-      'awaitDurationMs',
-      options.awaitDurationMs,
-      DEFAULT_AWAIT_DURATION_MS,
-      0,
-    );
-    this.heartbeatIntervalMs = intOption(
-      'SimpleConsumer',
-      'heartbeatIntervalMs',
-      options.heartbeatIntervalMs,
-      DEFAULT_SIMPLE_HEARTBEAT_INTERVAL_MS,
-      1,
-    );
-    this.routeRefreshIntervalMs = intOption(
-      'SimpleConsumer',
-      'routeRefreshIntervalMs',
-      options.routeRefreshIntervalMs,
-      DEFAULT_SIMPLE_ROUTE_REFRESH_INTERVAL_MS,
-      0,
-    );
+    const resolved = resolveSimpleConsumerOptions(options);
+    ({
+      group: this.group,
+      transport: this.transport,
+      clock: this.clock,
+      clientId: this.clientId,
+      awaitDurationMs: this.awaitDurationMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      routeRefreshIntervalMs: this.routeRefreshIntervalMs,
+    } = resolved);
     this.timers = new ClientTimers(this.clock);
     for (const [topic, expression] of Object.entries(options.subscriptions ?? {}))
       this.subscribe(topic, expression);
@@ -133,15 +188,7 @@ export class SimpleConsumer {
    */
   subscribe(topic: string, expression: SimpleSubscriptionExpression = '*'): this {
     this.assertNotStopped();
-    validateTopic(topic);
-    const subscription: Subscription =
-      typeof expression === 'string'
-        ? { topic, kind: 'TAG', expression }
-        : { topic, kind: 'SQL92', expression: expression?.sql };
-    if (typeof subscription.expression !== 'string' || subscription.expression.trim() === '') {
-      throw new RocketError('INVALID_FILTER', `subscription of "${topic}" needs a tag expression or { sql }`);
-    }
-    compileFilter(subscription.kind, subscription.expression);
+    const subscription = parseSubscription(topic, expression, { validateTopic, blankTagMeansAll: false });
     this.subscriptions.set(topic, subscription);
     return this;
   }
@@ -261,16 +308,98 @@ export class SimpleConsumer {
   }
 
   /**
-   * Stops heartbeats and leaves the group. Messages received and not acked are delivered again once
+   * Receives in a loop and hands every message to `handler` (the messages of one receive at once;
+   * the next receive starts when they all settled), until `stop()` or `shutdown()`. A failed
+   * receive is reported to `onError` and tried again after `retryDelayMs` on the consumer's clock.
+   * Each receive waits up to `awaitDurationMs`, which bounds how long `stop()` waits; with
+   * `awaitDurationMs` 0 an empty receive is followed by a pause of {@link SHORT_POLL_MS}.
+   */
+  listen(handler: SimpleMessageHandler, options: SimpleListenOptions = {}): SimpleListener {
+    this.assertRunning();
+    if (typeof handler !== 'function') {
+      throw new RocketError('INVALID_ARGUMENT', 'SimpleConsumer.listen needs a handler function');
+    }
+    const maxCount = options.maxCount ?? DEFAULT_RECEIVE_MAX_COUNT;
+    if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_RECEIVE_COUNT) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `listen maxCount must be an integer in [1, ${MAX_RECEIVE_COUNT}]; got ${maxCount}`,
+      );
+    }
+    const invisibleDurationMs = options.invisibleDurationMs ?? DEFAULT_INVISIBLE_DURATION_MS;
+    checkDuration('invisibleDurationMs', invisibleDurationMs, MIN_RECEIVE_INVISIBLE_DURATION_MS);
+    const retryDelayMs = intOption(
+      'SimpleConsumer.listen',
+      'retryDelayMs',
+      options.retryDelayMs,
+      DEFAULT_LISTEN_RETRY_DELAY_MS,
+      1,
+    );
+    let running = true;
+    let wake: (() => void) | undefined;
+    const handle = async (message: ReceivedMessage): Promise<void> => {
+      try {
+        await handler(message);
+      } catch {
+        // the message was neither acked nor changed: it comes back after its invisible duration
+      }
+    };
+    /** Sleeps on the consumer's clock; `stop()` wakes it. */
+    const pause = (delayMs: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const timer = this.clock.setTimer(delayMs, () => {
+          wake = undefined;
+          resolve();
+        });
+        wake = () => {
+          wake = undefined;
+          timer.cancel();
+          resolve();
+        };
+      });
+    const done = (async () => {
+      while (running && this.state === 'RUNNING') {
+        let received: ReceivedMessage[];
+        try {
+          received = await this.receive(maxCount, invisibleDurationMs);
+        } catch (error) {
+          if (!running || this.state !== 'RUNNING') break;
+          options.onError?.(error, retryDelayMs);
+          await pause(retryDelayMs);
+          continue;
+        }
+        // a consumer that does not long-poll would spin on empty receives
+        if (received.length === 0 && this.awaitDurationMs === 0) await pause(SHORT_POLL_MS);
+        await Promise.all(received.map(handle));
+      }
+    })();
+    const listener: SimpleListener = {
+      stop: async () => {
+        running = false;
+        wake?.();
+        await done;
+        this.listeners.delete(listener);
+      },
+    };
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /**
+   * Stops its `listen` loops (their handlers settle first), stops heartbeats and leaves the
+   * group. Messages received and not acked are delivered again once
    * their invisible duration ends; a `receive` still waiting resolves when its broker answers.
    * Idempotent.
    */
-  async shutdown(): Promise<void> {
-    if (this.state === 'STOPPED') return;
-    const wasStarted = this.state !== 'CREATED';
-    this.state = 'STOPPED';
-    this.timers.cancelAll();
-    if (wasStarted) await this.transport.unregister(this.clientId);
+  shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all([...this.listeners].map((listener) => listener.stop()));
+      const wasStarted = this.state !== 'CREATED';
+      this.state = 'STOPPED';
+      this.timers.cancelAll();
+      if (wasStarted) await this.transport.unregister(this.clientId);
+    })();
+    return this.stopping;
   }
 
   // ---- internals -----------------------------------------------------------------------------

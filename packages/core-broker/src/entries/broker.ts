@@ -27,3 +27,7 @@ export type { BrokerRegistration } from '../message/protocol';
 export { AccessControl } from '../broker/access-control';
 export type { AclConfig, AclAccountConfig, AclPermName } from '../broker/access-control';
 export type { ServerTlsOptions } from '../remoting/tls-options';
+
+// Opening a connection: a transport handed in, TCP (name servers or brokers), or an embedded broker.
+export { openConnection } from '../connection/open-connection';
+export type { Connection, ConnectionOptions, EmbeddedBrokerOptions } from '../connection/open-connection';

@@ -1,16 +1,14 @@
 import type { Clock, Timer } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import { readQueues } from '../client/client-support';
+import { readQueue, type QueueRead } from '../client/queue-reader';
 import type { Transport } from '../client/transport';
 import type { MessageView } from '../message/message';
 import { STORE_ID_HEX_LENGTH } from '../message/message-id';
-import type { PullResponse, Subscription } from '../message/protocol';
+import type { Subscription } from '../message/protocol';
 import type { BrokerPosition, Position } from './push-position';
 import { decodePosition, encodePosition, topicHash } from './push-position';
 import type { PushErrorCode, PushFilter, PushFrom } from './push-protocol';
-
-/** A pull that came back empty sooner than this was not held by the broker: wait before the next. */
-const SHORT_POLL_MS = 1000;
 
 /** What a subscription needs from its connection. */
 export interface SubscriptionSink {
@@ -194,12 +192,12 @@ export class PushSubscription {
   private async probeEpoch(brokerName: string, mins: number[], maxs: number[]): Promise<string> {
     for (let q = 0; q < mins.length; q++) {
       if (maxs[q]! <= mins[q]!) continue;
-      const got = await this.settings.transport.pull(brokerName, {
+      const got = await readQueue(this.settings.transport, this.settings.clock, {
         consumerGroup: this.settings.consumerGroup,
-        topic: this.topic,
-        queueId: q,
-        queueOffset: mins[q]!,
+        queue: { brokerName, topic: this.topic, queueId: q },
+        offset: mins[q]!,
         maxCount: 1,
+        subscription: undefined,
         suspendTimeoutMs: 0,
       });
       const first = got.messages[0];
@@ -208,39 +206,35 @@ export class PushSubscription {
     return '';
   }
 
+  /** Reads the queue of `cursor` from its offset: the push subscription's use of the read path. */
   private pull(cursor: Cursor): void {
     if (this.state !== 'RUNNING' || cursor.pending || cursor.timer || this.sink.paused) return;
     const { transport, clock } = this.settings;
-    const offset = cursor.broker.offsets[cursor.queueId]!;
-    const startedMs = clock.now();
     cursor.pending = true;
-    transport
-      .pull(cursor.broker.brokerName, {
-        consumerGroup: this.settings.consumerGroup,
-        topic: this.topic,
-        queueId: cursor.queueId,
-        queueOffset: offset,
-        maxCount: this.settings.pullBatchSize,
-        subscription: this.subscription,
-        suspendTimeoutMs: this.settings.pollTimeoutMs,
-      })
-      .then(
-        (response) => {
-          cursor.pending = false;
-          if (this.state === 'RUNNING') this.pulled(cursor, offset, startedMs, response);
-        },
-        (error: unknown) => {
-          cursor.pending = false;
-          if (this.state === 'RUNNING') this.pullFailed(cursor, error);
-        },
-      );
+    readQueue(transport, clock, {
+      consumerGroup: this.settings.consumerGroup,
+      queue: { brokerName: cursor.broker.brokerName, topic: this.topic, queueId: cursor.queueId },
+      offset: cursor.broker.offsets[cursor.queueId]!,
+      maxCount: this.settings.pullBatchSize,
+      subscription: this.subscription,
+      suspendTimeoutMs: this.settings.pollTimeoutMs,
+    }).then(
+      (read) => {
+        cursor.pending = false;
+        if (this.state === 'RUNNING') this.pulled(cursor, read);
+      },
+      (error: unknown) => {
+        cursor.pending = false;
+        if (this.state === 'RUNNING') this.pullFailed(cursor, error);
+      },
+    );
   }
 
-  private pulled(cursor: Cursor, offset: number, startedMs: number, response: PullResponse): void {
+  private pulled(cursor: Cursor, read: QueueRead): void {
     const { broker, queueId } = cursor;
-    switch (response.status) {
+    switch (read.status) {
       case 'FOUND':
-        for (const message of response.messages) {
+        for (const message of read.messages) {
           const storeId = message.msgId.slice(0, STORE_ID_HEX_LENGTH);
           if (broker.epoch === '') broker.epoch = storeId;
           else if (broker.epoch !== storeId) {
@@ -260,32 +254,28 @@ export class PushSubscription {
           }
           if (this.state !== 'RUNNING') return;
         }
-        broker.offsets[queueId] = response.nextOffset;
+        broker.offsets[queueId] = read.nextOffset;
         this.pull(cursor);
         return;
       case 'NO_MATCHED_MESSAGE':
-        broker.offsets[queueId] = response.nextOffset;
+        broker.offsets[queueId] = read.nextOffset;
         this.pull(cursor);
         return;
-      case 'NO_NEW_MESSAGE': {
-        const waitedMs = this.settings.clock.now() - startedMs;
-        if (waitedMs < Math.min(this.settings.pollTimeoutMs, SHORT_POLL_MS)) {
-          this.later(cursor, SHORT_POLL_MS - waitedMs); // the broker could not hold the pull
-        } else {
-          this.pull(cursor);
-        }
+      case 'NO_NEW_MESSAGE':
+        if (read.pauseMs > 0)
+          this.later(cursor, read.pauseMs); // the broker could not hold the pull
+        else this.pull(cursor);
         return;
-      }
       case 'OFFSET_ILLEGAL':
-        if (offset < response.minOffset) {
+        if (read.expired) {
           this.end(
             'position_expired',
-            `queue ${queueId} on broker ${broker.brokerName} now starts at ${response.minOffset}: messages from ${offset} were removed by retention before they were pushed`,
+            `queue ${queueId} on broker ${broker.brokerName} now starts at ${read.minOffset}: messages from ${read.offset} were removed by retention before they were pushed`,
           );
         } else {
           this.end(
             'epoch_mismatch',
-            `queue ${queueId} on broker ${broker.brokerName} ends at ${response.maxOffset}, before ${offset}: the broker's data was replaced`,
+            `queue ${queueId} on broker ${broker.brokerName} ends at ${read.maxOffset}, before ${read.offset}: the broker's data was replaced`,
           );
         }
         return;

@@ -351,7 +351,7 @@ export class BrokerServer {
       if (this.channels.get(clientId)?.channel !== channel) return;
       this.channels.delete(clientId);
       try {
-        this.broker.unregisterClient({ clientId });
+        this.broker.unregisterClient({ clientId }, 'disconnect');
       } catch {
         // a closed broker has nobody left to tell
       }
