@@ -173,7 +173,7 @@ test('MySQL/MariaDB: kill -9 between publish and mark re-sends the row at once, 
     let id: string;
     try {
       await c.beginTransaction();
-      id = await outbox.add(c, { topic: 'orders', messageGroup: 'order-7', body: '{"order":7}' });
+      id = await outbox.add(c, { topic: 'orders', body: '{"order":7}' });
       await c.commit();
     } finally {
       c.release();
