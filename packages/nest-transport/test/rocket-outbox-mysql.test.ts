@@ -92,7 +92,7 @@ describe('RocketOutboxModule on MySQL/MariaDB', () => {
 
     @Module({
       imports: [
-        RocketModule.forRoot({ embedded: { topics: ['orders'] } }),
+        RocketModule.forRoot({ embedded: { topics: [{ topic: 'orders', fifo: true }] } }),
         RocketOutboxModule.forRoot({
           outbox: new MysqlOutbox({ pool, table: 'outbox' }),
           migrate: true,
