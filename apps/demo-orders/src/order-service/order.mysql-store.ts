@@ -4,8 +4,18 @@ import type { RocketOutbox } from '@rocketnest/nest-transport';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ORDER_SERVICE_GROUP, type OrderStatus } from '../contracts';
 import { inMysqlTransaction } from '../mysql-database';
-import type { NewOrder, OrderRecord, OrderView, TimelineEvent, TransitionResult } from './order.repository';
-import { OrderStore, noSuchOrder, type NoteEntry, type TransitionCause } from './order.store';
+import type { NewOrder, OrderRecord, OrderView, TransitionResult } from './order.repository';
+import {
+  ORDER_COLUMNS,
+  OrderStore,
+  noSuchOrder,
+  orderRecordOf,
+  timelineEntryOf,
+  type NoteEntry,
+  type OrderRow,
+  type TimelineRow,
+  type TransitionCause,
+} from './order.store';
 
 /**
  * The order service's tables on MySQL 8 / MariaDB 10.6+ (in the pool's database). `status_key`
@@ -36,26 +46,6 @@ export const ORDER_MYSQL_SCHEMA = [
     CONSTRAINT order_timeline_order FOREIGN KEY (order_id) REFERENCES orders (id)
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 ];
-
-interface OrderRow extends RowDataPacket {
-  id: string;
-  status: OrderStatus;
-  amount_cents: number | string;
-  card_last4: string;
-  created_at_ms: number | string;
-  updated_at_ms: number | string;
-}
-
-interface TimelineRow extends RowDataPacket {
-  event: TimelineEvent;
-  topic: string;
-  tag: string;
-  msg_id: string | null;
-  at_ms: number | string;
-  detail: string | null;
-}
-
-const ORDER_COLUMNS = 'id, status, amount_cents, card_last4, created_at_ms, updated_at_ms';
 
 type Queryable = Pool | PoolConnection;
 
@@ -110,11 +100,11 @@ export class MysqlOrderStore extends OrderStore {
   }
 
   async recent(limit: number): Promise<OrderRecord[]> {
-    const [rows] = await this.pool.query<OrderRow[]>(
+    const [rows] = await this.pool.query<Array<OrderRow & RowDataPacket>>(
       `SELECT ${ORDER_COLUMNS} FROM orders ORDER BY created_at_ms DESC, seq DESC LIMIT ?`,
       [limit],
     );
-    return rows.map(toRecord);
+    return rows.map(orderRecordOf);
   }
 
   async recordCreatedMessage(message: InboxMessage, orderId: string, msgId: string): Promise<void> {
@@ -187,38 +177,23 @@ export class MysqlOrderStore extends OrderStore {
   }
 
   private async findOn(db: Queryable, orderId: string): Promise<OrderRecord | undefined> {
-    const [rows] = await db.query<OrderRow[]>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = ?`, [orderId]);
-    return rows[0] && toRecord(rows[0]);
+    const [rows] = await db.query<Array<OrderRow & RowDataPacket>>(
+      `SELECT ${ORDER_COLUMNS} FROM orders WHERE id = ?`,
+      [orderId],
+    );
+    return rows[0] && orderRecordOf(rows[0]);
   }
 
   private async viewOn(db: Queryable, orderId: string): Promise<OrderView | undefined> {
     const order = await this.findOn(db, orderId);
     if (!order) return undefined;
-    const [rows] = await db.query<TimelineRow[]>(
+    const [rows] = await db.query<Array<TimelineRow & RowDataPacket>>(
       'SELECT event, topic, tag, msg_id, at_ms, detail FROM order_timeline WHERE order_id = ? ORDER BY seq',
       [orderId],
     );
     return {
       ...order,
-      timeline: rows.map((r) => ({
-        event: r.event,
-        topic: r.topic,
-        tag: r.tag,
-        msgId: r.msg_id,
-        atMs: Number(r.at_ms),
-        detail: r.detail,
-      })),
+      timeline: rows.map(timelineEntryOf),
     };
   }
-}
-
-function toRecord(row: OrderRow): OrderRecord {
-  return {
-    id: row.id,
-    status: row.status,
-    amountCents: Number(row.amount_cents),
-    cardLast4: row.card_last4,
-    createdAtMs: Number(row.created_at_ms),
-    updatedAtMs: Number(row.updated_at_ms),
-  };
 }

@@ -4,8 +4,18 @@ import type { RocketOutbox } from '@rocketnest/nest-transport';
 import type { Pool, PoolClient } from 'pg';
 import { ORDER_SERVICE_GROUP, type OrderStatus } from '../contracts';
 import { inPostgresTransaction } from '../postgres-database';
-import type { NewOrder, OrderRecord, OrderView, TimelineEvent, TransitionResult } from './order.repository';
-import { OrderStore, noSuchOrder, type NoteEntry, type TransitionCause } from './order.store';
+import type { NewOrder, OrderRecord, OrderView, TransitionResult } from './order.repository';
+import {
+  ORDER_COLUMNS,
+  OrderStore,
+  noSuchOrder,
+  orderRecordOf,
+  timelineEntryOf,
+  type NoteEntry,
+  type OrderRow,
+  type TimelineRow,
+  type TransitionCause,
+} from './order.store';
 
 /** The order service's tables on PostgreSQL (in the service's schema: the pool's search path). */
 export const ORDER_POSTGRES_SCHEMA = `
@@ -30,27 +40,6 @@ CREATE TABLE IF NOT EXISTS order_timeline (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS order_timeline_status ON order_timeline (order_id, event) WHERE event <> 'note';
 `;
-
-/** A row as `pg` returns it: bigint columns arrive as strings. */
-interface OrderRow {
-  id: string;
-  status: OrderStatus;
-  amount_cents: string;
-  card_last4: string;
-  created_at_ms: string;
-  updated_at_ms: string;
-}
-
-interface TimelineRow {
-  event: TimelineEvent;
-  topic: string;
-  tag: string;
-  msg_id: string | null;
-  at_ms: string;
-  detail: string | null;
-}
-
-const ORDER_COLUMNS = 'id, status, amount_cents, card_last4, created_at_ms, updated_at_ms';
 
 type Queryable = Pool | PoolClient;
 
@@ -119,7 +108,7 @@ export class PostgresOrderStore extends OrderStore {
       `SELECT ${ORDER_COLUMNS} FROM orders ORDER BY created_at_ms DESC, seq DESC LIMIT $1`,
       [limit],
     );
-    return rows.map(toRecord);
+    return rows.map(orderRecordOf);
   }
 
   async recordCreatedMessage(message: InboxMessage, orderId: string, msgId: string): Promise<void> {
@@ -193,7 +182,7 @@ export class PostgresOrderStore extends OrderStore {
 
   private async findOn(db: Queryable, orderId: string): Promise<OrderRecord | undefined> {
     const { rows } = await db.query<OrderRow>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`, [orderId]);
-    return rows[0] && toRecord(rows[0]);
+    return rows[0] && orderRecordOf(rows[0]);
   }
 
   private async viewOn(db: Queryable, orderId: string): Promise<OrderView | undefined> {
@@ -205,25 +194,7 @@ export class PostgresOrderStore extends OrderStore {
     );
     return {
       ...order,
-      timeline: rows.map((r) => ({
-        event: r.event,
-        topic: r.topic,
-        tag: r.tag,
-        msgId: r.msg_id,
-        atMs: Number(r.at_ms),
-        detail: r.detail,
-      })),
+      timeline: rows.map(timelineEntryOf),
     };
   }
-}
-
-function toRecord(row: OrderRow): OrderRecord {
-  return {
-    id: row.id,
-    status: row.status,
-    amountCents: Number(row.amount_cents),
-    cardLast4: row.card_last4,
-    createdAtMs: Number(row.created_at_ms),
-    updatedAtMs: Number(row.updated_at_ms),
-  };
 }

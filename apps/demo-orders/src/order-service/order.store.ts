@@ -9,6 +9,7 @@ import {
   type NewOrder,
   type OrderRecord,
   type OrderView,
+  type TimelineEntry,
   type TransitionResult,
 } from './order.repository';
 
@@ -139,4 +140,51 @@ export class SqliteOrderStore extends OrderStore {
       }),
     );
   }
+}
+
+/** An `orders` row as a server database driver returns it: bigint columns may arrive as strings. */
+export interface OrderRow {
+  id: string;
+  status: OrderStatus;
+  amount_cents: number | string;
+  card_last4: string;
+  created_at_ms: number | string;
+  updated_at_ms: number | string;
+}
+
+/** An `order_timeline` row as a server database driver returns it. */
+export interface TimelineRow {
+  event: TimelineEntry['event'];
+  topic: string;
+  tag: string;
+  msg_id: string | null;
+  at_ms: number | string;
+  detail: string | null;
+}
+
+/** The columns of {@link OrderRow}, in a SELECT. */
+export const ORDER_COLUMNS = 'id, status, amount_cents, card_last4, created_at_ms, updated_at_ms';
+
+/** An order row of the PostgreSQL or MySQL store as the service sees it. */
+export function orderRecordOf(row: OrderRow): OrderRecord {
+  return {
+    id: row.id,
+    status: row.status,
+    amountCents: Number(row.amount_cents),
+    cardLast4: row.card_last4,
+    createdAtMs: Number(row.created_at_ms),
+    updatedAtMs: Number(row.updated_at_ms),
+  };
+}
+
+/** A timeline row of the PostgreSQL or MySQL store as the service sees it. */
+export function timelineEntryOf(row: TimelineRow): TimelineEntry {
+  return {
+    event: row.event,
+    topic: row.topic,
+    tag: row.tag,
+    msgId: row.msg_id,
+    atMs: Number(row.at_ms),
+    detail: row.detail,
+  };
 }
