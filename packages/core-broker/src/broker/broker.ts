@@ -74,6 +74,10 @@ export const MAX_PULL_MESSAGES = 1024;
  * messages. The methods of {@link BrokerApi} are the rows of the operation table
  * (`message/operations.ts`): what a client asks over any front end, each taking one request object;
  * the in-process transport calls them directly and the TCP server decodes requests into them.
+ *
+ * Size: one method per operation-table row, each a thin validation-and-delegation step; the
+ * services behind them (pop, transactions, schedule, retry, offsets, membership, the write door)
+ * are their own files.
  */
 export class Broker implements BrokerApi {
   readonly options: ResolvedBrokerOptions;

@@ -64,6 +64,9 @@ const RETRY_ELSEWHERE = new Set(['TOPIC_NOT_FOUND', 'PERMISSION_DENIED']);
  * - Routes are cached, fetched again after `routeRefreshIntervalMs` and after a failure.
  * - Messages are validated before anything is sent, so bad input fails at once with
  *   `INVALID_ARGUMENT`.
+ *
+ * Size: route cache, queue selection, retries and the send timeout share one send's state;
+ * options, types and the fault-tolerance table are their own files.
  */
 export class Producer<MoreEvents extends object = object> {
   readonly group: string;

@@ -80,6 +80,9 @@ function isNoSpace(cause: unknown): boolean {
  * The append-only commit log: fixed-size segment files, records never spanning two. One writer
  * drains everything appended meanwhile with one `writev` per segment and, under sync flush, one
  * fdatasync per drain (group commit). Offsets are bytes from the start of the log.
+ *
+ * Size: segments, the single writer (group commit), reads and recovery scan share the segment
+ * list and the write position; the record layout itself is message/record-codec.ts.
  */
 export class CommitLog {
   private readonly segments: Segment[] = [];
