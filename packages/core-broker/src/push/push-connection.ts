@@ -6,6 +6,7 @@ import { compileFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import { validateUserTopic } from '../message/validation';
 import type { FrameCache } from './frame-cache';
+import type { SharedReads } from './shared-reads';
 import type { ResolvedPushOptions } from './push-options';
 import type { ClientFrame, PushErrorCode, SubscribeFrame, WelcomeFrame } from './push-protocol';
 import { PUSH_PROTOCOL_VERSION, PushCloseCode, errorFrame, parseClientFrame } from './push-protocol';
@@ -19,6 +20,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
 export interface ConnectionHost {
   readonly options: ResolvedPushOptions;
   readonly frames: FrameCache;
+  readonly reads: SharedReads;
   pushed(bytes: number): void;
   buffered(delta: number, connectionBytes: number): void;
   subscriptionsChanged(delta: number): void;
@@ -222,6 +224,7 @@ export class PushConnection implements SubscriptionSink {
       frame.filter,
       {
         transport: o.transport,
+        reads: this.host.reads,
         clock: o.clock,
         consumerGroup: o.consumerGroup,
         pullBatchSize: o.pullBatchSize,
