@@ -579,6 +579,7 @@ function resultOf(response: SendResponse, index: number): SendResult {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   };
 }
 
@@ -598,6 +599,7 @@ function resultsOf(response: SendResponse): SendResult[] {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   }));
 }
 
