@@ -21,7 +21,7 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import type { BrokerApi } from '../message/operations';
+import type { BrokerApi, ReplicaSyncState } from '../message/operations';
 import {
   type ClientIdRequest,
   type CommitOffsetRequest,
@@ -197,6 +197,53 @@ export class Broker implements BrokerApi {
   /** ASYNC_MASTER, SYNC_MASTER or SLAVE (RocketMQ `brokerRole`). */
   get role(): BrokerRole {
     return this.options.role;
+  }
+
+  /** Topic configs and consumer offsets, as this broker's slaves copy them. */
+  replicaSyncState(): ReplicaSyncState {
+    this.assertOpen();
+    return { topics: this.listTopics(), offsets: this.offsets.all() };
+  }
+
+  /**
+   * A slave takes its master's topic configs and consumer offsets (RocketMQ's
+   * `SlaveSynchronize`): topics are created or updated to the master's, offsets overwritten.
+   * Returns how many topics and offsets changed.
+   */
+  applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number } {
+    this.assertOpen();
+    if (this.options.role !== 'SLAVE')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} is a master: it copies nobody's state`,
+      );
+    let topics = 0;
+    for (const t of state.topics) {
+      const mine = this.getTopic(t.topic);
+      if (
+        mine &&
+        mine.readQueueCount === t.readQueueCount &&
+        mine.writeQueueCount === t.writeQueueCount &&
+        mine.permission === t.permission &&
+        mine.fifo === t.fifo
+      )
+        continue;
+      this.createTopic({
+        topic: t.topic,
+        readQueueCount: t.readQueueCount,
+        writeQueueCount: t.writeQueueCount,
+        permission: t.permission,
+        fifo: t.fifo,
+      });
+      topics++;
+    }
+    let offsets = 0;
+    for (const o of state.offsets) {
+      if (this.offsets.get(o.group, o.topic, o.queueId) === o.offset) continue;
+      this.offsets.commit(o.group, o.topic, o.queueId, o.offset);
+      offsets++;
+    }
+    return { topics, offsets };
   }
 
   /** Pop state and everything that writes live on the master only. */

@@ -3,6 +3,7 @@ import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
 import { BrokerServer } from '../server/broker-server';
 import { GrpcServer } from '../server/grpc-server';
+import { SlaveSync } from '../server/slave-sync';
 import { BROKER_ROLES, type BrokerRole } from '../broker/broker-options';
 import { FileStore } from '../store/file-store';
 import { HaMaster, type HaMasterEvent } from '../store/ha-master';
@@ -63,9 +64,13 @@ Options:
   --broker-id <n>          0 for a master, 1 or more for a slave (default: 0; RocketMQ brokerId);
                            master and slaves share --broker-name
   --ha-port <n>            A master's port for its slaves (default: --port + 1, or any free one
-                           with --port 0; RocketMQ haListenPort)
+                           with --port 0; RocketMQ haListenPort). Opened when --role or --ha-port
+                           is given: a broker started with neither stays standalone
   --master-address <host:port>
                            A slave's master: the master's --ha-port address (RocketMQ haMasterAddress)
+  --slave-sync-interval-ms <n>
+                           How often a SLAVE copies its master's topic configs and consumer
+                           offsets (default: 10000, RocketMQ's SlaveSynchronize period)
   --sync-flush-timeout-ms <n>
                            How long a SYNC_MASTER waits for a slave (default: 5000; RocketMQ
                            syncFlushTimeout)
@@ -155,6 +160,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'ha-port',
     'master-address',
     'sync-flush-timeout-ms',
+    'slave-sync-interval-ms',
   ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
@@ -215,7 +221,7 @@ export async function runBroker(args: string[]): Promise<void> {
           masterAddress: replication.masterAddress!,
           onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
         });
-      } else {
+      } else if (replication.listensForSlaves) {
         ha = await HaMaster.start({
           store,
           host,
@@ -277,6 +283,24 @@ export async function runBroker(args: string[]): Promise<void> {
             await store.close();
             throw error;
           });
+    const listeningAt = server.address();
+    ha?.advertise(flags.get('advertised-address') ?? `${listeningAt.host}:${listeningAt.port}`);
+    const slaveSync = slave
+      ? new SlaveSync({
+          broker,
+          masterAddress: () => slave!.state().masterClientAddress,
+          intervalMs: optionalMs(flags, 'slave-sync-interval-ms'),
+          onError: (error) =>
+            console.log(
+              `  WARN replication: copying the master's topics and offsets failed: ${(error as Error).message}`,
+            ),
+          onSynced: (c) =>
+            console.log(
+              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master`,
+            ),
+        })
+      : undefined;
+    slaveSync?.start();
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -305,6 +329,7 @@ export async function runBroker(args: string[]): Promise<void> {
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
       await grpc?.close();
+      await slaveSync?.close();
       await server.close();
       await stopReplication();
       await store.close();
@@ -314,6 +339,8 @@ export async function runBroker(args: string[]): Promise<void> {
 
 interface ReplicationFlags {
   role: BrokerRole;
+  /** A master opens its HA port when named a master (--role) or given --ha-port; a plain broker stays standalone. */
+  listensForSlaves: boolean;
   brokerId: number;
   haPort: number;
   masterAddress: string | undefined;
@@ -351,6 +378,8 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
       throw new UsageError(
         `--master-address is a SLAVE's option: drop it, or use --role SLAVE on this broker`,
       );
+    if (flags.has('slave-sync-interval-ms'))
+      throw new UsageError("--slave-sync-interval-ms is a SLAVE's option: drop it on a master");
     if (role === 'ASYNC_MASTER' && flags.has('sync-flush-timeout-ms'))
       throw new UsageError('--sync-flush-timeout-ms applies to --role SYNC_MASTER only');
   }
@@ -359,6 +388,7 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
     throw new UsageError(`--ha-port ${haPort} is the client --port: choose another`);
   return {
     role,
+    listensForSlaves: role !== 'SLAVE' && (flags.has('role') || flags.has('ha-port')),
     brokerId,
     haPort,
     masterAddress,

@@ -67,6 +67,7 @@ export const ADMIN_HANDLERS: {
     const r = new AdminRequest('reset offset', raw);
     return b.resetOffsetByTime(r.str('group'), r.str('topic'), r.int('timestampMs'));
   },
+  replicaSync: (b: Broker) => b.replicaSyncState(),
   resendDeadLetter: (b: Broker, raw: unknown) => {
     const r = new AdminRequest('resend dead letter', raw);
     return b.resendDeadLetter(r.str('group'), r.str('msgId'));

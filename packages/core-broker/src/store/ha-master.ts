@@ -148,6 +148,7 @@ export class HaMaster implements ReplicaGate {
   private closed = false;
   private readonly unwatch: () => void;
   private housekeeping: Timer | undefined;
+  private clientAddress = '';
 
   private constructor(
     private readonly options: ResolvedHaMasterOptions,
@@ -176,6 +177,11 @@ export class HaMaster implements ReplicaGate {
       server.listen(resolved.port, resolved.host, () => resolve());
     });
     return new HaMaster(resolved, server);
+  }
+
+  /** The broker's client address, told to slaves so they can fetch topic configs and offsets. */
+  advertise(clientAddress: string): void {
+    this.clientAddress = clientAddress;
   }
 
   get port(): number {
@@ -316,7 +322,13 @@ export class HaMaster implements ReplicaGate {
     link.sentOffset = link.ackedOffset = hello.maxOffset;
     link.lastReportMs = this.options.clock.now();
     link.socket.write(
-      encodeWelcome({ segmentSize: store.segmentSizeBytes, minOffset, maxOffset, storeId: store.storeId }),
+      encodeWelcome({
+        segmentSize: store.segmentSizeBytes,
+        minOffset,
+        maxOffset,
+        storeId: store.storeId,
+        clientAddress: this.clientAddress,
+      }),
     );
     this.options.onEvent({ type: 'ha.slave.joined', address: link.address, fromOffset: hello.maxOffset });
     void this.pump(link);

@@ -15,7 +15,7 @@ import { readU64, writeU64 } from '../message/record-codec';
  * |------------|--------|---------------------------------------------------------------------------------------|
  * | HELLO 1    | slave  | u16 version, u32 segmentSize, u64 maxOffset, u32 tailLength, u32 tailCrc, u8+n storeId |
  * | REPORT 2   | slave  | u64 ackedOffset: the slave holds every byte below it under its flush policy           |
- * | WELCOME 3  | master | u32 segmentSize, u64 minOffset, u64 maxOffset, u8+n storeId                            |
+ * | WELCOME 3  | master | u32 segmentSize, u64 minOffset, u64 maxOffset, u8+n storeId, u8+n clientAddress        |
  * | DATA 4     | master | u64 offset, u64 masterMaxOffset, the commit-log bytes from offset                    |
  * | REFUSE 5   | master | u16+n code, u16+n message: the slave may not join (a typed `RocketError`)            |
  *
@@ -46,6 +46,8 @@ export interface HaWelcome {
   minOffset: number;
   maxOffset: number;
   storeId: string;
+  /** The master's client (TCP) address, where a slave fetches topic configs and offsets; '' if unknown. */
+  clientAddress: string;
 }
 export type HaFrame =
   | ({ type: 1 } & HaHello)
@@ -100,7 +102,7 @@ export function encodeWelcome(w: HaWelcome): Buffer {
   fixed.writeUInt32LE(w.segmentSize, 0);
   writeU64(fixed, w.minOffset, 4);
   writeU64(fixed, w.maxOffset, 12);
-  return frame(HaFrameType.WELCOME, Buffer.concat([fixed, shortStr(w.storeId)]));
+  return frame(HaFrameType.WELCOME, Buffer.concat([fixed, shortStr(w.storeId), shortStr(w.clientAddress)]));
 }
 
 /** The DATA frame's header; the bytes follow it (written separately, not copied). */
@@ -184,12 +186,14 @@ function decodeFrame(buf: Buffer): HaFrame {
       case HaFrameType.WELCOME: {
         need(20);
         const id = readShort(20);
+        const client = readShort(id.end);
         return {
           type,
           segmentSize: p.readUInt32LE(0),
           minOffset: readU64(p, 4),
           maxOffset: readU64(p, 12),
           storeId: id.value,
+          clientAddress: client.value,
         };
       }
       case HaFrameType.DATA:

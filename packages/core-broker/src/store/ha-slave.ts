@@ -77,6 +77,8 @@ export interface HaSlaveState {
   maxOffset: number;
   /** Bytes of the master's log this slave does not hold yet (as of the last frame). */
   lagBytes: number;
+  /** The master's client address from its welcome ('' until known). */
+  masterClientAddress: string;
   /** Why the last link ended, if it failed. */
   lastError: string | undefined;
 }
@@ -96,6 +98,7 @@ export class HaSlave {
   private retryTimer: Timer | undefined;
   private reportTimer: Timer | undefined;
   private masterMaxOffset = 0;
+  private masterClientAddress = '';
   private lastError: string | undefined;
   /** Commit-log offset the next record starts at, and the bytes of it received so far. */
   private nextOffset = 0;
@@ -119,6 +122,7 @@ export class HaSlave {
       masterMaxOffset: this.masterMaxOffset,
       maxOffset,
       lagBytes: Math.max(0, this.masterMaxOffset - maxOffset),
+      masterClientAddress: this.masterClientAddress,
       lastError: this.lastError,
     };
   }
@@ -216,6 +220,7 @@ export class HaSlave {
             );
           if (store.commitLogRange().maxOffset === 0) store.adoptStoreId(frame.storeId);
           this.masterMaxOffset = frame.maxOffset;
+          this.masterClientAddress = frame.clientAddress;
           this.connected = true;
           this.lastError = undefined;
           this.options.onEvent({

@@ -157,7 +157,11 @@ describe('master/slave replication of the commit log, as separate processes', ()
     processes.push(p);
     return p;
   };
-  const startSlave = (dir: string, masterHa: string): CliProcess => {
+  const startSlave = (
+    dir: string,
+    masterHa: string,
+    extra = ['--topics', `${TOPIC}:${QUEUES}`],
+  ): CliProcess => {
     const p = new CliProcess(`slave-${run}`, [
       'broker',
       '--broker-name',
@@ -174,8 +178,7 @@ describe('master/slave replication of the commit log, as separate processes', ()
       'sync',
       '--port',
       '0',
-      '--topics',
-      `${TOPIC}:${QUEUES}`,
+      ...extra,
     ]);
     processes.push(p);
     return p;
@@ -317,14 +320,15 @@ describe('master/slave replication of the commit log, as separate processes', ()
     await producer.shutdown();
   });
 
-  test('a byte flipped in transit is detected and never stored; the slave refuses writes', async () => {
+  test('a byte flipped in transit is detected and never stored; topics and offsets are copied; the slave refuses writes', async () => {
     run = 20;
     const master = startMaster(path.join(dirs.dir, 'flip', 'master'), 'ASYNC_MASTER');
     const proxy = await LinkProxy.start(await haPortOf(master));
     closers.push(() => proxy.close());
+    const masterTransport = transportTo(await master.address());
     const producer = new Producer({
       group: 'PG',
-      transport: transportTo(await master.address()),
+      transport: masterTransport,
       retryTimesWhenSendFailed: 0,
       sendTimeoutMs: 10_000,
     });
@@ -334,22 +338,31 @@ describe('master/slave replication of the commit log, as separate processes', ()
       const r = await producer.send({ topic: TOPIC, body: `flip-${i}` });
       sent.set(r.msgId, `flip-${i}`);
     }
-    // the first connection's stream: welcome frame, then a DATA frame whose records start 21 bytes in
+    await masterTransport.commitOffset('broker-a', { group: 'CG', topic: TOPIC, queueId: 1, offset: 7 });
+    // the first connection's stream: a 42-byte welcome frame, a 21-byte DATA header, then records
     proxy.corruptNextConnection(200);
-    const slave = startSlave(path.join(dirs.dir, 'flip', 'slave'), proxy.address);
+    // no --topics: the slave copies the master's topic configs and offsets
+    const slave = startSlave(path.join(dirs.dir, 'flip', 'slave'), proxy.address, [
+      '--slave-sync-interval-ms',
+      '200',
+    ]);
     await slave.waitFor(/link to master .* failed \(STORE_CORRUPT\)/);
     expect(proxy.corrupted).toBe(1);
     const slaveTransport = transportTo(await slave.address());
     await until('the slave holding every message, undamaged', async () => {
-      const held = await readAll(slaveTransport, 'broker-a');
+      const held = await readAll(slaveTransport, 'broker-a').catch(() => new Map<string, string>());
       return held.size === sent.size && [...sent].every(([id, body]) => held.get(id) === body);
     });
+    await until(
+      'the offset copied',
+      async () =>
+        (await slaveTransport.queryOffset('broker-a', { group: 'CG', topic: TOPIC, queueId: 1 })) === 7,
+    );
 
     const slaveProducer = new Producer({
       group: 'PG',
       transport: slaveTransport,
       retryTimesWhenSendFailed: 0,
-      sendTimeoutMs: 10_000,
     });
     await slaveProducer.start();
     await expect(slaveProducer.send({ topic: TOPIC, body: 'refused' })).rejects.toMatchObject({
