@@ -155,6 +155,8 @@ export interface BrokerOptions {
   role?: BrokerRole;
   /** The replication service a `SYNC_MASTER` waits on (`HaMaster`); required for one. */
   replicas?: ReplicaGate;
+  /** Replication figures added to the broker's stats (slaves and their lag, or a slave's lag). */
+  replicationStats?: () => Record<string, number | boolean>;
 }
 
 export const BROKER_ROLES: readonly BrokerRole[] = Object.freeze([
@@ -169,8 +171,9 @@ export const DEFAULT_BROKER_ROLE: BrokerRole = 'ASYNC_MASTER';
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas'>> & {
+  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats'>> & {
     replicas: ReplicaGate | undefined;
+    replicationStats: (() => Record<string, number | boolean>) | undefined;
     configDir: string;
     fileSystem: StoreFileSystem;
   }
@@ -226,6 +229,7 @@ export function resolveBrokerOptions(
     brokerName,
     role,
     replicas: options.replicas,
+    replicationStats: options.replicationStats,
     configDir: options.configDir ?? DEFAULT_IN_MEMORY_CONFIG_DIR,
     fileSystem: options.fileSystem ?? (inMemory ? new MemoryFileSystem() : nodeFileSystem),
     clock: options.clock ?? systemClock,

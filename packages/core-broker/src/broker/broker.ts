@@ -199,6 +199,11 @@ export class Broker implements BrokerApi {
     return this.options.role;
   }
 
+  /** The store's stats and, in a replica set, the replication figures (`storeStats` admin operation). */
+  stats(): Record<string, number | boolean> {
+    return { ...this.store.stats?.(), ...this.options.replicationStats?.() };
+  }
+
   /** Topic configs and consumer offsets, as this broker's slaves copy them. */
   replicaSyncState(): ReplicaSyncState {
     this.assertOpen();

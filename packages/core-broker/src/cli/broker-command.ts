@@ -242,6 +242,7 @@ export async function runBroker(args: string[]): Promise<void> {
       store,
       role: replication.role,
       replicas: ha,
+      replicationStats: () => replicationStats(ha, slave),
       configDir: path.join(dir, 'config'),
       brokerName: flags.get('broker-name'),
       transactionTimeoutMs,
@@ -394,6 +395,29 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
     masterAddress,
     syncFlushTimeoutMs: optionalMs(flags, 'sync-flush-timeout-ms'),
   };
+}
+
+/** A master's slaves and their largest lag, per slave too; a slave's lag behind its master. */
+function replicationStats(
+  ha: HaMaster | undefined,
+  slave: HaSlave | undefined,
+): Record<string, number | boolean> {
+  if (slave) {
+    const s = slave.state();
+    return {
+      replicationConnected: s.connected,
+      replicationLagBytes: s.lagBytes,
+      replicationMaxOffset: s.maxOffset,
+    };
+  }
+  if (!ha) return {};
+  const slaves = ha.slaves();
+  const out: Record<string, number | boolean> = {
+    replicationSlaves: slaves.length,
+    replicationLagBytes: Math.max(0, ...slaves.map((s) => s.lagBytes)),
+  };
+  for (const s of slaves) out[`replicationLagBytes@${s.address}`] = s.lagBytes;
+  return out;
 }
 
 function describeHaEvent(e: HaMasterEvent | HaSlaveEvent): string {

@@ -37,7 +37,7 @@ export const ADMIN_HANDLERS: {
     return b.createTopic(input);
   },
   listTopics: (b: Broker) => b.listTopics(),
-  storeStats: (b: Broker) => ({ ...b.store.stats?.() }),
+  storeStats: (b: Broker) => b.stats(),
   consumeStats: (b: Broker, raw: unknown) => {
     const r = new AdminRequest('consume stats', raw);
     return b.consumeStats(r.str('group'), r.optStr('topic'));
