@@ -145,7 +145,7 @@ export class HaSlave {
             `replication link to ${this.options.masterAddress}: ${(error as Error)?.message ?? error}`,
           );
       this.lastError = `${typed.code}: ${typed.message}`;
-      if (this.connected || !this.closed)
+      if (!this.closed)
         this.options.onEvent({ type: 'ha.master.lost', master: this.options.masterAddress, error: typed });
       this.connected = false;
       socket.destroy();

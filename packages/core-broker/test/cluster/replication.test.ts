@@ -392,6 +392,43 @@ describe('master/slave replication of the commit log, as separate processes', ()
     await producer.shutdown();
   });
 
+  test('admin cluster list shows master and slave under one name, with the slave count and lag', async () => {
+    run = 30;
+    const ns = new CliProcess('namesrv', ['namesrv', '--port', '0']);
+    processes.push(ns);
+    const namesrv = await ns.address();
+    const master = startMaster(path.join(dirs.dir, 'list', 'master'), 'ASYNC_MASTER', ['--namesrv', namesrv]);
+    const slave = startSlave(path.join(dirs.dir, 'list', 'slave'), `127.0.0.1:${await haPortOf(master)}`, [
+      '--topics',
+      `${TOPIC}:${QUEUES}`,
+      '--namesrv',
+      namesrv,
+    ]);
+    await master.waitFor(/registered with 1 of 1 name servers/);
+    await slave.waitFor(/registered with 1 of 1 name servers/);
+    await slave.waitFor(/replication: joined master/);
+    const list = async (): Promise<
+      Array<{ brokerName: string; brokerId: number; slaves?: number; lagBytes?: number }>
+    > => {
+      const p = new CliProcess('admin', ['admin', 'cluster', 'list', '--namesrv', namesrv, '--json']);
+      processes.push(p);
+      expect(await p.exited).toBe(0);
+      return (JSON.parse(p.output) as { clusters: Array<{ brokers: [] }> }).clusters.flatMap(
+        (c) => c.brokers,
+      );
+    };
+    await until('the master counting its slave', async () => (await list()).some((b) => b.slaves === 1));
+    const brokers = await list();
+    expect(brokers).toEqual([
+      expect.objectContaining({ brokerName: 'broker-a', brokerId: 0, slaves: 1, lagBytes: 0 }),
+      expect.objectContaining({ brokerName: 'broker-a', brokerId: 1, lagBytes: 0 }),
+    ]);
+    const table = new CliProcess('admin', ['admin', 'cluster', 'list', '--namesrv', namesrv]);
+    processes.push(table);
+    expect(await table.exited).toBe(0);
+    expect(table.output).toMatch(/slaves\s+lag/);
+  });
+
   test('bad role options fail at bootstrap with the fix named', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--role', 'SLAVE', '--master-address', '127.0.0.1:1'], /a SLAVE needs --broker-id 1 or more/],
