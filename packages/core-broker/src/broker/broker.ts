@@ -21,7 +21,7 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import type { BrokerApi } from '../message/operations';
+import type { BrokerApi, ReplicaSyncState } from '../message/operations';
 import {
   type ClientIdRequest,
   type CommitOffsetRequest,
@@ -40,7 +40,7 @@ import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic
 import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
 import type { AppendRequest, GetOptions, MessageStore } from '../store/message-store';
-import type { BrokerEvent, BrokerOptions, ResolvedBrokerOptions } from './broker-options';
+import type { BrokerEvent, BrokerOptions, BrokerRole, ResolvedBrokerOptions } from './broker-options';
 import { resolveBrokerOptions } from './broker-options';
 import { ConfigFile } from './config-file';
 import { ConsumerOffsets } from './consumer-offsets';
@@ -49,7 +49,7 @@ import { LongPoll, queueKey } from './long-poll';
 import { checkMessageType } from './message-type';
 import { PopService } from './pop-service';
 import { QueueLocks } from './queue-locks';
-import { QueueWriter } from './queue-writer';
+import { QueueWriter, notMaster } from './queue-writer';
 import { RetryService, SYSTEM_TOPIC_QUEUE_COUNT } from './retry-service';
 import { ScheduleService } from './schedule-service';
 import type { TopicInput } from './topic-registry';
@@ -119,7 +119,13 @@ export class Broker implements BrokerApi {
         // instrumentation never breaks the broker
       }
     };
-    const writer = new QueueWriter({ store, longPoll: this.longPoll, brokerName });
+    const writer = new QueueWriter({
+      store,
+      longPoll: this.longPoll,
+      brokerName,
+      role: options.role,
+      replicas: options.replicas,
+    });
     this.writer = writer;
     this.schedule = new ScheduleService({
       writer,
@@ -175,8 +181,11 @@ export class Broker implements BrokerApi {
   /** Loads configs and offsets, resumes delayed messages, starts the housekeeping timers. */
   static async start(options: BrokerOptions): Promise<Broker> {
     const broker = new Broker(resolveBrokerOptions(options, nodeFileSystem));
-    broker.schedule.start();
-    broker.transactions.start();
+    // a slave writes nothing: delayed deliveries and transaction checks are its master's work
+    if (broker.options.role !== 'SLAVE') {
+      broker.schedule.start();
+      broker.transactions.start();
+    }
     broker.every(broker.options.offsetFlushIntervalMs, () => broker.transactions.persist());
     broker.every(broker.options.offsetFlushIntervalMs, () => broker.offsets.persist());
     broker.every(CONSUMER_SCAN_INTERVAL_MS, () => {
@@ -187,6 +196,68 @@ export class Broker implements BrokerApi {
 
   get brokerName(): string {
     return this.options.brokerName;
+  }
+
+  /** ASYNC_MASTER, SYNC_MASTER or SLAVE (RocketMQ `brokerRole`). */
+  get role(): BrokerRole {
+    return this.options.role;
+  }
+
+  /** The store's stats and, in a replica set, the replication figures (`storeStats` admin operation). */
+  stats(): Record<string, number | boolean> {
+    return { ...this.store.stats?.(), ...this.options.replicationStats?.() };
+  }
+
+  /** Topic configs and consumer offsets, as this broker's slaves copy them. */
+  replicaSyncState(): ReplicaSyncState {
+    this.assertOpen();
+    return { topics: this.listTopics(), offsets: this.offsets.all() };
+  }
+
+  /**
+   * A slave takes its master's topic configs and consumer offsets (RocketMQ's
+   * `SlaveSynchronize`): topics are created or updated to the master's, offsets overwritten.
+   * Returns how many topics and offsets changed.
+   */
+  applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number } {
+    this.assertOpen();
+    if (this.options.role !== 'SLAVE')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} is a master: it copies nobody's state`,
+      );
+    let topics = 0;
+    for (const t of state.topics) {
+      const mine = this.getTopic(t.topic);
+      if (
+        mine &&
+        mine.readQueueCount === t.readQueueCount &&
+        mine.writeQueueCount === t.writeQueueCount &&
+        mine.permission === t.permission &&
+        mine.fifo === t.fifo
+      )
+        continue;
+      this.createTopic({
+        topic: t.topic,
+        readQueueCount: t.readQueueCount,
+        writeQueueCount: t.writeQueueCount,
+        permission: t.permission,
+        fifo: t.fifo,
+      });
+      topics++;
+    }
+    let offsets = 0;
+    for (const o of state.offsets) {
+      if (this.offsets.get(o.group, o.topic, o.queueId) === o.offset) continue;
+      this.offsets.commit(o.group, o.topic, o.queueId, o.offset);
+      offsets++;
+    }
+    return { topics, offsets };
+  }
+
+  /** Pop state and everything that writes live on the master only. */
+  private assertMaster(): void {
+    if (this.options.role === 'SLAVE') throw notMaster(this.brokerName);
   }
 
   private every(intervalMs: number, task: () => void): void {
@@ -286,6 +357,7 @@ export class Broker implements BrokerApi {
    */
   async send(request: SendRequest): Promise<SendResponse> {
     this.assertOpen();
+    this.assertMaster();
     validateGroup(request.producerGroup);
     const config = this.requireTopic(request.topic, Permission.WRITE);
     const messages = request.messages;
@@ -350,9 +422,11 @@ export class Broker implements BrokerApi {
               requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })),
             )
           : await this.writer.write(requests);
+      const status = await this.writer.replicated(stored);
       return {
         brokerName: this.brokerName,
         topic: request.topic,
+        ...(status === 'SEND_OK' ? {} : { status }),
         messages: stored.map((s) => ({
           msgId: s.msgId,
           queueId,
@@ -479,18 +553,21 @@ export class Broker implements BrokerApi {
    * `pollTimeoutMs` when none is ready (RocketMQ 5 `POP_MESSAGE`).
    */
   async pop(request: PopRequest): Promise<PoppedMessage[]> {
+    this.assertMaster();
     this.assertOpen();
     return this.pops.pop(request);
   }
 
   /** Acks a popped message; a stale or malformed handle rejects `INVALID_RECEIPT_HANDLE` (RocketMQ `ACK_MESSAGE`). */
   async ack(request: AckRequest): Promise<void> {
+    this.assertMaster();
     this.assertOpen();
     this.pops.ack(request);
   }
 
   /** Makes a popped message invisible for `invisibleTimeMs` from now; returns its new handle (RocketMQ `CHANGE_MESSAGE_INVISIBLETIME`). */
   async changeInvisibleTime(request: ChangeInvisibleRequest): Promise<{ receiptHandle: string }> {
+    this.assertMaster();
     this.assertOpen();
     return this.pops.changeInvisibleTime(request);
   }
@@ -653,6 +730,7 @@ export class Broker implements BrokerApi {
    * {@link RetryService}).
    */
   async sendBack(request: SendBackRequest): Promise<{ deadLettered: boolean }> {
+    this.assertMaster();
     this.assertOpen();
     return this.retries.sendBack(request);
   }
@@ -698,6 +776,7 @@ export class Broker implements BrokerApi {
    * message here, `INVALID_ARGUMENT` for another producer group's transaction.
    */
   async endTransaction(request: EndTransactionRequest): Promise<void> {
+    this.assertMaster();
     this.assertOpen();
     validateGroup(request.producerGroup);
     await this.transactions.end(request);

@@ -50,6 +50,18 @@ export class ConsumerOffsets {
     return out;
   }
 
+  /** Every committed offset of every group (what a slave copies of its master). */
+  all(): Array<{ group: string; topic: string; queueId: number; offset: number }> {
+    const out: Array<{ group: string; topic: string; queueId: number; offset: number }> = [];
+    for (const [k, queues] of this.table) {
+      const at = k.lastIndexOf('@');
+      const topic = k.slice(0, at);
+      const group = k.slice(at + 1);
+      for (const [queueId, offset] of queues) out.push({ group, topic, queueId, offset });
+    }
+    return out;
+  }
+
   persist(): void {
     if (!this.dirty) return;
     const out: OffsetTable = {};

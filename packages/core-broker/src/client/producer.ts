@@ -582,6 +582,7 @@ function resultOf(response: SendResponse, index: number): SendResult {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   };
 }
 
@@ -601,6 +602,7 @@ function resultsOf(response: SendResponse): SendResult[] {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   }));
 }
 
