@@ -4,6 +4,7 @@ import { RocketError } from '../common/errors';
 import type { StoreFileSystem } from '../store/file-system';
 import { MemoryFileSystem } from '../store/file-system';
 import type { MessageStore } from '../store/message-store';
+import type { BrokerObserver } from './broker-observer';
 import type { WriteEvent } from './queue-writer';
 import { MAX_QUEUES_PER_TOPIC } from './topic-registry';
 import type { TransactionEvent } from './transaction-service';
@@ -148,15 +149,18 @@ export interface BrokerOptions {
   maxPendingTransactions?: number;
   /** Receives the broker's instrumentation events (see {@link BrokerEvent}). Default: ignored. A listener that throws is ignored. */
   onEvent?: (event: BrokerEvent) => void;
+  /** Told of sends, deliveries, dead letters and refusals as they happen, for metrics (see {@link BrokerObserver}). Default: none. */
+  observer?: BrokerObserver;
 }
 
 /** Every event a broker reports. */
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem'>> & {
+  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'observer'>> & {
     configDir: string;
     fileSystem: StoreFileSystem;
+    observer: BrokerObserver | undefined;
   }
 >;
 
@@ -268,5 +272,6 @@ export function resolveBrokerOptions(
       1,
     ),
     onEvent: options.onEvent ?? ((): void => undefined),
+    observer: options.observer,
   });
 }
