@@ -332,7 +332,8 @@ export class Producer<MoreEvents extends object = object> {
     messages: MessageInput[],
     extra: { transactional?: boolean; oneway?: boolean; coalesced?: boolean } = {},
   ): Promise<SendResponse> {
-    const deadline = this.boundedSends ? this.clock.now() + this.sendTimeoutMs : Infinity;
+    const startedAt = this.clock.now();
+    const deadline = this.boundedSends ? startedAt + this.sendTimeoutMs : Infinity;
     const maxAttempts = extra.oneway ? 1 : 1 + this.retryTimes;
     const messageGroup = messages[0]!.messageGroup;
     const failedBrokers = new Set<string>();
@@ -369,6 +370,7 @@ export class Producer<MoreEvents extends object = object> {
             queueId: queue.queueId,
             messageCount: messages.length,
             attempts,
+            elapsedMs: this.clock.now() - startedAt,
           });
           return response;
         } catch (error) {
@@ -411,6 +413,7 @@ export class Producer<MoreEvents extends object = object> {
         attempts,
         oneway: extra.oneway === true,
         error,
+        elapsedMs: this.clock.now() - startedAt,
       });
       throw error;
     }
