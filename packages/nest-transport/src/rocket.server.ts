@@ -15,7 +15,7 @@ import {
   type SimpleListener,
 } from '@rocketnest/core-broker';
 import { InProcessTransport } from '@rocketnest/core-broker/broker';
-import { DEFAULT_INVISIBLE_DURATION_MS } from '@rocketnest/core-broker/internal';
+import { DEFAULT_INVISIBLE_DURATION_MS, traceProcess } from '@rocketnest/core-broker/internal';
 import { lastValueFrom } from 'rxjs';
 import { openConnection } from './embedded-registry';
 import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
@@ -396,9 +396,16 @@ export class RocketServer
     pop = false,
   ): Promise<Outcome> {
     const metrics = this.options.metrics;
-    if (!metrics) return this.runHandler(listener, message, delivery, pop);
+    const run = (): Promise<Outcome> =>
+      traceProcess(
+        message,
+        delivery.consumerGroup,
+        () => this.runHandler(listener, message, delivery, pop),
+        (outcome) => (outcome.kind === 'ack' ? undefined : `handler outcome: ${outcome.kind}`),
+      );
+    if (!metrics) return run();
     const startedAt = performance.now();
-    const outcome = await this.runHandler(listener, message, delivery, pop);
+    const outcome = await run();
     metrics.handled(
       { topic: message.topic, tag: message.tag ?? '', group: delivery.consumerGroup },
       message.msgId,

@@ -21,6 +21,7 @@ import type {
 } from './producer-types';
 import { SendCoalescer } from './send-coalescer';
 import type { Transport } from './transport';
+import { traceSend } from './tracing';
 
 export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -164,6 +165,17 @@ export class Producer<MoreEvents extends object = object> {
     } catch (error) {
       return Promise.reject(error);
     }
+    return traceSend(
+      input.topic,
+      this.group,
+      [input],
+      () => this.sendPrepared(input),
+      (r) => [r.msgId],
+    );
+  }
+
+  /** Sends one prepared message: coalesced with others when coalescing is on, else on its own. */
+  private sendPrepared(input: MessageInput): Promise<SendResult> {
     const coalescer = this.coalescer;
     if (coalescer && input.deliveryTimeMs === undefined) {
       return new Promise<SendResult>((resolve, reject) => {
@@ -214,10 +226,19 @@ export class Producer<MoreEvents extends object = object> {
    */
   sendOneway(message: ProducerMessage, options?: SendOptions): void {
     const input = this.prepare(message, options);
-    this.track(
-      this.sendMessages(input.topic, [input], { oneway: true }).catch(() => {
-        this.counters.onewayFailed++;
-      }),
+    void traceSend(
+      input.topic,
+      this.group,
+      [input],
+      () => {
+        this.track(
+          this.sendMessages(input.topic, [input], { oneway: true }).catch(() => {
+            this.counters.onewayFailed++;
+          }),
+        );
+        return Promise.resolve();
+      },
+      () => [],
     );
   }
 
@@ -246,7 +267,13 @@ export class Producer<MoreEvents extends object = object> {
         );
       }
     }
-    return resultsOf(await this.track(this.sendMessages(topic, inputs)));
+    return traceSend(
+      topic,
+      this.group,
+      inputs,
+      async () => resultsOf(await this.track(this.sendMessages(topic, inputs))),
+      (results) => results.map((r) => r.msgId),
+    );
   }
 
   /**
