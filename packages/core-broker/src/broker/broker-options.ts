@@ -5,6 +5,7 @@ import type { StoreFileSystem } from '../store/file-system';
 import { MemoryFileSystem } from '../store/file-system';
 import type { ReplicaGate } from '../store/ha-master';
 import type { MessageStore } from '../store/message-store';
+import type { BrokerObserver } from './broker-observer';
 import type { BrokerRole, WriteEvent } from './queue-writer';
 
 export type { BrokerRole } from './queue-writer';
@@ -157,6 +158,8 @@ export interface BrokerOptions {
   replicas?: ReplicaGate;
   /** Replication figures added to the broker's stats (slaves and their lag, or a slave's lag). */
   replicationStats?: () => Record<string, number | boolean>;
+  /** Told of sends, deliveries, dead letters and refusals as they happen, for metrics (see {@link BrokerObserver}). Default: none. */
+  observer?: BrokerObserver;
 }
 
 export const BROKER_ROLES: readonly BrokerRole[] = Object.freeze([
@@ -171,11 +174,12 @@ export const DEFAULT_BROKER_ROLE: BrokerRole = 'ASYNC_MASTER';
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats'>> & {
+  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'observer'>> & {
     replicas: ReplicaGate | undefined;
     replicationStats: (() => Record<string, number | boolean>) | undefined;
     configDir: string;
     fileSystem: StoreFileSystem;
+    observer: BrokerObserver | undefined;
   }
 >;
 
@@ -301,5 +305,6 @@ export function resolveBrokerOptions(
       1,
     ),
     onEvent: options.onEvent ?? ((): void => undefined),
+    observer: options.observer,
   });
 }

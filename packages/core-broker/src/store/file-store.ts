@@ -143,6 +143,13 @@ export class FileStore implements MessageStore {
       fileSystem: options.fileSystem,
       onReadable: (end) => this.dispatchUpTo(end),
       onDiskFull: (end) => this.discardUndispatched(end),
+      onFlush: (seconds) => {
+        try {
+          options.onFlush(seconds);
+        } catch {
+          // instrumentation never breaks the store
+        }
+      },
     });
     this.index = new KeyIndex(
       path.join(options.dir, 'index'),
