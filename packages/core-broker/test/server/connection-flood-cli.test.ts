@@ -41,8 +41,12 @@ const FLOOD_BATCH = 200;
 const RELEASED_SLACK = 64 * MiB;
 /** Floods in a row: a leak per flood would add up past {@link REPEAT_SLACK}. */
 const FLOOD_ROUNDS = 3;
-/** How much more the broker may hold after the last flood closed than after the first. */
-const REPEAT_SLACK = 24 * MiB;
+/**
+ * How much more the broker may hold after the last flood closed than after the second (the first
+ * grows V8's heap to its working size: 141 → 153 → 159 MiB measured). A leak of what 1,000 held
+ * connections use would add this much per flood.
+ */
+const REPEAT_SLACK = 16 * MiB;
 /**
  * The 40 partial 16 MiB frames may grow the broker by at most its frame budget
  * (`maxBufferedFrameBytes`, 64 MiB, docs/broker.md): it reads only the frames the budget reserves,
@@ -222,10 +226,10 @@ describe('a CLI broker under a flood of idle connections and partial frames', ()
         afterRounds.push(rssOf(pid));
       }
       // what the flood held is released: within the slack of V8's and malloc's free lists of the
-      // baseline, and a second and third flood reuse it instead of adding to it
+      // baseline, and the third flood reuses what the second left instead of adding to it
       const afterFlood = afterRounds.at(-1)!;
       expect(afterRounds.filter((rss) => rss > baseline + RELEASED_SLACK)).toEqual([]);
-      expect(afterFlood - afterRounds[0]!).toBeLessThan(REPEAT_SLACK);
+      expect(afterFlood - afterRounds[1]!).toBeLessThan(REPEAT_SLACK);
 
       // 40 connections each start a 16 MiB frame and send 6 MiB of it, then stall
       const beforeFrames = rssOf(pid);
