@@ -9,10 +9,16 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Producer } from '../../src/client/producer';
-import { PushConsumer } from '../../src/client/push-consumer';
+import { ConsumeResult, PushConsumer } from '../../src/client/push-consumer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { startServerProcess, type ServerProcess } from '../support/broker-process';
 import { tempDir } from '../support/temp-dir';
+
+/** The page's DOM, as the functions run in the browser use it (this file compiles without lib.dom). */
+declare const document: {
+  body: { dataset: Record<string, string | undefined> };
+  querySelector(selector: string): { textContent: string | null } | null;
+};
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(__dirname, '../../../../docs/images/dashboard.png');
@@ -91,7 +97,7 @@ async function waitForShownLag(page: Page, group: string, lag: number): Promise<
     consumer.registerMessageListener(async (messages) => {
       if (!open) await gate;
       consumed += messages.length;
-      return 'CONSUME_SUCCESS';
+      return ConsumeResult.CONSUME_SUCCESS;
     });
     await producer.start();
     await consumer.start();
