@@ -4,6 +4,7 @@
  * `/readyz`; the ACL on the HTTP port; unknown paths.
  */
 import { writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
@@ -228,6 +229,31 @@ describe('rocketnest broker --http-port', () => {
     expect(unknown.status).toBe(404);
     const metrics = await httpRequest(web, '/metrics', { auth: 'app:app-secret' });
     expect(sample(metrics.body, 'rocketnest_connections')).toBe(0);
+  }, 60_000);
+
+  test('an HTTP port already taken stops the broker at startup with a message naming the fix', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const run = await runCli([
+        'broker',
+        '--store-dir',
+        path.join(t.dir, 'data'),
+        '--port',
+        '0',
+        '--http-port',
+        String(port),
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `INVALID_OPTION: cannot listen for HTTP on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\); choose another --http-port`,
+        ),
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   }, 60_000);
 
   test('usage errors name the flag', async () => {
