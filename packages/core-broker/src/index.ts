@@ -119,4 +119,5 @@ export type {
   DriverSubscription,
   DriverSubscriptionOptions,
   DriverTransactionChecker,
+  DriverDecision,
 } from './driver/contract';

@@ -110,13 +110,23 @@ export interface DriverSubscriptionOptions {
   retryDelayMs?: number;
   /** Handlers running at once. Default 8 (1 per FIFO message group). */
   concurrency?: number;
-  /** Resolves: ack. Throws: redeliver after the backoff, or dead-letter after `maxAttempts`. */
-  handler: (message: DriverMessage) => void | Promise<void>;
+  /**
+   * Resolves: ack. Throws: redeliver after the backoff, or dead-letter after `maxAttempts`.
+   * Resolving with a {@link DriverDecision} settles the message otherwise without a throw.
+   */
+  handler: (message: DriverMessage) => void | DriverDecision | Promise<void | DriverDecision>;
   /** Told of failures the subscription survives (receive, ack, handler errors). */
   onError?: (error: unknown, stage: 'receive' | 'ack' | 'handler' | 'retry' | 'dead-letter') => void;
   /** Broadcasting is not part of the contract's portable core: `UNSUPPORTED` on Apache. */
   messageModel?: 'CLUSTERING' | 'BROADCASTING';
 }
+
+/**
+ * What a handler may answer instead of throwing: redeliver (after `afterMs`, default the
+ * backoff; still counted against `maxAttempts`), or dead-letter now without retries (a payload
+ * that can never succeed).
+ */
+export type DriverDecision = { retry: true; afterMs?: number } | { deadLetter: true };
 
 export interface DriverSubscription {
   /** Stops receiving, waits for running handlers, and releases the group membership. Idempotent. */

@@ -12,6 +12,7 @@ import { DLQ_TOPIC_PREFIX } from '../message/validation';
 import {
   DEFAULT_DRIVER_CONCURRENCY,
   DEFAULT_DRIVER_MAX_ATTEMPTS,
+  type DriverDecision,
   type DriverMessage,
   type DriverProducer,
   type DriverProducerOptions,
@@ -107,14 +108,32 @@ export class RocketNestDriver implements MessagingDriver {
     consumer.subscribe(options.topic, options.filter ?? '*');
     consumer.registerMessageListener(
       async (messages, context) => {
-        try {
-          for (const message of messages) await options.handler(driverMessage(message));
-          return ConsumeResult.CONSUME_SUCCESS;
-        } catch (error) {
-          options.onError?.(error, 'handler');
-          if (options.retryDelayMs !== undefined) context.retryDelayMs = options.retryDelayMs;
-          return ConsumeResult.RECONSUME_LATER;
+        for (const message of messages) {
+          let decision: DriverDecision | void;
+          try {
+            decision = await options.handler(driverMessage(message));
+          } catch (error) {
+            options.onError?.(error, 'handler');
+            if (options.retryDelayMs !== undefined) {
+              context.retryDelayMs = options.retryDelayMs;
+              context.suspendMs = options.retryDelayMs;
+            }
+            return ConsumeResult.RECONSUME_LATER;
+          }
+          if (decision && 'deadLetter' in decision) {
+            context.deadLetter = true;
+            return ConsumeResult.RECONSUME_LATER;
+          }
+          if (decision) {
+            const delayMs = decision.afterMs ?? options.retryDelayMs;
+            if (delayMs !== undefined) {
+              context.retryDelayMs = delayMs;
+              context.suspendMs = delayMs;
+            }
+            return ConsumeResult.RECONSUME_LATER;
+          }
         }
+        return ConsumeResult.CONSUME_SUCCESS;
       },
       { orderly: options.fifo === true },
     );

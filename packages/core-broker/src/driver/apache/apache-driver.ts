@@ -28,6 +28,7 @@ import { Code } from '../../rocketmq5/status';
 import {
   DEFAULT_DRIVER_CONCURRENCY,
   DEFAULT_DRIVER_MAX_ATTEMPTS,
+  type DriverDecision,
   type DriverMessage,
   type DriverProducer,
   type DriverProducerOptions,
@@ -554,48 +555,50 @@ class ApacheSubscription implements DriverSubscription {
 
   private async handle(message: MessageV2): Promise<void> {
     const view = toDriverMessage(this.rpc, message);
+    let decision: DriverDecision | undefined;
     try {
-      await this.options.handler(view);
+      decision = (await this.options.handler(view)) ?? undefined;
     } catch (error) {
       this.options.onError?.(error, 'handler');
-      if (view.deliveryAttempt >= this.maxAttempts) {
-        await this.settle('dead-letter', () =>
-          this.rpc.unary('ForwardMessageToDeadLetterQueue', this.session.clientId, {
-            group: this.rpc.resource(this.options.group),
-            topic: message.topic!,
-            receiptHandle: message.systemProperties!.receiptHandle ?? '',
-            messageId: view.msgId,
-            deliveryAttempt: view.deliveryAttempt,
-            maxDeliveryAttempts: this.maxAttempts,
-          }),
-        );
-      } else {
-        const delayMs =
-          this.options.retryDelayMs ??
-          retryDelay(this.session.serverSettings?.backoffPolicy, view.deliveryAttempt, 1000);
-        await this.settle('retry', () =>
-          this.rpc.unary('ChangeInvisibleDuration', this.session.clientId, {
-            group: this.rpc.resource(this.options.group),
-            topic: message.topic!,
-            receiptHandle: message.systemProperties!.receiptHandle ?? '',
-            invisibleDuration: msDuration(delayMs),
-            messageId: view.msgId,
-          }),
-        );
-      }
-      return;
+      decision = { retry: true };
     }
-    await this.settle('ack', async () => {
-      const response = await this.rpc.unary('AckMessage', this.session.clientId, {
-        group: this.rpc.resource(this.options.group),
-        topic: message.topic!,
-        entries: [{ messageId: view.msgId, receiptHandle: message.systemProperties!.receiptHandle ?? '' }],
+    const receiptHandle = message.systemProperties!.receiptHandle ?? '';
+    if (decision && ('deadLetter' in decision || view.deliveryAttempt >= this.maxAttempts)) {
+      await this.settle('dead-letter', () =>
+        this.rpc.unary('ForwardMessageToDeadLetterQueue', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          receiptHandle,
+          messageId: view.msgId,
+          deliveryAttempt: view.deliveryAttempt,
+          maxDeliveryAttempts: this.maxAttempts,
+        }),
+      );
+    } else if (decision) {
+      const delayMs =
+        decision.afterMs ??
+        this.options.retryDelayMs ??
+        retryDelay(this.session.serverSettings?.backoffPolicy, view.deliveryAttempt, 1000);
+      await this.settle('retry', () =>
+        this.rpc.unary('ChangeInvisibleDuration', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          receiptHandle,
+          invisibleDuration: msDuration(Math.max(0, delayMs)),
+          messageId: view.msgId,
+        }),
+      );
+    } else {
+      await this.settle('ack', async () => {
+        const response = await this.rpc.unary('AckMessage', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          entries: [{ messageId: view.msgId, receiptHandle }],
+        });
+        const entry = response.entries[0];
+        if (entry?.status && entry.status.code !== Code.OK) throw statusError('AckMessage', entry.status);
       });
-      const entry = response.entries[0];
-      if (entry?.status && entry.status.code !== Code.OK) {
-        throw statusError('AckMessage', entry.status);
-      }
-    });
+    }
   }
 
   /**
