@@ -1,4 +1,7 @@
+import Database from 'better-sqlite3';
 import { isRocketError } from '../../src/common/errors';
+import { OutboxRelay } from '../../src/outbox/outbox-relay';
+import { SqliteOutbox } from '../../src/outbox/sqlite-outbox';
 import type { DriverMessage, MessagingDriver } from '../../src/driver/contract';
 import { APACHE_START_TIMEOUT_MS } from '../rocketmq5/official-clients';
 import {
@@ -26,6 +29,7 @@ const TOPICS: TopicSpec[] = [
   { name: 'ConfTx', queues: 2, type: 'transaction' },
   { name: 'ConfRetry', queues: 2, type: 'normal' },
   { name: 'ConfClose', queues: 2, type: 'normal' },
+  { name: 'ConfOutbox', queues: 2, type: 'normal' },
 ];
 const selected = (process.env.DRIVER_TARGETS?.split(',') ?? TARGET_NAMES) as TargetName[];
 
@@ -267,6 +271,39 @@ describe.each(selected)('driver contract on %s', (name) => {
     await dlq!.close();
     await producer.close();
   }, 240_000);
+
+  test('outbox relay: rows committed in a database transaction are published through the driver', async () => {
+    const db = new Database(':memory:');
+    const outbox = new SqliteOutbox({ db });
+    outbox.migrate();
+    const received = recorder();
+    const sub = await driver.subscribe({
+      group: group('Outbox'),
+      topic: 'ConfOutbox',
+      handler: received.handler,
+    });
+    const producer = await driver.createProducer({ group: 'ConfOutboxProducer', topics: ['ConfOutbox'] });
+    const relay = new OutboxRelay({ outbox, producer, pollIntervalMs: 100 });
+    await relay.start();
+    try {
+      db.transaction(() => {
+        for (let i = 0; i < 3; i++) outbox.add(db, { topic: 'ConfOutbox', body: `row-${i}`, tag: 'outbox' });
+      })();
+      expect(() =>
+        db.transaction(() => {
+          outbox.add(db, { topic: 'ConfOutbox', body: 'rolled-back' });
+          throw new Error('business rule failed');
+        })(),
+      ).toThrow('business rule failed');
+      await waitUntil(() => received.messages.length >= 3, 'the 3 committed rows');
+      expect(received.messages.map((m) => m.body.toString()).sort()).toEqual(['row-0', 'row-1', 'row-2']);
+    } finally {
+      await relay.close();
+      await producer.close();
+      await sub.close();
+      db.close();
+    }
+  }, 120_000);
 
   test('close: sends are refused after it, and no socket, timer or stream stays open', async () => {
     const before = openResources();
