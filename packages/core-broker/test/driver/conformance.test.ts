@@ -180,6 +180,21 @@ describe.each(selected)('driver contract on %s', (name) => {
     await sub.close();
   }, 180_000);
 
+  (name === 'apache' ? test : test.skip)(
+    'a FIFO subscription on a group that is not orderly fails with UNSUPPORTED naming the fix',
+    async () => {
+      await expect(
+        driver.subscribe({
+          group: group('NotOrderly'),
+          topic: 'ConfFifo',
+          fifo: true,
+          handler: () => undefined,
+        }),
+      ).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringMatching(/updateSubGroup/) });
+    },
+    60_000,
+  );
+
   test('delayed delivery: a message is not delivered before its delivery time', async () => {
     const received: Array<{ body: string; atMs: number }> = [];
     const sub = await driver.subscribe({
