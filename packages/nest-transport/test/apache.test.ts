@@ -2,11 +2,23 @@ import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { BadRequestException, Controller } from '@nestjs/common';
+import { BadRequestException, Controller, Injectable, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { isRocketError, type DriverSendResult } from '@rocketnest/core-broker';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
-import { RocketClient, RocketContext, RocketListener, RocketRecordBuilder } from '../src';
+import {
+  RocketClient,
+  RocketContext,
+  RocketListener,
+  RocketModule,
+  RocketRecordBuilder,
+  RocketTemplate,
+  RocketTransactionListener,
+  RocketTransactionState,
+  type RocketLocalTransactionListener,
+  type RocketTransactionMessage,
+} from '../src';
 import { APACHE_START_TIMEOUT_MS, orderlyGroup, startApache, stopApache } from './support/apache-cluster';
 import { startRocketMicroservice } from './support/nest-app';
 import { waitFor } from './support/wait';
@@ -27,6 +39,7 @@ beforeAll(async () => {
     'NestRpc:4',
     'NestPoison:2',
     'RocketNestReply:4',
+    'NestTx:2:transaction',
   ]);
   await orderlyGroup(workDir, 'nest-orders');
 }, APACHE_START_TIMEOUT_MS + 60_000);
@@ -44,6 +57,23 @@ const events: Array<{
 }> = [];
 const orders: Record<string, number[]> = {};
 const poison: number[] = [];
+const transactional: string[] = [];
+const checked: string[] = [];
+const pendingTx = new Set<string>();
+
+@Injectable()
+@RocketTransactionListener({ producerGroup: 'nest-tx-producer', topics: ['NestTx'] })
+class TxListener implements RocketLocalTransactionListener {
+  executeLocalTransaction(message: RocketTransactionMessage, arg: unknown): RocketTransactionState {
+    if (arg === RocketTransactionState.UNKNOWN) pendingTx.add((message.payload as { id: string }).id);
+    return arg as RocketTransactionState;
+  }
+  checkLocalTransaction(message: RocketTransactionMessage): RocketTransactionState {
+    const id = (message.payload as { id: string }).id;
+    checked.push(id);
+    return pendingTx.has(id) ? RocketTransactionState.COMMIT : RocketTransactionState.ROLLBACK;
+  }
+}
 let flakyFailed = false;
 
 @Controller()
@@ -71,6 +101,11 @@ class ApacheController {
   onPoison(@Payload() payload: { n: number }) {
     poison.push(payload.n);
     throw new BadRequestException('never valid');
+  }
+
+  @RocketListener('NestTx', '*', { group: 'nest-tx' })
+  onTx(@Payload() payload: { id: string }) {
+    transactional.push(payload.id);
   }
 
   @RocketListener('NestRpc', 'sum', { group: 'nest-rpc', reply: true })
@@ -157,6 +192,36 @@ describe('RocketServer and RocketClient on Apache RocketMQ', () => {
       await reader.app.close();
     }
   }, 120_000);
+
+  it('RocketModule.forRoot({ apache }): RocketTemplate sends, and its transactions commit, roll back and are checked', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [RocketModule.forRoot({ apache: { endpoints: apache.proxy } })],
+      providers: [TxListener],
+    }).compile();
+    const nest: INestApplication = moduleRef.createNestApplication({ logger: false });
+    await nest.init();
+    try {
+      const template = nest.get(RocketTemplate);
+      const sent = await template.send('NestEvents:created', { n: 10 });
+      expect(sent.topic).toBe('NestEvents');
+      await waitFor(
+        () => events.some((e) => (e.payload as { n: number }).n === 10),
+        'the template event',
+        60_000,
+      );
+      const results = [
+        await template.sendInTransaction('NestTx', { id: 'commit' }, RocketTransactionState.COMMIT),
+        await template.sendInTransaction('NestTx', { id: 'rollback' }, RocketTransactionState.ROLLBACK),
+        await template.sendInTransaction('NestTx', { id: 'checked' }, RocketTransactionState.UNKNOWN),
+      ];
+      expect(results.map((r) => r.resolution)).toEqual(['COMMIT', 'ROLLBACK', 'UNKNOWN']);
+      await waitFor(() => transactional.length >= 2, 'the committed and the checked transaction', 90_000);
+      expect(transactional.sort()).toEqual(['checked', 'commit']);
+      expect(checked).toContain('checked');
+    } finally {
+      await nest.close();
+    }
+  }, 150_000);
 
   it('a BROADCASTING listener fails listen() with UNSUPPORTED (Apache has no gRPC broadcasting)', async () => {
     @Controller()
