@@ -15,7 +15,9 @@ const allowed = {
   // broker and its store. The one exception is the in-process transport (see `exceptions`).
   client: ['common', 'message', 'remoting', 'rocketmq5', 'filter'],
   // opening a connection: a transport handed in, TCP, or an embedded broker (loaded on demand)
-  connection: ['common', 'message', 'client', 'broker', 'store'],
+  connection: ['common', 'message', 'client', 'broker', 'store', 'driver'],
+  // the driver contract and its targets: RocketNest's clients over any transport, Apache RocketMQ 5 over gRPC
+  driver: ['common', 'message', 'client', 'rocketmq5'],
   outbox: ['common', 'message', 'client'],
   push: ['common', 'message', 'client', 'filter'],
   server: ['common', 'message', 'remoting', 'rocketmq5', 'broker', 'filter', 'store', 'namesrv'],

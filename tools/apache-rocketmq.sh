@@ -16,6 +16,9 @@
 # 9876, broker 10911 with 10909 and 10912 beside it, proxy gRPC 8081 and remoting 8080) are used
 # when free, else free ones are picked. A FIFO topic is created with `+message.type=FIFO`.
 #
+# APACHE_ROCKETMQ_GRPC_PORT fixes the proxy's gRPC port (a restart in the same workdir, keeping
+# the address clients use); the other ports are picked as above.
+#
 # The jars: `mvn package` of tools/apache-rocketmq/pom.xml copies rocketmq-namesrv and
 # rocketmq-proxy (and what they need) into tools/apache-rocketmq/target/lib. Maven caches them in
 # ~/.m2, so only the first run on a machine downloads (about 150 MB). ROCKETMQ_VERSION overrides
@@ -131,7 +134,8 @@ start() {
   local namesrv_port broker_port grpc_port remoting_port
   namesrv_port=$(pick_port 9876 0)
   broker_port=$(pick_port 10911 -2 0 1)
-  grpc_port=$(pick_port 8081 0)
+  # a restart after a crash (fault tests) keeps the proxy's address: its clients reconnect there
+  grpc_port=${APACHE_ROCKETMQ_GRPC_PORT:-$(pick_port 8081 0)}
   remoting_port=$(pick_port 8080 0)
   while [ "$remoting_port" = "$grpc_port" ] || ! port_free "$remoting_port"; do
     remoting_port=$(pick_port $((remoting_port + 3)) 0)

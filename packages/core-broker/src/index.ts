@@ -104,3 +104,21 @@ export type {
 export { RocketAdmin } from './client/admin-client';
 export type { BrokerResult } from './client/admin-client';
 export type { ClusterInfo, AdminMessage, ConsumeStatsRow } from './message/protocol';
+
+// The driver contract (docs/drivers.md): the same producers and subscriptions on RocketNest
+// (RocketNestDriver over any transport) and on Apache RocketMQ 5 (ApacheDriver, gRPC to a proxy).
+export { ApacheDriver } from './driver/apache/apache-driver';
+export type { ApacheOptions, ApacheCredentials } from './driver/apache/apache-options';
+export { RocketNestDriver } from './driver/rocketnest-driver';
+export type {
+  MessagingDriver,
+  DriverTarget,
+  DriverProducer,
+  DriverProducerOptions,
+  DriverSendResult,
+  DriverMessage,
+  DriverSubscription,
+  DriverSubscriptionOptions,
+  DriverTransactionChecker,
+  DriverDecision,
+} from './driver/contract';

@@ -1,4 +1,10 @@
-import { type Clock, type Transport } from '@rocketnest/core-broker';
+import {
+  RocketError,
+  systemClock,
+  type ApacheDriver,
+  type Clock,
+  type Transport,
+} from '@rocketnest/core-broker';
 import {
   openConnection,
   type Broker,
@@ -27,21 +33,39 @@ export type RocketConnectionOptions = ConnectionOptions;
  * broker and its store), closed by {@link RocketConnection.close}.
  */
 export class RocketConnection {
-  private constructor(private readonly connection: Connection) {}
+  private constructor(
+    private readonly connection: Connection | undefined,
+    /** With the `apache` option: the Apache RocketMQ 5 driver, and no queue-level transport. */
+    readonly driver?: ApacheDriver,
+  ) {}
 
-  /** The transport every client of this connection uses. */
+  /** A connection to Apache RocketMQ through its driver (`RocketModule.forRoot({ apache })`). */
+  static forDriver(driver: ApacheDriver): RocketConnection {
+    return new RocketConnection(undefined, driver);
+  }
+
+  /**
+   * The transport every client of this connection uses. An Apache connection has none (its gRPC
+   * API is message-level): what needs one fails with `UNSUPPORTED` naming what runs there.
+   */
   get transport(): Transport {
+    if (!this.connection) {
+      throw new RocketError(
+        'UNSUPPORTED',
+        'this RocketConnection is to Apache RocketMQ (the apache option), which has no queue-level transport: RocketServer and RocketClient take { apache } themselves; RocketOutboxModule, RocketPushModule and the Express middleware do not run on Apache yet (docs/drivers.md)',
+      );
+    }
     return this.connection.transport;
   }
 
   /** The embedded broker, when the connection started one. */
   get broker(): Broker | undefined {
-    return this.connection.broker;
+    return this.connection?.broker;
   }
 
   /** The clock every client of this connection uses. */
   get clock(): Clock {
-    return this.connection.clock;
+    return this.connection?.clock ?? systemClock;
   }
 
   /**
@@ -61,6 +85,6 @@ export class RocketConnection {
 
   /** Closes what the connection owns, in order; a transport handed in is left open. Idempotent. */
   close(): Promise<void> {
-    return this.connection.close();
+    return this.connection ? this.connection.close() : this.driver!.close();
   }
 }

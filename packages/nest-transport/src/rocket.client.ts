@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import {
+  ApacheDriver,
   ConsumeResult,
   Producer,
+  type DriverProducer,
   PushConsumer,
   RocketError,
   systemClock,
@@ -65,10 +67,12 @@ export class RocketClient extends ClientProxy {
   private readonly maxPendingRequests: number;
   /** The tag answers to this client carry. */
   readonly clientId: string;
-  private connecting: Promise<Producer> | undefined;
+  private connecting: Promise<Producer | DriverProducer> | undefined;
   private connection: RocketConnection | undefined;
-  private producer: Producer | undefined;
-  private replyConsumer: Promise<PushConsumer> | undefined;
+  private producer: Producer | DriverProducer | undefined;
+  private replyConsumer: Promise<{ close(): Promise<void> }> | undefined;
+  /** With the `apache` option: the Apache RocketMQ 5 driver the producer and the reply subscription run on. */
+  private driver: ApacheDriver | undefined;
   private readonly pending = new Map<string, Pending>();
   private closing: Promise<void> | undefined;
 
@@ -85,10 +89,27 @@ export class RocketClient extends ClientProxy {
     this.clientId = options.clientId ?? `rn-${randomUUID()}`;
   }
 
-  /** Opens the connection and starts the producer (once; `emit`/`send` call it). */
-  connect(): Promise<Producer> {
+  /**
+   * Opens the connection and starts the producer (once; `emit`/`send` call it): a core-broker
+   * `Producer`, or with the `apache` option the Apache driver's producer.
+   */
+  connect(): Promise<Producer | DriverProducer> {
     if (this.closing) return Promise.reject(new RocketError('CLOSED', 'RocketClient is closed'));
     this.connecting ??= (async () => {
+      if (this.options.apache !== undefined) {
+        const driver = new ApacheDriver(this.options.apache);
+        try {
+          this.producer = await driver.createProducer({
+            group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
+          });
+        } catch (error) {
+          await driver.close();
+          throw error;
+        }
+        this.driver = driver;
+        this._status$.next('connected' satisfies RocketStatus);
+        return this.producer;
+      }
       const connection = await openConnection(this.options, this.replyTopic, 'RocketClient');
       const producer = new Producer({
         clock: this.clock,
@@ -132,9 +153,10 @@ export class RocketClient extends ClientProxy {
       }
       await this.connecting?.catch(() => undefined);
       const consumer = await this.replyConsumer?.catch(() => undefined);
-      await consumer?.shutdown();
-      await this.producer?.shutdown();
+      await consumer?.close();
+      if (this.producer instanceof Producer) await this.producer.shutdown();
       await this.connection?.close();
+      await this.driver?.close();
       this._status$.next('disconnected' satisfies RocketStatus);
     })();
     return this.closing;
@@ -220,49 +242,68 @@ export class RocketClient extends ClientProxy {
   }
 
   /** Starts (once) this client's reply consumer: its own group, broadcasting, tag = client id, from the latest offset. */
-  private listenForReplies(): Promise<PushConsumer> {
-    this.replyConsumer ??= (async () => {
-      // a consumer would wait quietly for a topic that does not exist: fail the request instead
-      await this.connection!.transport.topicRoute(this.replyTopic).catch((error: unknown) => {
-        throw new RocketError(
-          'TOPIC_NOT_FOUND',
-          `the reply topic "${this.replyTopic}" of RocketClient.send() is not reachable (${describeError(error)}); create it on the brokers (rocketnest broker --topics …,${this.replyTopic}) or set replyTopic`,
-          { cause: error },
-        );
-      });
-      const consumer = new PushConsumer({
-        group: `RocketNestReply-${this.clientId}`.slice(0, 255),
-        transport: this.connection!.transport,
-        messageModel: 'BROADCASTING',
-        consumeFromWhere: 'LAST_OFFSET',
-        clock: this.clock,
-      });
-      consumer.subscribe(this.replyTopic, this.clientId);
-      consumer.registerMessageListener(async (messages) => {
-        for (const message of messages) {
-          const correlationId = message.properties[CORRELATION_ID_PROPERTY];
-          const entry = correlationId === undefined ? undefined : this.pending.get(correlationId);
-          if (!entry || correlationId === undefined) continue; // timed out or not ours: dropped
-          this.pending.delete(correlationId);
-          entry.timer.cancel();
-          let packet: WritePacket;
-          try {
-            packet = JSON.parse(message.body.toString('utf8')) as WritePacket;
-          } catch (error) {
-            packet = { err: new RocketError('PROTOCOL_ERROR', `unreadable reply: ${describeError(error)}`) };
-          }
-          entry.callback({ ...packet, isDisposed: true });
-        }
-        return ConsumeResult.CONSUME_SUCCESS;
-      });
-      await consumer.start();
-      return consumer;
-    })();
+  private listenForReplies(): Promise<{ close(): Promise<void> }> {
+    this.replyConsumer ??= this.driver
+      ? this.listenOnApache(this.driver)
+      : (async () => {
+          // a consumer would wait quietly for a topic that does not exist: fail the request instead
+          await this.connection!.transport.topicRoute(this.replyTopic).catch((error: unknown) => {
+            throw new RocketError(
+              'TOPIC_NOT_FOUND',
+              `the reply topic "${this.replyTopic}" of RocketClient.send() is not reachable (${describeError(error)}); create it on the brokers (rocketnest broker --topics …,${this.replyTopic}) or set replyTopic`,
+              { cause: error },
+            );
+          });
+          const consumer = new PushConsumer({
+            group: `RocketNestReply-${this.clientId}`.slice(0, 255),
+            transport: this.connection!.transport,
+            messageModel: 'BROADCASTING',
+            consumeFromWhere: 'LAST_OFFSET',
+            clock: this.clock,
+          });
+          consumer.subscribe(this.replyTopic, this.clientId);
+          consumer.registerMessageListener(async (messages) => {
+            for (const message of messages) {
+              this.answer(message.properties[CORRELATION_ID_PROPERTY], message.body);
+            }
+            return ConsumeResult.CONSUME_SUCCESS;
+          });
+          await consumer.start();
+          return { close: () => consumer.shutdown() };
+        })();
     this.replyConsumer.catch((error: unknown) => {
       this.log.error(`reply consumer of ${this.clientId} did not start: ${describeError(error)}`);
       this.replyConsumer = undefined;
     });
     return this.replyConsumer;
+  }
+
+  /** Hands a reply to its waiting request; replies that timed out or are not ours are dropped. */
+  private answer(correlationId: string | undefined, body: Buffer): void {
+    const entry = correlationId === undefined ? undefined : this.pending.get(correlationId);
+    if (!entry || correlationId === undefined) return;
+    this.pending.delete(correlationId);
+    entry.timer.cancel();
+    let packet: WritePacket;
+    try {
+      packet = JSON.parse(body.toString('utf8')) as WritePacket;
+    } catch (error) {
+      packet = { err: new RocketError('PROTOCOL_ERROR', `unreadable reply: ${describeError(error)}`) };
+    }
+    entry.callback({ ...packet, isDisposed: true });
+  }
+
+  /**
+   * The reply subscription on Apache RocketMQ, which has no broadcasting over gRPC: a group of
+   * this client alone (`RocketNestReply-<clientId>`) filtered on its tag gets the same messages.
+   */
+  private async listenOnApache(driver: ApacheDriver): Promise<{ close(): Promise<void> }> {
+    return driver.subscribe({
+      group: `RocketNestReply-${this.clientId}`.slice(0, 255),
+      topic: this.replyTopic,
+      filter: this.clientId,
+      handler: (message) => this.answer(message.properties[CORRELATION_ID_PROPERTY], message.body),
+    });
   }
 }
 

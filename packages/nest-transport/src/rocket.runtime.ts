@@ -1,9 +1,16 @@
 import type { RocketMetrics } from './rocket-metrics';
 import type { OnApplicationShutdown } from '@nestjs/common';
 import {
+  ApacheDriver,
   Producer,
   RocketError,
   TransactionProducer,
+  type DriverProducer,
+  type ProducerMessage,
+  type SendCallback,
+  type SendOptions,
+  type SendResult,
+  type TransactionSendResult,
   type MessageInput,
   type ProducerOptions,
   type TransactionCheckRequest,
@@ -33,8 +40,11 @@ export interface RocketModuleOptions extends RocketConnectionOptions {
   metrics?: RocketMetrics;
 }
 
+/** What `RocketTemplate` sends through: a core-broker `Producer`, or the Apache driver's producer adapted. */
+export type TemplateProducer = Pick<Producer, 'send' | 'sendAsync' | 'sendOneway' | 'sendBatch' | 'shutdown'>;
+
 interface TransactionEntry {
-  producer: TransactionProducer;
+  producer: Pick<TransactionProducer, 'sendInTransaction' | 'shutdown'>;
   listener: RocketLocalTransactionListener;
 }
 
@@ -51,12 +61,13 @@ export class RocketRuntime implements OnApplicationShutdown {
 
   private constructor(
     readonly connection: RocketConnection,
-    readonly producer: Producer,
+    readonly producer: TemplateProducer,
     readonly client: RocketClient,
   ) {}
 
   static async open(options: RocketModuleOptions): Promise<RocketRuntime> {
     const replyTopic = options.replyTopic ?? DEFAULT_REPLY_TOPIC;
+    if (options.apache !== undefined) return RocketRuntime.openOnApache(options, replyTopic);
     const connection = await RocketConnection.open(options, replyTopic);
     const group = options.producerGroup ?? DEFAULT_PRODUCER_GROUP;
     const producer = new Producer({
@@ -87,6 +98,33 @@ export class RocketRuntime implements OnApplicationShutdown {
     return runtime;
   }
 
+  /**
+   * `RocketModule.forRoot({ apache })`: `RocketTemplate` sends through the Apache driver's
+   * producer, the module's `RocketClient` gets the same `apache` option, and transaction listeners
+   * get driver producers whose checks arrive over Telemetry.
+   */
+  private static async openOnApache(
+    options: RocketModuleOptions,
+    replyTopic: string,
+  ): Promise<RocketRuntime> {
+    const driver = new ApacheDriver(options.apache!);
+    const group = options.producerGroup ?? DEFAULT_PRODUCER_GROUP;
+    let producer: DriverProducer;
+    try {
+      producer = await driver.createProducer({ group });
+    } catch (error) {
+      await driver.close();
+      throw error;
+    }
+    const client = new RocketClient({
+      apache: options.apache!,
+      producerGroup: group,
+      replyTopic,
+      ...(options.replyTimeoutMs !== undefined ? { replyTimeoutMs: options.replyTimeoutMs } : {}),
+    });
+    return new RocketRuntime(RocketConnection.forDriver(driver), templateProducer(producer), client);
+  }
+
   /** Starts the transaction producer of a `@RocketTransactionListener` provider. */
   async addTransactionListener(
     options: RocketTransactionListenerOptions,
@@ -107,6 +145,26 @@ export class RocketRuntime implements OnApplicationShutdown {
         'INVALID_OPTION',
         `two @RocketTransactionListener providers for producer group "${options.producerGroup}" (the second is ${name}); one group has one listener`,
       );
+    }
+    const driver = this.connection.driver;
+    if (driver) {
+      const producer = await driver.createProducer({
+        group: options.producerGroup,
+        ...(options.topics ? { topics: options.topics } : {}),
+        checker: ({ message, transactionId }) =>
+          listener.checkLocalTransaction({
+            topic: message.topic,
+            tag: message.tag,
+            keys: message.keys,
+            properties: message.properties,
+            body: message.body,
+            payload: parseOrRaw(message.body),
+            transactionId,
+            checkTimes: 0,
+          }),
+      });
+      this.transactions.set(options.producerGroup, { producer: transactionProducer(producer), listener });
+      return;
     }
     const producer = new TransactionProducer({
       group: options.producerGroup,
@@ -155,6 +213,72 @@ export class RocketRuntime implements OnApplicationShutdown {
   onApplicationShutdown(): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The Apache driver's producer as `RocketTemplate` uses a `Producer`. Apache's proxy picks the queue
+ * and does not say which: results carry `brokerName: ''`, `queueId: -1`, `queueOffset: -1`.
+ */
+function templateProducer(producer: DriverProducer): TemplateProducer {
+  const send = async (message: ProducerMessage, options?: SendOptions): Promise<SendResult> => {
+    const sent = await producer.send(message, options);
+    return { msgId: sent.msgId, topic: sent.topic, brokerName: '', queueId: -1, queueOffset: -1 };
+  };
+  return {
+    send,
+    sendAsync: ((message: ProducerMessage, a?: unknown, b?: unknown) => {
+      const options = typeof a === 'object' && a !== null ? (a as SendOptions) : undefined;
+      const callback = (typeof a === 'function' ? a : b) as SendCallback | undefined;
+      const sending = send(message, options);
+      if (callback)
+        sending.then(
+          (result) => callback(undefined, result),
+          (error: Error) => callback(error),
+        );
+      return sending;
+    }) as Producer['sendAsync'],
+    sendOneway: (message, options) => void send(message, options).catch(() => undefined),
+    sendBatch: async (messages, options) => {
+      const results: SendResult[] = [];
+      for (const message of messages) results.push(await send(message, options));
+      return results;
+    },
+    shutdown: () => producer.close(),
+  };
+}
+
+/** The Apache driver's transactional producer as `RocketTemplate.sendInTransaction` uses a `TransactionProducer`. */
+function transactionProducer(
+  producer: DriverProducer,
+): Pick<TransactionProducer, 'sendInTransaction' | 'shutdown'> {
+  return {
+    sendInTransaction: async (message, executeLocal): Promise<TransactionSendResult> => {
+      const input: MessageInput = {
+        ...message,
+        body: typeof message.body === 'string' ? Buffer.from(message.body) : message.body,
+      };
+      const result = await producer.sendInTransaction(message, (sent) =>
+        executeLocal(input, {
+          msgId: sent.msgId,
+          transactionId: sent.transactionId!,
+          topic: sent.topic,
+          brokerName: '',
+          queueId: -1,
+          queueOffset: -1,
+        }),
+      );
+      return {
+        msgId: result.msgId,
+        transactionId: result.transactionId!,
+        topic: result.topic,
+        brokerName: '',
+        queueId: -1,
+        queueOffset: -1,
+        resolution: result.resolution,
+      };
+    },
+    shutdown: () => producer.close(),
+  };
 }
 
 /** The message of a local transaction as its listener sees it. */

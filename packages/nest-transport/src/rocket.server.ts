@@ -1,8 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import {
+  ApacheDriver,
   ConsumeResult,
   isRocketError,
+  type DriverDecision,
+  type DriverMessage,
+  type DriverProducer,
+  type DriverSubscription,
   MAX_RECEIVE_COUNT,
   Producer,
   PushConsumer,
@@ -44,7 +49,13 @@ import {
 } from './rocket.constants';
 import { RocketContext, type RocketDelivery } from './rocket.context';
 import { decodeJson, describeError, encodeBody } from './rocket-serialization';
-import { listenerFor, planSubscriptions, type GroupPlan, type PlannedListener } from './subscription-plan';
+import {
+  listenerFor,
+  planSubscriptions,
+  type GroupPlan,
+  type PlannedListener,
+  type TopicPlan,
+} from './subscription-plan';
 
 /** Push-consumer tuning applied to every push consumer of the server (the rest comes from the listeners). */
 export type RocketConsumerTuning = Omit<
@@ -114,6 +125,10 @@ export class RocketServer
   private readonly log = new Logger('RocketServer');
   private connection: RocketConnection | undefined;
   private producer: Producer | undefined;
+  /** With the `apache` option: the Apache RocketMQ 5 driver, its subscriptions and reply producer. */
+  private driver: ApacheDriver | undefined;
+  private readonly driverSubscriptions: DriverSubscription[] = [];
+  private driverProducer: DriverProducer | undefined;
   private readonly pushConsumers = new Map<string, PushConsumer>();
   private readonly popLoops = new Map<string, PopLoop>();
   private readonly eventListeners: Array<[EventName, RocketServerEvents[EventName]]> = [];
@@ -158,12 +173,18 @@ export class RocketServer
       if (this.registrationErrors.length > 0) throw this.registrationErrors[0];
       const plans = planSubscriptions(this.collectListeners(), this.options.group ?? DEFAULT_CONSUMER_GROUP);
       const replyTopic = this.options.replyTopic ?? DEFAULT_REPLY_TOPIC;
-      this.connection = await openConnection(this.options, replyTopic, 'RocketServer');
       const replies = [...plans.values()].some((plan) =>
         [...plan.topics.values()].some((t) =>
           [...t.byTag.values(), ...(t.all ? [t.all] : [])].some((l) => l.metadata.options.reply),
         ),
       );
+      if (this.options.apache !== undefined) {
+        await this.startOnApache(plans, replies ? replyTopic : undefined);
+        this.state = 'RUNNING';
+        this._status$.next('connected');
+        return;
+      }
+      this.connection = await openConnection(this.options, replyTopic, 'RocketServer');
       if (replies) {
         this.producer = new Producer({
           group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
@@ -329,6 +350,73 @@ export class RocketServer
     for (const [event, callback] of this.eventListeners) consumer.on(event, callback as never);
     this.pushConsumers.set(group, consumer);
     await consumer.start();
+  }
+
+  /**
+   * With the `apache` option: every listener runs on the Apache RocketMQ 5 driver, which consumes
+   * message by message (receive, ack, change invisible duration, dead-letter) as the official 5.x
+   * clients do, whatever `consumerType` says; one driver subscription per group and topic.
+   * Broadcasting, which Apache's gRPC API lacks, fails here with `UNSUPPORTED`.
+   */
+  private async startOnApache(
+    plans: Map<string, GroupPlan<MessageHandler>>,
+    replyTopic: string | undefined,
+  ): Promise<void> {
+    this.driver = new ApacheDriver(this.options.apache!);
+    if (replyTopic !== undefined) {
+      this.driverProducer = await this.driver.createProducer({
+        group: this.options.producerGroup ?? DEFAULT_PRODUCER_GROUP,
+        topics: [replyTopic],
+      });
+    }
+    for (const { group, settings, topics } of plans.values()) {
+      for (const topic of topics.values()) {
+        const subscription = await this.driver.subscribe({
+          group,
+          topic: topic.topic,
+          filter: topic.expression,
+          fifo: settings.consumeMode === 'ORDERLY',
+          ...(settings.messageModel ? { messageModel: settings.messageModel } : {}),
+          ...(settings.concurrency !== undefined ? { concurrency: settings.concurrency } : {}),
+          ...(settings.maxReconsumeTimes !== undefined
+            ? { maxAttempts: settings.maxReconsumeTimes + 1 }
+            : {}),
+          handler: (message) => this.consumeDriven(group, topic, message),
+          onError: (error, stage) => {
+            if (stage !== 'handler') {
+              this.log.warn(`group=${group} topic=${topic.topic}: ${stage} failed: ${describeError(error)}`);
+            }
+          },
+        });
+        this.driverSubscriptions.push(subscription);
+      }
+    }
+  }
+
+  /** One message from the Apache driver: the listener's outcome as the driver's decision. */
+  private async consumeDriven(
+    group: string,
+    topic: TopicPlan<MessageHandler>,
+    message: DriverMessage,
+  ): Promise<DriverDecision | undefined> {
+    const listener = listenerFor(topic, message.tag);
+    if (!listener) {
+      this.log.warn(
+        `no listener for tag "${message.tag}" of msgId=${message.msgId} topic=${message.topic} group=${group}; consumed`,
+      );
+      return undefined;
+    }
+    const outcome = await this.consume(listener, messageViewOf(message), {
+      consumerGroup: group,
+      brokerName: '',
+      manualAck: listener.metadata.options.manualAck === true,
+      deliveryAttempt: message.deliveryAttempt,
+    });
+    if (outcome.kind === 'dead-letter') return { deadLetter: true };
+    if (outcome.kind === 'retry') {
+      return outcome.delayMs === undefined ? { retry: true } : { retry: true, afterMs: outcome.delayMs };
+    }
+    return undefined;
   }
 
   private async startPop(plan: GroupPlan<MessageHandler>): Promise<void> {
@@ -509,7 +597,7 @@ export class RocketServer
     correlationId: string,
     response: { response: unknown } | { err: unknown },
   ): Promise<void> {
-    await this.producer!.send({
+    await (this.producer ?? this.driverProducer)!.send({
       topic,
       tag: replyTo,
       properties: { [CORRELATION_ID_PROPERTY]: correlationId },
@@ -539,6 +627,7 @@ export class RocketServer
     }
     return {
       connection: this.connection,
+      driver: this.driver,
       pushConsumers: new Map(this.pushConsumers),
       simpleConsumers: new Map([...this.popLoops].map(([group, loop]) => [group, loop.consumer])),
     } as T;
@@ -563,5 +652,31 @@ export class RocketServer
     ]);
     await this.producer?.shutdown();
     await this.connection?.close();
+    await this.driver?.close();
   }
+}
+
+/** A driver's message as the listeners' `MessageView`: the queue fields Apache does not expose are -1. */
+function messageViewOf(message: DriverMessage): MessageView {
+  return {
+    msgId: message.msgId,
+    topic: message.topic,
+    queueId: -1,
+    queueOffset: -1,
+    commitLogOffset: -1,
+    body: message.body,
+    tag: message.tag,
+    keys: message.keys,
+    properties: message.properties,
+    messageGroup: message.messageGroup,
+    deliveryTimeMs: 0,
+    bornTimestampMs: message.bornTimestampMs,
+    bornHost: '',
+    storeTimestampMs: 0,
+    storeHost: '',
+    reconsumeTimes: message.deliveryAttempt - 1,
+    flags: 0,
+    preparedTransactionOffset: 0,
+    storeSize: message.body.length,
+  };
 }

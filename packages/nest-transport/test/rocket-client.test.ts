@@ -269,7 +269,7 @@ describe('RocketClient', () => {
   it('rejects connection options that name no broker, or two ways to reach one', async () => {
     const none = new RocketClient({});
     await expect(none.connect()).rejects.toThrow(
-      /exactly one of transport, nameServers, brokers, embedded; got none/,
+      /exactly one of transport, nameServers, brokers, embedded, apache; got none/,
     );
     const two = new RocketClient({ transport: tb.transport, brokers: { 'broker-a': '127.0.0.1:1' } });
     await expect(two.connect()).rejects.toThrow(/got transport, brokers/);

@@ -56,6 +56,11 @@ export const ERROR_CODES = {
   NAME_SERVER_UNAVAILABLE: { retriable: true },
   /** A producer gave up on a send after its retries; `cause` is the last failure, `retriable` is its. */
   SEND_FAILED: { retriable: false },
+  /**
+   * The connection's target cannot do what was asked (Apache RocketMQ's gRPC API has no
+   * broadcasting, for one): raised at bootstrap, never degraded to something else silently.
+   */
+  UNSUPPORTED: { retriable: false },
   /** Bytes on the wire break the remoting protocol: bad magic, impossible length, truncated field. */
   PROTOCOL_ERROR: { retriable: false },
   /**

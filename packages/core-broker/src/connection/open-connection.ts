@@ -11,6 +11,10 @@ import type { Transport } from '../client/transport';
 import { FileStore } from '../store/file-store';
 import { MemoryStore } from '../store/memory-store';
 import type { MessageStore } from '../store/message-store';
+import type { MessagingDriver } from '../driver/contract';
+import { ApacheDriver } from '../driver/apache/apache-driver';
+import type { ApacheOptions } from '../driver/apache/apache-options';
+import { RocketNestDriver } from '../driver/rocketnest-driver';
 
 /**
  * Opening a connection: the one place that turns "where are the brokers" into a `Transport`
@@ -30,7 +34,7 @@ export interface EmbeddedBrokerOptions {
   broker?: Omit<BrokerOptions, 'store' | 'configDir'>;
 }
 
-/** Where clients reach brokers. Exactly one of `transport`, `nameServers`, `brokers` and `embedded`. */
+/** Where clients reach brokers. Exactly one of `transport`, `nameServers`, `brokers`, `embedded` and `apache`. */
 export interface ConnectionOptions {
   /** Any `Transport`, e.g. `new InProcessTransport(broker)`. Not closed by the connection: whoever creates a transport closes it. */
   transport?: Transport;
@@ -42,6 +46,12 @@ export interface ConnectionOptions {
   tcp?: Omit<TcpTransportOptions, 'nameServers' | 'brokers'>;
   /** Start a broker in this process, owned and closed by the connection. */
   embedded?: EmbeddedBrokerOptions;
+  /**
+   * An Apache RocketMQ 5 cluster (or any RocketMQ 5 gRPC endpoint) through its proxy. Only
+   * {@link openDriver} accepts it: Apache's gRPC API is message-level, so RocketNest's queue-level
+   * clients (`PushConsumer`, `PullConsumer`) cannot run on it (docs/drivers.md).
+   */
+  apache?: ApacheOptions;
   /**
    * The clock of every client made on this connection and of an embedded broker. Default: the
    * system clock. Tests give a virtual one, so retries, delays and timeouts run when they move time.
@@ -61,17 +71,42 @@ export interface Connection {
   close(): Promise<void>;
 }
 
-const WAYS = ['transport', 'nameServers', 'brokers', 'embedded'] as const;
+const WAYS = ['transport', 'nameServers', 'brokers', 'embedded', 'apache'] as const;
 
-/** Opens a connection. Rejects `INVALID_OPTION` unless exactly one way to connect is given. */
-export async function openConnection(options: ConnectionOptions): Promise<Connection> {
+function checkOneWay(options: ConnectionOptions): void {
   const given = WAYS.filter((key) => options?.[key] !== undefined);
   if (given.length !== 1) {
     throw new RocketError(
       'INVALID_OPTION',
-      `RocketNest connection options need exactly one of transport, nameServers, brokers, embedded; got ${
+      `RocketNest connection options need exactly one of ${WAYS.join(', ')}; got ${
         given.length === 0 ? 'none' : given.join(', ')
       }`,
+    );
+  }
+}
+
+/**
+ * Opens a {@link MessagingDriver} (the contract of `driver/contract.ts`) for any way to connect:
+ * `apache` gives the Apache RocketMQ 5 driver, every other way RocketNest's own clients on the
+ * connection's transport. Closing the driver closes what the connection owns.
+ */
+export async function openDriver(options: ConnectionOptions): Promise<MessagingDriver> {
+  checkOneWay(options);
+  if (options.apache !== undefined) return new ApacheDriver(options.apache);
+  const connection = await openConnection(options);
+  return new RocketNestDriver(connection.transport, {
+    clock: connection.clock,
+    onClose: () => connection.close(),
+  });
+}
+
+/** Opens a connection. Rejects `INVALID_OPTION` unless exactly one way to connect is given. */
+export async function openConnection(options: ConnectionOptions): Promise<Connection> {
+  checkOneWay(options);
+  if (options.apache !== undefined) {
+    throw new RocketError(
+      'UNSUPPORTED',
+      "an apache connection has no queue-level Transport (Apache's gRPC API is message-level): open it with openDriver() or new ApacheDriver(); in Nest, RocketServer and RocketClient take the apache option (RocketModule, RocketTemplate, the Express middleware and the push channel do not run on Apache yet: docs/drivers.md)",
     );
   }
   const clock = options.clock ?? systemClock;

@@ -29,5 +29,5 @@ export type { AclConfig, AclAccountConfig, AclPermName } from '../broker/access-
 export type { ServerTlsOptions } from '../remoting/tls-options';
 
 // Opening a connection: a transport handed in, TCP (name servers or brokers), or an embedded broker.
-export { openConnection } from '../connection/open-connection';
+export { openConnection, openDriver } from '../connection/open-connection';
 export type { Connection, ConnectionOptions, EmbeddedBrokerOptions } from '../connection/open-connection';

@@ -33,9 +33,12 @@ export const DEFAULT_RELAY_LEASE_MS = 60_000;
 /** Longest stored `last_error`, in characters. */
 const MAX_ERROR_CHARS = 1_000;
 
-/** What the relay publishes through: a started `Producer`, or anything with its `send`. */
+/**
+ * What the relay publishes through: a started `Producer`, a driver's producer (`MessagingDriver`,
+ * Apache RocketMQ included), or anything with its `send`; only the message id is read back.
+ */
 export interface OutboxPublisher {
-  send(message: ProducerMessage): Promise<SendResult>;
+  send(message: ProducerMessage): Promise<Pick<SendResult, 'msgId'>>;
 }
 
 export interface OutboxRelayOptions {

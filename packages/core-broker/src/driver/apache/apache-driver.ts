@@ -1,0 +1,683 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as os from 'node:os';
+import { gunzipSync } from 'node:zlib';
+import { assert } from '../../common/assert';
+import { RocketError, isRocketError } from '../../common/errors';
+import type { ProducerMessage, SendOptions } from '../../client/producer-types';
+import { parseSubscription } from '../../client/subscription';
+import type { TransactionResolution } from '../../message/protocol';
+import { validateGroup, validateUserTopic } from '../../message/validation';
+import {
+  ClientType,
+  DigestType,
+  Encoding,
+  FilterType,
+  type MessageQueue,
+  MessageType,
+  type MessageV2,
+  type RetryPolicy,
+  TransactionResolution as ResolutionV2,
+  TransactionSource,
+  durationMs,
+  msDuration,
+  msTimestamp,
+  timestampMs,
+} from '../../rocketmq5/codec';
+import { messageIdV1Generator } from '../../rocketmq5/message-id';
+import { Code } from '../../rocketmq5/status';
+import {
+  DEFAULT_DRIVER_CONCURRENCY,
+  DEFAULT_DRIVER_MAX_ATTEMPTS,
+  type DriverDecision,
+  type DriverMessage,
+  type DriverProducer,
+  type DriverProducerOptions,
+  type DriverSendResult,
+  type DriverSubscription,
+  type DriverSubscriptionOptions,
+  type MessagingDriver,
+} from '../contract';
+import {
+  type ApacheOptions,
+  DEFAULT_APACHE_RECONNECT_BACKOFF_MS,
+  DEFAULT_APACHE_SEND_ATTEMPTS,
+  MAX_APACHE_CHECKS_IN_FLIGHT,
+  MAX_APACHE_RECONNECT_BACKOFF_MS,
+  resolveApacheOptions,
+} from './apache-options';
+import { ApacheRpc, statusError } from './apache-rpc';
+import { ApacheSession } from './apache-session';
+
+/** Largest body a producer sends, as the proxy's default `maxMessageSize` (4 MiB). */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Most messages one ReceiveMessage asks for. (proxy `MAX_MSG_NUMS_FOR_POP_REQUEST`) */
+const MAX_RECEIVE_BATCH = 32;
+/** Attempts of an ack, a nack or a dead-letter forward that fails retriably. */
+const SETTLE_ATTEMPTS = 3;
+
+let clientSequence = 0;
+function newClientId(): string {
+  clientSequence = (clientSequence + 1) >>> 0;
+  return `${os.hostname()}@${process.pid}@${clientSequence}@${Date.now().toString(36)}`;
+}
+
+function macLow6(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const nic of list ?? []) {
+      if (!nic.internal && nic.mac && nic.mac !== '00:00:00:00:00:00') return nic.mac.replace(/:/g, '');
+    }
+  }
+  return randomBytes(6).toString('hex');
+}
+const nextMessageId = messageIdV1Generator(macLow6(), process.pid);
+
+const sleep = (ms: number, timers: Set<NodeJS.Timeout>): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      resolve();
+    }, ms);
+    timers.add(timer);
+  });
+
+/**
+ * The Apache RocketMQ 5 driver: the {@link MessagingDriver} contract over RocketMQ 5 gRPC to a
+ * proxy (Apache's, or RocketNest's `--grpc-port`), as the official 5.x clients speak it. Each
+ * producer and subscription is one RocketMQ 5 client (its own client id, Telemetry session and
+ * heartbeat, {@link ApacheSession}) on the driver's one gRPC channel.
+ *
+ * Consumption is message-level, as the official SimpleConsumer: ReceiveMessage long polling with
+ * the filter expression, the handler, then AckMessage; a failure changes the message's invisible
+ * duration to the retry delay (ChangeInvisibleDuration), and the delivery that fails its
+ * `maxAttempts`-th time is forwarded to the group's dead-letter queue
+ * (ForwardMessageToDeadLetterQueue). FIFO subscriptions receive one message per call and handle
+ * it before the next: the broker keeps a message group's queue locked while a message of it is
+ * invisible, so a group's order holds, retries included.
+ */
+export class ApacheDriver implements MessagingDriver {
+  readonly target = 'apache' as const;
+  private readonly rpc: ApacheRpc;
+  private readonly children = new Set<{ close(): Promise<void> }>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ApacheOptions) {
+    this.rpc = new ApacheRpc(resolveApacheOptions(options));
+  }
+
+  async createProducer(options: DriverProducerOptions): Promise<DriverProducer> {
+    this.assertOpen();
+    const producer = new ApacheProducer(this.rpc, options, () => this.children.delete(producer));
+    this.children.add(producer);
+    try {
+      await producer.start();
+    } catch (error) {
+      await producer.close();
+      throw error;
+    }
+    return producer;
+  }
+
+  async subscribe(options: DriverSubscriptionOptions): Promise<DriverSubscription> {
+    this.assertOpen();
+    const subscription = new ApacheSubscription(this.rpc, options, () => this.children.delete(subscription));
+    this.children.add(subscription);
+    try {
+      await subscription.start();
+    } catch (error) {
+      await subscription.close();
+      throw error;
+    }
+    return subscription;
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await Promise.all([...this.children].map((child) => child.close()));
+      this.rpc.close();
+    })());
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new RocketError('CLOSED', 'the Apache driver is closed');
+  }
+}
+
+// ---- producer -------------------------------------------------------------------------------
+
+class ApacheProducer implements DriverProducer {
+  private readonly session: ApacheSession;
+  private readonly topics: Set<string>;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private checksInFlight = 0;
+  private running = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly rpc: ApacheRpc,
+    private readonly options: DriverProducerOptions,
+    private readonly onClosed: () => void,
+  ) {
+    validateGroup(options.group);
+    for (const topic of options.topics ?? []) validateUserTopic(topic);
+    this.topics = new Set(options.topics ?? []);
+    this.session = new ApacheSession(rpc, {
+      clientId: newClientId(),
+      clientType: ClientType.PRODUCER,
+      settings: { publishing: this.publishing() },
+      onTransactionCheck: (message, transactionId) => this.onCheck(message, transactionId),
+    });
+  }
+
+  async start(): Promise<void> {
+    // QueryRoute first: a topic that does not exist fails here, by name, not at the first send.
+    for (const topic of this.topics) await queryRoute(this.rpc, this.session.clientId, topic);
+    await this.session.start();
+    this.running = true;
+  }
+
+  async send(message: ProducerMessage, options?: SendOptions): Promise<DriverSendResult> {
+    this.assertRunning();
+    const m = this.toMessage(message, options, false);
+    return this.track(this.sendWithRetries(m));
+  }
+
+  async sendInTransaction(
+    message: ProducerMessage,
+    executeLocal: (sent: DriverSendResult) => TransactionResolution | Promise<TransactionResolution>,
+  ): Promise<DriverSendResult & { resolution: TransactionResolution }> {
+    this.assertRunning();
+    if (!this.options.checker) {
+      throw new RocketError(
+        'INVALID_OPTION',
+        'sendInTransaction needs a producer created with a checker (createProducer({ checker }))',
+      );
+    }
+    const m = this.toMessage(message, undefined, true);
+    return this.track(
+      (async () => {
+        // transactional sends are not retried (as the official clients): a retry would be a second half message
+        const sent = await this.sendOnce(m);
+        let resolution: TransactionResolution;
+        try {
+          resolution = await executeLocal(sent);
+          if (resolution !== 'COMMIT' && resolution !== 'ROLLBACK' && resolution !== 'UNKNOWN')
+            resolution = 'UNKNOWN';
+        } catch {
+          resolution = 'UNKNOWN';
+        }
+        await this.endTransaction(m, sent.transactionId!, resolution, false).catch(() => undefined);
+        return { ...sent, resolution };
+      })(),
+    );
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.running = false;
+      await Promise.allSettled([...this.inFlight]);
+      for (const timer of this.timers) clearTimeout(timer);
+      await this.session.close();
+      this.onClosed();
+    })());
+  }
+
+  private publishing(): {
+    topics: Array<{ resourceNamespace?: string; name: string }>;
+    maxBodySize: number;
+    validateMessageType: boolean;
+  } {
+    return {
+      topics: [...this.topics].map((t) => this.rpc.resource(t)),
+      maxBodySize: MAX_BODY_BYTES,
+      validateMessageType: true,
+    };
+  }
+
+  private toMessage(
+    message: ProducerMessage,
+    options: SendOptions | undefined,
+    transactional: boolean,
+  ): MessageV2 {
+    if (!message || typeof message !== 'object') {
+      throw new RocketError('INVALID_ARGUMENT', 'send needs a message object { topic, body }');
+    }
+    validateUserTopic(message.topic);
+    const body = typeof message.body === 'string' ? Buffer.from(message.body, 'utf8') : message.body;
+    if (!(body instanceof Uint8Array) || body.length === 0 || body.length > MAX_BODY_BYTES) {
+      throw new RocketError('INVALID_ARGUMENT', `message body must be 1–${MAX_BODY_BYTES} bytes`);
+    }
+    const tag = options?.tag ?? message.tag;
+    const keys = options?.keys ?? message.keys ?? [];
+    const properties = { ...message.properties, ...options?.properties };
+    const messageGroup = options?.messageGroup ?? message.messageGroup;
+    const delayMs = options?.delayMs ?? message.delayMs;
+    const deliveryTimeMs =
+      options?.deliveryTimeMs ??
+      message.deliveryTimeMs ??
+      (delayMs !== undefined ? Date.now() + delayMs : undefined);
+    const type = transactional
+      ? MessageType.TRANSACTION
+      : messageGroup !== undefined
+        ? MessageType.FIFO
+        : deliveryTimeMs !== undefined
+          ? MessageType.DELAY
+          : MessageType.NORMAL;
+    if (transactional && (messageGroup !== undefined || deliveryTimeMs !== undefined)) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        'a transactional message cannot have a message group or a delivery time',
+      );
+    }
+    if (messageGroup !== undefined && deliveryTimeMs !== undefined) {
+      throw new RocketError(
+        'UNSUPPORTED',
+        'Apache RocketMQ has no delayed FIFO messages: a message has either a messageGroup or a delivery time',
+      );
+    }
+    if (!this.topics.has(message.topic)) {
+      // the proxy asks only producers that declared a topic about its transactions: declare it now
+      this.topics.add(message.topic);
+      this.session.updateSettings({ publishing: this.publishing() });
+    }
+    const now = Date.now();
+    return {
+      topic: this.rpc.resource(message.topic),
+      userProperties: properties,
+      systemProperties: {
+        ...(tag !== undefined ? { tag } : {}),
+        keys: [...keys],
+        messageId: nextMessageId(now),
+        bodyDigest: {
+          type: DigestType.MD5,
+          checksum: createHash('md5').update(body).digest('hex').toUpperCase(),
+        },
+        bodyEncoding: Encoding.IDENTITY,
+        messageType: type,
+        bornTimestamp: msTimestamp(now),
+        bornHost: os.hostname(),
+        ...(deliveryTimeMs !== undefined ? { deliveryTimestamp: msTimestamp(deliveryTimeMs) } : {}),
+        ...(messageGroup !== undefined ? { messageGroup } : {}),
+      },
+      body,
+    };
+  }
+
+  /** Send attempts and their backoff come from the proxy's Settings (exponential), else 3 attempts from 10 ms. */
+  private async sendWithRetries(message: MessageV2): Promise<DriverSendResult> {
+    const policy = this.session.serverSettings?.backoffPolicy;
+    const attempts = Math.max(1, Math.min(10, policy?.maxAttempts || DEFAULT_APACHE_SEND_ATTEMPTS));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.sendOnce(message);
+      } catch (error) {
+        if (attempt >= attempts || !isRocketError(error) || !error.retriable || !this.running) {
+          throw error;
+        }
+        await sleep(retryDelay(policy, attempt, 10), this.timers);
+      }
+    }
+  }
+
+  private async sendOnce(message: MessageV2): Promise<DriverSendResult> {
+    const response = await this.rpc.unary('SendMessage', this.session.clientId, { messages: [message] });
+    const entry = response.entries[0];
+    if (!entry)
+      throw new RocketError('BROKER_UNAVAILABLE', 'SendMessage: the proxy answered without a result entry');
+    if (entry.status && entry.status.code !== Code.OK) {
+      throw statusError('SendMessage', entry.status);
+    }
+    const topic = message.topic!.name;
+    return {
+      msgId: entry.messageId || message.systemProperties!.messageId,
+      topic,
+      // the proxy fills transaction_id for every send; it means something only for a half message
+      ...(message.systemProperties!.messageType === MessageType.TRANSACTION && entry.transactionId
+        ? { transactionId: entry.transactionId }
+        : {}),
+    };
+  }
+
+  private endTransaction(
+    message: Pick<MessageV2, 'topic' | 'systemProperties'>,
+    transactionId: string,
+    resolution: TransactionResolution,
+    fromCheck: boolean,
+  ): Promise<unknown> {
+    if (resolution === 'UNKNOWN') return Promise.resolve();
+    return this.rpc.unary('EndTransaction', this.session.clientId, {
+      topic: this.rpc.resource(this.rpc.withoutNamespace(message.topic?.name ?? '')),
+      messageId: message.systemProperties?.messageId ?? '',
+      transactionId,
+      resolution: resolution === 'COMMIT' ? ResolutionV2.COMMIT : ResolutionV2.ROLLBACK,
+      source: fromCheck ? TransactionSource.SERVER_CHECK : TransactionSource.CLIENT,
+      traceContext: '',
+    });
+  }
+
+  private onCheck(message: MessageV2, transactionId: string): void {
+    const checker = this.options.checker;
+    if (!checker || !this.running || this.checksInFlight >= MAX_APACHE_CHECKS_IN_FLIGHT) return;
+    this.checksInFlight++;
+    void this.track(
+      (async () => {
+        try {
+          const resolution = await checker({ message: toDriverMessage(this.rpc, message), transactionId });
+          await this.endTransaction(message, transactionId, resolution, true);
+        } catch {
+          // UNKNOWN, a throw, or an EndTransaction that failed: the broker checks again later
+        } finally {
+          this.checksInFlight--;
+        }
+      })(),
+    );
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    void promise.then(
+      () => this.inFlight.delete(promise),
+      () => this.inFlight.delete(promise),
+    );
+    return promise;
+  }
+
+  private assertRunning(): void {
+    if (!this.running)
+      throw new RocketError('CLOSED', 'the producer is not running (closed, or not started)');
+  }
+}
+
+// ---- subscription ---------------------------------------------------------------------------
+
+class ApacheSubscription implements DriverSubscription {
+  private readonly session: ApacheSession;
+  private readonly maxAttempts: number;
+  private readonly concurrency: number;
+  private readonly filter: { type: number; expression: string };
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly cancels = new Set<() => void>();
+  private readonly handlers = new Set<Promise<void>>();
+  private loops: Array<Promise<void>> = [];
+  private queues: MessageQueue[] = [];
+  private nextQueue = 0;
+  private slotWaiter: (() => void) | undefined;
+  private running = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly rpc: ApacheRpc,
+    private readonly options: DriverSubscriptionOptions,
+    private readonly onClosed: () => void,
+  ) {
+    if (options.messageModel === 'BROADCASTING') {
+      throw new RocketError(
+        'UNSUPPORTED',
+        "Apache RocketMQ 5's gRPC API has no broadcasting consumption: use clustering (one group per instance if each must see every message)",
+      );
+    }
+    if (typeof options.handler !== 'function') {
+      throw new RocketError('INVALID_OPTION', 'subscribe needs a handler: (message) => void | Promise<void>');
+    }
+    validateGroup(options.group);
+    const subscription = parseSubscription(options.topic, options.filter ?? '*');
+    this.filter = {
+      type: subscription.kind === 'TAG' ? FilterType.TAG : FilterType.SQL,
+      expression: subscription.expression,
+    };
+    this.maxAttempts = intIn('maxAttempts', options.maxAttempts, DEFAULT_DRIVER_MAX_ATTEMPTS, 1, 1000);
+    this.concurrency = intIn('concurrency', options.concurrency, DEFAULT_DRIVER_CONCURRENCY, 1, 1024);
+    if (options.retryDelayMs !== undefined) intIn('retryDelayMs', options.retryDelayMs, 0, 0, 12 * 3600_000);
+    this.session = new ApacheSession(rpc, {
+      clientId: newClientId(),
+      clientType: ClientType.SIMPLE_CONSUMER,
+      group: options.group,
+      settings: {
+        subscription: {
+          group: rpc.resource(options.group),
+          subscriptions: [{ topic: rpc.resource(options.topic), expression: this.filter }],
+        },
+      },
+      onError: (error) => options.onError?.(error, 'receive'),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.queues = (await queryRoute(this.rpc, this.session.clientId, this.options.topic)).filter(
+      (q) => q.permission === 2 || q.permission === 4,
+    );
+    if (this.queues.length === 0) {
+      throw new RocketError(
+        'PERMISSION_DENIED',
+        `topic "${this.options.topic}" has no readable queue on the cluster`,
+      );
+    }
+    await this.session.start();
+    const serverFifo = this.session.serverSettings?.subscription?.fifo === true;
+    if (this.options.fifo && !serverFifo) {
+      throw new RocketError(
+        'UNSUPPORTED',
+        `group "${this.options.group}" does not consume in order on this cluster, so a FIFO subscription would lose message-group order: create the group orderly (Apache: \`mqadmin updateSubGroup -g ${this.options.group} -o true\`) and consume a FIFO topic`,
+      );
+    }
+    this.running = true;
+    const fifo = this.options.fifo === true || serverFifo;
+    // FIFO: `concurrency` loops, each one message at a time (each holds one queue's lock); else one loop fills the slots
+    const loops = fifo ? this.concurrency : 1;
+    for (let i = 0; i < loops; i++) this.loops.push(this.loop(fifo));
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.running = false;
+      for (const cancel of this.cancels) cancel();
+      this.slotWaiter?.();
+      for (const timer of this.timers) clearTimeout(timer);
+      await Promise.allSettled(this.loops);
+      await Promise.allSettled([...this.handlers]);
+      for (const timer of this.timers) clearTimeout(timer);
+      await this.session.close();
+      this.onClosed();
+    })());
+  }
+
+  private async loop(fifo: boolean): Promise<void> {
+    let backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
+    const { longPollingMs, requestTimeoutMs, invisibleDurationMs } = this.rpc.options;
+    while (this.running) {
+      if (!fifo) await this.freeSlot();
+      if (!this.running) break;
+      const batch = fifo ? 1 : Math.min(MAX_RECEIVE_BATCH, this.concurrency - this.handlers.size);
+      assert(batch >= 1, 'a receive asks for at least one message');
+      const queue = this.queues[this.nextQueue++ % this.queues.length]!;
+      let messages: MessageV2[];
+      try {
+        const frames = await this.rpc.receive(
+          this.session.clientId,
+          {
+            group: this.rpc.resource(this.options.group),
+            messageQueue: queue,
+            filterExpression: this.filter,
+            batchSize: batch,
+            invisibleDuration: msDuration(invisibleDurationMs),
+            autoRenew: false,
+            longPollingTimeout: msDuration(longPollingMs),
+          },
+          longPollingMs + requestTimeoutMs,
+          (cancel) => {
+            this.cancels.add(cancel);
+            return () => this.cancels.delete(cancel);
+          },
+        );
+        let status: { code: number; message: string } | undefined;
+        messages = [];
+        for (const frame of frames) {
+          if (frame.status) status = frame.status;
+          if (frame.message) messages.push(frame.message);
+        }
+        if (
+          messages.length === 0 &&
+          status &&
+          status.code !== Code.OK &&
+          status.code !== Code.MESSAGE_NOT_FOUND
+        ) {
+          throw statusError('ReceiveMessage', status);
+        }
+        backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
+      } catch (error) {
+        if (!this.running) break;
+        this.options.onError?.(error, 'receive');
+        await sleep(backoff, this.timers);
+        backoff = Math.min(backoff * 2, MAX_APACHE_RECONNECT_BACKOFF_MS);
+        continue;
+      }
+      for (const message of messages) {
+        const handling = this.handle(message);
+        if (fifo) {
+          await handling;
+        } else {
+          this.handlers.add(handling);
+          void handling.finally(() => {
+            this.handlers.delete(handling);
+            const waiter = this.slotWaiter;
+            this.slotWaiter = undefined;
+            waiter?.();
+          });
+        }
+      }
+    }
+  }
+
+  private freeSlot(): Promise<void> {
+    if (this.handlers.size < this.concurrency) return Promise.resolve();
+    return new Promise((resolve) => (this.slotWaiter = resolve));
+  }
+
+  private async handle(message: MessageV2): Promise<void> {
+    const view = toDriverMessage(this.rpc, message);
+    let decision: DriverDecision | undefined;
+    try {
+      decision = (await this.options.handler(view)) ?? undefined;
+    } catch (error) {
+      this.options.onError?.(error, 'handler');
+      decision = { retry: true };
+    }
+    const receiptHandle = message.systemProperties!.receiptHandle ?? '';
+    if (decision && ('deadLetter' in decision || view.deliveryAttempt >= this.maxAttempts)) {
+      await this.settle('dead-letter', () =>
+        this.rpc.unary('ForwardMessageToDeadLetterQueue', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          receiptHandle,
+          messageId: view.msgId,
+          deliveryAttempt: view.deliveryAttempt,
+          maxDeliveryAttempts: this.maxAttempts,
+        }),
+      );
+    } else if (decision) {
+      const delayMs =
+        decision.afterMs ??
+        this.options.retryDelayMs ??
+        retryDelay(this.session.serverSettings?.backoffPolicy, view.deliveryAttempt, 1000);
+      await this.settle('retry', () =>
+        this.rpc.unary('ChangeInvisibleDuration', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          receiptHandle,
+          invisibleDuration: msDuration(Math.max(0, delayMs)),
+          messageId: view.msgId,
+        }),
+      );
+    } else {
+      await this.settle('ack', async () => {
+        const response = await this.rpc.unary('AckMessage', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          entries: [{ messageId: view.msgId, receiptHandle }],
+        });
+        const entry = response.entries[0];
+        if (entry?.status && entry.status.code !== Code.OK) throw statusError('AckMessage', entry.status);
+      });
+    }
+  }
+
+  /**
+   * Runs an ack, nack or dead-letter forward, retrying retriable failures. When it gives up, the
+   * message comes back after its invisible time: at least once, never lost.
+   */
+  private async settle(stage: 'ack' | 'retry' | 'dead-letter', call: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await call();
+        return;
+      } catch (error) {
+        this.options.onError?.(error, stage);
+        if (attempt >= SETTLE_ATTEMPTS || !isRocketError(error) || !error.retriable) return;
+        await sleep(DEFAULT_APACHE_RECONNECT_BACKOFF_MS * attempt, this.timers);
+      }
+    }
+  }
+}
+
+// ---- shared ---------------------------------------------------------------------------------
+
+async function queryRoute(rpc: ApacheRpc, clientId: string, topic: string): Promise<MessageQueue[]> {
+  const { endpoints } = rpc.options;
+  const response = await rpc.unary('QueryRoute', clientId, {
+    topic: rpc.resource(topic),
+    endpoints: {
+      scheme: endpoints.every((e) => /^\d+\.\d+\.\d+\.\d+$/.test(e.host)) ? 1 : 3,
+      addresses: endpoints.map((e) => ({ host: e.host, port: e.port })),
+    },
+  });
+  if (response.messageQueues.length === 0) {
+    throw new RocketError('TOPIC_NOT_FOUND', `topic "${topic}" has no route on the cluster: create it first`);
+  }
+  return response.messageQueues;
+}
+
+/** The delay before attempt `attempt + 1`, from a RocketMQ 5 retry policy (exponential or customized). */
+export function retryDelay(
+  policy: RetryPolicy | null | undefined,
+  attempt: number,
+  fallbackMs: number,
+): number {
+  const customized = policy?.customizedBackoff?.next ?? [];
+  if (customized.length > 0) return durationMs(customized[Math.min(attempt, customized.length) - 1]);
+  const exponential = policy?.exponentialBackoff;
+  if (exponential) {
+    const initial = durationMs(exponential.initial);
+    const max = durationMs(exponential.max) || Number.MAX_SAFE_INTEGER;
+    const multiplier = exponential.multiplier || 2;
+    return Math.min(max, Math.round(initial * multiplier ** (attempt - 1)));
+  }
+  return Math.min(fallbackMs * 2 ** (attempt - 1), 60_000);
+}
+
+function toDriverMessage(rpc: ApacheRpc, message: MessageV2): DriverMessage {
+  const sp = message.systemProperties;
+  const raw = Buffer.from(message.body ?? []);
+  const body = sp?.bodyEncoding === Encoding.GZIP ? gunzipSync(raw) : raw;
+  return {
+    msgId: sp?.messageId ?? '',
+    topic: rpc.withoutNamespace(message.topic?.name ?? ''),
+    body,
+    tag: sp?.tag ? sp.tag : undefined,
+    keys: [...(sp?.keys ?? [])],
+    properties: { ...message.userProperties },
+    messageGroup: sp?.messageGroup ? sp.messageGroup : undefined,
+    deliveryAttempt: sp?.deliveryAttempt || 1,
+    bornTimestampMs: timestampMs(sp?.bornTimestamp),
+  };
+}
+
+function intIn(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new RocketError(
+      'INVALID_OPTION',
+      `subscription option ${name} must be an integer in [${min}, ${max}]; got ${v}`,
+    );
+  }
+  return v;
+}
