@@ -7,6 +7,7 @@ import { type Clock, systemClock } from './clock';
 const KEEP_ALIVE_TIMER_MS = 2 ** 31 - 1;
 
 let holders = 0;
+/** Created once; ref'd while anything holds the process, unref'd otherwise (cheaper than a timer per send). */
 let keepAlive: NodeJS.Timeout | undefined;
 
 /**
@@ -21,17 +22,15 @@ let keepAlive: NodeJS.Timeout | undefined;
  */
 export function holdProcessOpen(clock: Clock): () => void {
   if (clock !== systemClock) return () => undefined;
-  holders++;
-  keepAlive ??= setInterval(() => undefined, KEEP_ALIVE_TIMER_MS);
+  if (holders++ === 0) {
+    keepAlive ??= setInterval(() => undefined, KEEP_ALIVE_TIMER_MS);
+    keepAlive.ref();
+  }
   let released = false;
   return () => {
     if (released) return;
     released = true;
-    holders--;
-    if (holders === 0 && keepAlive !== undefined) {
-      clearInterval(keepAlive);
-      keepAlive = undefined;
-    }
+    if (--holders === 0) keepAlive?.unref();
   };
 }
 
