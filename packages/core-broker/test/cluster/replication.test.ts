@@ -429,6 +429,94 @@ describe('master/slave replication of the commit log, as separate processes', ()
     expect(table.output).toMatch(/slaves\s+lag/);
   });
 
+  test('admin broker promote: refused while the master answers; after its kill -9 the slave takes writes, and the old master returns as a slave', async () => {
+    run = 40;
+    const ns = new CliProcess('namesrv', ['namesrv', '--port', '0']);
+    processes.push(ns);
+    const namesrv = await ns.address();
+    const master = startMaster(path.join(dirs.dir, 'promote', 'master'), 'SYNC_MASTER', [
+      '--namesrv',
+      namesrv,
+    ]);
+    const slave = startSlave(path.join(dirs.dir, 'promote', 'slave'), `127.0.0.1:${await haPortOf(master)}`, [
+      '--topics',
+      `${TOPIC}:${QUEUES}`,
+      '--namesrv',
+      namesrv,
+      '--ha-port',
+      '0',
+    ]);
+    await slave.waitFor(/replication: joined master/);
+    await master.waitFor(/registered with 1 of 1 name servers/);
+    const transport = new TcpTransport({
+      nameServers: [namesrv],
+      requestTimeoutMs: 10_000,
+      reconnectBackoffMinMs: 10,
+    });
+    closers.push(() => transport.close());
+    const producer = new Producer({
+      group: 'PG',
+      transport,
+      retryTimesWhenSendFailed: 2,
+      sendTimeoutMs: 10_000,
+    });
+    await producer.start();
+    const acknowledged = new Map<string, string>();
+    for (let i = 0; i < 30; i++) {
+      const r = await producer.send({ topic: TOPIC, body: `p-${i}` });
+      expect(r.status).toBe('SEND_OK');
+      acknowledged.set(r.msgId, `p-${i}`);
+    }
+    const slaveAddress = await slave.address();
+    const promote = async (...extra: string[]): Promise<CliProcess> => {
+      const p = new CliProcess('promote', [
+        'admin',
+        'broker',
+        'promote',
+        '--broker',
+        slaveAddress,
+        '--json',
+        ...extra,
+      ]);
+      processes.push(p);
+      await p.exited;
+      return p;
+    };
+    const refused = await promote();
+    expect(refused.output).toMatch(/MASTER_STILL_ALIVE/);
+    expect(refused.output).toMatch(/still answers/);
+
+    master.kill('SIGKILL');
+    await master.exited;
+    await until(
+      'the slave to see its master gone',
+      async () => !/MASTER_STILL_ALIVE/.test((await promote()).output),
+    );
+    const promoted = await slave.waitFor(/promoted to ASYNC_MASTER .* slaves connect to ([\d.]+:\d+)/);
+    // routes now lead to the promoted broker: sends are taken, and nothing acknowledged is lost
+    await until('a send to the promoted master', async () => {
+      try {
+        const r = await producer.send({ topic: TOPIC, body: 'after' });
+        acknowledged.set(r.msgId, 'after');
+        return r.status === 'SEND_OK';
+      } catch {
+        return false;
+      }
+    });
+    const held = await readAll(transportTo(slaveAddress), 'broker-a');
+    expect([...acknowledged].filter(([id, body]) => held.get(id) !== body)).toEqual([]);
+
+    // the old master comes back as a slave of the new one, on an emptied directory
+    const returning = startSlave(path.join(dirs.dir, 'promote', 'old-master-emptied'), promoted[1]!);
+    await returning.waitFor(/replication: joined master/);
+    const back = transportTo(await returning.address());
+    await until('the old master holding everything again', async () => {
+      const copy = await readAll(back, 'broker-a');
+      return [...acknowledged].every(([id, body]) => copy.get(id) === body);
+    });
+    await producer.shutdown();
+  });
+
   test('bad role options fail at bootstrap with the fix named', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--role', 'SLAVE', '--master-address', '127.0.0.1:1'], /a SLAVE needs --broker-id 1 or more/],
