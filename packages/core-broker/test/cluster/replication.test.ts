@@ -389,6 +389,24 @@ describe('master/slave replication of the commit log, as separate processes', ()
       message: expect.stringMatching(/is a slave/),
     });
     await slaveProducer.shutdown();
+    // pop state and transactions are the master's: refused with the typed error
+    await expect(
+      slaveTransport.pop('broker-a', {
+        consumerGroup: 'CG',
+        topic: TOPIC,
+        maxCount: 1,
+        invisibleTimeMs: 30_000,
+        pollTimeoutMs: 0,
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_MASTER', retriable: true });
+    await expect(
+      slaveTransport.endTransaction('broker-a', {
+        producerGroup: 'PG',
+        transactionId: [...sent.keys()][0]!,
+        resolution: 'COMMIT',
+        fromCheck: false,
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_MASTER' });
     await producer.shutdown();
   });
 
