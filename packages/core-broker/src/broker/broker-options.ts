@@ -6,6 +6,7 @@ import { MemoryFileSystem } from '../store/file-system';
 import type { PromoteRequest, PromoteResult } from '../message/operations';
 import type { ReplicaGate } from '../store/ha-master';
 import type { MessageStore } from '../store/message-store';
+import type { BrokerObserver } from './broker-observer';
 import type { BrokerRole, WriteEvent } from './queue-writer';
 
 export type { BrokerRole } from './queue-writer';
@@ -160,6 +161,8 @@ export interface BrokerOptions {
   replicationStats?: () => Record<string, number | boolean>;
   /** How this slave is promoted at run time (the front end that runs it: `cli/broker-command.ts`). */
   promote?: (request: PromoteRequest) => Promise<PromoteResult>;
+  /** Told of sends, deliveries, dead letters and refusals as they happen, for metrics (see {@link BrokerObserver}). Default: none. */
+  observer?: BrokerObserver;
 }
 
 export const BROKER_ROLES: readonly BrokerRole[] = Object.freeze([
@@ -174,12 +177,15 @@ export const DEFAULT_BROKER_ROLE: BrokerRole = 'ASYNC_MASTER';
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'promote'>> & {
+  Required<
+    Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'promote' | 'observer'>
+  > & {
     replicas: ReplicaGate | undefined;
     promote: ((request: PromoteRequest) => Promise<PromoteResult>) | undefined;
     replicationStats: (() => Record<string, number | boolean>) | undefined;
     configDir: string;
     fileSystem: StoreFileSystem;
+    observer: BrokerObserver | undefined;
   }
 >;
 
@@ -306,5 +312,6 @@ export function resolveBrokerOptions(
       1,
     ),
     onEvent: options.onEvent ?? ((): void => undefined),
+    observer: options.observer,
   });
 }

@@ -1,5 +1,5 @@
 import type { Timer } from '../common/clock';
-import { RocketError } from '../common/errors';
+import { RocketError, isRocketError } from '../common/errors';
 import { compileFilter, MATCH_ALL } from '../filter/message-filter';
 import type { MessageFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
@@ -41,6 +41,7 @@ import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic
 import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
 import type { AppendRequest, GetOptions, MessageStore } from '../store/message-store';
+import type { FlowControlReason } from './broker-observer';
 import type { BrokerEvent, BrokerOptions, BrokerRole, ResolvedBrokerOptions } from './broker-options';
 import { resolveBrokerOptions } from './broker-options';
 import { ConfigFile } from './config-file';
@@ -75,6 +76,10 @@ export const MAX_PULL_MESSAGES = 1024;
  * messages. The methods of {@link BrokerApi} are the rows of the operation table
  * (`message/operations.ts`): what a client asks over any front end, each taking one request object;
  * the in-process transport calls them directly and the TCP server decodes requests into them.
+ *
+ * Size: one method per operation-table row, each a thin validation-and-delegation step; the
+ * services behind them (pop, transactions, schedule, retry, offsets, membership, the write door)
+ * are their own files.
  */
 export class Broker implements BrokerApi {
   readonly options: ResolvedBrokerOptions;
@@ -144,6 +149,7 @@ export class Broker implements BrokerApi {
       maxReconsumeTimes: options.maxReconsumeTimes,
       retryDelaysMs: options.retryDelaysMs,
       maxDelayMs: options.maxDelayMs,
+      onDeadLetter: options.observer && ((group) => options.observer!.deadLettered(group)),
     });
     this.pops = new PopService({
       store,
@@ -248,7 +254,7 @@ export class Broker implements BrokerApi {
   /** Topic configs and consumer offsets, as this broker's slaves copy them. */
   replicaSyncState(): ReplicaSyncState {
     this.assertOpen();
-    return { topics: this.listTopics(), offsets: this.offsets.all() };
+    return { topics: this.listTopics(), offsets: [...this.offsets.allOffsets()] };
   }
 
   /**
@@ -412,6 +418,8 @@ export class Broker implements BrokerApi {
       checkMessageType(config, messages, request.transactional === true);
     }
     const queueId = this.chooseQueue(config, request.queueId, messages[0]!.messageGroup);
+    const observer = this.options.observer;
+    const startedAt = observer ? performance.now() : 0;
     const now = this.options.clock.now();
     const requests: AppendRequest[] = messages.map((m) => {
       if (m.properties !== undefined)
@@ -444,6 +452,7 @@ export class Broker implements BrokerApi {
       };
     });
     if (this.inFlightSends >= this.options.maxInFlightSends) {
+      observer?.rejected('in-flight-sends');
       throw new RocketError(
         'BROKER_BUSY',
         `broker ${this.brokerName} is storing ${this.inFlightSends} sends (maxInFlightSends); retry shortly`,
@@ -460,6 +469,11 @@ export class Broker implements BrokerApi {
             )
           : await this.writer.write(requests);
       const status = await this.writer.replicated(stored);
+      if (observer) {
+        let bytes = 0;
+        for (const m of messages) bytes += m.body.length;
+        observer.sent(request.topic, messages.length, bytes, (performance.now() - startedAt) / 1000);
+      }
       return {
         brokerName: this.brokerName,
         topic: request.topic,
@@ -471,6 +485,9 @@ export class Broker implements BrokerApi {
           ...(request.transactional ? { transactionId: s.msgId } : {}),
         })),
       };
+    } catch (error) {
+      if (observer && isRocketError(error, 'BROKER_BUSY')) observer.rejected(refusalReason(error, request));
+      throw error;
     } finally {
       this.inFlightSends--;
     }
@@ -527,6 +544,8 @@ export class Broker implements BrokerApi {
       const base = { nextOffset: got.nextOffset, minOffset: got.minOffset, maxOffset: got.maxOffset };
       switch (got.status) {
         case 'FOUND':
+          if (this.options.observer)
+            this.options.observer.delivered(request.topic, got.messages.length, bodyBytes(got.messages));
           return { status: 'FOUND', messages: got.messages, ...base };
         case 'NO_MATCHED_MESSAGE':
           return { status: 'NO_MATCHED_MESSAGE', messages: [], ...base };
@@ -592,7 +611,14 @@ export class Broker implements BrokerApi {
   async pop(request: PopRequest): Promise<PoppedMessage[]> {
     this.assertMaster();
     this.assertOpen();
-    return this.pops.pop(request);
+    const popped = await this.pops.pop(request);
+    const observer = this.options.observer;
+    if (observer && popped.length > 0) {
+      let bytes = 0;
+      for (const p of popped) bytes += p.message.body.length;
+      observer.delivered(request.topic, popped.length, bytes);
+    }
+    return popped;
   }
 
   /** Acks a popped message; a stale or malformed handle rejects `INVALID_RECEIPT_HANDLE` (RocketMQ `ACK_MESSAGE`). */
@@ -686,6 +712,26 @@ export class Broker implements BrokerApi {
     return [...rows.values()].sort((a, b) =>
       a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.queueId - b.queueId,
     );
+  }
+
+  /**
+   * Every group's progress on every queue it committed an offset on (what {@link consumeStats}
+   * gives one group), for metrics and the dashboard: read on demand, never kept.
+   */
+  allConsumeStats(): Array<ConsumeStatsRow & { group: string }> {
+    const rows: Array<ConsumeStatsRow & { group: string }> = [];
+    for (const { group, topic, queueId, offset } of this.offsets.allOffsets()) {
+      const brokerOffset = this.store.maxOffset(topic, queueId);
+      rows.push({
+        group,
+        topic,
+        queueId,
+        brokerOffset,
+        consumerOffset: offset,
+        lag: Math.max(0, brokerOffset - offset),
+      });
+    }
+    return rows;
   }
 
   // ---- membership --------------------------------------------------------------------------
@@ -865,4 +911,18 @@ export class Broker implements BrokerApi {
     })();
     return this.closing;
   }
+}
+
+/** Bytes of the bodies of `messages`. */
+function bodyBytes(messages: ReadonlyArray<{ body: Buffer }>): number {
+  let bytes = 0;
+  for (const m of messages) bytes += m.body.length;
+  return bytes;
+}
+
+/** Which limit refused a send that failed with `BROKER_BUSY` (see {@link FlowControlReason}). */
+function refusalReason(error: RocketError, request: SendRequest): FlowControlReason {
+  if (isRocketError(error.cause, 'DISK_FULL')) return 'disk-full';
+  if (request.transactional) return 'pending-transactions';
+  return 'scheduled-messages';
 }

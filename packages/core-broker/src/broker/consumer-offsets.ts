@@ -50,16 +50,15 @@ export class ConsumerOffsets {
     return out;
   }
 
-  /** Every committed offset of every group (what a slave copies of its master). */
-  all(): Array<{ group: string; topic: string; queueId: number; offset: number }> {
-    const out: Array<{ group: string; topic: string; queueId: number; offset: number }> = [];
+  /** Every committed offset of every group. */
+  *allOffsets(): IterableIterator<{ group: string; topic: string; queueId: number; offset: number }> {
     for (const [k, queues] of this.table) {
-      const at = k.lastIndexOf('@');
+      // topic names cannot hold '@' (message/validation.ts), so the first one ends the topic
+      const at = k.indexOf('@');
       const topic = k.slice(0, at);
       const group = k.slice(at + 1);
-      for (const [queueId, offset] of queues) out.push({ group, topic, queueId, offset });
+      for (const [queueId, offset] of queues) yield { group, topic, queueId, offset };
     }
-    return out;
   }
 
   persist(): void {

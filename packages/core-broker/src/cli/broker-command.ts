@@ -2,6 +2,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
+import { BrokerHttpEndpoint } from '../server/broker-http';
+import { BrokerMetrics } from '../server/broker-metrics';
 import { BrokerServer } from '../server/broker-server';
 import { GrpcServer } from '../server/grpc-server';
 import { SlaveSync } from '../server/slave-sync';
@@ -79,6 +81,10 @@ Options:
                            syncFlushTimeout)
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
   --tls-key <file>         PEM private key of --tls-cert
+  --http-port <n>          Serve HTTP on this port (0 = any free one): /metrics (Prometheus),
+                           /healthz, /readyz (docs/operations.md). With --acl-file every path but
+                           /healthz needs HTTP Basic accessKey:secretKey. Default: off (no metrics kept)
+  --http-host <address>    Address the HTTP port listens on (default: 127.0.0.1)
   -h, --help               Show this help`;
 
 const percent = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
@@ -164,6 +170,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'master-address',
     'sync-flush-timeout-ms',
     'slave-sync-interval-ms',
+    'http-port',
+    'http-host',
   ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
@@ -180,6 +188,10 @@ export async function runBroker(args: string[]): Promise<void> {
   const grpcPortFlag = flags.get('grpc-port');
   const grpcPort = grpcPortFlag === undefined ? undefined : parsePort(grpcPortFlag, 0, '--grpc-port');
   const host = flags.get('host') ?? '127.0.0.1';
+  const httpPortFlag = flags.get('http-port');
+  const httpPort = httpPortFlag === undefined ? undefined : parsePort(httpPortFlag, 0, '--http-port');
+  const httpHost = flags.get('http-host') ?? '127.0.0.1';
+  if (httpPort === undefined && flags.has('http-host')) throw new UsageError('--http-host needs --http-port');
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   const namesrv = flags.get('namesrv');
@@ -208,12 +220,26 @@ export async function runBroker(args: string[]): Promise<void> {
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
   await runUntilSignal('broker', async () => {
+    // the HTTP endpoint first: probes see "alive, not ready" while the store recovers
+    const metrics = httpPort === undefined ? undefined : new BrokerMetrics();
+    const http =
+      metrics === undefined
+        ? undefined
+        : await BrokerHttpEndpoint.start({ host: httpHost, port: httpPort!, acl, metrics });
+    if (http) {
+      const a = http.address();
+      console.log(`  HTTP (/metrics, /healthz, /readyz) on ${a.host}:${a.port}`);
+    }
     const store = await FileStore.open({
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
       diskPressurePolicy: policy,
       onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
+      ...(metrics ? { onFlush: (seconds: number) => metrics.flushed(seconds) } : {}),
+    }).catch(async (error: unknown) => {
+      await http?.close();
+      throw error;
     });
     let ha: HaMaster | undefined;
     let slave: HaSlave | undefined;
@@ -289,9 +315,11 @@ export async function runBroker(args: string[]): Promise<void> {
       brokerName: flags.get('broker-name'),
       transactionTimeoutMs,
       transactionCheckIntervalMs,
+      observer: metrics,
     }).catch(async (error: unknown) => {
       await stopReplication();
       await store.close();
+      await http?.close();
       throw error;
     });
     for (const { topic, queueCount, fifo } of topics) {
@@ -314,6 +342,7 @@ export async function runBroker(args: string[]): Promise<void> {
       await broker.close();
       await stopReplication();
       await store.close();
+      await http?.close();
       throw error;
     });
     const grpc =
@@ -324,6 +353,7 @@ export async function runBroker(args: string[]): Promise<void> {
             await server.close();
             await stopReplication();
             await store.close();
+            await http?.close();
             throw error;
           });
     const advertised = (): string => {
@@ -349,6 +379,7 @@ export async function runBroker(args: string[]): Promise<void> {
     slaveSync?.start();
     late.server = server;
     late.slaveSync = slaveSync;
+    http?.attach({ broker, server });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -374,6 +405,7 @@ export async function runBroker(args: string[]): Promise<void> {
     if (registered)
       console.log(`  registered with ${registered.registered} of ${registered.of} name servers`);
     return async () => {
+      http?.stopping();
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
       await grpc?.close();
@@ -381,6 +413,7 @@ export async function runBroker(args: string[]): Promise<void> {
       await server.close();
       await stopReplication();
       await store.close();
+      await http?.close();
     };
   });
 }

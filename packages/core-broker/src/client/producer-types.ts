@@ -60,9 +60,17 @@ export interface ProducerEvents {
     queueId: number;
     messageCount: number;
     attempts: number;
+    /** From the first attempt to the broker's answer, retries included, ms (the producer's clock). */
+    elapsedMs: number;
   };
   /** A send failed for good (after its retries; one-way sends have none). */
-  'producer.send.failed': { topic: string; attempts: number; oneway: boolean; error: unknown };
+  'producer.send.failed': {
+    topic: string;
+    attempts: number;
+    oneway: boolean;
+    error: unknown;
+    elapsedMs: number;
+  };
   /** A `sendAsync` callback threw; the producer carries on. */
   'producer.callback.error': { error: unknown };
 }

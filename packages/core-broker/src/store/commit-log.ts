@@ -70,6 +70,8 @@ export interface CommitLogConfig {
    * `DISK_FULL` and its bytes cut, so offsets from `endOffset` on are handed out again.
    */
   onDiskFull(endOffset: number, error: RocketError): void;
+  /** Told how long each fdatasync round took, in seconds (metrics). */
+  onFlush(seconds: number): void;
 }
 
 /** Write errors that mean "no space": the write is refused, the file system is otherwise healthy. */
@@ -84,6 +86,9 @@ function isNoSpace(cause: unknown): boolean {
  * The append-only commit log: fixed-size segment files, records never spanning two. One writer
  * drains everything appended meanwhile with one `writev` per segment and, under sync flush, one
  * fdatasync per drain (group commit). Offsets are bytes from the start of the log.
+ *
+ * Size: segments, the single writer (group commit), reads and recovery scan share the segment
+ * list and the write position; the record layout itself is message/record-codec.ts.
  */
 export class CommitLog {
   private readonly segments: Segment[] = [];
@@ -364,7 +369,9 @@ export class CommitLog {
         if (this.config.flushMode === 'sync') {
           // never retried, whatever the error (ENOSPC included): after a failed fdatasync the page
           // cache cannot be trusted, so only a reopen (which re-verifies the tail) may go on
+          const startedAt = performance.now();
           await Promise.all(touched.map((s) => s.file.datasync()));
+          this.config.onFlush((performance.now() - startedAt) / 1000);
           this.flushedOffset = end;
         }
       } catch (cause) {
@@ -489,7 +496,9 @@ export class CommitLog {
         (s) => s.base + this.config.segmentSizeBytes > from && s.base < target,
       );
       try {
+        const startedAt = performance.now();
         await Promise.all(due.map((s) => s.file.datasync()));
+        this.config.onFlush((performance.now() - startedAt) / 1000);
       } catch (cause) {
         this.fail(cause, [], false);
         return;

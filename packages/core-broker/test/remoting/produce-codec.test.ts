@@ -19,7 +19,7 @@ describe('produce-codec.ts golden bytes (its layout table)', () => {
     });
   });
 
-  test('sendResponse with a sync master\'s status: bits 2 and 4 of every sent message', () => {
+  test("sendResponse with a sync master's status: bits 2 and 4 of every sent message", () => {
     const timedOut = { ...samples.sendResponse, status: 'FLUSH_SLAVE_TIMEOUT' as const };
     expectGolden(sendResponseCodec, timedOut, {
       header:
