@@ -53,7 +53,7 @@ export type {
   TransactionChecker,
   TransactionCheckRequest,
 } from './client/transaction-producer';
-export type { TransactionResolution } from './message/protocol';
+export type { SendStatus, TransactionResolution } from './message/protocol';
 
 // Consumers: push (queue-level load balancing), pull, and simple (message-level, pop/ack).
 export { PushConsumer, ConsumeResult } from './client/push-consumer';

@@ -121,6 +121,23 @@ export { DEFAULT_BROKER_SCAN_INTERVAL_MS } from './server/name-server';
 export { DEFAULT_BROKER_EXPIRY_MS } from './namesrv/route-table';
 export { DEFAULT_REGISTER_INTERVAL_MS, DEFAULT_CLUSTER_NAME } from './server/broker-registrar';
 export {
+  DEFAULT_SYNC_FLUSH_TIMEOUT_MS,
+  DEFAULT_HA_MAX_GAP_NOT_IN_SYNC_BYTES,
+  DEFAULT_HA_HOUSEKEEPING_INTERVAL_MS,
+  HA_MAX_UNACKED_BYTES,
+  MAX_HA_SLAVES,
+  MAX_REPLICA_WAITERS,
+  resolveHaMasterOptions,
+} from './store/ha-master';
+export {
+  DEFAULT_HA_REPORT_INTERVAL_MS,
+  DEFAULT_HA_RECONNECT_INTERVAL_MS,
+  resolveHaSlaveOptions,
+} from './store/ha-slave';
+export { DEFAULT_HA_TRANSFER_BATCH_BYTES, MAX_HA_FRAME_BYTES } from './store/ha-protocol';
+export { DEFAULT_SLAVE_SYNC_INTERVAL_MS } from './server/slave-sync';
+export { DEFAULT_BROKER_ROLE, BROKER_ROLES } from './broker/broker-options';
+export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_WRITE_HIGH_WATER_MARK_BYTES,

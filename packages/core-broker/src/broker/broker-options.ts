@@ -3,6 +3,7 @@ import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { StoreFileSystem } from '../store/file-system';
 import { MemoryFileSystem } from '../store/file-system';
+import type { PromoteRequest, PromoteResult } from '../message/operations';
 import type { ReplicaGate } from '../store/ha-master';
 import type { MessageStore } from '../store/message-store';
 import type { BrokerObserver } from './broker-observer';
@@ -158,6 +159,8 @@ export interface BrokerOptions {
   replicas?: ReplicaGate;
   /** Replication figures added to the broker's stats (slaves and their lag, or a slave's lag). */
   replicationStats?: () => Record<string, number | boolean>;
+  /** How this slave is promoted at run time (the front end that runs it: `cli/broker-command.ts`). */
+  promote?: (request: PromoteRequest) => Promise<PromoteResult>;
   /** Told of sends, deliveries, dead letters and refusals as they happen, for metrics (see {@link BrokerObserver}). Default: none. */
   observer?: BrokerObserver;
 }
@@ -174,8 +177,11 @@ export const DEFAULT_BROKER_ROLE: BrokerRole = 'ASYNC_MASTER';
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'observer'>> & {
+  Required<
+    Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'promote' | 'observer'>
+  > & {
     replicas: ReplicaGate | undefined;
+    promote: ((request: PromoteRequest) => Promise<PromoteResult>) | undefined;
     replicationStats: (() => Record<string, number | boolean>) | undefined;
     configDir: string;
     fileSystem: StoreFileSystem;
@@ -234,6 +240,7 @@ export function resolveBrokerOptions(
     role,
     replicas: options.replicas,
     replicationStats: options.replicationStats,
+    promote: options.promote,
     configDir: options.configDir ?? DEFAULT_IN_MEMORY_CONFIG_DIR,
     fileSystem: options.fileSystem ?? (inMemory ? new MemoryFileSystem() : nodeFileSystem),
     clock: options.clock ?? systemClock,

@@ -21,7 +21,8 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import type { BrokerApi, ReplicaSyncState } from '../message/operations';
+import type { BrokerApi, PromoteRequest, PromoteResult, ReplicaSyncState } from '../message/operations';
+import type { ReplicaGate } from '../store/ha-master';
 import {
   type ClientIdRequest,
   type CommitOffsetRequest,
@@ -99,10 +100,12 @@ export class Broker implements BrokerApi {
   private readonly queueLocks = new QueueLocks();
   private readonly timers: Timer[] = [];
   private inFlightSends = 0;
+  private currentRole: BrokerRole;
   private closing: Promise<void> | undefined;
 
   private constructor(options: ResolvedBrokerOptions) {
     this.options = options;
+    this.currentRole = options.role;
     const { store, clock, brokerName, fileSystem: fs, configDir: dir } = options;
     this.store = store;
     this.topics = new TopicRegistry(
@@ -202,7 +205,45 @@ export class Broker implements BrokerApi {
 
   /** ASYNC_MASTER, SYNC_MASTER or SLAVE (RocketMQ `brokerRole`). */
   get role(): BrokerRole {
-    return this.options.role;
+    return this.currentRole;
+  }
+
+  /**
+   * A slave becomes a master (manual promotion, `admin broker promote`): it takes writes from now
+   * on, through `replicas` when `SYNC_MASTER`, and starts the master's own work (delayed
+   * deliveries, transaction checks). Whoever calls it made sure the old master is gone.
+   */
+  becomeMaster(role: Exclude<BrokerRole, 'SLAVE'>, replicas: ReplicaGate | undefined): void {
+    this.assertOpen();
+    if (this.currentRole !== 'SLAVE')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} is already a master (${this.currentRole})`,
+      );
+    this.currentRole = role;
+    this.writer.becomeMaster(role, replicas);
+    this.schedule.start();
+    this.transactions.start();
+  }
+
+  /**
+   * Promotes this slave (admin operation `promote`) the way the front end running it says
+   * (`BrokerOptions.promote`); a broker without one cannot be promoted at run time.
+   */
+  async promote(request: PromoteRequest): Promise<PromoteResult> {
+    this.assertOpen();
+    if (this.currentRole !== 'SLAVE')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} is a master (${this.currentRole}): only a slave is promoted`,
+      );
+    const promote = this.options.promote;
+    if (!promote)
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} cannot be promoted at run time: restart it with --role and --broker-id 0`,
+      );
+    return promote(request);
   }
 
   /** The store's stats and, in a replica set, the replication figures (`storeStats` admin operation). */
@@ -223,7 +264,7 @@ export class Broker implements BrokerApi {
    */
   applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number } {
     this.assertOpen();
-    if (this.options.role !== 'SLAVE')
+    if (this.currentRole !== 'SLAVE')
       throw new RocketError(
         'INVALID_ARGUMENT',
         `broker ${this.brokerName} is a master: it copies nobody's state`,
@@ -259,7 +300,7 @@ export class Broker implements BrokerApi {
 
   /** Pop state and everything that writes live on the master only. */
   private assertMaster(): void {
-    if (this.options.role === 'SLAVE') throw notMaster(this.brokerName);
+    if (this.currentRole === 'SLAVE') throw notMaster(this.brokerName);
   }
 
   private every(intervalMs: number, task: () => void): void {

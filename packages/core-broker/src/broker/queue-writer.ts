@@ -54,11 +54,23 @@ export interface QueueWriterOptions {
  * batch names one queue; a round of due delayed messages may name several).
  */
 export class QueueWriter {
-  constructor(private readonly options: QueueWriterOptions) {}
+  private role: BrokerRole;
+  private replicas: ReplicaGate | undefined;
+
+  constructor(private readonly options: QueueWriterOptions) {
+    this.role = options.role ?? 'ASYNC_MASTER';
+    this.replicas = options.replicas;
+  }
+
+  /** A promoted slave takes writes from now on (see `Broker.becomeMaster`). */
+  becomeMaster(role: Exclude<BrokerRole, 'SLAVE'>, replicas: ReplicaGate | undefined): void {
+    this.role = role;
+    this.replicas = replicas;
+  }
 
   /** Appends `requests` as one batch (taken whole or not at all) and wakes the queues written. */
   async write(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
-    if (this.options.role === 'SLAVE') throw notMaster(this.options.brokerName);
+    if (this.role === 'SLAVE') throw notMaster(this.options.brokerName);
     let stored: AppendResult[];
     try {
       stored = await this.options.store.appendBatch(requests);
@@ -76,7 +88,7 @@ export class QueueWriter {
    * acknowledgement. Any other role: `SEND_OK` at once (an `ASYNC_MASTER`'s slaves lag behind).
    */
   async replicated(stored: readonly AppendResult[]): Promise<SendStatus> {
-    const { role, replicas } = this.options;
+    const { role, replicas } = this;
     if (role !== 'SYNC_MASTER') return 'SEND_OK';
     let end = 0;
     for (const r of stored) end = Math.max(end, r.commitLogOffset + r.storeSize);

@@ -161,6 +161,30 @@ const COMMANDS: Record<string, Command> = {
     table: (rows: Awaited<ReturnType<RocketAdmin['resetOffsetByTime']>>) =>
       rows.map((r) => ({ broker: r.brokerName, queue: r.queueId, offset: r.offset })),
   },
+  'broker promote': {
+    summary:
+      'Make the slave given by --broker the master of its broker name (refused while its master answers, unless --force)',
+    options: [
+      ['role', 'ASYNC_MASTER (default) or SYNC_MASTER'],
+      ['force', 'Promote although the old master still answers (switch)'],
+    ],
+    run: (admin, f) => {
+      if (!f.has('broker'))
+        throw new UsageError('admin broker promote names the slave with --broker host:port');
+      const role = f.get('role');
+      if (role !== undefined && role !== 'ASYNC_MASTER' && role !== 'SYNC_MASTER')
+        throw new UsageError(`--role must be ASYNC_MASTER or SYNC_MASTER, not "${role}"`);
+      return admin.promote({ force: f.has('force'), ...(role === undefined ? {} : { role }) });
+    },
+    table: (r: Awaited<ReturnType<RocketAdmin['promote']>>) => [
+      {
+        broker: r.brokerName,
+        role: r.result.role,
+        'max offset': r.result.maxOffset,
+        'ha address': r.result.haAddress,
+      },
+    ],
+  },
   'dlq resend': {
     summary: 'Re-send a dead-lettered message of a group to its original topic',
     options: [
@@ -238,7 +262,7 @@ export async function runAdmin(args: string[]): Promise<void> {
         'tls-ca',
         ...command.options.map(([flag]) => flag),
       ],
-      ['json', 'tls'],
+      ['json', 'tls', 'force'],
     );
   } catch (error) {
     throw new AdminUsageError((error as Error).message, usage);

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
@@ -6,6 +7,7 @@ import { BrokerMetrics } from '../server/broker-metrics';
 import { BrokerServer } from '../server/broker-server';
 import { GrpcServer } from '../server/grpc-server';
 import { SlaveSync } from '../server/slave-sync';
+import { RocketError } from '../common/errors';
 import { BROKER_ROLES, type BrokerRole } from '../broker/broker-options';
 import { FileStore } from '../store/file-store';
 import { HaMaster, type HaMasterEvent } from '../store/ha-master';
@@ -67,7 +69,8 @@ Options:
                            master and slaves share --broker-name
   --ha-port <n>            A master's port for its slaves (default: --port + 1, or any free one
                            with --port 0; RocketMQ haListenPort). Opened when --role or --ha-port
-                           is given: a broker started with neither stays standalone
+                           is given: a broker started with neither stays standalone. A SLAVE
+                           opens it once promoted (admin broker promote)
   --master-address <host:port>
                            A slave's master: the master's --ha-port address (RocketMQ haMasterAddress)
   --slave-sync-interval-ms <n>
@@ -240,6 +243,8 @@ export async function runBroker(args: string[]): Promise<void> {
     });
     let ha: HaMaster | undefined;
     let slave: HaSlave | undefined;
+    // set once listening: the promotion hook needs them
+    const late: { server?: BrokerServer; slaveSync?: SlaveSync } = {};
     try {
       if (replication.role === 'SLAVE') {
         slave = HaSlave.start({
@@ -269,6 +274,43 @@ export async function runBroker(args: string[]): Promise<void> {
       role: replication.role,
       replicas: ha,
       replicationStats: () => replicationStats(ha, slave),
+      promote: async (request) => {
+        const link = slave;
+        if (!link) throw new RocketError('INVALID_ARGUMENT', 'this broker is no slave');
+        const state = link.state();
+        if (!request.force) {
+          const alive = state.connected
+            ? state.master
+            : (await answers(replication.masterAddress!))
+              ? replication.masterAddress!
+              : state.masterClientAddress && (await answers(state.masterClientAddress))
+                ? state.masterClientAddress
+                : undefined;
+          if (alive !== undefined)
+            throw new RocketError(
+              'MASTER_STILL_ALIVE',
+              `the master at ${alive} still answers: stop it (fence it) before promoting this slave, or pass --force if it is down for good`,
+            );
+        }
+        await late.slaveSync?.close();
+        await link.close();
+        slave = undefined;
+        const role = request.role ?? 'ASYNC_MASTER';
+        ha = await HaMaster.start({
+          store,
+          host,
+          port: replication.haPort,
+          syncFlushTimeoutMs: replication.syncFlushTimeoutMs,
+          onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
+        });
+        ha.advertise(advertised());
+        broker.becomeMaster(role, ha);
+        await late.server!.changeBrokerId(0);
+        console.log(
+          `  replication: promoted to ${role} (broker id 0) at commit-log offset ${store.commitLogRange().maxOffset}; slaves connect to ${host}:${ha.port}`,
+        );
+        return { role, maxOffset: store.commitLogRange().maxOffset, haAddress: `${host}:${ha.port}` };
+      },
       configDir: path.join(dir, 'config'),
       brokerName: flags.get('broker-name'),
       transactionTimeoutMs,
@@ -314,8 +356,11 @@ export async function runBroker(args: string[]): Promise<void> {
             await http?.close();
             throw error;
           });
-    const listeningAt = server.address();
-    ha?.advertise(flags.get('advertised-address') ?? `${listeningAt.host}:${listeningAt.port}`);
+    const advertised = (): string => {
+      const at = server.address();
+      return flags.get('advertised-address') ?? `${at.host}:${at.port}`;
+    };
+    ha?.advertise(advertised());
     const slaveSync = slave
       ? new SlaveSync({
           broker,
@@ -332,6 +377,8 @@ export async function runBroker(args: string[]): Promise<void> {
         })
       : undefined;
     slaveSync?.start();
+    late.server = server;
+    late.slaveSync = slaveSync;
     http?.attach({ broker, server });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
@@ -400,7 +447,6 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
       throw new UsageError(
         `--master-address takes host:port (the master's --ha-port), not "${masterAddress}"`,
       );
-    if (flags.has('ha-port')) throw new UsageError("--ha-port is a master's option: drop it on a SLAVE");
     if (flags.has('sync-flush-timeout-ms'))
       throw new UsageError("--sync-flush-timeout-ms is a SYNC_MASTER's option: drop it on a SLAVE");
   } else {
@@ -451,6 +497,21 @@ function replicationStats(
   };
   for (const s of slaves) out[`replicationLagBytes@${s.address}`] = s.lagBytes;
   return out;
+}
+
+/** Whether something accepts TCP connections at `address` within a second (an old master still up). */
+function answers(address: string): Promise<boolean> {
+  const at = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)) });
+    const done = (up: boolean): void => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 function describeHaEvent(e: HaMasterEvent | HaSlaveEvent): string {

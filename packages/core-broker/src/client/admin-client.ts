@@ -7,6 +7,7 @@ import type {
   TopicInput,
   TopicRoute,
 } from '../message/protocol';
+import type { PromoteRequest, PromoteResult } from '../message/operations';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport';
 
 /** Replication columns of `cluster list`: slaves of a master, lag of a slave (or a master's largest slave lag). */
@@ -80,6 +81,22 @@ export class RocketAdmin {
       if (typeof s.replicationLagBytes === 'number') out.lagBytes = s.replicationLagBytes;
     });
     return info as ClusterReplication;
+  }
+
+  /**
+   * Promotes the one broker this admin was given by address (`--broker`, a slave) to master of
+   * its broker name. Refused (`MASTER_STILL_ALIVE`) while its master answers, unless `force`.
+   */
+  async promote(request: PromoteRequest): Promise<BrokerResult<PromoteResult>> {
+    const brokers = (await this.transport.clusterInfo()).clusters.flatMap((c) => c.brokers);
+    if (this.options.nameServers?.length || brokers.length !== 1) {
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        'name the slave to promote by its address (--broker host:port)',
+      );
+    }
+    const brokerName = brokers[0]!.brokerName;
+    return { brokerName, result: await this.transport.admin(brokerName, 'promote', request) };
   }
 
   /** Names of the masters (broker id 0), sorted. */

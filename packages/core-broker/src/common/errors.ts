@@ -34,6 +34,12 @@ export const ERROR_CODES = {
    * refused rather than patched. Empty the slave's store directory to copy the master afresh.
    */
   REPLICA_DIVERGED: { retriable: false },
+  /**
+   * A slave was asked to become the master while its master still answers (`admin broker
+   * promote`): two masters of one broker name would split the log. Stop (fence) the old master
+   * first, or force the promotion knowing it is down for good.
+   */
+  MASTER_STILL_ALIVE: { retriable: true },
   /** A write or flush of the store failed; the store refuses appends until it is reopened. */
   STORE_IO_ERROR: { retriable: true },
   /** Another live process has the store's data directory open (its `lock` file names the process). */

@@ -12,6 +12,9 @@ export { InProcessTransport } from '../client/in-process-transport';
 // Stores: durable on disk (FileStore) or in memory (MemoryStore, same engine).
 export type { MessageStore } from '../store/message-store';
 export { FileStore } from '../store/file-store';
+// Replication: a master's HA port and a slave's link to it (docs/replication.md).
+export { HaMaster, type HaMasterOptions, type ReplicaStatus, type SlaveLink } from '../store/ha-master';
+export { HaSlave, type HaSlaveOptions, type HaSlaveState } from '../store/ha-slave';
 export type { RecoveryReport } from '../store/file-store';
 export type { DiskPressurePolicy, FileStoreOptions, FlushMode } from '../store/store-options';
 export type { QueueRange, StoreEvent, StoreStats } from '../store/store-events';

@@ -174,6 +174,8 @@ export interface AdminOperations {
    * topic configs and committed consumer offsets.
    */
   replicaSync: Operation<Record<string, never>, ReplicaSyncState>;
+  /** Turns this slave into the master of its broker name (manual failover). */
+  promote: Operation<PromoteRequest, PromoteResult>;
   /** Re-sends a dead-lettered message to its original topic. */
   resendDeadLetter: Operation<
     { group: string; msgId: string },
@@ -185,6 +187,21 @@ export interface AdminOperations {
 export interface ReplicaSyncState {
   topics: TopicConfig[];
   offsets: Array<{ group: string; topic: string; queueId: number; offset: number }>;
+}
+
+/** `admin broker promote`: refused while the old master answers, unless `force`. */
+export interface PromoteRequest {
+  force?: boolean;
+  /** The role it takes. Default ASYNC_MASTER (a SYNC_MASTER with no slave answers SLAVE_NOT_AVAILABLE). */
+  role?: 'ASYNC_MASTER' | 'SYNC_MASTER';
+}
+
+export interface PromoteResult {
+  role: 'ASYNC_MASTER' | 'SYNC_MASTER';
+  /** Its commit-log end when promoted: what it holds of the old master. */
+  maxOffset: number;
+  /** Where its slaves connect now. */
+  haAddress: string;
 }
 
 export type AdminOperationName = keyof AdminOperations;
@@ -201,6 +218,7 @@ export const ADMIN_OPERATION_NAMES: readonly AdminOperationName[] = Object.freez
   'resetOffset',
   'resendDeadLetter',
   'replicaSync',
+  'promote',
 ] as const);
 
 /**

@@ -163,6 +163,7 @@ export const WIRE_ADMIN_OPERATIONS: AdminWireTable = Object.freeze({
   resetOffset: admin(RequestCode.ADMIN_RESET_OFFSET, 'resetOffset'),
   resendDeadLetter: admin(RequestCode.ADMIN_RESEND_DLQ, 'resendDeadLetter'),
   replicaSync: admin(RequestCode.ADMIN_REPLICA_SYNC, 'replicaSync'),
+  promote: admin(RequestCode.ADMIN_PROMOTE, 'promote'),
 });
 
 /**

@@ -82,6 +82,8 @@ export const RequestCode = {
   ADMIN_STORE_STATS: 1007,
   /** A slave fetches its master's topic configs and consumer offsets (RocketMQ `SlaveSynchronize`). */
   ADMIN_REPLICA_SYNC: 1008,
+  /** Turns a slave into the master of its broker name (`admin broker promote`). */
+  ADMIN_PROMOTE: 1009,
 } as const;
 
 export type RequestCode = (typeof RequestCode)[keyof typeof RequestCode];

@@ -1,5 +1,5 @@
 import type { Broker } from '../broker/broker';
-import { isRocketError } from '../common/errors';
+import { RocketError, isRocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
 import type { AdminOperationName, AdminOperationResponse } from '../message/operations';
 import type { AdminMessage, TopicInput } from '../message/protocol';
@@ -68,6 +68,17 @@ export const ADMIN_HANDLERS: {
     return b.resetOffsetByTime(r.str('group'), r.str('topic'), r.int('timestampMs'));
   },
   replicaSync: (b: Broker) => b.replicaSyncState(),
+  promote: (b: Broker, raw: unknown) => {
+    const r = new AdminRequest('promote', raw);
+    const force = r.optBool('force');
+    const role = r.optStr('role');
+    if (role !== undefined && role !== 'ASYNC_MASTER' && role !== 'SYNC_MASTER')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `promote: role must be ASYNC_MASTER or SYNC_MASTER, not "${role}"`,
+      );
+    return b.promote({ ...(force === undefined ? {} : { force }), ...(role === undefined ? {} : { role }) });
+  },
   resendDeadLetter: (b: Broker, raw: unknown) => {
     const r = new AdminRequest('resend dead letter', raw);
     return b.resendDeadLetter(r.str('group'), r.str('msgId'));

@@ -86,7 +86,7 @@ export class BrokerRegistrar {
   private readonly clock: Clock;
   private readonly intervalMs: number;
   private readonly clusterName: string;
-  private readonly brokerId: number;
+  private brokerId: number;
   private readonly stopWatching: () => void;
   private timer: Timer | undefined;
   private running: Promise<void> | undefined;
@@ -111,6 +111,27 @@ export class BrokerRegistrar {
     const registered = await this.registerAll();
     this.arm();
     return { registered, of: this.options.nameServers.length };
+  }
+
+  /**
+   * Registers under another broker id from now on (a slave promoted to master takes id 0): the old
+   * id is unregistered (failures ignored: it expires), the new one registered at once.
+   */
+  async changeBrokerId(brokerId: number): Promise<void> {
+    if (brokerId === this.brokerId || this.closed) return;
+    const old = this.brokerId;
+    this.brokerId = brokerId;
+    await this.running?.catch(() => undefined);
+    const payload = WIRE_NAME_SERVER_OPERATIONS.unregisterBroker.request.encode({
+      brokerName: this.options.broker.brokerName,
+      brokerId: old,
+    });
+    await Promise.allSettled(
+      this.options.nameServers.map((ns) =>
+        this.client.request(ns, RequestCode.UNREGISTER_BROKER, payload, { timeoutMs: UNREGISTER_TIMEOUT_MS }),
+      ),
+    );
+    await this.registerSoon();
   }
 
   /** How many name servers accepted the latest registration round (undefined before the first ends). */

@@ -212,6 +212,12 @@ export class BrokerServer {
     return self;
   }
 
+  /** Serves and registers under another broker id from now on (a slave promoted to master takes 0). */
+  async changeBrokerId(brokerId: number): Promise<void> {
+    this.identity = Object.freeze({ ...this.identity, brokerId });
+    await this.registrar?.changeBrokerId(brokerId);
+  }
+
   /** How many name servers accepted the first registration (undefined without name servers). */
   get registeredWith(): { registered: number; of: number } | undefined {
     return this.registration;

@@ -18,6 +18,9 @@ const QUEUES = 4;
 class LinkProxy {
   private readonly sockets = new Set<net.Socket>();
   private cut = false;
+  /** Stalled: bytes are held, not forwarded, and the connections stay open (a partition). */
+  private stalled = false;
+  private readonly held: Array<() => void> = [];
   /** Flip a byte this far into the master → slave stream of the next connection that carries it. */
   private corruptAt: number | undefined;
   corrupted = 0;
@@ -55,9 +58,9 @@ class LinkProxy {
         chunk = copy;
       }
       seen += chunk.length;
-      client.write(chunk);
+      this.forward(client, chunk);
     });
-    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => this.forward(upstream, chunk));
     const close = (): void => {
       client.destroy();
       upstream.destroy();
@@ -70,6 +73,16 @@ class LinkProxy {
     }
   }
 
+  private forward(to: net.Socket, chunk: Buffer): void {
+    if (this.stalled) this.held.push(() => to.write(chunk));
+    else to.write(chunk);
+  }
+
+  /** Holds every byte both ways, connections open, until {@link restore}. */
+  stall(): void {
+    this.stalled = true;
+  }
+
   /** Cuts every connection and refuses new ones until {@link restore}. */
   cutLink(): void {
     this.cut = true;
@@ -78,6 +91,8 @@ class LinkProxy {
 
   restore(): void {
     this.cut = false;
+    this.stalled = false;
+    for (const write of this.held.splice(0)) write();
   }
 
   /**
@@ -278,11 +293,11 @@ describe('master/slave replication of the commit log, as separate processes', ()
     );
   });
 
-  test('a cut link: sync sends answer FLUSH_SLAVE_TIMEOUT, never SEND_OK; restored, the slave catches up; a slave restart resumes', async () => {
+  test('a stalled or cut link: sync sends answer FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE, never SEND_OK; restored, the slave catches up; a slave restart resumes', async () => {
     run = 10;
     const master = startMaster(path.join(dirs.dir, 'cut', 'master'), 'SYNC_MASTER', [
       '--sync-flush-timeout-ms',
-      '500',
+      '2000',
     ]);
     const proxy = await LinkProxy.start(await haPortOf(master));
     closers.push(() => proxy.close());
@@ -304,12 +319,16 @@ describe('master/slave replication of the commit log, as separate processes', ()
     };
     for (let i = 0; i < 20; i++) expect((await send(`before-${i}`)).status).toBe('SEND_OK');
 
+    // a partition: the link stays open but nothing passes; no slave confirms in time
+    proxy.stall();
+    for (let i = 0; i < 3; i++) expect((await send(`stalled-${i}`)).status).toBe('FLUSH_SLAVE_TIMEOUT');
+    // the link cut: the master knows it has no slave and says so at once
     proxy.cutLink();
-    const whileCut: SendResult[] = [];
-    for (let i = 0; i < 5; i++) whileCut.push(await send(`cut-${i}`));
-    // no send is confirmed while no slave can hold it: the slave timed out or is gone
-    for (const r of whileCut) expect(['FLUSH_SLAVE_TIMEOUT', 'SLAVE_NOT_AVAILABLE']).toContain(r.status);
-    expect(whileCut.map((r) => r.status)).not.toContain('SEND_OK');
+    await until('the master to see its slave gone', async () => {
+      const status = (await send('cut')).status;
+      expect(status).not.toBe('SEND_OK');
+      return status === 'SLAVE_NOT_AVAILABLE';
+    });
 
     proxy.restore();
     await slave
@@ -389,6 +408,24 @@ describe('master/slave replication of the commit log, as separate processes', ()
       message: expect.stringMatching(/is a slave/),
     });
     await slaveProducer.shutdown();
+    // pop state and transactions are the master's: refused with the typed error
+    await expect(
+      slaveTransport.pop('broker-a', {
+        consumerGroup: 'CG',
+        topic: TOPIC,
+        maxCount: 1,
+        invisibleTimeMs: 30_000,
+        pollTimeoutMs: 0,
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_MASTER', retriable: true });
+    await expect(
+      slaveTransport.endTransaction('broker-a', {
+        producerGroup: 'PG',
+        transactionId: [...sent.keys()][0]!,
+        resolution: 'COMMIT',
+        fromCheck: false,
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_MASTER' });
     await producer.shutdown();
   });
 
@@ -427,6 +464,94 @@ describe('master/slave replication of the commit log, as separate processes', ()
     processes.push(table);
     expect(await table.exited).toBe(0);
     expect(table.output).toMatch(/slaves\s+lag/);
+  });
+
+  test('admin broker promote: refused while the master answers; after its kill -9 the slave takes writes, and the old master returns as a slave', async () => {
+    run = 40;
+    const ns = new CliProcess('namesrv', ['namesrv', '--port', '0']);
+    processes.push(ns);
+    const namesrv = await ns.address();
+    const master = startMaster(path.join(dirs.dir, 'promote', 'master'), 'SYNC_MASTER', [
+      '--namesrv',
+      namesrv,
+    ]);
+    const slave = startSlave(path.join(dirs.dir, 'promote', 'slave'), `127.0.0.1:${await haPortOf(master)}`, [
+      '--topics',
+      `${TOPIC}:${QUEUES}`,
+      '--namesrv',
+      namesrv,
+      '--ha-port',
+      '0',
+    ]);
+    await slave.waitFor(/replication: joined master/);
+    await master.waitFor(/registered with 1 of 1 name servers/);
+    const transport = new TcpTransport({
+      nameServers: [namesrv],
+      requestTimeoutMs: 10_000,
+      reconnectBackoffMinMs: 10,
+    });
+    closers.push(() => transport.close());
+    const producer = new Producer({
+      group: 'PG',
+      transport,
+      retryTimesWhenSendFailed: 2,
+      sendTimeoutMs: 10_000,
+    });
+    await producer.start();
+    const acknowledged = new Map<string, string>();
+    for (let i = 0; i < 30; i++) {
+      const r = await producer.send({ topic: TOPIC, body: `p-${i}` });
+      expect(r.status).toBe('SEND_OK');
+      acknowledged.set(r.msgId, `p-${i}`);
+    }
+    const slaveAddress = await slave.address();
+    const promote = async (...extra: string[]): Promise<CliProcess> => {
+      const p = new CliProcess('promote', [
+        'admin',
+        'broker',
+        'promote',
+        '--broker',
+        slaveAddress,
+        '--json',
+        ...extra,
+      ]);
+      processes.push(p);
+      await p.exited;
+      return p;
+    };
+    const refused = await promote();
+    expect(refused.output).toMatch(/MASTER_STILL_ALIVE/);
+    expect(refused.output).toMatch(/still answers/);
+
+    master.kill('SIGKILL');
+    await master.exited;
+    await until(
+      'the slave to see its master gone',
+      async () => !/MASTER_STILL_ALIVE/.test((await promote()).output),
+    );
+    const promoted = await slave.waitFor(/promoted to ASYNC_MASTER .* slaves connect to ([\d.]+:\d+)/);
+    // routes now lead to the promoted broker: sends are taken, and nothing acknowledged is lost
+    await until('a send to the promoted master', async () => {
+      try {
+        const r = await producer.send({ topic: TOPIC, body: 'after' });
+        acknowledged.set(r.msgId, 'after');
+        return r.status === 'SEND_OK';
+      } catch {
+        return false;
+      }
+    });
+    const held = await readAll(transportTo(slaveAddress), 'broker-a');
+    expect([...acknowledged].filter(([id, body]) => held.get(id) !== body)).toEqual([]);
+
+    // the old master comes back as a slave of the new one, on an emptied directory
+    const returning = startSlave(path.join(dirs.dir, 'promote', 'old-master-emptied'), promoted[1]!);
+    await returning.waitFor(/replication: joined master/);
+    const back = transportTo(await returning.address());
+    await until('the old master holding everything again', async () => {
+      const copy = await readAll(back, 'broker-a');
+      return [...acknowledged].every(([id, body]) => copy.get(id) === body);
+    });
+    await producer.shutdown();
   });
 
   test('bad role options fail at bootstrap with the fix named', async () => {

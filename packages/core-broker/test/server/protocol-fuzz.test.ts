@@ -316,6 +316,7 @@ const requestValues: Record<number, fc.Arbitrary<unknown>> = {
   [RequestCode.ADMIN_RESEND_DLQ]: fc.record({ group, msgId }),
   [RequestCode.ADMIN_STORE_STATS]: fc.constant({}),
   [RequestCode.ADMIN_REPLICA_SYNC]: fc.constant({}),
+  [RequestCode.ADMIN_PROMOTE]: fc.record({ force: fc.boolean() }),
   // name-server codes: a broker answers them with an error
   [RequestCode.REGISTER_BROKER]: fc.record({
     clusterName: fc.string({ maxLength: 8 }),

@@ -1,6 +1,7 @@
 import { isRocketError } from '../../src/common/errors';
 import { FileStore } from '../../src/store/file-store';
 import { HaMaster } from '../../src/store/ha-master';
+import { HaFrameReader, encodeReport } from '../../src/store/ha-protocol';
 import { HaSlave, type HaSlaveEvent } from '../../src/store/ha-slave';
 import type { AppendRequest } from '../../src/store/message-store';
 import { tempDir } from '../support/temp-dir';
@@ -160,5 +161,47 @@ describe('commit-log replication between stores (HaMaster, HaSlave)', () => {
     slave(other, ha, otherEvents);
     await until('a refusal', () => otherEvents.some((e) => e.type === 'ha.master.lost'));
     expect((otherEvents[0] as { error: Error }).error.message).toMatch(/segment size/);
+  });
+
+  test('a damaged chunk is refused whole: nothing of it is stored, and the good bytes are taken after', async () => {
+    const m = await open('chunk-master');
+    await appendMany(m, 0, 20);
+    const chunk = m.readReplicationChunk(0, 1 << 20)!;
+    expect(chunk.offset).toBe(0);
+    const s = await open('chunk-slave');
+    s.adoptStoreId(m.storeId);
+    for (const at of [3, 40, chunk.bytes.length - 1]) {
+      const damaged = Buffer.from(chunk.bytes);
+      damaged[at]! ^= 0x01;
+      expect(() => s.appendReplicated(0, damaged)).toThrow(
+        expect.objectContaining({ code: 'STORE_CORRUPT' }),
+      );
+      expect(s.commitLogRange()).toEqual({ minOffset: 0, maxOffset: 0 });
+      expect(s.queues()).toEqual([]);
+    }
+    // a record cut in two: the first part waits, whole records are stored
+    const cut = Math.floor(chunk.bytes.length / 2);
+    const first = s.appendReplicated(0, chunk.bytes.subarray(0, cut));
+    await first.written;
+    expect(first.consumed).toBeLessThan(cut);
+    const rest = s.appendReplicated(first.nextOffset, chunk.bytes.subarray(first.consumed));
+    await rest.written;
+    expect(rest.consumed).toBe(chunk.bytes.length - first.consumed);
+    expect(sameContent(m, s)).toBe(true);
+    // sound records that do not continue this log are refused as divergence, and change nothing
+    expect(() => s.appendReplicated(0, chunk.bytes)).toThrow(
+      expect.objectContaining({ code: 'REPLICA_DIVERGED' }),
+    );
+    expect(sameContent(m, s)).toBe(true);
+  });
+
+  test('frames: an impossible length is a protocol error, split frames are joined', () => {
+    const reader = new HaFrameReader();
+    const report = encodeReport(123_456);
+    expect(reader.push(report.subarray(0, 3))).toEqual([]);
+    expect(reader.push(report.subarray(3))).toEqual([{ type: 2, ackedOffset: 123_456 }]);
+    const bad = Buffer.alloc(8);
+    bad.writeUInt32LE(0xffff_ffff, 0);
+    expect(() => new HaFrameReader().push(bad)).toThrow(expect.objectContaining({ code: 'PROTOCOL_ERROR' }));
   });
 });
