@@ -222,7 +222,15 @@ export class RocketRuntime implements OnApplicationShutdown {
 function templateProducer(producer: DriverProducer): TemplateProducer {
   const send = async (message: ProducerMessage, options?: SendOptions): Promise<SendResult> => {
     const sent = await producer.send(message, options);
-    return { msgId: sent.msgId, topic: sent.topic, brokerName: '', queueId: -1, queueOffset: -1 };
+    // Apache's proxy answers a send OK only once its flush and replication policy is met
+    return {
+      msgId: sent.msgId,
+      topic: sent.topic,
+      brokerName: '',
+      queueId: -1,
+      queueOffset: -1,
+      status: 'SEND_OK',
+    };
   };
   return {
     send,
