@@ -16,6 +16,12 @@
 # 9876, broker 10911 with 10909 and 10912 beside it, proxy gRPC 8081 and remoting 8080) are used
 # when free, else free ones are picked. A FIFO topic is created with `+message.type=FIFO`.
 #
+# ACL: with APACHE_ROCKETMQ_AUTH=<accessKey>:<secretKey> set at `start`, ACL 2.0 (authentication
+# and authorization, Apache 5.3) is on in the broker and the proxy, with that account as the initial
+# super user; `admin` then signs with it (conf/tools.yml). Add a normal user with
+# `admin <workdir> updateUser -u U -p P -t Normal` and grant it with
+# `admin <workdir> updateAcl -s User:U -r Topic:T,Group:G -a Pub,Sub -d Allow`.
+#
 # The jars: `mvn package` of tools/apache-rocketmq/pom.xml copies rocketmq-namesrv and
 # rocketmq-proxy (and what they need) into tools/apache-rocketmq/target/lib. Maven caches them in
 # ~/.m2, so only the first run on a machine downloads (about 150 MB). ROCKETMQ_VERSION overrides
@@ -161,9 +167,38 @@ mappedFileSizeConsumeQueue=600000
 transactionTimeOut=3000
 transactionCheckInterval=5000
 EOF
+  local proxy_auth=''
+  rm -f "$WORK/home/conf/tools.yml"
+  if [ -n "${APACHE_ROCKETMQ_AUTH:-}" ]; then
+    local ak=${APACHE_ROCKETMQ_AUTH%%:*} sk=${APACHE_ROCKETMQ_AUTH#*:}
+    [ -n "$ak" ] && [ -n "$sk" ] && [ "$ak" != "$APACHE_ROCKETMQ_AUTH" ] \
+      || die "APACHE_ROCKETMQ_AUTH must be <accessKey>:<secretKey>"
+    cat >>"$WORK/broker.conf" <<EOF
+authenticationEnabled=true
+authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
+authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider
+authorizationEnabled=true
+authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider
+authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider
+initAuthenticationUser={"username":"$ak","password":"$sk"}
+innerClientAuthenticationCredentials={"accessKey":"$ak","secretKey":"$sk"}
+EOF
+    # In local mode the proxy authenticates the gRPC calls and reads users and ACLs from the broker.
+    proxy_auth=$(cat <<EOF
+, "authenticationEnabled": true, "authorizationEnabled": true,
+  "authenticationProvider": "org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider",
+  "authenticationMetadataProvider": "org.apache.rocketmq.proxy.auth.ProxyAuthenticationMetadataProvider",
+  "authorizationProvider": "org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider",
+  "authorizationMetadataProvider": "org.apache.rocketmq.proxy.auth.ProxyAuthorizationMetadataProvider",
+  "innerClientAuthenticationCredentials": "{\"accessKey\":\"$ak\",\"secretKey\":\"$sk\"}"
+EOF
+    )
+    mkdir -p "$WORK/home/conf"
+    printf 'accessKey: %s\nsecretKey: %s\n' "$ak" "$sk" >"$WORK/home/conf/tools.yml"
+  fi
   cat >"$WORK/rmq-proxy.json" <<EOF
 { "rocketMQClusterName": "DefaultCluster", "namesrvAddr": "$HOST:$namesrv_port",
-  "proxyMode": "local", "grpcServerPort": $grpc_port, "remotingListenPort": $remoting_port }
+  "proxyMode": "local", "grpcServerPort": $grpc_port, "remotingListenPort": $remoting_port$proxy_auth }
 EOF
 
   java_bg namesrv rmq.namesrv.logback.xml -Xms64m -Xmx256m -- \

@@ -176,6 +176,7 @@ export class ScheduleService {
       const copies: AppendRequest[] = [];
       const sources: Due[] = [];
       for (const d of due) {
+        if (this.done(d.queueOffset)) continue; // recalled
         const m = this.store.getByCommitLogOffset(d.commitLogOffset);
         if (m) {
           copies.push(realCopy(m));
@@ -196,6 +197,37 @@ export class ScheduleService {
       this.arm();
     }
     if (this.heap.size > 0 && this.heap.peek()!.dueMs <= this.clock.now()) await this.deliverDue();
+  }
+
+  /**
+   * Recalls a delayed message before it is due (RocketMQ 5.3 `RecallMessage`): the entry at
+   * `queueOffset` of the schedule queue, if it is still waiting and is the message `msgId` bound for
+   * `topic`, is marked delivered without being copied anywhere. `MESSAGE_NOT_FOUND` otherwise
+   * (already delivered or recalled, or not that message).
+   */
+  recall(queueOffset: number, msgId: string, topic: string): void {
+    const m = this.done(queueOffset)
+      ? undefined
+      : this.store.getMessages(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID, queueOffset, { maxCount: 1 }).messages[0];
+    if (
+      !m ||
+      m.queueOffset !== queueOffset ||
+      m.msgId !== msgId ||
+      m.properties[SystemProperty.REAL_TOPIC] !== topic ||
+      m.deliveryTimeMs <= this.clock.now()
+    ) {
+      throw new RocketError(
+        'MESSAGE_NOT_FOUND',
+        `no delayed message ${msgId} of topic "${topic}" is waiting: it was delivered or recalled already`,
+      );
+    }
+    // its heap entry stays until due and is then skipped (done): the heap has no removal
+    this.markDelivered(queueOffset);
+    this.persistSoon();
+  }
+
+  private done(queueOffset: number): boolean {
+    return queueOffset < this.watermark || this.delivered.has(queueOffset);
   }
 
   private markDelivered(queueOffset: number): void {

@@ -217,7 +217,7 @@ export class ClientSessions {
 
 /** A RocketMQ 5 subscription entry as the broker's subscription. */
 export function subscriptionOf(entry: SubscriptionEntry): Subscription {
-  return { topic: topicOf(entry.topic), ...filterOf(entry.expression) };
+  return { topic: topicOf(entry.topic, true), ...filterOf(entry.expression) };
 }
 
 export function filterOf(expression: { type: number; expression: string } | null | undefined): {
