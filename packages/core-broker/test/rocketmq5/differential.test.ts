@@ -42,7 +42,7 @@ const TOPICS = [
   'DiffSqlPush:4',
   'DiffDlq:4',
   'DiffRenew:4',
-  'DiffRecall:4',
+  'DiffRecall:4:delay',
 ];
 /** Redeliveries before the dead-letter queue in the DLQ scenario (RocketNest: for every group). */
 const MAX_RECONSUME_TIMES = 1;
@@ -62,8 +62,8 @@ beforeAll(async () => {
     '--grpc-port',
     '0',
     '--topics',
-    // RocketNest's topics have no TRANSACTION type: transactional messages go to normal topics.
-    TOPICS.map((t) => t.replace(/:transaction$/, '')).join(','),
+    // RocketNest's topics have no TRANSACTION or DELAY type: those messages go to normal topics.
+    TOPICS.map((t) => t.replace(/:(transaction|delay)$/, '')).join(','),
     // Apache sets this per group (updateSubGroup -r); RocketNest for the broker. No scenario here
     // needs more than one retry, so the other groups behave the same with it.
     '--max-reconsume-times',
@@ -217,10 +217,22 @@ test('push consumer: failed on every attempt, a message goes to %DLQ%<group> aft
   );
 }, 360_000);
 
-test('push consumer: a handler longer than the invisible time keeps the message (renewed), consumed once', async () => {
-  // 75 s: past the 60 s invisible time of a push receive (the proxy's defaultInvisibleTimeMills)
-  const outcome = await differential((t) => pushLongHandlerRenewed(t, 'DiffRenew', 'GroupRenew', 75_000));
-  expect(outcome).toEqual({ received: [{ seq: 0, attempt: 1 }], consumed: [{ attempt: 1 }], complete: 1 });
+test('push consumer: a handler longer than the invisible time — RocketNest renews it (a deliberate difference)', async () => {
+  // 75 s: past the 60 s invisible time of a push receive (the proxy's defaultInvisibleTimeMills).
+  // RocketNest renews the invisible time while the consumer is connected (grpc-renewal.ts), so the
+  // message is consumed once. Apache 5.3.3 (proxy in local mode) with Java client 5.0.8 was seen to
+  // deliver it again meanwhile, as attempt 2; docs/rocketmq5-clients.md lists the difference.
+  const [onApache, onRocketNest] = await Promise.all([
+    pushLongHandlerRenewed(targets.apache, 'DiffRenew', 'GroupRenew', 75_000),
+    pushLongHandlerRenewed(targets.rocketnest, 'DiffRenew', 'GroupRenew', 75_000),
+  ]);
+  expect(onRocketNest).toEqual({
+    received: [{ seq: 0, attempt: 1 }],
+    consumed: [{ attempt: 1 }],
+    complete: 1,
+  });
+  expect(onApache.complete).toBe(1);
+  expect(onApache.received[0]).toEqual({ seq: 0, attempt: 1 });
 }, 360_000);
 
 test('RecallMessage: a recalled delayed message is never delivered, the others are when due', async () => {

@@ -50,7 +50,10 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * delivery left unacked)), push (PushConsumer: --fail-first N fails each message's first N attempts;
  * --received N stops after N deliveries, failed ones included; --handle-ms N spends N ms in the
  * handler; --linger-ms N waits before closing). Filters: --filter EXPR --filter-type TAG | SQL92.
- * Credentials: --access-key/--secret-key.
+ * bench-send (--count N, --concurrency C, --body-bytes B: async sends, C outstanding) and
+ * bench-receive (--count N: SimpleConsumer receives of 32, each acked) print one "bench" event
+ * with count, elapsedMs and the p50/p99 latency of a send or of a receive-and-ack round (ms), for
+ * bench/grpc.bench.js. Credentials: --access-key/--secret-key.
  */
 public final class Probe {
   private final Map<String, String> opts = new HashMap<>();
@@ -70,6 +73,8 @@ public final class Probe {
         case "transaction" -> probe.transaction();
         case "simple" -> probe.simple();
         case "push" -> probe.push();
+        case "bench-send" -> probe.benchSend();
+        case "bench-receive" -> probe.benchReceive();
         default -> usage("unknown scenario " + args[0]);
       }
     } catch (ClientException | IllegalStateException e) {
@@ -291,6 +296,72 @@ public final class Probe {
       Thread.sleep(num("linger-ms", 0));
       emit(ok ? "complete" : "incomplete", "consumed", succeeded.size());
     }
+  }
+
+  private void benchSend() throws Exception {
+    String topic = opt("topic", null);
+    int count = (int) num("count", 10000);
+    java.util.concurrent.Semaphore window = new java.util.concurrent.Semaphore((int) num("concurrency", 32));
+    byte[] body = new byte[(int) num("body-bytes", 1024)];
+    long[] latencies = new long[count];
+    AtomicInteger errors = new AtomicInteger();
+    CountDownLatch done = new CountDownLatch(count);
+    try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config()).setTopics(topic).build()) {
+      long start = System.nanoTime();
+      for (int i = 0; i < count; i++) {
+        window.acquire();
+        final int at = i;
+        long sentAt = System.nanoTime();
+        producer
+            .sendAsync(provider.newMessageBuilder().setTopic(topic).setTag("bench").setBody(body).build())
+            .whenComplete(
+                (r, e) -> {
+                  latencies[at] = System.nanoTime() - sentAt;
+                  if (e != null) errors.incrementAndGet();
+                  window.release();
+                  done.countDown();
+                });
+      }
+      done.await();
+      emitBench(count, System.nanoTime() - start, latencies, count, errors.get());
+    }
+  }
+
+  private void benchReceive() throws Exception {
+    String topic = opt("topic", null);
+    int count = (int) num("count", 10000);
+    long deadline = System.currentTimeMillis() + num("timeout-ms", 120000);
+    List<Long> rounds = new ArrayList<>();
+    int got = 0;
+    try (SimpleConsumer consumer =
+        provider
+            .newSimpleConsumerBuilder()
+            .setClientConfiguration(config())
+            .setConsumerGroup(opt("group", null))
+            .setAwaitDuration(Duration.ofSeconds(2))
+            .setSubscriptionExpressions(Collections.singletonMap(topic, new FilterExpression("*", FilterExpressionType.TAG)))
+            .build()) {
+      long start = System.nanoTime();
+      while (got < count && System.currentTimeMillis() < deadline) {
+        long roundAt = System.nanoTime();
+        List<MessageView> views = consumer.receive(32, Duration.ofSeconds(30));
+        List<java.util.concurrent.CompletableFuture<Void>> acks = new ArrayList<>();
+        for (MessageView v : views) acks.add(consumer.ackAsync(v));
+        for (java.util.concurrent.CompletableFuture<Void> a : acks) a.join();
+        if (!views.isEmpty()) rounds.add(System.nanoTime() - roundAt);
+        got += views.size();
+      }
+      long[] latencies = rounds.stream().mapToLong(Long::longValue).toArray();
+      emitBench(got, System.nanoTime() - start, latencies, latencies.length, 0);
+    }
+  }
+
+  private static void emitBench(int count, long elapsedNs, long[] latencies, int n, int errors) {
+    long[] sorted = java.util.Arrays.copyOf(latencies, n);
+    java.util.Arrays.sort(sorted);
+    double p50 = n == 0 ? 0 : sorted[Math.min(n - 1, (int) Math.floor(n * 0.5))] / 1e6;
+    double p99 = n == 0 ? 0 : sorted[Math.min(n - 1, (int) Math.floor(n * 0.99))] / 1e6;
+    emit("bench", "count", count, "elapsedMs", elapsedNs / 1e6, "p50Ms", p50, "p99Ms", p99, "errors", errors);
   }
 
   private static void emitView(String event, MessageView v) {
