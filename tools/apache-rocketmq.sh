@@ -166,6 +166,8 @@ mappedFileSizeCommitLog=104857600
 mappedFileSizeConsumeQueue=600000
 transactionTimeOut=3000
 transactionCheckInterval=5000
+# RecallMessage (5.3): off by default in the broker
+recallMessageEnable=true
 EOF
   local proxy_auth=''
   rm -f "$WORK/home/conf/tools.yml"

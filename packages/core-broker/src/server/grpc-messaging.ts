@@ -90,7 +90,9 @@ export class Messaging {
     /** In a cluster: the name servers' view, so routes list every broker with its own gRPC endpoint. */
     private readonly clusterRoutes?: GrpcClusterRoutes,
   ) {
-    this.renewal = new HandleRenewal(broker, (clientId) => sessions.get(clientId) !== undefined);
+    // a client is there while its Telemetry stream is open (the official clients keep one open from
+    // start to shutdown): a crashed consumer's messages are no longer renewed
+    this.renewal = new HandleRenewal(broker, (clientId) => sessions.get(clientId)?.write !== undefined);
   }
 
   /** Stops renewing invisible times (the server is closing). */

@@ -31,8 +31,8 @@ interface Renewed {
  * Keeps the messages a push consumer is still handling invisible, as the RocketMQ 5 proxy does for
  * a receive with `auto_renew`: shortly before a delivery's invisible time runs out, its invisible
  * time is changed to {@link RENEW_SLICE_MS} more, until the client acks it, changes it itself,
- * forwards it to the DLQ or goes away (then the message is delivered again once the last renewal
- * lapses). Each renewal gives the broker a new handle; the client keeps acking with the handle it
+ * forwards it to the DLQ or goes away — terminates, or its Telemetry stream closes (then the
+ * message is delivered again once the last renewal lapses). Each renewal gives the broker a new handle; the client keeps acking with the handle it
  * received, so {@link resolve} maps that one to the current one.
  */
 export class HandleRenewal {

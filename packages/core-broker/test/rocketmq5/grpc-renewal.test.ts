@@ -18,6 +18,11 @@ let broker: Broker;
 let sessions: ClientSessions;
 let messaging: Messaging;
 
+/** A push consumer as the official clients are: a session with its Telemetry stream open. */
+const connect = (clientId: string): (() => void) => {
+  sessions.heartbeat(clientId, ClientType.PUSH_CONSUMER, GROUP);
+  return sessions.attach(clientId, () => undefined);
+};
 const context = (clientId: string): CallContext => ({ clientId, deadlineMs: Infinity, peer: '127.0.0.1:1' });
 const receive = async (clientId: string, autoRenew: boolean) => {
   const frames = await messaging.receiveMessage(context(clientId), {
@@ -70,12 +75,12 @@ afterEach(async () => {
 });
 
 test('a push delivery stays invisible while its consumer is connected, and acks with the handle it was given', async () => {
-  sessions.heartbeat('push-1', ClientType.PUSH_CONSUMER, GROUP);
+  connect('push-1');
   const [first] = await receive('push-1', true);
   expect(first?.systemProperties?.deliveryAttempt).toBe(1);
   // well past the 60 s of a push receive: renewed slice after slice, never delivered again
   await pass(3 * RENEW_SLICE_MS);
-  sessions.heartbeat('push-2', ClientType.PUSH_CONSUMER, GROUP);
+  connect('push-2');
   expect(await receive('push-2', true)).toEqual([]);
   // the handle the client holds is the first one; the renewals' handles stay behind the scenes
   expect(await ack(first!.systemProperties!.receiptHandle!)).toBe(Code.OK);
@@ -84,18 +89,30 @@ test('a push delivery stays invisible while its consumer is connected, and acks 
 });
 
 test('renewal stops when the consumer terminates: the message comes back with the next attempt', async () => {
-  sessions.heartbeat('push-1', ClientType.PUSH_CONSUMER, GROUP);
+  connect('push-1');
   const [first] = await receive('push-1', true);
   await pass(RENEW_SLICE_MS);
   messaging.notifyClientTermination(context('push-1'), { group: { name: GROUP } } as never);
   await pass(2 * RENEW_SLICE_MS);
-  sessions.heartbeat('push-2', ClientType.PUSH_CONSUMER, GROUP);
+  connect('push-2');
   const [again] = await receive('push-2', true);
   expect(again?.systemProperties?.messageId).toBe(first?.systemProperties?.messageId);
   expect(again?.systemProperties?.deliveryAttempt).toBe(2);
   // the terminated client's handle is stale now
   expect(await ack(first!.systemProperties!.receiptHandle!)).toBe(Code.INVALID_RECEIPT_HANDLE);
   expect(await ack(again!.systemProperties!.receiptHandle!)).toBe(Code.OK);
+});
+
+test('renewal stops when the Telemetry stream of the consumer closes (it crashed): the message comes back', async () => {
+  const detach = connect('push-1');
+  const [first] = await receive('push-1', true);
+  await pass(RENEW_SLICE_MS);
+  detach();
+  await pass(2 * RENEW_SLICE_MS);
+  connect('push-2');
+  const [again] = await receive('push-2', true);
+  expect(again?.systemProperties?.messageId).toBe(first?.systemProperties?.messageId);
+  expect(again?.systemProperties?.deliveryAttempt).toBe(2);
 });
 
 test('a receive without auto_renew is not renewed: the message comes back after its invisible time', async () => {
