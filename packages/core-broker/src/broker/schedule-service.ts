@@ -201,14 +201,14 @@ export class ScheduleService {
 
   /**
    * Recalls a delayed message before it is due (RocketMQ 5.3 `RecallMessage`): the entry at
-   * `queueOffset` of the schedule queue, if it is still waiting and is the message `msgId` bound for
-   * `topic`, is marked delivered without being copied anywhere. `MESSAGE_NOT_FOUND` otherwise
-   * (already delivered or recalled, or not that message).
+   * `queueOffset` of the schedule queue, if it is the message `msgId` bound for `topic` and not yet
+   * due, is marked delivered without being copied anywhere. Recalling it again before its time is
+   * accepted too (as Apache's recall, which only checks the handle and the time). Once due, or for
+   * any other message, `MESSAGE_NOT_FOUND`.
    */
   recall(queueOffset: number, msgId: string, topic: string): void {
-    const m = this.done(queueOffset)
-      ? undefined
-      : this.store.getMessages(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID, queueOffset, { maxCount: 1 }).messages[0];
+    const m = this.store.getMessages(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID, queueOffset, { maxCount: 1 })
+      .messages[0];
     if (
       !m ||
       m.queueOffset !== queueOffset ||
@@ -218,9 +218,10 @@ export class ScheduleService {
     ) {
       throw new RocketError(
         'MESSAGE_NOT_FOUND',
-        `no delayed message ${msgId} of topic "${topic}" is waiting: it was delivered or recalled already`,
+        `no delayed message ${msgId} of topic "${topic}" is waiting: it was delivered already, or is unknown`,
       );
     }
+    if (this.done(queueOffset)) return; // recalled before
     // its heap entry stays until due and is then skipped (done): the heap has no removal
     this.markDelivered(queueOffset);
     this.persistSoon();

@@ -237,7 +237,10 @@ test('push consumer: a handler longer than the invisible time — RocketNest ren
 
 test('RecallMessage: a recalled delayed message is never delivered, the others are when due', async () => {
   const outcome = await differential((t) => delayedRecall(t, 'DiffRecall', 'GroupRecall'));
-  expect(outcome.recalls[0]).toEqual({ event: 'recalled', seq: 0, n: 1, class: undefined, code: undefined });
+  // recalling again before its time is accepted (Apache only checks the handle and the time)
+  expect(outcome.recalls).toEqual(
+    [1, 2].map((n) => ({ event: 'recalled', seq: 0, n, class: undefined, code: undefined })),
+  );
   expect(outcome.received).toEqual([
     { seq: 1, attempt: 1 },
     { seq: 2, attempt: 1 },
