@@ -14,7 +14,9 @@ const SUBSCRIBERS = 1000;
 const TOPIC = 'fanout';
 const QUEUES = 4;
 const BODY_BYTES = 256;
-const RATES_PER_S = QUICK ? [100] : [50, 100, 150];
+const ratesAt = process.argv.indexOf('--rates');
+const RATES_PER_S =
+  ratesAt > 0 ? process.argv[ratesAt + 1].split(',').map(Number) : QUICK ? [100] : [50, 100, 150];
 const SECONDS = QUICK ? 3 : 10;
 const WARMUP_S = 1;
 const now = () => performance.timeOrigin + performance.now();
@@ -123,6 +125,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 500));
     await ask(child, 'reset', 'reset');
     const before = server.metrics();
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const sent = await publish(producer, rate, SECONDS);
     const publishMs = performance.now() - started;
@@ -135,6 +138,7 @@ async function main() {
       await new Promise((r) => setTimeout(r, 200));
     }
     const after = server.metrics();
+    const cpu = process.cpuUsage(cpuBefore);
     const latencies = report.latencies.sort((a, b) => a - b);
     const row = {
       publishPerS: rate,
@@ -147,6 +151,9 @@ async function main() {
       maxMs: +latencies[latencies.length - 1].toFixed(1),
       slowDisconnects: after.slowClientDisconnects - before.slowClientDisconnects,
       peakConnectionBufferedKiB: Math.round(after.peakConnectionBufferedBytes / 1024),
+      // the server process (broker, push server, producer): CPU per frame delivered
+      serverCpuUsPerFrame: +((cpu.user + cpu.system) / Math.max(1, report.received)).toFixed(2),
+      brokerReads: (after.brokerReads ?? NaN) - (before.brokerReads ?? NaN),
     };
     results.push(row);
     log(JSON.stringify(row));
@@ -162,12 +169,12 @@ async function main() {
     `\nPush fan-out: ${SUBSCRIBERS} WebSocket subscribers of one topic (${QUEUES} queues), ${BODY_BYTES}-byte bodies, ${SECONDS} s per rate`,
   );
   console.log(
-    '| publish msg/s | delivered msg/s (total) | p50 ms | p99 ms | max ms | every subscriber got every message |',
+    '| publish msg/s | delivered msg/s (total) | p50 ms | p99 ms | max ms | server CPU µs/frame | broker reads | every subscriber got every message |',
   );
-  console.log('| ---: | ---: | ---: | ---: | ---: | :---: |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |');
   for (const r of results) {
     console.log(
-      `| ${r.publishPerS} | ${r.deliveredPerS.toLocaleString('en-US')} | ${r.p50Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.complete ? 'yes' : `no (${r.delivered}/${r.sent * SUBSCRIBERS})`} |`,
+      `| ${r.publishPerS} | ${r.deliveredPerS.toLocaleString('en-US')} | ${r.p50Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.serverCpuUsPerFrame} | ${Number.isFinite(r.brokerReads) ? r.brokerReads.toLocaleString('en-US') : 'n/a'} | ${r.complete ? 'yes' : `no (${r.delivered}/${r.sent * SUBSCRIBERS})`} |`,
     );
   }
 }

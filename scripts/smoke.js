@@ -3,10 +3,13 @@
 // (scripts/pack.js), copies each app of examples/ into a fresh temp folder outside the workspace,
 // installs the tarballs there with npm, starts a standalone `rocketnest broker` from that app's
 // installed CLI, and runs the app's own build and tests (which use the standalone broker through
-// ROCKETNEST_BROKER, and an embedded one). Prints a pass/fail summary; exits non-zero on failure.
+// ROCKETNEST_BROKER, and an embedded one). A few apps are installed a second time with another
+// package manager, from the same tarballs (VARIANTS: pnpm, Yarn classic, Yarn Berry), and tested
+// the same way. Prints a pass/fail summary; exits non-zero on failure.
 //
-//   node scripts/smoke.js [--tarballs <dir>] [--only <example>[,<example>]] [--keep]
+//   node scripts/smoke.js [--tarballs <dir>] [--only <name>[,<name>]] [--keep]
 //
+// --only takes example names (`nest-app`, every install of it) or runs (`nest-app+pnpm`);
 // --tarballs reuses packed tarballs instead of building; --keep leaves the temp folder for a look.
 'use strict';
 const { spawn } = require('node:child_process');
@@ -23,6 +26,63 @@ const INSTALL_TIMEOUT_MS = 10 * 60_000;
 const TEST_TIMEOUT_MS = 10 * 60_000;
 const BROKER_START_TIMEOUT_MS = 30_000;
 const BROKER_STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * Package managers an app is installed with. Each is fetched from the npm registry by `npx` and
+ * told to install from the npm registry only. A tarball's own `@rocketnest/*` dependency (e.g.
+ * nest-transport's `@rocketnest/core-broker@^0.1.0`) is not in any registry: npm reuses the app's
+ * top-level `file:` install for it; pnpm and Yarn are pointed at the tarball by `overrides` /
+ * `resolutions` (see docs/own-app.md).
+ */
+const MANAGERS = {
+  npm: {
+    command: [process.platform === 'win32' ? 'npm.cmd' : 'npm'],
+    install: ['install', '--no-audit', '--no-fund', '--loglevel=error'],
+  },
+  pnpm: {
+    command: ['npx', '-y', 'pnpm@12.4.2'],
+    // no lockfile: under CI pnpm would insist on a frozen one
+    install: ['install', '--no-frozen-lockfile', '--reporter=append-only'],
+    prepare: (appDir, overrides) => {
+      // pnpm 12 reads overrides and build permissions from pnpm-workspace.yaml (in a lone app too),
+      // and fails the install on a dependency's build script nobody decided on. Neither here needs
+      // its script: @parcel/watcher (from jest-haste-map) ships prebuilt binaries as optional
+      // packages and builds only as a fallback; protobufjs 7's postinstall only checks versions.
+      const lines = ['overrides:'];
+      for (const [name, spec] of Object.entries(overrides)) lines.push(`  '${name}': '${spec}'`);
+      lines.push('allowBuilds:', "  '@parcel/watcher': false", '  protobufjs: false');
+      fs.writeFileSync(path.join(appDir, 'pnpm-workspace.yaml'), `${lines.join('\n')}\n`);
+    },
+  },
+  yarn: {
+    command: ['npx', '-y', 'yarn@1.22.22'],
+    install: ['install', '--non-interactive', '--no-progress'],
+    prepare: (appDir, overrides) => {
+      // Yarn classic's default registry is registry.yarnpkg.com: use npm's, as the others do
+      fs.writeFileSync(path.join(appDir, '.yarnrc'), 'registry "https://registry.npmjs.org/"\n');
+      setManifest(appDir, (m) => (m.resolutions = overrides));
+    },
+  },
+  'yarn-berry': {
+    command: ['npx', '-y', '@yarnpkg/cli-dist@4.18.1'],
+    // no lockfile: under CI Yarn would insist on an immutable one
+    install: ['install', '--no-immutable'],
+    prepare: (appDir, overrides) => {
+      // node_modules (not Plug'n'Play), npm's registry, no telemetry: nothing fetched from elsewhere
+      fs.writeFileSync(
+        path.join(appDir, '.yarnrc.yml'),
+        'nodeLinker: node-modules\nnpmRegistryServer: "https://registry.npmjs.org"\nenableTelemetry: false\n',
+      );
+      setManifest(appDir, (m) => (m.resolutions = overrides));
+    },
+  },
+};
+/** Apps installed again with another package manager (every example is installed with npm). */
+const VARIANTS = [
+  { app: 'nest-app', manager: 'pnpm' },
+  { app: 'express-app', manager: 'yarn' },
+  { app: 'express-app', manager: 'yarn-berry' },
+];
 
 const children = new Set();
 
@@ -121,51 +181,64 @@ function copyApp(from, to) {
   });
 }
 
-/** Points every @rocketnest/* dependency of the copied app at its packed tarball. */
-function useTarballs(appDir, tarballs) {
+/** Rewrites the app's package.json with `edit`. */
+function setManifest(appDir, edit) {
   const file = path.join(appDir, 'package.json');
   const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
-  for (const section of ['dependencies', 'devDependencies']) {
-    for (const name of Object.keys(manifest[section] ?? {})) {
-      if (!name.startsWith('@rocketnest/')) continue;
-      if (!tarballs[name]) throw new Error(`${manifest.name}: no tarball for ${name}`);
-      manifest[section][name] = `file:${tarballs[name]}`;
-    }
-  }
+  edit(manifest);
   fs.writeFileSync(file, `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-async function smokeApp(name, { tarballs, workDir }) {
+/**
+ * Points every @rocketnest/* dependency of the copied app at its packed tarball; returns those
+ * `file:` specs by name (the overrides pnpm and Yarn need for the tarballs' own dependencies).
+ */
+function useTarballs(appDir, tarballs) {
+  const specs = {};
+  setManifest(appDir, (manifest) => {
+    for (const section of ['dependencies', 'devDependencies']) {
+      for (const name of Object.keys(manifest[section] ?? {})) {
+        if (!name.startsWith('@rocketnest/')) continue;
+        if (!tarballs[name]) throw new Error(`${manifest.name}: no tarball for ${name}`);
+        manifest[section][name] = specs[name] = `file:${tarballs[name]}`;
+      }
+    }
+  });
+  // a tarball's dependency on a package the app does not list (testing → core-broker) needs it too
+  if (Object.keys(specs).length > 0 && tarballs['@rocketnest/core-broker'])
+    specs['@rocketnest/core-broker'] = `file:${tarballs['@rocketnest/core-broker']}`;
+  return specs;
+}
+
+async function smokeApp({ name, app, manager }, { tarballs, workDir }) {
   const appDir = path.join(workDir, 'apps', name);
   const logFile = path.join(workDir, `${name}.log`);
+  const pm = MANAGERS[manager];
+  const [pmCommand, ...pmArgs] = pm.command;
+  const runPm = (args, options) => run(pmCommand, [...pmArgs, ...args], { cwd: appDir, logFile, ...options });
   const steps = [];
   const step = async (label, fn) => {
     const started = Date.now();
     await fn();
     steps.push(`${label} ${((Date.now() - started) / 1000).toFixed(0)}s`);
   };
-  copyApp(path.join(EXAMPLES_DIR, name), appDir);
-  useTarballs(appDir, tarballs);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  await step('install', () =>
-    run(npm, ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
-      cwd: appDir,
-      logFile,
-      timeoutMs: INSTALL_TIMEOUT_MS,
-    }),
-  );
+  copyApp(path.join(EXAMPLES_DIR, app), appDir);
+  const overrides = useTarballs(appDir, tarballs);
+  pm.prepare?.(appDir, overrides);
+  await step('install', () => runPm(pm.install, { timeoutMs: INSTALL_TIMEOUT_MS }));
   const manifest = JSON.parse(fs.readFileSync(path.join(appDir, 'package.json'), 'utf8'));
-  for (const script of ['typecheck', 'build'].filter((name) => manifest.scripts?.[name]))
-    await step(script, () => run(npm, ['run', script], { cwd: appDir, logFile, timeoutMs: TEST_TIMEOUT_MS }));
+  // another manager's install changes the node_modules layout, which typecheck covers; its build
+  // would emit the same files as npm's run (skipped to keep the smoke short)
+  const scripts = manager === 'npm' ? ['typecheck', 'build'] : ['typecheck'];
+  for (const script of scripts.filter((name) => manifest.scripts?.[name]))
+    await step(script, () => runPm(['run', script], { timeoutMs: TEST_TIMEOUT_MS }));
   const broker = await startBroker(appDir, path.join(workDir, `${name}-broker-data`), logFile);
   try {
     const env = { ROCKETNEST_BROKER: broker.address };
-    await step('test', () => run(npm, ['test'], { cwd: appDir, logFile, timeoutMs: TEST_TIMEOUT_MS, env }));
+    await step('test', () => runPm(['run', 'test'], { timeoutMs: TEST_TIMEOUT_MS, env }));
     // `nest new` keeps end-to-end tests apart, under `test:e2e`
     if (manifest.scripts?.['test:e2e'])
-      await step('test:e2e', () =>
-        run(npm, ['run', 'test:e2e'], { cwd: appDir, logFile, timeoutMs: TEST_TIMEOUT_MS, env }),
-      );
+      await step('test:e2e', () => runPm(['run', 'test:e2e'], { timeoutMs: TEST_TIMEOUT_MS, env }));
   } finally {
     await step('broker stop', () => stopBroker(broker.child));
   }
@@ -182,9 +255,15 @@ async function main() {
   const only = flag('--only')?.split(',');
   const examples = fs
     .readdirSync(EXAMPLES_DIR, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && (!only || only.includes(entry.name)))
+    .filter((entry) => entry.isDirectory())
     .map((entry) => entry.name);
-  if (examples.length === 0) throw new Error(`no examples to run in ${EXAMPLES_DIR}`);
+  for (const { app } of VARIANTS)
+    if (!examples.includes(app)) throw new Error(`VARIANTS names ${app}, which is not in ${EXAMPLES_DIR}`);
+  const runs = [
+    ...examples.map((app) => ({ name: app, app, manager: 'npm' })),
+    ...VARIANTS.map(({ app, manager }) => ({ name: `${app}+${manager}`, app, manager })),
+  ].filter((r) => !only || only.includes(r.name) || only.includes(r.app));
+  if (runs.length === 0) throw new Error(`nothing to run: no example or run named ${only}`);
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rocketnest-smoke-'));
   const cleanup = () => {
@@ -212,11 +291,12 @@ async function main() {
       tarballs = packAll({ out: path.join(workDir, 'tarballs') });
     }
     log(`working in ${workDir}`);
-    for (const name of examples) {
-      log(`${name}: install, build, test`);
+    for (const r of runs) {
+      const { name } = r;
+      log(`${name}: install (${r.manager}), build, test`);
       const started = Date.now();
       try {
-        const detail = await smokeApp(name, { tarballs, workDir });
+        const detail = await smokeApp(r, { tarballs, workDir });
         results.push({ name, ok: true, detail, seconds: (Date.now() - started) / 1000 });
       } catch (error) {
         results.push({ name, ok: false, detail: error.message, seconds: (Date.now() - started) / 1000 });
@@ -237,7 +317,7 @@ async function main() {
       ? `all ${results.length} consumer apps passed`
       : `${failed} of ${results.length} consumer apps failed`,
   );
-  if (failed > 0 || results.length < examples.length) process.exitCode = 1;
+  if (failed > 0 || results.length < runs.length) process.exitCode = 1;
 }
 
 main().catch((error) => {

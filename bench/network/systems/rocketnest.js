@@ -7,8 +7,12 @@
 // for the latency run (its own topic, so the backlog never reaches it). Two variants, run one
 // after the other: async flush (`rocketnest`) and sync flush, acknowledged after fdatasync with
 // group commit (`rocketnest-sync`). The broker gets SIGTERM at teardown (SIGKILL after 10 s).
+// ROCKETNEST_BENCH_HTTP=1: the broker also serves `--http-port` (metrics kept on the hot path) and
+// /metrics is scraped every SCRAPE_INTERVAL_MS, as Prometheus would; run once with and once
+// without to measure what the metrics cost.
 
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -38,6 +42,9 @@ const PULL_BATCH = 128;
 const CONSUME_BATCH = 32;
 const BACKLOG_DEADLINE_MS = 300_000;
 const STOP_GRACE_MS = 10_000;
+const WITH_HTTP = process.env.ROCKETNEST_BENCH_HTTP === '1';
+/** Prometheus's default scrape interval. */
+const SCRAPE_INTERVAL_MS = 15_000;
 
 /** The client API, loaded lazily so that a missing build only fails this system. */
 function api() {
@@ -78,6 +85,7 @@ async function startBroker(flush, storeDir) {
     String(port),
     '--topics',
     `${TOPIC}:${QUEUES},${LATENCY_TOPIC}:${QUEUES}`,
+    ...(WITH_HTTP ? ['--http-port', '0'] : []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
@@ -108,7 +116,17 @@ async function startBroker(flush, storeDir) {
     await stopBroker({ child, exited });
     throw error;
   }
-  return { child, port, exited, output: () => output };
+  const httpPort = WITH_HTTP ? Number(/HTTP \(.*\) on [^:]+:(\d+)/.exec(output)?.[1]) : undefined;
+  const scraper = httpPort ? setInterval(() => scrape(httpPort), SCRAPE_INTERVAL_MS) : undefined;
+  scraper?.unref();
+  void exited.then(() => clearInterval(scraper));
+  return { child, port, httpPort, exited, output: () => output };
+}
+
+/** One GET /metrics, its body read and dropped (what a Prometheus scrape costs the broker). */
+function scrape(httpPort) {
+  const req = http.get({ host: HOST, port: httpPort, path: '/metrics', agent: false }, (res) => res.resume());
+  req.on('error', (error) => log(`rocketnest /metrics scrape failed: ${error.message}`));
 }
 
 /** SIGTERM, wait for the exit; SIGKILL if it has not exited after STOP_GRACE_MS. */
@@ -155,8 +173,8 @@ function variant(flush) {
     let producer;
     const system = {
       name,
-      label: `RocketNest (TCP, ${flush} flush)`,
-      describe: `\`rocketnest broker --flush ${flush}\` spawned on a temporary store, topics \`${TOPIC}\` and \`${LATENCY_TOPIC}\` with ${QUEUES} queues each; TcpTransport, Producer.sendAsync; PushConsumer pullBatchSize ${PULL_BATCH}, consumeBatchSize ${CONSUME_BATCH}, CONSUME_SUCCESS`,
+      label: `RocketNest (TCP, ${flush} flush${WITH_HTTP ? ', --http-port metrics scraped every 15 s' : ''})`,
+      describe: `\`rocketnest broker --flush ${flush}${WITH_HTTP ? ' --http-port 0' : ''}\` spawned on a temporary store, topics \`${TOPIC}\` and \`${LATENCY_TOPIC}\` with ${QUEUES} queues each; TcpTransport, Producer.sendAsync; PushConsumer pullBatchSize ${PULL_BATCH}, consumeBatchSize ${CONSUME_BATCH}, CONSUME_SUCCESS`,
       serverPid: undefined,
       async setup() {
         const { Producer } = api();

@@ -33,6 +33,7 @@ export type { ClientTlsOptions } from './remoting/tls-options';
 
 // Producers.
 export { Producer } from './client/producer';
+export { TRACEPARENT_PROPERTY, TRACESTATE_PROPERTY } from './client/tracing';
 export type {
   ProducerOptions,
   ProducerMessage,

@@ -168,3 +168,6 @@ export { MAX_INBOX_KEY_LENGTH } from './outbox/inbox';
 
 // Consume progress of the push consumers on a transport (the test kit's drain()).
 export { consumeProgressOf } from './client/consume-progress';
+
+// OpenTelemetry spans of the messaging conventions around handlers (RocketServer's, the Express side's).
+export { traceProcess, traceSend } from './client/tracing';

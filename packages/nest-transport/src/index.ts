@@ -62,3 +62,7 @@ export {
   DEFAULT_OUTBOX_PRODUCER_GROUP,
 } from './rocket-outbox.module';
 export type { RocketOutboxModuleOptions, RocketOutboxModuleAsyncOptions } from './rocket-outbox.module';
+export { RocketHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS } from './rocket-health.indicator';
+export type { RocketHealthResult, RocketHealthCheckOptions } from './rocket-health.indicator';
+export { RocketMetrics } from './rocket-metrics';
+export type { RocketMetricsOptions, RocketHandlerOutcome } from './rocket-metrics';

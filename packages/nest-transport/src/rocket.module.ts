@@ -11,6 +11,7 @@ import {
 } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService } from '@nestjs/core';
 import { RocketConnection } from './rocket-connection';
+import { RocketHealthIndicator } from './rocket-health.indicator';
 import type {
   RocketLocalTransactionListener,
   RocketTransactionListenerOptions,
@@ -62,13 +63,14 @@ function providers(): Provider[] {
     },
     { provide: RocketConnection, useFactory: (r: RocketRuntime) => r.connection, inject: [RocketRuntime] },
     { provide: RocketClient, useFactory: (r: RocketRuntime) => r.client, inject: [RocketRuntime] },
+    RocketHealthIndicator,
     RocketTemplate,
     RocketTransactionExplorer,
     RocketListenerExplorer,
   ];
 }
 
-const EXPORTS = [RocketRuntime, RocketConnection, RocketClient, RocketTemplate];
+const EXPORTS = [RocketRuntime, RocketConnection, RocketClient, RocketTemplate, RocketHealthIndicator];
 
 /**
  * Connects a Nest app to RocketNest (embedded broker, standalone broker, or cluster) and provides

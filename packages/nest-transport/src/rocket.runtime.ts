@@ -1,3 +1,4 @@
+import type { RocketMetrics } from './rocket-metrics';
 import type { OnApplicationShutdown } from '@nestjs/common';
 import {
   Producer,
@@ -28,6 +29,8 @@ export interface RocketModuleOptions extends RocketConnectionOptions {
   replyTopic?: string;
   /** How long the module's `RocketClient.send()` waits for an answer, ms. Default 5000. */
   replyTimeoutMs?: number;
+  /** Send metrics of `RocketTemplate`'s producer (see {@link RocketMetrics}). Default: none. */
+  metrics?: RocketMetrics;
 }
 
 interface TransactionEntry {
@@ -62,6 +65,7 @@ export class RocketRuntime implements OnApplicationShutdown {
       group,
       transport: connection.transport,
     });
+    options.metrics?.observeProducer(producer);
     try {
       await producer.start();
     } catch (error) {

@@ -15,10 +15,11 @@ import {
   type SimpleListener,
 } from '@rocketnest/core-broker';
 import { InProcessTransport } from '@rocketnest/core-broker/broker';
-import { DEFAULT_INVISIBLE_DURATION_MS } from '@rocketnest/core-broker/internal';
+import { DEFAULT_INVISIBLE_DURATION_MS, traceProcess } from '@rocketnest/core-broker/internal';
 import { lastValueFrom } from 'rxjs';
 import { openConnection } from './embedded-registry';
 import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
+import type { RocketMetrics } from './rocket-metrics';
 import { isRocketDiscard } from './rocket-discard.error';
 import {
   DEFAULT_DEAD_LETTER_ON,
@@ -70,6 +71,8 @@ export interface RocketServerOptions extends RocketConnectionOptions {
    * (`NonRetriableError` and `BadRequestException`, as `ValidationPipe` throws). `[]` retries every failure.
    */
   deadLetterOn?: readonly RocketDeadLetterMatcher[];
+  /** Handler metrics (duration, failures, retries, dead letters) and the reply producer's sends. Default: none. */
+  metrics?: RocketMetrics;
 }
 
 /** Status of the server as `status` reports it. */
@@ -167,6 +170,7 @@ export class RocketServer
           transport: this.connection.transport,
           clock: this.connection.clock,
         });
+        this.options.metrics?.observeProducer(this.producer);
         await this.producer.start();
       }
       await this.ensureTopics(plans);
@@ -307,9 +311,10 @@ export class RocketServer
       },
       { orderly: settings.consumeMode === 'ORDERLY' },
     );
-    consumer.on('consumer.dead-lettered', ({ msgId }) =>
-      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue %DLQ%${group}`),
-    );
+    consumer.on('consumer.dead-lettered', ({ msgId, queue }) => {
+      this.options.metrics?.deadLettered(queue.topic, group, msgId);
+      this.log.error(`msgId=${msgId} group=${group} moved to the dead-letter queue %DLQ%${group}`);
+    });
     consumer.on('consumer.dropped', ({ msgId }) =>
       this.log.warn(`msgId=${msgId} group=${group} failed and is dropped (broadcasting does not retry)`),
     );
@@ -383,8 +388,35 @@ export class RocketServer
     }
   }
 
-  /** Runs the handler of one message and says what to tell the broker. */
+  /** Runs the handler of one message, measured when metrics are on, and says what to tell the broker. */
   private async consume(
+    listener: PlannedListener<MessageHandler>,
+    message: MessageView,
+    delivery: RocketDelivery,
+    pop = false,
+  ): Promise<Outcome> {
+    const metrics = this.options.metrics;
+    const run = (): Promise<Outcome> =>
+      traceProcess(
+        message,
+        delivery.consumerGroup,
+        () => this.runHandler(listener, message, delivery, pop),
+        (outcome) => (outcome.kind === 'ack' ? undefined : `handler outcome: ${outcome.kind}`),
+      );
+    if (!metrics) return run();
+    const startedAt = performance.now();
+    const outcome = await run();
+    metrics.handled(
+      { topic: message.topic, tag: message.tag ?? '', group: delivery.consumerGroup },
+      message.msgId,
+      (performance.now() - startedAt) / 1000,
+      outcome.kind,
+    );
+    return outcome;
+  }
+
+  /** Runs the handler of one message and says what to tell the broker. */
+  private async runHandler(
     listener: PlannedListener<MessageHandler>,
     message: MessageView,
     delivery: RocketDelivery,

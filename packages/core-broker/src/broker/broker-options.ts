@@ -3,8 +3,12 @@ import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { StoreFileSystem } from '../store/file-system';
 import { MemoryFileSystem } from '../store/file-system';
+import type { ReplicaGate } from '../store/ha-master';
 import type { MessageStore } from '../store/message-store';
-import type { WriteEvent } from './queue-writer';
+import type { BrokerObserver } from './broker-observer';
+import type { BrokerRole, WriteEvent } from './queue-writer';
+
+export type { BrokerRole } from './queue-writer';
 import { MAX_QUEUES_PER_TOPIC } from './topic-registry';
 import type { TransactionEvent } from './transaction-service';
 
@@ -148,15 +152,34 @@ export interface BrokerOptions {
   maxPendingTransactions?: number;
   /** Receives the broker's instrumentation events (see {@link BrokerEvent}). Default: ignored. A listener that throws is ignored. */
   onEvent?: (event: BrokerEvent) => void;
+  /** Default {@link DEFAULT_BROKER_ROLE}. (RocketMQ `brokerRole`) */
+  role?: BrokerRole;
+  /** The replication service a `SYNC_MASTER` waits on (`HaMaster`); required for one. */
+  replicas?: ReplicaGate;
+  /** Replication figures added to the broker's stats (slaves and their lag, or a slave's lag). */
+  replicationStats?: () => Record<string, number | boolean>;
+  /** Told of sends, deliveries, dead letters and refusals as they happen, for metrics (see {@link BrokerObserver}). Default: none. */
+  observer?: BrokerObserver;
 }
+
+export const BROKER_ROLES: readonly BrokerRole[] = Object.freeze([
+  'ASYNC_MASTER',
+  'SYNC_MASTER',
+  'SLAVE',
+] as const);
+/** (RocketMQ `brokerRole` = ASYNC_MASTER) */
+export const DEFAULT_BROKER_ROLE: BrokerRole = 'ASYNC_MASTER';
 
 /** Every event a broker reports. */
 export type BrokerEvent = TransactionEvent | WriteEvent;
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem'>> & {
+  Required<Omit<BrokerOptions, 'configDir' | 'fileSystem' | 'replicas' | 'replicationStats' | 'observer'>> & {
+    replicas: ReplicaGate | undefined;
+    replicationStats: (() => Record<string, number | boolean>) | undefined;
     configDir: string;
     fileSystem: StoreFileSystem;
+    observer: BrokerObserver | undefined;
   }
 >;
 
@@ -193,10 +216,24 @@ export function resolveBrokerOptions(
       `broker option retryDelaysMs must list at least ${MIN_RETRY_DELAY_LEVELS} non-negative integer delays`,
     );
   }
+  const role = options.role ?? DEFAULT_BROKER_ROLE;
+  if (!BROKER_ROLES.includes(role))
+    throw new RocketError(
+      'INVALID_OPTION',
+      `broker option role must be one of ${BROKER_ROLES.join(', ')}; got "${role}"`,
+    );
+  if (role === 'SYNC_MASTER' && !options.replicas)
+    throw new RocketError(
+      'INVALID_OPTION',
+      'broker option role SYNC_MASTER needs replicas (the HaMaster its sends wait on); start one, or use ASYNC_MASTER',
+    );
   const inMemory = options.configDir === undefined;
   return Object.freeze({
     store: options.store,
     brokerName,
+    role,
+    replicas: options.replicas,
+    replicationStats: options.replicationStats,
     configDir: options.configDir ?? DEFAULT_IN_MEMORY_CONFIG_DIR,
     fileSystem: options.fileSystem ?? (inMemory ? new MemoryFileSystem() : nodeFileSystem),
     clock: options.clock ?? systemClock,
@@ -268,5 +305,6 @@ export function resolveBrokerOptions(
       1,
     ),
     onEvent: options.onEvent ?? ((): void => undefined),
+    observer: options.observer,
   });
 }

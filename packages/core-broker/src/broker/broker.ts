@@ -1,5 +1,5 @@
 import type { Timer } from '../common/clock';
-import { RocketError } from '../common/errors';
+import { RocketError, isRocketError } from '../common/errors';
 import { compileFilter, MATCH_ALL } from '../filter/message-filter';
 import type { MessageFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
@@ -21,7 +21,7 @@ import type {
   TopicConfig,
   TopicRoute,
 } from '../message/protocol';
-import type { BrokerApi } from '../message/operations';
+import type { BrokerApi, ReplicaSyncState } from '../message/operations';
 import {
   type ClientIdRequest,
   type CommitOffsetRequest,
@@ -40,7 +40,8 @@ import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic
 import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
 import type { AppendRequest, GetOptions, MessageStore } from '../store/message-store';
-import type { BrokerEvent, BrokerOptions, ResolvedBrokerOptions } from './broker-options';
+import type { FlowControlReason } from './broker-observer';
+import type { BrokerEvent, BrokerOptions, BrokerRole, ResolvedBrokerOptions } from './broker-options';
 import { resolveBrokerOptions } from './broker-options';
 import { ConfigFile } from './config-file';
 import { ConsumerOffsets } from './consumer-offsets';
@@ -49,7 +50,7 @@ import { LongPoll, queueKey } from './long-poll';
 import { checkMessageType } from './message-type';
 import { PopService } from './pop-service';
 import { QueueLocks } from './queue-locks';
-import { QueueWriter } from './queue-writer';
+import { QueueWriter, notMaster } from './queue-writer';
 import { RetryService, SYSTEM_TOPIC_QUEUE_COUNT } from './retry-service';
 import { ScheduleService } from './schedule-service';
 import type { TopicInput } from './topic-registry';
@@ -74,6 +75,10 @@ export const MAX_PULL_MESSAGES = 1024;
  * messages. The methods of {@link BrokerApi} are the rows of the operation table
  * (`message/operations.ts`): what a client asks over any front end, each taking one request object;
  * the in-process transport calls them directly and the TCP server decodes requests into them.
+ *
+ * Size: one method per operation-table row, each a thin validation-and-delegation step; the
+ * services behind them (pop, transactions, schedule, retry, offsets, membership, the write door)
+ * are their own files.
  */
 export class Broker implements BrokerApi {
   readonly options: ResolvedBrokerOptions;
@@ -115,7 +120,13 @@ export class Broker implements BrokerApi {
         // instrumentation never breaks the broker
       }
     };
-    const writer = new QueueWriter({ store, longPoll: this.longPoll, brokerName });
+    const writer = new QueueWriter({
+      store,
+      longPoll: this.longPoll,
+      brokerName,
+      role: options.role,
+      replicas: options.replicas,
+    });
     this.writer = writer;
     this.schedule = new ScheduleService({
       writer,
@@ -135,6 +146,7 @@ export class Broker implements BrokerApi {
       maxReconsumeTimes: options.maxReconsumeTimes,
       retryDelaysMs: options.retryDelaysMs,
       maxDelayMs: options.maxDelayMs,
+      onDeadLetter: options.observer && ((group) => options.observer!.deadLettered(group)),
     });
     this.pops = new PopService({
       store,
@@ -171,8 +183,11 @@ export class Broker implements BrokerApi {
   /** Loads configs and offsets, resumes delayed messages, starts the housekeeping timers. */
   static async start(options: BrokerOptions): Promise<Broker> {
     const broker = new Broker(resolveBrokerOptions(options, nodeFileSystem));
-    broker.schedule.start();
-    broker.transactions.start();
+    // a slave writes nothing: delayed deliveries and transaction checks are its master's work
+    if (broker.options.role !== 'SLAVE') {
+      broker.schedule.start();
+      broker.transactions.start();
+    }
     broker.every(broker.options.offsetFlushIntervalMs, () => broker.transactions.persist());
     broker.every(broker.options.offsetFlushIntervalMs, () => broker.offsets.persist());
     broker.every(CONSUMER_SCAN_INTERVAL_MS, () => {
@@ -183,6 +198,68 @@ export class Broker implements BrokerApi {
 
   get brokerName(): string {
     return this.options.brokerName;
+  }
+
+  /** ASYNC_MASTER, SYNC_MASTER or SLAVE (RocketMQ `brokerRole`). */
+  get role(): BrokerRole {
+    return this.options.role;
+  }
+
+  /** The store's stats and, in a replica set, the replication figures (`storeStats` admin operation). */
+  stats(): Record<string, number | boolean> {
+    return { ...this.store.stats?.(), ...this.options.replicationStats?.() };
+  }
+
+  /** Topic configs and consumer offsets, as this broker's slaves copy them. */
+  replicaSyncState(): ReplicaSyncState {
+    this.assertOpen();
+    return { topics: this.listTopics(), offsets: [...this.offsets.allOffsets()] };
+  }
+
+  /**
+   * A slave takes its master's topic configs and consumer offsets (RocketMQ's
+   * `SlaveSynchronize`): topics are created or updated to the master's, offsets overwritten.
+   * Returns how many topics and offsets changed.
+   */
+  applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number } {
+    this.assertOpen();
+    if (this.options.role !== 'SLAVE')
+      throw new RocketError(
+        'INVALID_ARGUMENT',
+        `broker ${this.brokerName} is a master: it copies nobody's state`,
+      );
+    let topics = 0;
+    for (const t of state.topics) {
+      const mine = this.getTopic(t.topic);
+      if (
+        mine &&
+        mine.readQueueCount === t.readQueueCount &&
+        mine.writeQueueCount === t.writeQueueCount &&
+        mine.permission === t.permission &&
+        mine.fifo === t.fifo
+      )
+        continue;
+      this.createTopic({
+        topic: t.topic,
+        readQueueCount: t.readQueueCount,
+        writeQueueCount: t.writeQueueCount,
+        permission: t.permission,
+        fifo: t.fifo,
+      });
+      topics++;
+    }
+    let offsets = 0;
+    for (const o of state.offsets) {
+      if (this.offsets.get(o.group, o.topic, o.queueId) === o.offset) continue;
+      this.offsets.commit(o.group, o.topic, o.queueId, o.offset);
+      offsets++;
+    }
+    return { topics, offsets };
+  }
+
+  /** Pop state and everything that writes live on the master only. */
+  private assertMaster(): void {
+    if (this.options.role === 'SLAVE') throw notMaster(this.brokerName);
   }
 
   private every(intervalMs: number, task: () => void): void {
@@ -282,6 +359,7 @@ export class Broker implements BrokerApi {
    */
   async send(request: SendRequest): Promise<SendResponse> {
     this.assertOpen();
+    this.assertMaster();
     validateGroup(request.producerGroup);
     const config = this.requireTopic(request.topic, Permission.WRITE);
     const messages = request.messages;
@@ -299,6 +377,8 @@ export class Broker implements BrokerApi {
       checkMessageType(config, messages, request.transactional === true);
     }
     const queueId = this.chooseQueue(config, request.queueId, messages[0]!.messageGroup);
+    const observer = this.options.observer;
+    const startedAt = observer ? performance.now() : 0;
     const now = this.options.clock.now();
     const requests: AppendRequest[] = messages.map((m) => {
       if (m.properties !== undefined)
@@ -331,6 +411,7 @@ export class Broker implements BrokerApi {
       };
     });
     if (this.inFlightSends >= this.options.maxInFlightSends) {
+      observer?.rejected('in-flight-sends');
       throw new RocketError(
         'BROKER_BUSY',
         `broker ${this.brokerName} is storing ${this.inFlightSends} sends (maxInFlightSends); retry shortly`,
@@ -346,9 +427,16 @@ export class Broker implements BrokerApi {
               requests.map((r) => ({ ...r, deliveryTimeMs: Math.max(r.deliveryTimeMs ?? 0, now) })),
             )
           : await this.writer.write(requests);
+      const status = await this.writer.replicated(stored);
+      if (observer) {
+        let bytes = 0;
+        for (const m of messages) bytes += m.body.length;
+        observer.sent(request.topic, messages.length, bytes, (performance.now() - startedAt) / 1000);
+      }
       return {
         brokerName: this.brokerName,
         topic: request.topic,
+        ...(status === 'SEND_OK' ? {} : { status }),
         messages: stored.map((s) => ({
           msgId: s.msgId,
           queueId,
@@ -356,6 +444,9 @@ export class Broker implements BrokerApi {
           ...(request.transactional ? { transactionId: s.msgId } : {}),
         })),
       };
+    } catch (error) {
+      if (observer && isRocketError(error, 'BROKER_BUSY')) observer.rejected(refusalReason(error, request));
+      throw error;
     } finally {
       this.inFlightSends--;
     }
@@ -412,6 +503,8 @@ export class Broker implements BrokerApi {
       const base = { nextOffset: got.nextOffset, minOffset: got.minOffset, maxOffset: got.maxOffset };
       switch (got.status) {
         case 'FOUND':
+          if (this.options.observer)
+            this.options.observer.delivered(request.topic, got.messages.length, bodyBytes(got.messages));
           return { status: 'FOUND', messages: got.messages, ...base };
         case 'NO_MATCHED_MESSAGE':
           return { status: 'NO_MATCHED_MESSAGE', messages: [], ...base };
@@ -475,18 +568,28 @@ export class Broker implements BrokerApi {
    * `pollTimeoutMs` when none is ready (RocketMQ 5 `POP_MESSAGE`).
    */
   async pop(request: PopRequest): Promise<PoppedMessage[]> {
+    this.assertMaster();
     this.assertOpen();
-    return this.pops.pop(request);
+    const popped = await this.pops.pop(request);
+    const observer = this.options.observer;
+    if (observer && popped.length > 0) {
+      let bytes = 0;
+      for (const p of popped) bytes += p.message.body.length;
+      observer.delivered(request.topic, popped.length, bytes);
+    }
+    return popped;
   }
 
   /** Acks a popped message; a stale or malformed handle rejects `INVALID_RECEIPT_HANDLE` (RocketMQ `ACK_MESSAGE`). */
   async ack(request: AckRequest): Promise<void> {
+    this.assertMaster();
     this.assertOpen();
     this.pops.ack(request);
   }
 
   /** Makes a popped message invisible for `invisibleTimeMs` from now; returns its new handle (RocketMQ `CHANGE_MESSAGE_INVISIBLETIME`). */
   async changeInvisibleTime(request: ChangeInvisibleRequest): Promise<{ receiptHandle: string }> {
+    this.assertMaster();
     this.assertOpen();
     return this.pops.changeInvisibleTime(request);
   }
@@ -570,6 +673,26 @@ export class Broker implements BrokerApi {
     );
   }
 
+  /**
+   * Every group's progress on every queue it committed an offset on (what {@link consumeStats}
+   * gives one group), for metrics and the dashboard: read on demand, never kept.
+   */
+  allConsumeStats(): Array<ConsumeStatsRow & { group: string }> {
+    const rows: Array<ConsumeStatsRow & { group: string }> = [];
+    for (const { group, topic, queueId, offset } of this.offsets.allOffsets()) {
+      const brokerOffset = this.store.maxOffset(topic, queueId);
+      rows.push({
+        group,
+        topic,
+        queueId,
+        brokerOffset,
+        consumerOffset: offset,
+        lag: Math.max(0, brokerOffset - offset),
+      });
+    }
+    return rows;
+  }
+
   // ---- membership --------------------------------------------------------------------------
 
   heartbeat(request: HeartbeatRequest): void {
@@ -649,6 +772,7 @@ export class Broker implements BrokerApi {
    * {@link RetryService}).
    */
   async sendBack(request: SendBackRequest): Promise<{ deadLettered: boolean }> {
+    this.assertMaster();
     this.assertOpen();
     return this.retries.sendBack(request);
   }
@@ -702,6 +826,7 @@ export class Broker implements BrokerApi {
   }
 
   async endTransaction(request: EndTransactionRequest): Promise<void> {
+    this.assertMaster();
     this.assertOpen();
     validateGroup(request.producerGroup);
     await this.transactions.end(request);
@@ -753,4 +878,18 @@ export class Broker implements BrokerApi {
     })();
     return this.closing;
   }
+}
+
+/** Bytes of the bodies of `messages`. */
+function bodyBytes(messages: ReadonlyArray<{ body: Buffer }>): number {
+  let bytes = 0;
+  for (const m of messages) bytes += m.body.length;
+  return bytes;
+}
+
+/** Which limit refused a send that failed with `BROKER_BUSY` (see {@link FlowControlReason}). */
+function refusalReason(error: RocketError, request: SendRequest): FlowControlReason {
+  if (isRocketError(error.cause, 'DISK_FULL')) return 'disk-full';
+  if (request.transactional) return 'pending-transactions';
+  return 'scheduled-messages';
 }

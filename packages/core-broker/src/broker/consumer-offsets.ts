@@ -50,6 +50,17 @@ export class ConsumerOffsets {
     return out;
   }
 
+  /** Every committed offset of every group. */
+  *allOffsets(): IterableIterator<{ group: string; topic: string; queueId: number; offset: number }> {
+    for (const [k, queues] of this.table) {
+      // topic names cannot hold '@' (message/validation.ts), so the first one ends the topic
+      const at = k.indexOf('@');
+      const topic = k.slice(0, at);
+      const group = k.slice(at + 1);
+      for (const [queueId, offset] of queues) yield { group, topic, queueId, offset };
+    }
+  }
+
   persist(): void {
     if (!this.dirty) return;
     const out: OffsetTable = {};

@@ -12,7 +12,8 @@ import type {
 } from '../message/protocol';
 import { Permission } from '../message/protocol';
 import { SystemProperty } from '../message/system-properties';
-import { RETRY_TOPIC_PREFIX, validateGroup } from '../message/validation';
+import { validateGroup } from '../message/validation';
+import { popRetryTopicOf, retryTopicOf } from '../message/topic-names';
 import type { GetOptions, MessageStore } from '../store/message-store';
 import type { ResolvedBrokerOptions } from './broker-options';
 import type { ConsumerOffsets } from './consumer-offsets';
@@ -128,7 +129,6 @@ export interface PopServiceOptions {
   readOptions(subscription: Subscription | undefined, maxCount: number): GetOptions;
 }
 
-const retryTopicOf = (group: string): string => `${RETRY_TOPIC_PREFIX}${group}`;
 /** Key a pop of (group, topic) waits on besides its queues: a message became visible again or an ack freed room. */
 const popKey = (group: string, topic: string): string => `\u0001pop\u0000${group}\u0000${topic}`;
 
@@ -189,6 +189,9 @@ function insertSorted(list: number[], value: number): void {
  *
  * Limits: a group has at most `maxPopInFlightPerGroup` unacked messages tracked per broker; one timer
  * (on the injected clock) is armed for the earliest deadline.
+ *
+ * Size: pop, ack, change-invisible-time and revive share the in-flight table and its one deadline
+ * timer, so they stay in one class; receipt handles are in receipt-handle.ts.
  */
 export class PopService {
   private readonly scopes = new Map<string, Scope>();
@@ -304,7 +307,7 @@ export class PopService {
 
   private scope(group: string, topic: string, retry: boolean, queueId: number): Scope {
     const key = `${group}\u0000${topic}\u0000${retry ? 'r' : 'm'}\u0000${queueId}`;
-    const offsetTopic = retry ? `${retryTopicOf(group)}_${topic}` : topic;
+    const offsetTopic = retry ? popRetryTopicOf(group, topic) : topic;
     const committed = this.deps.offsets.get(group, offsetTopic, queueId);
     let scope = this.scopes.get(key);
     if (scope && committed !== undefined && committed !== scope.prefix) {

@@ -1,7 +1,16 @@
 import { RocketError, isRocketError } from '../common/errors';
+import type { SendStatus } from '../message/protocol';
+import type { ReplicaGate } from '../store/ha-master';
 import type { AppendRequest, AppendResult, MessageStore } from '../store/message-store';
 import type { LongPoll } from './long-poll';
 import { queueKey } from './long-poll';
+
+/**
+ * What a broker is in its replica set (RocketMQ `brokerRole`): a master that acknowledges after its
+ * own write (`ASYNC_MASTER`, the default), a master that acknowledges once a slave holds the write
+ * too (`SYNC_MASTER`), or a `SLAVE` that copies its master and serves reads only.
+ */
+export type BrokerRole = 'ASYNC_MASTER' | 'SYNC_MASTER' | 'SLAVE';
 
 /**
  * What the write door reports (DESIGN.md, convention 12): a write the broker makes on its own — a
@@ -23,6 +32,10 @@ export interface QueueWriterOptions {
   longPoll: LongPoll;
   /** Named in the errors senders see. */
   brokerName: string;
+  /** A `SLAVE` refuses every write; a `SYNC_MASTER` waits for `replicas` (see {@link QueueWriter.replicated}). */
+  role?: BrokerRole;
+  /** The master's replication service; a `SYNC_MASTER` without one confirms nothing. */
+  replicas?: ReplicaGate;
 }
 
 /**
@@ -45,6 +58,7 @@ export class QueueWriter {
 
   /** Appends `requests` as one batch (taken whole or not at all) and wakes the queues written. */
   async write(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    if (this.options.role === 'SLAVE') throw notMaster(this.options.brokerName);
     let stored: AppendResult[];
     try {
       stored = await this.options.store.appendBatch(requests);
@@ -53,6 +67,21 @@ export class QueueWriter {
     }
     this.wake(stored);
     return stored;
+  }
+
+  /**
+   * Right after a write a client asked for: on a `SYNC_MASTER`, waits until a slave holds every
+   * record of it (RocketMQ's `handleHA`), or says why it could not confirm that
+   * (`FLUSH_SLAVE_TIMEOUT`, `SLAVE_NOT_AVAILABLE`); never `SEND_OK` without a slave's
+   * acknowledgement. Any other role: `SEND_OK` at once (an `ASYNC_MASTER`'s slaves lag behind).
+   */
+  async replicated(stored: readonly AppendResult[]): Promise<SendStatus> {
+    const { role, replicas } = this.options;
+    if (role !== 'SYNC_MASTER') return 'SEND_OK';
+    let end = 0;
+    for (const r of stored) end = Math.max(end, r.commitLogOffset + r.storeSize);
+    if (!replicas) return 'SLAVE_NOT_AVAILABLE';
+    return replicas.waitForReplica(end);
   }
 
   private wake(stored: readonly AppendResult[]): void {
@@ -69,6 +98,14 @@ export class QueueWriter {
     longPoll.notify(queueKey(first.topic, first.queueId));
     if (others) for (const key of others) longPoll.notify(key);
   }
+}
+
+/** What a slave answers to any write. */
+export function notMaster(brokerName: string): RocketError {
+  return new RocketError(
+    'NOT_MASTER',
+    `broker ${brokerName} is a slave: it serves reads only; send to the master of ${brokerName} (broker id 0)`,
+  );
 }
 
 /**

@@ -40,6 +40,8 @@ export interface RetryServiceOptions {
   retryDelaysMs: readonly number[];
   /** Longest backoff a `sendBack` may ask for. */
   maxDelayMs: number;
+  /** Told of each dead letter written (metrics); optional. */
+  onDeadLetter?: ((group: string) => void) | undefined;
 }
 
 /**
@@ -122,6 +124,7 @@ export class RetryService {
     const dlq = deadLetterTopic(group);
     this.options.topics.ensureSystemTopic(dlq, SYSTEM_TOPIC_QUEUE_COUNT);
     const [stored] = await this.options.writer.write([failedCopy(message, dlq, reconsumeTimes)]);
+    this.options.onDeadLetter?.(group);
     return stored!;
   }
 }

@@ -2,7 +2,7 @@ import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
 import { SystemProperty } from '../message/system-properties';
-import type { AppendRequest, MessageStore } from '../store/message-store';
+import type { AppendRequest, AppendResult, MessageStore } from '../store/message-store';
 import type { ConfigFile } from './config-file';
 import { MinHeap } from './min-heap';
 import type { QueueWriter, WriteEvent } from './queue-writer';
@@ -105,7 +105,7 @@ export class ScheduleService {
    * Rejects with `BROKER_BUSY` when `maxScheduledMessages` are already waiting, and as the write
    * door does when the store refuses the write (a full disk is `BROKER_BUSY` too).
    */
-  async schedule(requests: readonly AppendRequest[]): Promise<Array<{ msgId: string; queueOffset: number }>> {
+  async schedule(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
     const { maxPending } = this.options;
     if (this.heap.size + requests.length > maxPending) {
       throw new RocketError(

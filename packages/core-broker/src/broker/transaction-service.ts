@@ -158,6 +158,9 @@ const dueBefore = (a: Due, b: Due): boolean =>
  * Delivery after a commit is at least once: a crash that keeps the committed copy but tears off
  * its op record (the two are one append) leaves the half unresolved; its next commit first looks
  * for that copy in the real queue (up to the store's scan bound) so it is not delivered twice.
+ *
+ * Size: half, op and commit records, the check-back scan and the restart scan all read and move
+ * the same watermark and pending table, so they stay in one class.
  */
 export class TransactionService {
   private readonly pending = new Map<number, Pending>();

@@ -30,10 +30,10 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   'cluster list': {
-    summary: 'Brokers by cluster, with address and last registration',
+    summary: 'Brokers by cluster, with address, last registration and replication lag (bytes)',
     options: [],
-    run: (admin) => admin.clusterInfo(),
-    table: (info: Awaited<ReturnType<RocketAdmin['clusterInfo']>>) =>
+    run: (admin) => admin.clusterReplication(),
+    table: (info: Awaited<ReturnType<RocketAdmin['clusterReplication']>>) =>
       info.clusters.flatMap((c) =>
         c.brokers.map((b) => ({
           cluster: c.clusterName,
@@ -41,6 +41,8 @@ const COMMANDS: Record<string, Command> = {
           id: b.brokerId,
           address: b.address,
           topics: b.topicCount,
+          slaves: b.slaves ?? '-',
+          lag: b.lagBytes ?? '-',
           registered: b.lastUpdateMs === 0 ? '-' : new Date(b.lastUpdateMs).toISOString(),
         })),
       ),

@@ -1,11 +1,17 @@
 import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { Broker } from '../broker/broker';
+import { BrokerHttpEndpoint } from '../server/broker-http';
+import { BrokerMetrics } from '../server/broker-metrics';
 import { BrokerServer } from '../server/broker-server';
 import { systemClock } from '../common/clock';
 import { NameServerGrpcRoutes } from '../server/grpc-cluster-routes';
 import { GrpcServer } from '../server/grpc-server';
+import { SlaveSync } from '../server/slave-sync';
+import { BROKER_ROLES, type BrokerRole } from '../broker/broker-options';
 import { FileStore } from '../store/file-store';
+import { HaMaster, type HaMasterEvent } from '../store/ha-master';
+import { HaSlave, type HaSlaveEvent } from '../store/ha-slave';
 import type { StoreEvent } from '../store/store-events';
 import type { FlushMode } from '../store/store-options';
 import { UsageError, parseAddressList, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
@@ -57,8 +63,30 @@ Options:
                            topic %DLQ%<group> (default: 16; RocketMQ's retryMaxTimes)
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
+  --role <ASYNC_MASTER|SYNC_MASTER|SLAVE>
+                           Replication role (default: ASYNC_MASTER; RocketMQ brokerRole). A
+                           SYNC_MASTER acknowledges a send once a slave holds it, else answers
+                           FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE; a SLAVE copies its master
+                           and serves reads only (docs/replication.md)
+  --broker-id <n>          0 for a master, 1 or more for a slave (default: 0; RocketMQ brokerId);
+                           master and slaves share --broker-name
+  --ha-port <n>            A master's port for its slaves (default: --port + 1, or any free one
+                           with --port 0; RocketMQ haListenPort). Opened when --role or --ha-port
+                           is given: a broker started with neither stays standalone
+  --master-address <host:port>
+                           A slave's master: the master's --ha-port address (RocketMQ haMasterAddress)
+  --slave-sync-interval-ms <n>
+                           How often a SLAVE copies its master's topic configs and consumer
+                           offsets (default: 10000, RocketMQ's SlaveSynchronize period)
+  --sync-flush-timeout-ms <n>
+                           How long a SYNC_MASTER waits for a slave (default: 5000; RocketMQ
+                           syncFlushTimeout)
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
   --tls-key <file>         PEM private key of --tls-cert
+  --http-port <n>          Serve HTTP on this port (0 = any free one): /metrics (Prometheus),
+                           /healthz, /readyz (docs/operations.md). With --acl-file every path but
+                           /healthz needs HTTP Basic accessKey:secretKey. Default: off (no metrics kept)
+  --http-host <address>    Address the HTTP port listens on (default: 127.0.0.1)
   -h, --help               Show this help`;
 
 const percent = (ratio: number): string => `${(ratio * 100).toFixed(1)}%`;
@@ -148,6 +176,14 @@ export async function runBroker(args: string[]): Promise<void> {
     'acl-file',
     'tls-cert',
     'tls-key',
+    'role',
+    'broker-id',
+    'ha-port',
+    'master-address',
+    'sync-flush-timeout-ms',
+    'slave-sync-interval-ms',
+    'http-port',
+    'http-host',
   ]);
   if (flags.has('help')) {
     console.log(BROKER_USAGE);
@@ -164,6 +200,10 @@ export async function runBroker(args: string[]): Promise<void> {
   const grpcPortFlag = flags.get('grpc-port');
   const grpcPort = grpcPortFlag === undefined ? undefined : parsePort(grpcPortFlag, 0, '--grpc-port');
   const host = flags.get('host') ?? '127.0.0.1';
+  const httpPortFlag = flags.get('http-port');
+  const httpPort = httpPortFlag === undefined ? undefined : parsePort(httpPortFlag, 0, '--http-port');
+  const httpHost = flags.get('http-host') ?? '127.0.0.1';
+  if (httpPort === undefined && flags.has('http-host')) throw new UsageError('--http-host needs --http-port');
   const topics = parseTopics(flags.get('topics'));
   const dir = path.resolve(flags.get('store-dir') ?? 'data');
   const namesrv = flags.get('namesrv');
@@ -188,26 +228,73 @@ export async function runBroker(args: string[]): Promise<void> {
       ? {}
       : { credentials: { accessKey: namesrvAccessKey, secretKey: namesrvSecretKey! } }),
   };
+  const replication = parseReplication(flags, port);
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
   await runUntilSignal('broker', async () => {
+    // the HTTP endpoint first: probes see "alive, not ready" while the store recovers
+    const metrics = httpPort === undefined ? undefined : new BrokerMetrics();
+    const http =
+      metrics === undefined
+        ? undefined
+        : await BrokerHttpEndpoint.start({ host: httpHost, port: httpPort!, acl, metrics });
+    if (http) {
+      const a = http.address();
+      console.log(`  HTTP (/metrics, /healthz, /readyz) on ${a.host}:${a.port}`);
+    }
     const store = await FileStore.open({
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
       diskPressurePolicy: policy,
       onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
+      ...(metrics ? { onFlush: (seconds: number) => metrics.flushed(seconds) } : {}),
+    }).catch(async (error: unknown) => {
+      await http?.close();
+      throw error;
     });
+    let ha: HaMaster | undefined;
+    let slave: HaSlave | undefined;
+    try {
+      if (replication.role === 'SLAVE') {
+        slave = HaSlave.start({
+          store,
+          masterAddress: replication.masterAddress!,
+          onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
+        });
+      } else if (replication.listensForSlaves) {
+        ha = await HaMaster.start({
+          store,
+          host,
+          port: replication.haPort,
+          syncFlushTimeoutMs: replication.syncFlushTimeoutMs,
+          onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
+        });
+      }
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    const stopReplication = async (): Promise<void> => {
+      await slave?.close();
+      await ha?.close();
+    };
     const broker = await Broker.start({
       store,
+      role: replication.role,
+      replicas: ha,
+      replicationStats: () => replicationStats(ha, slave),
       configDir: path.join(dir, 'config'),
       brokerName: flags.get('broker-name'),
       transactionTimeoutMs,
       transactionCheckIntervalMs,
       maxReconsumeTimes,
+      observer: metrics,
     }).catch(async (error: unknown) => {
+      await stopReplication();
       await store.close();
+      await http?.close();
       throw error;
     });
     for (const { topic, queueCount, fifo } of topics) {
@@ -230,7 +317,9 @@ export async function runBroker(args: string[]): Promise<void> {
                 : new NameServerGrpcRoutes(nameServers, systemClock, nameServerClient),
           }).catch(async (error: unknown) => {
             await broker.close();
+            await stopReplication();
             await store.close();
+            await http?.close();
             throw error;
           });
     const advertised = flags.get('advertised-address');
@@ -248,6 +337,7 @@ export async function runBroker(args: string[]): Promise<void> {
       tls,
       nameServers,
       clusterName: flags.get('cluster'),
+      brokerId: replication.brokerId,
       advertisedAddress: advertised,
       grpcAddress: grpc ? `${advertisedHost}:${grpc.port}` : undefined,
       nameServerClient,
@@ -256,9 +346,30 @@ export async function runBroker(args: string[]): Promise<void> {
     }).catch(async (error: unknown) => {
       await broker.close();
       await grpc?.close();
+      await stopReplication();
       await store.close();
+      await http?.close();
       throw error;
     });
+    const listeningAt = server.address();
+    ha?.advertise(flags.get('advertised-address') ?? `${listeningAt.host}:${listeningAt.port}`);
+    const slaveSync = slave
+      ? new SlaveSync({
+          broker,
+          masterAddress: () => slave!.state().masterClientAddress,
+          intervalMs: optionalMs(flags, 'slave-sync-interval-ms'),
+          onError: (error) =>
+            console.log(
+              `  WARN replication: copying the master's topics and offsets failed: ${(error as Error).message}`,
+            ),
+          onSynced: (c) =>
+            console.log(
+              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master`,
+            ),
+        })
+      : undefined;
+    slaveSync?.start();
+    http?.attach({ broker, server });
     const { truncatedBytes, verifiedRecords, fromCheckpoint } = store.recovery;
     const range = store.commitLogRange();
     console.log(
@@ -273,16 +384,123 @@ export async function runBroker(args: string[]): Promise<void> {
     console.log(`  listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
     if (grpc)
       console.log(`  gRPC (RocketMQ 5 MessagingService) on ${host}:${grpc.port}${tls ? ' (TLS)' : ''}`);
+    if (ha)
+      console.log(
+        `  replication: ${replication.role} (broker id ${replication.brokerId}), slaves connect to ${host}:${ha.port}`,
+      );
+    if (slave)
+      console.log(`  replication: SLAVE (broker id ${replication.brokerId}) of ${replication.masterAddress}`);
     if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     const registered = server.registeredWith;
     if (registered)
       console.log(`  registered with ${registered.registered} of ${registered.of} name servers`);
     return async () => {
+      http?.stopping();
       // the broker first: it answers parked long polls, so the server's close does not wait for them
       await broker.close();
       await grpc?.close();
+      await slaveSync?.close();
       await server.close();
+      await stopReplication();
       await store.close();
+      await http?.close();
     };
   });
+}
+
+interface ReplicationFlags {
+  role: BrokerRole;
+  /** A master opens its HA port when named a master (--role) or given --ha-port; a plain broker stays standalone. */
+  listensForSlaves: boolean;
+  brokerId: number;
+  haPort: number;
+  masterAddress: string | undefined;
+  syncFlushTimeoutMs: number | undefined;
+}
+
+/** Checks --role, --broker-id, --ha-port, --master-address together; every mistake names its fix. */
+export function parseReplication(flags: Map<string, string>, port: number): ReplicationFlags {
+  const role = (flags.get('role') ?? 'ASYNC_MASTER') as BrokerRole;
+  if (!BROKER_ROLES.includes(role))
+    throw new UsageError(`--role must be one of ${BROKER_ROLES.join(', ')}, not "${flags.get('role')}"`);
+  const idFlag = flags.get('broker-id');
+  const brokerId = idFlag === undefined ? (role === 'SLAVE' ? -1 : 0) : Number(idFlag);
+  if (idFlag !== undefined && (!Number.isSafeInteger(brokerId) || brokerId < 0 || brokerId > 0xffff))
+    throw new UsageError(`--broker-id must be an integer in [0, 65535], not "${idFlag}"`);
+  const masterAddress = flags.get('master-address');
+  if (role === 'SLAVE') {
+    if (brokerId < 1)
+      throw new UsageError("a SLAVE needs --broker-id 1 or more (0 is the master's id): add --broker-id 1");
+    if (masterAddress === undefined)
+      throw new UsageError("a SLAVE needs --master-address <host:port>: its master's --ha-port address");
+    if (!/^[^\s:]{1,253}:\d{1,5}$/.test(masterAddress))
+      throw new UsageError(
+        `--master-address takes host:port (the master's --ha-port), not "${masterAddress}"`,
+      );
+    if (flags.has('ha-port')) throw new UsageError("--ha-port is a master's option: drop it on a SLAVE");
+    if (flags.has('sync-flush-timeout-ms'))
+      throw new UsageError("--sync-flush-timeout-ms is a SYNC_MASTER's option: drop it on a SLAVE");
+  } else {
+    if (brokerId !== 0)
+      throw new UsageError(
+        `a ${role} has --broker-id 0 (ids 1 and up are slaves): drop --broker-id or use --role SLAVE`,
+      );
+    if (masterAddress !== undefined)
+      throw new UsageError(
+        `--master-address is a SLAVE's option: drop it, or use --role SLAVE on this broker`,
+      );
+    if (flags.has('slave-sync-interval-ms'))
+      throw new UsageError("--slave-sync-interval-ms is a SLAVE's option: drop it on a master");
+    if (role === 'ASYNC_MASTER' && flags.has('sync-flush-timeout-ms'))
+      throw new UsageError('--sync-flush-timeout-ms applies to --role SYNC_MASTER only');
+  }
+  const haPort = parsePort(flags.get('ha-port'), port === 0 ? 0 : port + 1, '--ha-port');
+  if (haPort !== 0 && haPort === port)
+    throw new UsageError(`--ha-port ${haPort} is the client --port: choose another`);
+  return {
+    role,
+    listensForSlaves: role !== 'SLAVE' && (flags.has('role') || flags.has('ha-port')),
+    brokerId,
+    haPort,
+    masterAddress,
+    syncFlushTimeoutMs: optionalMs(flags, 'sync-flush-timeout-ms'),
+  };
+}
+
+/** A master's slaves and their largest lag, per slave too; a slave's lag behind its master. */
+function replicationStats(
+  ha: HaMaster | undefined,
+  slave: HaSlave | undefined,
+): Record<string, number | boolean> {
+  if (slave) {
+    const s = slave.state();
+    return {
+      replicationConnected: s.connected,
+      replicationLagBytes: s.lagBytes,
+      replicationMaxOffset: s.maxOffset,
+    };
+  }
+  if (!ha) return {};
+  const slaves = ha.slaves();
+  const out: Record<string, number | boolean> = {
+    replicationSlaves: slaves.length,
+    replicationLagBytes: Math.max(0, ...slaves.map((s) => s.lagBytes)),
+  };
+  for (const s of slaves) out[`replicationLagBytes@${s.address}`] = s.lagBytes;
+  return out;
+}
+
+function describeHaEvent(e: HaMasterEvent | HaSlaveEvent): string {
+  switch (e.type) {
+    case 'ha.slave.joined':
+      return `replication: slave ${e.address} joined from offset ${e.fromOffset}`;
+    case 'ha.slave.refused':
+      return `WARN replication: slave ${e.address} refused (${e.error.code}): ${e.error.message}`;
+    case 'ha.slave.left':
+      return `replication: slave ${e.address} left: ${e.reason}`;
+    case 'ha.master.joined':
+      return `replication: joined master ${e.master} from offset ${e.fromOffset} (master at ${e.masterMaxOffset})`;
+    case 'ha.master.lost':
+      return `WARN replication: link to master ${e.master} failed (${e.error.code}): ${e.error.message}`;
+  }
 }

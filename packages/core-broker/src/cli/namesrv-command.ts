@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { AccessControl } from '../broker/access-control';
 import { DEFAULT_BROKER_EXPIRY_MS } from '../namesrv/route-table';
 import { DEFAULT_NAME_SERVER_PORT, NameServer } from '../server/name-server';
+import { startNameServerHttp } from '../server/name-server-http';
 import { UsageError, parseFlags, parsePort, runUntilSignal, serverTls } from './args';
 
 export const NAMESRV_USAGE = `Usage: rocketnest namesrv [options]
@@ -24,10 +25,23 @@ Options:
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key);
                            brokers then register with --namesrv-tls-ca
   --tls-key <file>         PEM private key of --tls-cert
+  --http-port <n>          Serve HTTP on this port (0 = any free one): /metrics, /healthz, /readyz
+                           (docs/operations.md); with --acl-file all but /healthz need HTTP Basic
+                           accessKey:secretKey. Default: off
+  --http-host <address>    Address the HTTP port listens on (default: 127.0.0.1)
   -h, --help               Show this help`;
 
 export async function runNameServer(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ['host', 'port', 'broker-expiry', 'acl-file', 'tls-cert', 'tls-key']);
+  const flags = parseFlags(args, [
+    'host',
+    'port',
+    'broker-expiry',
+    'acl-file',
+    'tls-cert',
+    'tls-key',
+    'http-port',
+    'http-host',
+  ]);
   if (flags.has('help')) {
     console.log(NAMESRV_USAGE);
     return;
@@ -40,6 +54,10 @@ export async function runNameServer(args: string[]): Promise<void> {
     throw new UsageError(`--broker-expiry must be a positive number of ms, not "${expiry}"`);
   }
   const tls = serverTls(flags);
+  const httpPortFlag = flags.get('http-port');
+  const httpPort = httpPortFlag === undefined ? undefined : parsePort(httpPortFlag, 0, '--http-port');
+  const httpHost = flags.get('http-host') ?? '127.0.0.1';
+  if (httpPort === undefined && flags.has('http-host')) throw new UsageError('--http-host needs --http-port');
   // a bad ACL file stops the name server here, before it listens
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
@@ -65,6 +83,22 @@ export async function runNameServer(args: string[]): Promise<void> {
     const listening = server.address();
     console.log(`rocketnest namesrv: listening on ${listening.host}:${listening.port}${tls ? ' (TLS)' : ''}`);
     if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
-    return () => server.close();
+    const http =
+      httpPort === undefined
+        ? undefined
+        : await startNameServerHttp({ host: httpHost, port: httpPort, acl, nameServer: server }).catch(
+            async (error: unknown) => {
+              await server.close();
+              throw error;
+            },
+          );
+    if (http) {
+      const a = http.address();
+      console.log(`  HTTP (/metrics, /healthz, /readyz) on ${a.host}:${a.port}`);
+    }
+    return async () => {
+      await server.close();
+      await http?.close();
+    };
   });
 }

@@ -9,6 +9,20 @@ import type {
 } from '../message/protocol';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport';
 
+/** Replication columns of `cluster list`: slaves of a master, lag of a slave (or a master's largest slave lag). */
+export interface ReplicationColumns {
+  slaves?: number;
+  lagBytes?: number;
+}
+
+/** {@link ClusterInfo} with {@link ReplicationColumns} on each broker. */
+export interface ClusterReplication {
+  clusters: Array<{
+    clusterName: string;
+    brokers: Array<ClusterInfo['clusters'][number]['brokers'][number] & ReplicationColumns>;
+  }>;
+}
+
 /** What a cluster-wide operation did on one broker. */
 export interface BrokerResult<T> {
   brokerName: string;
@@ -25,12 +39,47 @@ export interface BrokerResult<T> {
 export class RocketAdmin {
   private readonly transport: TcpTransport;
 
-  constructor(options: TcpTransportOptions) {
+  constructor(private readonly options: TcpTransportOptions) {
     this.transport = new TcpTransport(options);
   }
 
   clusterInfo(): Promise<ClusterInfo> {
     return this.transport.clusterInfo();
+  }
+
+  /**
+   * The cluster, with each broker's replication state from its own stats: a master's slave count
+   * and largest slave lag, a slave's lag behind its master (bytes of commit log). A broker that
+   * does not answer has none.
+   */
+  async clusterReplication(): Promise<ClusterReplication> {
+    const info = await this.transport.clusterInfo();
+    const brokers = info.clusters.flatMap((c) => c.brokers);
+    const stats = await Promise.all(
+      brokers.map(async (b) => {
+        // asked by address: a slave is no route target of the name servers
+        const direct = new TcpTransport({
+          ...this.options,
+          nameServers: undefined,
+          brokers: { [b.brokerName]: b.address },
+        });
+        try {
+          return await direct.admin(b.brokerName, 'storeStats', {});
+        } catch {
+          return undefined;
+        } finally {
+          await direct.close();
+        }
+      }),
+    );
+    brokers.forEach((b, i) => {
+      const s = stats[i];
+      if (!s) return;
+      const out = b as typeof b & ReplicationColumns;
+      if (typeof s.replicationSlaves === 'number') out.slaves = s.replicationSlaves;
+      if (typeof s.replicationLagBytes === 'number') out.lagBytes = s.replicationLagBytes;
+    });
+    return info as ClusterReplication;
   }
 
   /** Names of the masters (broker id 0), sorted. */

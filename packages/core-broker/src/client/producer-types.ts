@@ -1,4 +1,5 @@
 import type { MessageInput } from '../message/message';
+import type { SendStatus } from '../message/protocol';
 
 /** What a producer sends and answers, and the events it emits. */
 
@@ -29,6 +30,12 @@ export interface SendResult {
   brokerName: string;
   queueId: number;
   queueOffset: number;
+  /**
+   * `SEND_OK`, or what a `SYNC_MASTER` could not confirm: `FLUSH_SLAVE_TIMEOUT` (no slave held it
+   * in time) or `SLAVE_NOT_AVAILABLE` (no slave to copy it). Stored on the master either way.
+   * (RocketMQ `SendResult.sendStatus`)
+   */
+  status: SendStatus;
 }
 
 /**
@@ -53,9 +60,17 @@ export interface ProducerEvents {
     queueId: number;
     messageCount: number;
     attempts: number;
+    /** From the first attempt to the broker's answer, retries included, ms (the producer's clock). */
+    elapsedMs: number;
   };
   /** A send failed for good (after its retries; one-way sends have none). */
-  'producer.send.failed': { topic: string; attempts: number; oneway: boolean; error: unknown };
+  'producer.send.failed': {
+    topic: string;
+    attempts: number;
+    oneway: boolean;
+    error: unknown;
+    elapsedMs: number;
+  };
   /** A `sendAsync` callback threw; the producer carries on. */
   'producer.callback.error': { error: unknown };
 }

@@ -21,6 +21,7 @@ import type {
 } from './producer-types';
 import { SendCoalescer } from './send-coalescer';
 import type { Transport } from './transport';
+import { traceSend } from './tracing';
 
 export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -64,6 +65,9 @@ const RETRY_ELSEWHERE = new Set(['TOPIC_NOT_FOUND', 'PERMISSION_DENIED']);
  * - Routes are cached, fetched again after `routeRefreshIntervalMs` and after a failure.
  * - Messages are validated before anything is sent, so bad input fails at once with
  *   `INVALID_ARGUMENT`.
+ *
+ * Size: route cache, queue selection, retries and the send timeout share one send's state;
+ * options, types and the fault-tolerance table are their own files.
  */
 export class Producer<MoreEvents extends object = object> {
   readonly group: string;
@@ -164,6 +168,17 @@ export class Producer<MoreEvents extends object = object> {
     } catch (error) {
       return Promise.reject(error);
     }
+    return traceSend(
+      input.topic,
+      this.group,
+      [input],
+      () => this.sendPrepared(input),
+      (r) => [r.msgId],
+    );
+  }
+
+  /** Sends one prepared message: coalesced with others when coalescing is on, else on its own. */
+  private sendPrepared(input: MessageInput): Promise<SendResult> {
     const coalescer = this.coalescer;
     if (coalescer && input.deliveryTimeMs === undefined) {
       return new Promise<SendResult>((resolve, reject) => {
@@ -214,10 +229,19 @@ export class Producer<MoreEvents extends object = object> {
    */
   sendOneway(message: ProducerMessage, options?: SendOptions): void {
     const input = this.prepare(message, options);
-    this.track(
-      this.sendMessages(input.topic, [input], { oneway: true }).catch(() => {
-        this.counters.onewayFailed++;
-      }),
+    void traceSend(
+      input.topic,
+      this.group,
+      [input],
+      () => {
+        this.track(
+          this.sendMessages(input.topic, [input], { oneway: true }).catch(() => {
+            this.counters.onewayFailed++;
+          }),
+        );
+        return Promise.resolve();
+      },
+      () => [],
     );
   }
 
@@ -246,7 +270,13 @@ export class Producer<MoreEvents extends object = object> {
         );
       }
     }
-    return resultsOf(await this.track(this.sendMessages(topic, inputs)));
+    return traceSend(
+      topic,
+      this.group,
+      inputs,
+      async () => resultsOf(await this.track(this.sendMessages(topic, inputs))),
+      (results) => results.map((r) => r.msgId),
+    );
   }
 
   /**
@@ -332,7 +362,8 @@ export class Producer<MoreEvents extends object = object> {
     messages: MessageInput[],
     extra: { transactional?: boolean; oneway?: boolean; coalesced?: boolean } = {},
   ): Promise<SendResponse> {
-    const deadline = this.boundedSends ? this.clock.now() + this.sendTimeoutMs : Infinity;
+    const startedAt = this.clock.now();
+    const deadline = this.boundedSends ? startedAt + this.sendTimeoutMs : Infinity;
     const maxAttempts = extra.oneway ? 1 : 1 + this.retryTimes;
     const messageGroup = messages[0]!.messageGroup;
     const failedBrokers = new Set<string>();
@@ -369,6 +400,7 @@ export class Producer<MoreEvents extends object = object> {
             queueId: queue.queueId,
             messageCount: messages.length,
             attempts,
+            elapsedMs: this.clock.now() - startedAt,
           });
           return response;
         } catch (error) {
@@ -411,6 +443,7 @@ export class Producer<MoreEvents extends object = object> {
         attempts,
         oneway: extra.oneway === true,
         error,
+        elapsedMs: this.clock.now() - startedAt,
       });
       throw error;
     }
@@ -579,6 +612,7 @@ function resultOf(response: SendResponse, index: number): SendResult {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   };
 }
 
@@ -598,6 +632,7 @@ function resultsOf(response: SendResponse): SendResult[] {
     brokerName: response.brokerName,
     queueId: m.queueId,
     queueOffset: m.queueOffset,
+    status: response.status ?? 'SEND_OK',
   }));
 }
 

@@ -23,6 +23,17 @@ export const ERROR_CODES = {
   DISK_FULL: { retriable: true },
   /** The broker is over a flow-control watermark; back off and retry. */
   BROKER_BUSY: { retriable: true },
+  /**
+   * The broker is a slave (RocketMQ `brokerRole` SLAVE): it serves reads and refuses every write
+   * (sends, transactions, pop and ack); send to the master of the broker name instead.
+   */
+  NOT_MASTER: { retriable: true },
+  /**
+   * A slave's commit log does not continue its master's (another store id, a different segment
+   * size, bytes that differ where the slave's log ends, or a log longer than the master's): it is
+   * refused rather than patched. Empty the slave's store directory to copy the master afresh.
+   */
+  REPLICA_DIVERGED: { retriable: false },
   /** A write or flush of the store failed; the store refuses appends until it is reopened. */
   STORE_IO_ERROR: { retriable: true },
   /** Another live process has the store's data directory open (its `lock` file names the process). */

@@ -169,11 +169,22 @@ export interface AdminOperations {
     { group: string; topic: string; timestampMs: number },
     Array<{ queueId: number; offset: number }>
   >;
+  /**
+   * What a slave copies of its master besides the commit log (RocketMQ's `SlaveSynchronize`):
+   * topic configs and committed consumer offsets.
+   */
+  replicaSync: Operation<Record<string, never>, ReplicaSyncState>;
   /** Re-sends a dead-lettered message to its original topic. */
   resendDeadLetter: Operation<
     { group: string; msgId: string },
     { msgId: string; topic: string; queueId: number }
   >;
+}
+
+/** A master's topic configs and consumer offsets, as its slaves fetch them. */
+export interface ReplicaSyncState {
+  topics: TopicConfig[];
+  offsets: Array<{ group: string; topic: string; queueId: number; offset: number }>;
 }
 
 export type AdminOperationName = keyof AdminOperations;
@@ -189,6 +200,7 @@ export const ADMIN_OPERATION_NAMES: readonly AdminOperationName[] = Object.freez
   'queryMessageByKey',
   'resetOffset',
   'resendDeadLetter',
+  'replicaSync',
 ] as const);
 
 /**

@@ -130,10 +130,27 @@ export interface SentMessage {
   transactionId?: string;
 }
 
+/**
+ * How far a stored send is replicated (RocketMQ `SendStatus`). `SEND_OK`: stored as the broker's
+ * role requires. From a `SYNC_MASTER` only: `FLUSH_SLAVE_TIMEOUT`, stored on the master but no
+ * slave confirmed it within `syncFlushTimeoutMs`; `SLAVE_NOT_AVAILABLE`, stored on the master
+ * with no slave (in sync) to copy it. Neither is a failure of the send: the message is stored and
+ * will be delivered, but only one copy was confirmed.
+ */
+export type SendStatus = 'SEND_OK' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
+
+export const SEND_STATUSES: readonly SendStatus[] = Object.freeze([
+  'SEND_OK',
+  'FLUSH_SLAVE_TIMEOUT',
+  'SLAVE_NOT_AVAILABLE',
+] as const);
+
 export interface SendResponse {
   brokerName: string;
   topic: string;
   messages: SentMessage[];
+  /** Absent: `SEND_OK`. */
+  status?: SendStatus;
 }
 
 export interface PullRequest {

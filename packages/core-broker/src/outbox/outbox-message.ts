@@ -6,6 +6,7 @@ import type { MessageInput } from '../message/message';
 import { SYSTEM_PROPERTY_PREFIX } from '../message/system-properties';
 import { validateMessage, validateUserTopic } from '../message/validation';
 import type { ProducerMessage } from '../client/producer';
+import { TRACEPARENT_PROPERTY, activeTraceProperties } from '../client/tracing';
 import type { OutboxStatus } from './outbox-schema';
 
 /** Property carrying the outbox row id (also the message's first key); the inbox's default key. */
@@ -116,6 +117,10 @@ export function prepareOutboxInsert(
     if (key.startsWith(SYSTEM_PROPERTY_PREFIX))
       throw invalid(`property "${key}": the "${SYSTEM_PROPERTY_PREFIX}" prefix is reserved for the broker`);
   }
+  // the request that wrote the row is the parent of the relay's send span, however much later it runs
+  const trace =
+    message.properties?.[TRACEPARENT_PROPERTY] === undefined ? activeTraceProperties() : undefined;
+  const properties = trace ? { ...message.properties, ...trace } : message.properties;
   const insert: OutboxInsert = {
     id,
     aggregateType,
@@ -126,10 +131,7 @@ export function prepareOutboxInsert(
     tag: message.tag ?? null,
     keys: message.keys && message.keys.length > 0 ? message.keys.join(' ') : null,
     messageGroup: message.messageGroup ?? null,
-    headers:
-      message.properties && Object.keys(message.properties).length > 0
-        ? JSON.stringify(message.properties)
-        : null,
+    headers: properties && Object.keys(properties).length > 0 ? JSON.stringify(properties) : null,
     deliveryTimeMs: deliveryTimeMs ?? null,
     createdAtMs: now,
   };
@@ -140,7 +142,7 @@ export function prepareOutboxInsert(
     ...insert,
     seq: 0,
     keys: message.keys ?? [],
-    headers: message.properties ?? {},
+    headers: properties ?? {},
     availableAtMs: now,
     attempts: 0,
     lastError: null,

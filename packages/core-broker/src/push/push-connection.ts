@@ -6,11 +6,16 @@ import { compileFilter } from '../filter/message-filter';
 import type { MessageView } from '../message/message';
 import { validateUserTopic } from '../message/validation';
 import type { FrameCache } from './frame-cache';
+import type { SharedReads } from './shared-reads';
 import type { ResolvedPushOptions } from './push-options';
 import type { ClientFrame, PushErrorCode, SubscribeFrame, WelcomeFrame } from './push-protocol';
 import { PUSH_PROTOCOL_VERSION, PushCloseCode, errorFrame, parseClientFrame } from './push-protocol';
 import type { SubscriptionSink } from './push-subscription';
 import { PushSubscription, wireCode } from './push-subscription';
+
+/** `ws.send` options of a message frame's two fragments (text, not compressed). */
+const FIRST_FRAGMENT = Object.freeze({ binary: false, fin: false });
+const LAST_FRAGMENT = Object.freeze({ binary: false, fin: true });
 
 /** Longest close reason WebSocket allows, in bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -19,6 +24,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
 export interface ConnectionHost {
   readonly options: ResolvedPushOptions;
   readonly frames: FrameCache;
+  readonly reads: SharedReads;
   pushed(bytes: number): void;
   buffered(delta: number, connectionBytes: number): void;
   subscriptionsChanged(delta: number): void;
@@ -137,14 +143,17 @@ export class PushConnection implements SubscriptionSink {
 
   deliver(subscription: PushSubscription, message: MessageView, position: string): boolean {
     if (this.closing || this.paused || this.subscriptions.get(subscription.id) !== subscription) return false;
-    const text = this.host.frames.frame(subscription.id, position, message);
-    const bytes = Buffer.byteLength(text);
+    const { head, tail } = this.host.frames.frame(subscription.id, position, message);
+    const bytes = head.length + tail.length;
     if (this.unflushedBytes > 0 && this.unflushedBytes + bytes > this.host.options.maxBufferedBytes) {
       this.pause();
       return false;
     }
     this.corkUntilMicrotask();
-    this.send(text, bytes);
+    if (!this.track(bytes)) return true;
+    // one text message in two fragments: the shared tail goes to the socket without a copy
+    this.ws.send(head, FIRST_FRAGMENT);
+    this.ws.send(tail, LAST_FRAGMENT, this.flushed(bytes));
     this.host.pushed(bytes);
     return true;
   }
@@ -222,6 +231,7 @@ export class PushConnection implements SubscriptionSink {
       frame.filter,
       {
         transport: o.transport,
+        reads: this.host.reads,
         clock: o.clock,
         consumerGroup: o.consumerGroup,
         pullBatchSize: o.pullBatchSize,
@@ -290,16 +300,27 @@ export class PushConnection implements SubscriptionSink {
 
   // ---- output and backpressure --------------------------------------------------------------
 
-  private send(text: string, bytes = Buffer.byteLength(text)): void {
-    if (this.closing && this.ws.readyState !== this.ws.OPEN) return;
+  private send(text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (this.track(bytes)) this.ws.send(text, this.flushed(bytes));
+  }
+
+  /** Counts `bytes` as handed to the socket and unflushed; false when the socket takes nothing any more. */
+  private track(bytes: number): boolean {
+    if (this.closing && this.ws.readyState !== this.ws.OPEN) return false;
     this.unflushedBytes += bytes;
     this.host.buffered(bytes, this.unflushedBytes);
-    this.ws.send(text, () => {
+    return true;
+  }
+
+  /** The write callback that counts `bytes` as flushed (and lifts a pause once half the buffer is free). */
+  private flushed(bytes: number): () => void {
+    return () => {
       if (this.released) return;
       this.unflushedBytes -= bytes;
       this.host.buffered(-bytes, this.unflushedBytes);
       if (this.paused && this.unflushedBytes <= this.host.options.maxBufferedBytes / 2) this.unpause();
-    });
+    };
   }
 
   /**

@@ -50,10 +50,24 @@ export function topicHash(topic: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
+/** Escaped broker names: a position is encoded once per pushed frame, the names rarely change. */
+const escapedNames = new Map<string, string>();
+const MAX_ESCAPED_NAMES = 1024;
+
+function escapedName(brokerName: string): string {
+  let escaped = escapedNames.get(brokerName);
+  if (escaped === undefined) {
+    escaped = encodeURIComponent(brokerName);
+    if (escapedNames.size >= MAX_ESCAPED_NAMES) escapedNames.clear();
+    escapedNames.set(brokerName, escaped);
+  }
+  return escaped;
+}
+
 export function encodePosition(position: Position): string {
   let out = POSITION_VERSION + ';' + position.topicHash;
   for (const b of position.brokers) {
-    out += ';' + encodeURIComponent(b.brokerName) + ':' + b.epoch + ':' + b.offsets.join(',');
+    out += ';' + escapedName(b.brokerName) + ':' + b.epoch + ':' + b.offsets.join(',');
   }
   return out;
 }

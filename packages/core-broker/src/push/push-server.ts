@@ -8,6 +8,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { RocketError } from '../common/errors';
 import { EventedClient } from '../client/client-support';
 import { FrameCache } from './frame-cache';
+import { SharedReads } from './shared-reads';
 import type { ConnectionNotice, ConnectionHost } from './push-connection';
 import { PushConnection } from './push-connection';
 import type { PushServerOptions, ResolvedPushOptions } from './push-options';
@@ -43,6 +44,10 @@ export interface PushMetrics {
   bufferedBytes: number;
   /** The most any one connection held unflushed at any moment since start. */
   peakConnectionBufferedBytes: number;
+  /** Reads sent to brokers since start (one per distinct queue, offset and filter in flight). */
+  brokerReads: number;
+  /** Subscription reads answered by a broker read already in flight since start (`shared-reads.ts`). */
+  sharedReads: number;
 }
 
 /** Instrumentation events of a push server (`docs/events.md`). */
@@ -105,6 +110,8 @@ export class PushServer extends EventedClient<PushServerEvents> {
     subscriptionsRefused: 0,
     bufferedBytes: 0,
     peakConnectionBufferedBytes: 0,
+    brokerReads: 0,
+    sharedReads: 0,
   };
   private readonly pendingUpgrades = new Set<Duplex>();
   private attached: { server: http.Server; requestListeners: RequestListener[] } | undefined;
@@ -132,6 +139,7 @@ export class PushServer extends EventedClient<PushServerEvents> {
     this.host = {
       options: this.options,
       frames: new FrameCache(),
+      reads: new SharedReads(this.options.transport, this.options.clock),
       pushed: (bytes) => {
         counters.messagesPushed++;
         counters.bytesPushed += bytes;
@@ -257,7 +265,13 @@ export class PushServer extends EventedClient<PushServerEvents> {
 
   /** A snapshot of the counters. */
   metrics(): PushMetrics {
-    return { ...this.counters, connections: this.connections.size };
+    const reads = this.host.reads.counters;
+    return {
+      ...this.counters,
+      connections: this.connections.size,
+      brokerReads: reads.issued,
+      sharedReads: reads.joined,
+    };
   }
 
   /**

@@ -3,6 +3,7 @@ import { RocketError, isRocketError } from '../common/errors';
 import { readQueues } from '../client/client-support';
 import { readQueue, type QueueRead } from '../client/queue-reader';
 import type { Transport } from '../client/transport';
+import type { SharedReads } from './shared-reads';
 import type { MessageView } from '../message/message';
 import { STORE_ID_HEX_LENGTH } from '../message/message-id';
 import type { Subscription } from '../message/protocol';
@@ -24,6 +25,8 @@ export interface SubscriptionSink {
 
 export interface SubscriptionSettings {
   transport: Transport;
+  /** The server's shared reads: identical reads of subscriptions at the same offset go out once. */
+  reads: SharedReads;
   clock: Clock;
   consumerGroup: string;
   pullBatchSize: number;
@@ -209,25 +212,26 @@ export class PushSubscription {
   /** Reads the queue of `cursor` from its offset: the push subscription's use of the read path. */
   private pull(cursor: Cursor): void {
     if (this.state !== 'RUNNING' || cursor.pending || cursor.timer || this.sink.paused) return;
-    const { transport, clock } = this.settings;
     cursor.pending = true;
-    readQueue(transport, clock, {
-      consumerGroup: this.settings.consumerGroup,
-      queue: { brokerName: cursor.broker.brokerName, topic: this.topic, queueId: cursor.queueId },
-      offset: cursor.broker.offsets[cursor.queueId]!,
-      maxCount: this.settings.pullBatchSize,
-      subscription: this.subscription,
-      suspendTimeoutMs: this.settings.pollTimeoutMs,
-    }).then(
-      (read) => {
-        cursor.pending = false;
-        if (this.state === 'RUNNING') this.pulled(cursor, read);
-      },
-      (error: unknown) => {
-        cursor.pending = false;
-        if (this.state === 'RUNNING') this.pullFailed(cursor, error);
-      },
-    );
+    this.settings.reads
+      .read({
+        consumerGroup: this.settings.consumerGroup,
+        queue: { brokerName: cursor.broker.brokerName, topic: this.topic, queueId: cursor.queueId },
+        offset: cursor.broker.offsets[cursor.queueId]!,
+        maxCount: this.settings.pullBatchSize,
+        subscription: this.subscription,
+        suspendTimeoutMs: this.settings.pollTimeoutMs,
+      })
+      .then(
+        (read) => {
+          cursor.pending = false;
+          if (this.state === 'RUNNING') this.pulled(cursor, read);
+        },
+        (error: unknown) => {
+          cursor.pending = false;
+          if (this.state === 'RUNNING') this.pullFailed(cursor, error);
+        },
+      );
   }
 
   private pulled(cursor: Cursor, read: QueueRead): void {

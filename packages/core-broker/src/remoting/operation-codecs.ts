@@ -162,6 +162,7 @@ export const WIRE_ADMIN_OPERATIONS: AdminWireTable = Object.freeze({
   queryMessageByKey: admin(RequestCode.ADMIN_QUERY_MESSAGE_BY_KEY, 'queryMessageByKey'),
   resetOffset: admin(RequestCode.ADMIN_RESET_OFFSET, 'resetOffset'),
   resendDeadLetter: admin(RequestCode.ADMIN_RESEND_DLQ, 'resendDeadLetter'),
+  replicaSync: admin(RequestCode.ADMIN_REPLICA_SYNC, 'replicaSync'),
 });
 
 /**

@@ -1,4 +1,4 @@
-import type { SendRequest, SendResponse, SentMessage } from '../message/protocol';
+import type { SendRequest, SendResponse, SendStatus, SentMessage } from '../message/protocol';
 import { U8_BYTES, U16_BYTES, U32_BYTES, U64_BYTES, protocolError } from './binary';
 import { type Codec, headerCodec, readPresence, splitCodec } from './codec';
 import { MIN_INPUT_BYTES, readMessageInput, writeMessageInput, writerFor } from './message-codec';
@@ -27,7 +27,9 @@ import { MIN_INPUT_BYTES, readMessageInput, writeMessageInput, writerFor } from 
  * | brokerName            | str  |                                               |
  * | topic                 | str  |                                               |
  * | count                 | u32  | then count × SentMessage:                     |
- * | · present             | u8   | 1 transactionId                               |
+ * | · present             | u8   | 1 transactionId; 2 FLUSH_SLAVE_TIMEOUT, 4     |
+ * |                       |      | SLAVE_NOT_AVAILABLE: the response's status,   |
+ * |                       |      | on every message alike (neither: SEND_OK)     |
  * | · queueId             | u32  |                                               |
  * | · queueOffset         | u64  |                                               |
  * | · msgId               | str  |                                               |
@@ -85,6 +87,15 @@ export const sendRequestCodec: Codec<SendRequest> = splitCodec<SendRequest, Send
 );
 
 const SENT_HAS_TRANSACTION_ID = 1;
+const SENT_FLUSH_SLAVE_TIMEOUT = 2;
+const SENT_SLAVE_NOT_AVAILABLE = 4;
+const SENT_KNOWN_BITS = SENT_HAS_TRANSACTION_ID | SENT_FLUSH_SLAVE_TIMEOUT | SENT_SLAVE_NOT_AVAILABLE;
+
+function statusBits(status: SendStatus | undefined): number {
+  if (status === 'FLUSH_SLAVE_TIMEOUT') return SENT_FLUSH_SLAVE_TIMEOUT;
+  if (status === 'SLAVE_NOT_AVAILABLE') return SENT_SLAVE_NOT_AVAILABLE;
+  return 0;
+}
 /** Fewest header bytes one SentMessage takes. */
 const MIN_SENT_BYTES = U8_BYTES + U32_BYTES + U64_BYTES + U16_BYTES;
 
@@ -92,8 +103,9 @@ export const sendResponseCodec: Codec<SendResponse> = headerCodec<SendResponse>(
   'sendResponse',
   (w, v) => {
     w.str(v.brokerName).str(v.topic).u32(v.messages.length);
+    const status = statusBits(v.status);
     for (const m of v.messages) {
-      w.u8(m.transactionId !== undefined ? SENT_HAS_TRANSACTION_ID : 0)
+      w.u8((m.transactionId !== undefined ? SENT_HAS_TRANSACTION_ID : 0) | status)
         .u32(m.queueId)
         .u64(m.queueOffset)
         .str(m.msgId);
@@ -105,8 +117,13 @@ export const sendResponseCodec: Codec<SendResponse> = headerCodec<SendResponse>(
     const topic = r.str('topic');
     const count = r.count('sent messages', 'u32', MIN_SENT_BYTES);
     const messages: SentMessage[] = [];
+    let status = -1;
     for (let i = 0; i < count; i++) {
-      const bits = readPresence(r, SENT_HAS_TRANSACTION_ID, 'sent message');
+      const bits = readPresence(r, SENT_KNOWN_BITS, 'sent message');
+      const mine = bits & (SENT_FLUSH_SLAVE_TIMEOUT | SENT_SLAVE_NOT_AVAILABLE);
+      if (mine === (SENT_FLUSH_SLAVE_TIMEOUT | SENT_SLAVE_NOT_AVAILABLE) || (status >= 0 && mine !== status))
+        throw protocolError('sent message: contradicting send status bits');
+      status = mine;
       const sent: SentMessage = {
         queueId: r.u32('queueId'),
         queueOffset: r.u64('queueOffset'),
@@ -115,6 +132,9 @@ export const sendResponseCodec: Codec<SendResponse> = headerCodec<SendResponse>(
       if (bits & SENT_HAS_TRANSACTION_ID) sent.transactionId = r.str('transactionId');
       messages.push(sent);
     }
-    return { brokerName, topic, messages };
+    const response: SendResponse = { brokerName, topic, messages };
+    if (status === SENT_FLUSH_SLAVE_TIMEOUT) response.status = 'FLUSH_SLAVE_TIMEOUT';
+    else if (status === SENT_SLAVE_NOT_AVAILABLE) response.status = 'SLAVE_NOT_AVAILABLE';
+    return response;
   },
 );

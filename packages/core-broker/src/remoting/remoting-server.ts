@@ -535,6 +535,9 @@ const EMPTY = Buffer.alloc(0);
  *
  * `close()` stops accepting, lets in-flight handlers finish (up to `closeTimeoutMs`), flushes
  * their responses and closes every socket.
+ *
+ * Size: the frame reader, limits and connection life cycle share each connection's state; the
+ * codecs are their own files (frame-codec.ts, codec.ts).
  */
 export class RemotingServer {
   private readonly options: ResolvedServerOptions;

@@ -80,6 +80,8 @@ export const RequestCode = {
   ADMIN_RESEND_DLQ: 1006,
   /** Admin: the store's disk state and counters (the store part of RocketMQ GET_BROKER_RUNTIME_INFO = 28). */
   ADMIN_STORE_STATS: 1007,
+  /** A slave fetches its master's topic configs and consumer offsets (RocketMQ `SlaveSynchronize`). */
+  ADMIN_REPLICA_SYNC: 1008,
 } as const;
 
 export type RequestCode = (typeof RequestCode)[keyof typeof RequestCode];

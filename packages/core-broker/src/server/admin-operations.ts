@@ -37,7 +37,7 @@ export const ADMIN_HANDLERS: {
     return b.createTopic(input);
   },
   listTopics: (b: Broker) => b.listTopics(),
-  storeStats: (b: Broker) => ({ ...b.store.stats?.() }),
+  storeStats: (b: Broker) => b.stats(),
   consumeStats: (b: Broker, raw: unknown) => {
     const r = new AdminRequest('consume stats', raw);
     return b.consumeStats(r.str('group'), r.optStr('topic'));
@@ -67,6 +67,7 @@ export const ADMIN_HANDLERS: {
     const r = new AdminRequest('reset offset', raw);
     return b.resetOffsetByTime(r.str('group'), r.str('topic'), r.int('timestampMs'));
   },
+  replicaSync: (b: Broker) => b.replicaSyncState(),
   resendDeadLetter: (b: Broker, raw: unknown) => {
     const r = new AdminRequest('resend dead letter', raw);
     return b.resendDeadLetter(r.str('group'), r.str('msgId'));

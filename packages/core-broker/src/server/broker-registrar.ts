@@ -95,6 +95,7 @@ export class BrokerRegistrar {
   private running: Promise<void> | undefined;
   private again = false;
   private closed = false;
+  private latest: { registered: number; of: number } | undefined;
 
   private readonly options: ResolvedBrokerRegistrarOptions;
 
@@ -113,6 +114,11 @@ export class BrokerRegistrar {
     const registered = await this.registerAll();
     this.arm();
     return { registered, of: this.options.nameServers.length };
+  }
+
+  /** How many name servers accepted the latest registration round (undefined before the first ends). */
+  get status(): { registered: number; of: number } | undefined {
+    return this.latest;
   }
 
   /** Stops the period and unregisters from every name server (failures are ignored: they expire us). */
@@ -178,6 +184,7 @@ export class BrokerRegistrar {
       if (result.status === 'fulfilled') registered++;
       else if (!this.closed) this.options.onError?.(result.reason, this.options.nameServers[i]!);
     });
+    this.latest = { registered, of: this.options.nameServers.length };
     return registered;
   }
 }

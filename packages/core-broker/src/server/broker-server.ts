@@ -225,6 +225,11 @@ export class BrokerServer {
     return this.registration;
   }
 
+  /** How many name servers accepted the latest periodic registration (undefined without name servers). */
+  get registeredNow(): { registered: number; of: number } | undefined {
+    return this.registrar?.status ?? this.registration;
+  }
+
   address(): { host: string; port: number } {
     return this.remoting.address();
   }

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { assert } from '../common/assert';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
@@ -11,6 +12,9 @@ import {
 } from '../message/record-codec';
 import type { StoreFile, StoreFileSystem } from './file-system';
 import type { FlushMode } from './store-options';
+
+/** Bytes before a log's end that master and slave compare when a slave joins. */
+const TAIL_DIGEST_BYTES = 4096;
 
 /** Segment files are named by their first commit-log offset, zero-padded like RocketMQ's. */
 export function segmentName(baseOffset: number): string {
@@ -66,6 +70,8 @@ export interface CommitLogConfig {
    * `DISK_FULL` and its bytes cut, so offsets from `endOffset` on are handed out again.
    */
   onDiskFull(endOffset: number, error: RocketError): void;
+  /** Told how long each fdatasync round took, in seconds (metrics). */
+  onFlush(seconds: number): void;
 }
 
 /** Write errors that mean "no space": the write is refused, the file system is otherwise healthy. */
@@ -80,6 +86,9 @@ function isNoSpace(cause: unknown): boolean {
  * The append-only commit log: fixed-size segment files, records never spanning two. One writer
  * drains everything appended meanwhile with one `writev` per segment and, under sync flush, one
  * fdatasync per drain (group commit). Offsets are bytes from the start of the log.
+ *
+ * Size: segments, the single writer (group commit), reads and recovery scan share the segment
+ * list and the write position; the record layout itself is message/record-codec.ts.
  */
 export class CommitLog {
   private readonly segments: Segment[] = [];
@@ -360,7 +369,9 @@ export class CommitLog {
         if (this.config.flushMode === 'sync') {
           // never retried, whatever the error (ENOSPC included): after a failed fdatasync the page
           // cache cannot be trusted, so only a reopen (which re-verifies the tail) may go on
+          const startedAt = performance.now();
           await Promise.all(touched.map((s) => s.file.datasync()));
+          this.config.onFlush((performance.now() - startedAt) / 1000);
           this.flushedOffset = end;
         }
       } catch (cause) {
@@ -485,7 +496,9 @@ export class CommitLog {
         (s) => s.base + this.config.segmentSizeBytes > from && s.base < target,
       );
       try {
+        const startedAt = performance.now();
         await Promise.all(due.map((s) => s.file.datasync()));
+        this.config.onFlush((performance.now() - startedAt) / 1000);
       } catch (cause) {
         this.fail(cause, [], false);
         return;
@@ -509,6 +522,66 @@ export class CommitLog {
       if (s.base < base) return undefined;
     }
     return undefined;
+  }
+
+  /** A slave takes its master's store id before it holds any record (message ids name it). */
+  adoptStoreId(storeId: string): void {
+    assert(this.reservedOffset === 0 && this.segments.length === 0, 'store id adopted by an empty log only');
+    this.config.storeId = storeId;
+  }
+
+  /**
+   * Where records of these sizes would start if claimed now, in order (the padding rule of
+   * {@link claim}); changes nothing. A slave checks its master's offsets against it.
+   */
+  placements(sizes: readonly number[]): number[] {
+    const segmentSize = this.config.segmentSizeBytes;
+    let offset = this.reservedOffset;
+    return sizes.map((size) => {
+      const remaining = segmentSize - (offset % segmentSize);
+      if (size > remaining) offset += remaining;
+      const at = offset;
+      offset += size;
+      return at;
+    });
+  }
+
+  /**
+   * Up to `maxBytes` raw readable bytes from `offset`, never across a segment: what a master ships
+   * to its slaves. Past the written end of a segment (its padding is not written beyond the blank
+   * header) the chunk starts at the next segment. `undefined`: nothing readable there yet.
+   */
+  readChunk(offset: number, maxBytes: number): { offset: number; bytes: Buffer } | undefined {
+    const size = this.config.segmentSizeBytes;
+    let at = offset;
+    for (let hop = 0; hop < 2; hop++) {
+      if (at >= this.readableOffset || at < this.minOffset) return undefined;
+      const segment = this.segmentFor(at);
+      if (!segment) return undefined;
+      const written = Math.min(segment.base + segment.file.size(), segment.base + size, this.readableOffset);
+      if (at < written) {
+        const n = Math.min(maxBytes, written - at);
+        const buf = Buffer.allocUnsafe(n);
+        const got = segment.file.read(buf, 0, n, at - segment.base);
+        return got > 0 ? { offset: at, bytes: buf.subarray(0, got) } : undefined;
+      }
+      at = segment.base + size;
+    }
+    return undefined;
+  }
+
+  /**
+   * CRC-32 of the `length` bytes before `end` (default: up to 4 KiB, never before the start of
+   * end's segment): how master and slave check they agree where the slave's log ends.
+   * `undefined` when those bytes are not readable here.
+   */
+  tailDigest(end: number, length?: number): { length: number; crc: number } | undefined {
+    const inSegment = end % this.config.segmentSizeBytes;
+    const n = length ?? Math.min(TAIL_DIGEST_BYTES, inSegment);
+    if (n === 0) return { length: 0, crc: 0 };
+    if (n > inSegment) return undefined;
+    const bytes = this.readBytes(end - n, n);
+    return bytes ? { length: n, crc: crc32(bytes) } : undefined;
   }
 
   /** Reads `size` bytes at `offset` into a new buffer; `undefined` when not readable. */

@@ -7,6 +7,9 @@ import type { MessageView } from '../message/message';
 import { formatMessageId, isStoreId, parseMessageId } from '../message/message-id';
 import type { EncodedFields } from '../message/record-codec';
 import {
+  BLANK_HEADER_BYTES,
+  checkRecord,
+  decodeRecord,
   encodeProperties,
   encodeRecord,
   MIN_RECORD_BYTES,
@@ -67,6 +70,8 @@ interface Dispatch {
 }
 
 const NO_KEYS: readonly string[] = [];
+/** Bound on a record's bytes beyond its body (header, topic, keys, hosts, properties) a slave waits for. */
+const REPLICATED_RECORD_OVERHEAD_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 /** Bound on the cache of encoded topics, tags and hosts. */
 const TEXT_CACHE_ENTRIES = 4096;
@@ -83,11 +88,17 @@ export interface RecoveryReport {
 /**
  * The durable store: commit log, consume queues and key index in a directory (RocketMQ's
  * `DefaultMessageStore`). Open with {@link FileStore.open}, which recovers from the last checkpoint.
+ *
+ * Size: this file is the store's one owner of the invariant between the commit log, the consume
+ * queues and the dispatched offset (append → dispatch → read → recover → retention); every method
+ * reads or moves that shared private state, so splitting it would widen it to package scope. The
+ * parts that stand alone already live beside it: commit-log.ts, consume-queue.ts, key-index.ts,
+ * checkpoint.ts, queue-table.ts, retention.ts.
  */
 export class FileStore implements MessageStore {
   /** Gives the data directory's lock file back (set once booted). */
   private releaseLock: () => void = () => undefined;
-  readonly storeId: string;
+  private currentStoreId: string;
   readonly options: ResolvedStoreOptions;
   private readonly commitLog: CommitLog;
   private readonly index: KeyIndex;
@@ -110,6 +121,8 @@ export class FileStore implements MessageStore {
     rebuiltEntries: 0,
   };
   private closing: Promise<void> | undefined;
+  /** Told the new readable end after each write (a master's replication pumps). */
+  private readonly readableWatchers = new Set<(end: number) => void>();
   private readonly timers: Timer[] = [];
   private derivedFlush: Promise<void> = Promise.resolve();
   private readonly textBytes = new Map<string, Buffer>();
@@ -119,7 +132,7 @@ export class FileStore implements MessageStore {
 
   protected constructor(options: ResolvedStoreOptions, storeId: string) {
     this.options = options;
-    this.storeId = storeId;
+    this.currentStoreId = storeId;
     this.storeHostBytes = Buffer.from(options.storeHost, 'utf8');
     this.commitLog = new CommitLog({
       dir: path.join(options.dir, 'commitlog'),
@@ -130,6 +143,13 @@ export class FileStore implements MessageStore {
       fileSystem: options.fileSystem,
       onReadable: (end) => this.dispatchUpTo(end),
       onDiskFull: (end) => this.discardUndispatched(end),
+      onFlush: (seconds) => {
+        try {
+          options.onFlush(seconds);
+        } catch {
+          // instrumentation never breaks the store
+        }
+      },
     });
     this.index = new KeyIndex(
       path.join(options.dir, 'index'),
@@ -183,6 +203,11 @@ export class FileStore implements MessageStore {
     store.recover();
     store.startTimers();
     return store;
+  }
+
+  /** Random id of this store's data, part of every message id; a slave holds its master's. */
+  get storeId(): string {
+    return this.currentStoreId;
   }
 
   private checkpointFile(): string {
@@ -607,6 +632,163 @@ export class FileStore implements MessageStore {
       this.undispatchedHead = i;
     }
     this.dispatchedOffset = end;
+    for (const watcher of this.readableWatchers) watcher(end);
+  }
+
+  // ---- replication (master/slave, store/ha-*.ts) ------------------------------------------
+
+  /** Calls `watcher` with the new readable end after each write; returns the unwatch function. */
+  watchReadable(watcher: (end: number) => void): () => void {
+    this.readableWatchers.add(watcher);
+    return () => this.readableWatchers.delete(watcher);
+  }
+
+  /** Raw commit-log bytes from `offset` for a slave (see `CommitLog.readChunk`). */
+  readReplicationChunk(offset: number, maxBytes: number): { offset: number; bytes: Buffer } | undefined {
+    this.assertOpen();
+    return this.commitLog.readChunk(offset, maxBytes);
+  }
+
+  /** CRC-32 of the bytes before `end` (see `CommitLog.tailDigest`). */
+  tailDigest(end: number, length?: number): { length: number; crc: number } | undefined {
+    return this.commitLog.tailDigest(end, length);
+  }
+
+  get segmentSizeBytes(): number {
+    return this.options.segmentSizeBytes;
+  }
+
+  /**
+   * A slave joining its master for the first time takes the master's store id, so message ids
+   * name the same records on both. Only while this store holds nothing.
+   */
+  adoptStoreId(storeId: string): void {
+    this.assertOpen();
+    if (storeId === this.currentStoreId) return;
+    if (!isStoreId(storeId)) throw new RocketError('INVALID_ARGUMENT', `"${storeId}" is not a store id`);
+    const range = this.commitLog;
+    if (range.maxOffset !== 0 || range.minOffset !== 0 || this.undispatched.length > 0) {
+      throw new RocketError(
+        'REPLICA_DIVERGED',
+        `store ${this.options.dir} holds records of store ${this.currentStoreId}, not of the master's store ${storeId}; ` +
+          'a slave replicates only its own master: empty its store directory to copy this master from the start',
+      );
+    }
+    this.options.fileSystem.writeFileAtomic(
+      path.join(this.options.dir, 'store-id'),
+      Buffer.from(storeId + '\n'),
+    );
+    this.commitLog.adoptStoreId(storeId);
+    this.currentStoreId = storeId;
+  }
+
+  /**
+   * The slave's append: records copied byte for byte from the master's commit log, starting at
+   * commit-log offset `offset`, stored at the same offsets and dispatched to consume queues and
+   * the key index by the same dispatcher as the master's own appends. Every record's checksum and
+   * offset are verified, and so is its place (the same padding rule, the next queue offset of its
+   * queue), before any is claimed: a chunk is taken whole or refused. A trailing partial record is
+   * left: `consumed` says how many bytes were taken, `nextOffset` where the next byte must start.
+   * `written` resolves once the store's flush policy holds for them.
+   */
+  appendReplicated(
+    offset: number,
+    buf: Buffer,
+  ): { consumed: number; nextOffset: number; written: Promise<void> } {
+    this.assertOpen();
+    const segmentSize = this.options.segmentSizeBytes;
+    const items: Array<{ at: number; size: number; offset: number; view: MessageView }> = [];
+    let at = 0;
+    let next = offset;
+    let bytes = 0;
+    const corrupt = (reason: string): RocketError =>
+      new RocketError(
+        'STORE_CORRUPT',
+        `replicated bytes at commit-log offset ${next}: ${reason}; nothing of this chunk was stored`,
+      );
+    while (at < buf.length) {
+      const segmentEnd = next - (next % segmentSize) + segmentSize;
+      const limit = Math.min(buf.length, at + (segmentEnd - next));
+      const check = checkRecord(buf, at, limit, next);
+      if (check.kind === 'end') {
+        const declared = limit - at >= BLANK_HEADER_BYTES ? buf.readUInt32LE(at) : -1;
+        // zeros, a size no record of this store can have, or bytes past a record that cannot fit
+        // its segment are damage, never a partial record to wait for
+        const largest = Math.min(
+          segmentEnd - next,
+          this.options.maxBodyBytes + REPLICATED_RECORD_OVERHEAD_BYTES,
+        );
+        if (declared === 0 || declared > largest || limit < buf.length)
+          throw corrupt(`no record of ${declared} bytes can start here`);
+        break;
+      }
+      if (check.kind === 'corrupt') throw corrupt(check.reason);
+      if (check.kind === 'blank') {
+        if (check.size !== segmentEnd - next)
+          throw corrupt(`padding of ${check.size} bytes does not end the segment`);
+        at += BLANK_HEADER_BYTES;
+        next = segmentEnd;
+        continue;
+      }
+      items.push({ at, size: check.size, offset: next, view: decodeRecord(buf, at, this.currentStoreId) });
+      at += check.size;
+      next += check.size;
+      bytes += check.size;
+    }
+    if (items.length === 0) return { consumed: at, nextOffset: next, written: Promise.resolve() };
+    const sizes = items.map((i) => i.size);
+    const places = this.commitLog.placements(sizes);
+    const queueNext = new Map<QueueState, number>();
+    for (let i = 0; i < items.length; i++) {
+      const { view, offset: recordOffset } = items[i]!;
+      if (places[i] !== recordOffset) {
+        throw new RocketError(
+          'REPLICA_DIVERGED',
+          `the master's record at commit-log offset ${recordOffset} would be at ${places[i]} in ${this.options.dir}; ` +
+            "the logs diverge (a different segment size, or records the master does not have): empty the slave's store directory",
+        );
+      }
+      const state = this.queueState(view.topic, view.queueId);
+      const fresh = state.nextOffset === 0 && state.cq.maxOffset === state.cq.minOffset;
+      const expected = queueNext.get(state) ?? (fresh ? view.queueOffset : state.nextOffset);
+      if (view.queueOffset !== expected) {
+        throw new RocketError(
+          'REPLICA_DIVERGED',
+          `the master's record at commit-log offset ${recordOffset} is ${view.topic}/${view.queueId} offset ${view.queueOffset}, ` +
+            `but that queue's next offset here is ${expected}; the logs diverge: empty the slave's store directory`,
+        );
+      }
+      queueNext.set(state, expected + 1);
+    }
+    this.commitLog.checkWritable(bytes);
+    this.commitLog.openSegmentsFor(sizes);
+    for (const item of items) {
+      const { view } = item;
+      const state = this.queueState(view.topic, view.queueId);
+      if (state.nextOffset === 0 && state.cq.maxOffset === state.cq.minOffset && view.queueOffset > 0) {
+        state.cq.startAt(view.queueOffset);
+        state.nextOffset = view.queueOffset;
+      }
+      state.nextOffset++;
+      const claim = this.commitLog.claim(item.size);
+      assert(claim.offset === item.offset, 'a replicated record lands at its master offset');
+      buf.copy(claim.buf, claim.at, item.at, item.at + item.size);
+      this.undispatched.push({
+        state,
+        result: {
+          msgId: view.msgId,
+          topic: view.topic,
+          queueId: view.queueId,
+          queueOffset: view.queueOffset,
+          commitLogOffset: item.offset,
+          storeTimestampMs: view.storeTimestampMs,
+          storeSize: item.size,
+        },
+        tagCode: tagHash(view.tag),
+        keys: view.keys,
+      });
+    }
+    return { consumed: at, nextOffset: next, written: this.commitLog.submit() };
   }
 
   getMessages(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetResult {

@@ -97,7 +97,11 @@ export interface FileStoreOptions {
   fileSystem?: StoreFileSystem;
   /** Receives the store's events (docs/events.md); a listener that throws is ignored. Default: none. */
   onEvent?: (event: StoreEvent) => void;
+  /** Told how long each fdatasync of the commit log took, in seconds (metrics); must not throw. Default: none. */
+  onFlush?: (seconds: number) => void;
 }
+
+const noFlushes = (): void => undefined;
 
 export type ResolvedStoreOptions = Readonly<Required<FileStoreOptions>>;
 
@@ -211,6 +215,7 @@ export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOpt
     clock: options.clock ?? systemClock,
     fileSystem: options.fileSystem ?? nodeFileSystem,
     onEvent: options.onEvent ?? noEvents,
+    onFlush: options.onFlush ?? noFlushes,
   };
   check(
     resolved.diskCleanForciblyRatio >= resolved.diskMaxUsedRatio,

@@ -315,6 +315,7 @@ const requestValues: Record<number, fc.Arbitrary<unknown>> = {
   [RequestCode.ADMIN_RESET_OFFSET]: fc.record({ group, topic, timestampMs: fc.maxSafeNat() }),
   [RequestCode.ADMIN_RESEND_DLQ]: fc.record({ group, msgId }),
   [RequestCode.ADMIN_STORE_STATS]: fc.constant({}),
+  [RequestCode.ADMIN_REPLICA_SYNC]: fc.constant({}),
   // name-server codes: a broker answers them with an error
   [RequestCode.REGISTER_BROKER]: fc.record({
     clusterName: fc.string({ maxLength: 8 }),
