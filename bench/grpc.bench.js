@@ -100,7 +100,8 @@ async function nodeReceive(endpoint, topic, group) {
     namespace: '',
     consumerGroup: group,
     subscriptions: new Map([[topic, '*']]),
-    awaitDuration: 2_000,
+    // Apache's proxy refuses long polls under 5 s (grpcClientConsumerMinLongPollingTimeoutMillis)
+    awaitDuration: 10_000,
     logger: quietLogger,
   });
   await consumer.startup();

@@ -338,7 +338,7 @@ public final class Probe {
             .newSimpleConsumerBuilder()
             .setClientConfiguration(config())
             .setConsumerGroup(opt("group", null))
-            .setAwaitDuration(Duration.ofSeconds(2))
+            .setAwaitDuration(Duration.ofSeconds(10))
             .setSubscriptionExpressions(Collections.singletonMap(topic, new FilterExpression("*", FilterExpressionType.TAG)))
             .build()) {
       long start = System.nanoTime();
