@@ -126,6 +126,7 @@ afterAll(async () => {
   rocketnest?.kill('SIGTERM');
   await rocketnest?.exited;
   await stopApacheRocketMq(path.join(workDir, 'apache'));
+  // KEEP_DIFF_DIR=1 keeps the logs of both sides (Apache's broker.log, auth_audit.log) for a look
   if (!process.env.KEEP_DIFF_DIR) rmSync(workDir, { recursive: true, force: true });
 }, 90_000);
 
