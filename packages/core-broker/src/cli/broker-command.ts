@@ -84,7 +84,7 @@ Options:
   --tls-cert <file>        PEM certificate: serve TLS instead of plain TCP (needs --tls-key)
   --tls-key <file>         PEM private key of --tls-cert
   --http-port <n>          Serve HTTP on this port (0 = any free one): /metrics (Prometheus),
-                           /healthz, /readyz (docs/operations.md). With --acl-file every path but
+                           /healthz, /readyz, /dashboard (docs/operations.md). With --acl-file every path but
                            /healthz needs HTTP Basic accessKey:secretKey. Default: off (no metrics kept)
   --http-host <address>    Address the HTTP port listens on (default: 127.0.0.1)
   -h, --help               Show this help`;
@@ -241,7 +241,7 @@ export async function runBroker(args: string[]): Promise<void> {
         : await BrokerHttpEndpoint.start({ host: httpHost, port: httpPort!, acl, metrics });
     if (http) {
       const a = http.address();
-      console.log(`  HTTP (/metrics, /healthz, /readyz) on ${a.host}:${a.port}`);
+      console.log(`  HTTP (/metrics, /healthz, /readyz, /dashboard) on ${a.host}:${a.port}`);
     }
     const store = await FileStore.open({
       dir,

@@ -1,3 +1,4 @@
+import { holdProcessOpen } from '../common/keep-alive';
 import type { Clock } from '../common/clock';
 import { RocketError, isRocketError } from '../common/errors';
 import type { MessageInput } from '../message/message';
@@ -361,6 +362,20 @@ export class Producer<MoreEvents extends object = object> {
     topic: string,
     messages: MessageInput[],
     extra: { transactional?: boolean; oneway?: boolean; coalesced?: boolean } = {},
+  ): Promise<SendResponse> {
+    // a send in flight keeps the process alive, through retries while its broker is down
+    const release = holdProcessOpen(this.clock);
+    try {
+      return await this.sendMessagesNow(topic, messages, extra);
+    } finally {
+      release();
+    }
+  }
+
+  private async sendMessagesNow(
+    topic: string,
+    messages: MessageInput[],
+    extra: { transactional?: boolean; oneway?: boolean; coalesced?: boolean },
   ): Promise<SendResponse> {
     const startedAt = this.clock.now();
     const deadline = this.boundedSends ? startedAt + this.sendTimeoutMs : Infinity;

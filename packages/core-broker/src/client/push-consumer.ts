@@ -1,3 +1,4 @@
+import { holdProcessOpen } from '../common/keep-alive';
 import type { Clock } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { MessageView } from '../message/message';
@@ -101,6 +102,8 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
   private readonly options: ResolvedPushConsumerOptions;
   private readonly transport: Transport;
   private readonly clock: Clock;
+  /** Lets the process exit again (set while started: a running consumer keeps its process alive). */
+  private releaseProcess: (() => void) | undefined;
   private readonly timers: ClientTimers;
   private readonly subscriptions = new Map<string, Subscription>();
   private listener: MessageListener | undefined;
@@ -187,6 +190,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
     if (this.subscriptions.size === 0)
       throw new RocketError('INVALID_ARGUMENT', 'subscribe to a topic before start()');
     this.state = 'RUNNING';
+    this.releaseProcess = holdProcessOpen(this.clock);
     const listener = this.listener;
     this.consumer = new ConsumeService(
       {
@@ -266,6 +270,7 @@ export class PushConsumer extends EventedClient<PushConsumerEvents> {
       await this.transport.unregister(this.clientId).catch(() => undefined);
       this.untrackProgress?.();
       this.state = 'STOPPED';
+      this.releaseProcess?.();
     })();
     return this.stopping;
   }

@@ -1,3 +1,4 @@
+import { holdProcessOpen } from '../common/keep-alive';
 import type { Clock } from '../common/clock';
 import { systemClock } from '../common/clock';
 import { RocketError } from '../common/errors';
@@ -357,6 +358,8 @@ export class SimpleConsumer {
           resolve();
         };
       });
+    // a listening consumer keeps its process alive, as a started push consumer does
+    const release = holdProcessOpen(this.clock);
     const done = (async () => {
       while (running && this.state === 'RUNNING') {
         let received: ReceivedMessage[];
@@ -372,7 +375,7 @@ export class SimpleConsumer {
         if (received.length === 0 && this.awaitDurationMs === 0) await pause(SHORT_POLL_MS);
         await Promise.all(received.map(handle));
       }
-    })();
+    })().finally(release);
     const listener: SimpleListener = {
       stop: async () => {
         running = false;

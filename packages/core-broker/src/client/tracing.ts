@@ -34,7 +34,7 @@ function openTelemetry(): typeof otel | undefined {
 }
 
 /** The `traceparent` header value of a span context. */
-export function formatTraceparent(sc: otel.SpanContext): string {
+function formatTraceparent(sc: otel.SpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
 }
 

@@ -6,6 +6,7 @@ import { validateUserTopic } from '../message/validation';
 import { createClientId, intOption } from './client-support';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_RETRY_TIMES_WHEN_SEND_FAILED, Producer } from './producer';
 import type { Transport } from './transport';
+import { traceSend } from './tracing';
 
 /** How often the producer tells its brokers it is alive (RocketMQ `heartbeatBrokerInterval`). */
 export const DEFAULT_TRANSACTION_HEARTBEAT_INTERVAL_MS = DEFAULT_HEARTBEAT_INTERVAL_MS;
@@ -230,7 +231,16 @@ export class TransactionProducer extends Producer<TransactionProducerEvents> {
       );
     }
     const input = this.prepare(message);
-    return this.track(this.transact(input, executeLocal));
+    // one PRODUCER span over the half message, the local transaction and its end
+    return this.track(
+      traceSend(
+        input.topic,
+        this.group,
+        [input],
+        () => this.transact(input, executeLocal),
+        (r) => [r.msgId],
+      ),
+    );
   }
 
   // ---- the transaction ---------------------------------------------------------------------

@@ -2,6 +2,7 @@ import type { AccessControl } from '../broker/access-control';
 import type { Broker } from '../broker/broker';
 import type { BrokerMetrics } from './broker-metrics';
 import type { BrokerServer } from './broker-server';
+import { DASHBOARD_SAMPLE_INTERVAL_MS, Dashboard } from './dashboard';
 import { type HttpReply, type HttpRoute, HttpServer, json, text } from './http-server';
 
 /** Why a broker is not ready, or nothing when it is. */
@@ -19,7 +20,7 @@ export interface BrokerHttpTarget {
 
 /**
  * The broker's HTTP endpoint (`rocketnest broker --http-port`): `/healthz`, `/readyz`, `/metrics`
- * (and the dashboard). It starts before the store opens, so a probe sees "alive, not ready" during
+ * and `/dashboard` (`dashboard.ts`). It starts before the store opens, so a probe sees "alive, not ready" during
  * recovery; {@link attach} hands it the broker once everything is up, and {@link stopping} turns
  * readiness off when shutdown begins. Every answer is read from the broker's own methods and stats.
  */
@@ -27,9 +28,12 @@ export class BrokerHttpEndpoint {
   private target: BrokerHttpTarget | undefined;
   private shuttingDown = false;
 
+  private sampler: NodeJS.Timeout | undefined;
+
   private constructor(
     readonly http: HttpServer,
     private readonly metrics: BrokerMetrics,
+    private readonly dashboard: Dashboard,
   ) {}
 
   static async start(options: {
@@ -44,14 +48,19 @@ export class BrokerHttpEndpoint {
       { method: 'GET', path: '/readyz', access: 'account', handle: () => ref.self!.readyz() },
       { method: 'GET', path: '/metrics', access: 'account', handle: () => ref.self!.scrape() },
     ];
+    const dashboard = new Dashboard();
+    routes.push(...dashboard.routes());
     const http = await HttpServer.start({ host: options.host, port: options.port, acl: options.acl, routes });
-    ref.self = new BrokerHttpEndpoint(http, options.metrics);
+    ref.self = new BrokerHttpEndpoint(http, options.metrics, dashboard);
     return ref.self;
   }
 
   /** The broker is up: serve it (and start its collect-on-scrape gauges). */
   attach(target: BrokerHttpTarget): void {
     this.target = target;
+    this.dashboard.attach(target);
+    this.sampler = setInterval(() => this.dashboard.sample(Date.now()), DASHBOARD_SAMPLE_INTERVAL_MS);
+    this.sampler.unref();
     this.metrics.attach({
       broker: target.broker,
       connections: () => target.server.remoting.connections.length,
@@ -104,6 +113,7 @@ export class BrokerHttpEndpoint {
   }
 
   close(): Promise<void> {
+    clearInterval(this.sampler);
     return this.http.close();
   }
 }

@@ -44,9 +44,10 @@ describe('rocketnest CLI', () => {
     const t = tempDir();
     try {
       const dir = path.join(t.dir, 'data');
-      // two signals at once: the second must not cut the clean close short
+      // two signals at once: the second must not cut the clean close short. Port 0: RocketMQ's
+      // default 10911 may be held by another test's Apache RocketMQ broker.
       const first = await run(
-        ['broker', '--store-dir', dir, '--flush', 'sync'],
+        ['broker', '--store-dir', dir, '--flush', 'sync', '--port', '0'],
         /press Ctrl\+C/,
         'SIGTERM',
         2,

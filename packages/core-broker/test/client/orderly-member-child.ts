@@ -63,12 +63,8 @@ async function main(): Promise<void> {
     );
   await consumer.start();
   process.stdout.write(`READY ${member}\n`);
-  // The client's timers are unref'd and, while its broker is down, it has no socket open: with
-  // nothing else to do this process would exit (code 0) while the broker restarts. An app keeps
-  // itself alive (an HTTP server, Nest's app); this worker does so with a timer until SIGTERM.
-  const keepAlive = setInterval(() => undefined, 60_000);
+  // nothing else keeps this process alive while its broker restarts: the started consumer does
   process.once('SIGTERM', () => {
-    clearInterval(keepAlive);
     void consumer
       .shutdown()
       .then(() => transport.close())

@@ -4,6 +4,7 @@
  * `/readyz`; the ACL on the HTTP port; unknown paths.
  */
 import { writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
@@ -183,8 +184,76 @@ describe('rocketnest broker --http-port', () => {
       expect((await httpRequest(web, pathname, { auth: 'ops:ops-secret' })).status).toBe(200);
       expect((await httpRequest(web, pathname, { auth: 'app:app-secret' })).status).toBe(200);
     }
+    // the dashboard: any account may look; message lookup and dead letters need an admin account
+    expect((await httpRequest(web, '/dashboard')).status).toBe(401);
+    const page = await httpRequest(web, '/dashboard', { auth: 'app:app-secret' });
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect((await httpRequest(web, '/dashboard/api/overview', { auth: 'app:app-secret' })).status).toBe(200);
+    for (const [method, pathname] of [
+      ['GET', '/dashboard/api/dlq?group=g'],
+      ['GET', '/dashboard/api/message?id=x'],
+      ['POST', '/dashboard/api/dlq/resend'],
+    ] as const) {
+      expect(
+        (await httpRequest(web, pathname, { method, body: method === 'POST' ? {} : undefined })).status,
+      ).toBe(401);
+      const app = await httpRequest(web, pathname, {
+        method,
+        auth: 'app:app-secret',
+        body: method === 'POST' ? {} : undefined,
+      });
+      expect(app.status).toBe(403);
+      expect(JSON.parse(app.body)).toMatchObject({
+        code: 'ACCESS_DENIED',
+        message: expect.stringMatching(/admin/),
+      });
+    }
+    expect(await httpRequest(web, '/dashboard/api/dlq?group=g', { auth: 'ops:ops-secret' })).toMatchObject({
+      status: 200,
+      body: '[]',
+    });
+    // a bad request from an admin: 400 naming the field; an unknown dead letter: 404
+    const bad = await httpRequest(web, '/dashboard/api/dlq/resend', {
+      method: 'POST',
+      auth: 'ops:ops-secret',
+      body: {},
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const unknown = await httpRequest(web, '/dashboard/api/dlq/resend', {
+      method: 'POST',
+      auth: 'ops:ops-secret',
+      body: { group: 'g', msgId: 'FFFFFFFFFFFFFFFF0000000000000000' },
+    });
+    expect(unknown.status).toBe(404);
     const metrics = await httpRequest(web, '/metrics', { auth: 'app:app-secret' });
     expect(sample(metrics.body, 'rocketnest_connections')).toBe(0);
+  }, 60_000);
+
+  test('an HTTP port already taken stops the broker at startup with a message naming the fix', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const run = await runCli([
+        'broker',
+        '--store-dir',
+        path.join(t.dir, 'data'),
+        '--port',
+        '0',
+        '--http-port',
+        String(port),
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `INVALID_OPTION: cannot listen for HTTP on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\); choose another --http-port`,
+        ),
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   }, 60_000);
 
   test('usage errors name the flag', async () => {

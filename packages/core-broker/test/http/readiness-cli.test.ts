@@ -12,7 +12,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
-import { httpRequest, sample, startServerProcess, waitFor } from '../support/broker-process';
+import * as net from 'node:net';
+import {
+  httpRequest,
+  sample,
+  startServerProcess,
+  waitFor,
+  type ServerProcess,
+} from '../support/broker-process';
+import { runCli } from '../support/run-cli';
 import { tempDir } from '../support/temp-dir';
 
 const TMPFS_BYTES = 4 * 1024 * 1024;
@@ -118,6 +126,60 @@ describe('/readyz', () => {
     },
     120_000,
   );
+
+  test('with --namesrv: not ready while no name server takes its registration, ready once one does', async () => {
+    const t = tempDir();
+    // a port nothing listens on yet: the name server comes up there later
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const nsPort = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const broker = await startServerProcess([
+      'broker',
+      '--store-dir',
+      path.join(t.dir, 'data'),
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--namesrv',
+      `127.0.0.1:${nsPort}`,
+    ]);
+    let namesrv: ServerProcess | undefined;
+    try {
+      const notReady = await httpRequest(broker.httpPort, '/readyz');
+      expect(notReady.status).toBe(503);
+      expect(JSON.parse(notReady.body)).toEqual({
+        status: 'not ready',
+        reasons: ['not registered with any of its 1 name server(s); clients cannot find it'],
+      });
+      expect(
+        sample((await httpRequest(broker.httpPort, '/metrics')).body, 'rocketnest_name_servers_registered'),
+      ).toBe(0);
+      namesrv = await startServerProcess(['namesrv', '--port', String(nsPort), '--http-port', '0']);
+      // a topic change makes the broker register again at once (no wait for the 30 s period)
+      const created = await runCli([
+        'admin',
+        'topic',
+        'create',
+        '--topic',
+        'late',
+        '--broker',
+        `127.0.0.1:${broker.port}`,
+      ]);
+      expect(created.code).toBe(0);
+      await waitFor('ready', async () =>
+        (await httpRequest(broker.httpPort, '/readyz')).status === 200 ? true : undefined,
+      );
+      expect(
+        sample((await httpRequest(broker.httpPort, '/metrics')).body, 'rocketnest_name_servers_registered'),
+      ).toBe(1);
+    } finally {
+      expect(await broker.stop()).toBe(0);
+      if (namesrv) expect(await namesrv.stop()).toBe(0);
+      t.cleanup();
+    }
+  }, 90_000);
 
   test('with --namesrv: ready once registered; the name server serves its own /metrics', async () => {
     const t = tempDir();

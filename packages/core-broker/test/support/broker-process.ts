@@ -32,7 +32,7 @@ export async function startServerProcess(args: string[]): Promise<ServerProcess>
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const tcp = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      const web = /HTTP \(\/metrics, \/healthz, \/readyz\) on 127\.0\.0\.1:(\d+)/.exec(out);
+      const web = /HTTP \(\/metrics, \/healthz, \/readyz[^)]*\) on 127\.0\.0\.1:(\d+)/.exec(out);
       if (tcp && web && /press Ctrl\+C/.test(out)) {
         clearTimeout(guard);
         resolve({ port: Number(tcp[1]), httpPort: Number(web[1]) });
