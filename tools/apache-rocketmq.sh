@@ -18,6 +18,11 @@
 #
 # APACHE_ROCKETMQ_GRPC_PORT fixes the proxy's gRPC port (a restart in the same workdir, keeping
 # the address clients use); the other ports are picked as above.
+# ACL: with APACHE_ROCKETMQ_AUTH=<accessKey>:<secretKey> set at `start`, ACL 2.0 (authentication
+# and authorization, Apache 5.3) is on in the broker and the proxy, with that account as the initial
+# super user; `admin` then signs with it (conf/tools.yml). Add a normal user with
+# `admin <workdir> updateUser -u U -p P -t Normal` and grant it with
+# `admin <workdir> updateAcl -s User:U -r Topic:T,Group:G -a Pub,Sub -d Allow`.
 #
 # The jars: `mvn package` of tools/apache-rocketmq/pom.xml copies rocketmq-namesrv and
 # rocketmq-proxy (and what they need) into tools/apache-rocketmq/target/lib. Maven caches them in
@@ -164,10 +169,41 @@ mappedFileSizeCommitLog=104857600
 mappedFileSizeConsumeQueue=600000
 transactionTimeOut=3000
 transactionCheckInterval=5000
+# RecallMessage (5.3): off by default in the broker
+recallMessageEnable=true
 EOF
+  local proxy_auth=''
+  rm -f "$WORK/home/conf/tools.yml"
+  if [ -n "${APACHE_ROCKETMQ_AUTH:-}" ]; then
+    local ak=${APACHE_ROCKETMQ_AUTH%%:*} sk=${APACHE_ROCKETMQ_AUTH#*:}
+    [ -n "$ak" ] && [ -n "$sk" ] && [ "$ak" != "$APACHE_ROCKETMQ_AUTH" ] \
+      || die "APACHE_ROCKETMQ_AUTH must be <accessKey>:<secretKey>"
+    cat >>"$WORK/broker.conf" <<EOF
+authenticationEnabled=true
+authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
+authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider
+authorizationEnabled=true
+authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider
+authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider
+initAuthenticationUser={"username":"$ak","password":"$sk"}
+innerClientAuthenticationCredentials={"accessKey":"$ak","secretKey":"$sk"}
+EOF
+    # In local mode the proxy authenticates the gRPC calls and reads users and ACLs from the broker.
+    proxy_auth=$(cat <<EOF
+, "authenticationEnabled": true, "authorizationEnabled": true,
+  "authenticationProvider": "org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider",
+  "authenticationMetadataProvider": "org.apache.rocketmq.proxy.auth.ProxyAuthenticationMetadataProvider",
+  "authorizationProvider": "org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider",
+  "authorizationMetadataProvider": "org.apache.rocketmq.proxy.auth.ProxyAuthorizationMetadataProvider",
+  "innerClientAuthenticationCredentials": "{\"accessKey\":\"$ak\",\"secretKey\":\"$sk\"}"
+EOF
+    )
+    mkdir -p "$WORK/home/conf"
+    printf 'accessKey: %s\nsecretKey: %s\n' "$ak" "$sk" >"$WORK/home/conf/tools.yml"
+  fi
   cat >"$WORK/rmq-proxy.json" <<EOF
 { "rocketMQClusterName": "DefaultCluster", "namesrvAddr": "$HOST:$namesrv_port",
-  "proxyMode": "local", "grpcServerPort": $grpc_port, "remotingListenPort": $remoting_port }
+  "proxyMode": "local", "grpcServerPort": $grpc_port, "remotingListenPort": $remoting_port$proxy_auth }
 EOF
 
   java_bg namesrv rmq.namesrv.logback.xml -Xms64m -Xmx256m -- \

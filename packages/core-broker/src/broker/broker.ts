@@ -858,6 +858,14 @@ export class Broker implements BrokerApi {
    * is already resolved does nothing. Rejects `MESSAGE_NOT_FOUND` for an id that names no half
    * message here, `INVALID_ARGUMENT` for another producer group's transaction.
    */
+  /**
+   * Recalls a delayed message before its delivery time: `queueOffset` and `msgId` are what its send
+   * returned. `MESSAGE_NOT_FOUND` when it is not waiting (delivered, recalled, or no such message).
+   */
+  recallDelayed({ topic, queueOffset, msgId }: { topic: string; queueOffset: number; msgId: string }): void {
+    this.schedule.recall(queueOffset, msgId, topic);
+  }
+
   async endTransaction(request: EndTransactionRequest): Promise<void> {
     this.assertMaster();
     this.assertOpen();

@@ -176,6 +176,7 @@ export class ScheduleService {
       const copies: AppendRequest[] = [];
       const sources: Due[] = [];
       for (const d of due) {
+        if (this.done(d.queueOffset)) continue; // recalled
         const m = this.store.getByCommitLogOffset(d.commitLogOffset);
         if (m) {
           copies.push(realCopy(m));
@@ -196,6 +197,38 @@ export class ScheduleService {
       this.arm();
     }
     if (this.heap.size > 0 && this.heap.peek()!.dueMs <= this.clock.now()) await this.deliverDue();
+  }
+
+  /**
+   * Recalls a delayed message before it is due (RocketMQ 5.3 `RecallMessage`): the entry at
+   * `queueOffset` of the schedule queue, if it is the message `msgId` bound for `topic` and not yet
+   * due, is marked delivered without being copied anywhere. Recalling it again before its time is
+   * accepted too (as Apache's recall, which only checks the handle and the time). Once due, or for
+   * any other message, `MESSAGE_NOT_FOUND`.
+   */
+  recall(queueOffset: number, msgId: string, topic: string): void {
+    const m = this.store.getMessages(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID, queueOffset, { maxCount: 1 })
+      .messages[0];
+    if (
+      !m ||
+      m.queueOffset !== queueOffset ||
+      m.msgId !== msgId ||
+      m.properties[SystemProperty.REAL_TOPIC] !== topic ||
+      m.deliveryTimeMs <= this.clock.now()
+    ) {
+      throw new RocketError(
+        'MESSAGE_NOT_FOUND',
+        `no delayed message ${msgId} of topic "${topic}" is waiting: it was delivered already, or is unknown`,
+      );
+    }
+    if (this.done(queueOffset)) return; // recalled before
+    // its heap entry stays until due and is then skipped (done): the heap has no removal
+    this.markDelivered(queueOffset);
+    this.persistSoon();
+  }
+
+  private done(queueOffset: number): boolean {
+    return queueOffset < this.watermark || this.delivered.has(queueOffset);
   }
 
   private markDelivered(queueOffset: number): void {

@@ -5,6 +5,8 @@ import { Broker } from '../broker/broker';
 import { BrokerHttpEndpoint } from '../server/broker-http';
 import { BrokerMetrics } from '../server/broker-metrics';
 import { BrokerServer } from '../server/broker-server';
+import { systemClock } from '../common/clock';
+import { NameServerGrpcRoutes } from '../server/grpc-cluster-routes';
 import { GrpcServer } from '../server/grpc-server';
 import { SlaveSync } from '../server/slave-sync';
 import { RocketError } from '../common/errors';
@@ -58,6 +60,9 @@ Options:
   --transaction-check-interval-ms <n>
                            How often unresolved transactions are checked (default: 30000;
                            RocketMQ transactionCheckInterval)
+  --max-reconsume-times <n>
+                           Redeliveries a consumer group gets before a message goes to its dead-letter
+                           topic %DLQ%<group> (default: 16; RocketMQ's retryMaxTimes)
   --acl-file <path>        ACL JSON file: accounts, their permissions, white-listed addresses; every
                            request must then be signed (docs/security.md). Checked before listening
   --role <ASYNC_MASTER|SYNC_MASTER|SLAVE>
@@ -142,6 +147,15 @@ function optionalMs(flags: Map<string, string>, name: string): number | undefine
   return ms;
 }
 
+function optionalCount(flags: Map<string, string>, name: string): number | undefined {
+  const value = flags.get(name);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a whole number (0 or more), not "${value}"`);
+  return n;
+}
+
 export async function runBroker(args: string[]): Promise<void> {
   const flags = parseFlags(args, [
     'store-dir',
@@ -161,6 +175,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'namesrv-secret-key',
     'transaction-timeout-ms',
     'transaction-check-interval-ms',
+    'max-reconsume-times',
     'acl-file',
     'tls-cert',
     'tls-key',
@@ -199,6 +214,7 @@ export async function runBroker(args: string[]): Promise<void> {
   const tls = serverTls(flags);
   const transactionTimeoutMs = optionalMs(flags, 'transaction-timeout-ms');
   const transactionCheckIntervalMs = optionalMs(flags, 'transaction-check-interval-ms');
+  const maxReconsumeTimes = optionalCount(flags, 'max-reconsume-times');
   const namesrvCa = flags.get('namesrv-tls-ca');
   const namesrvAccessKey = flags.get('namesrv-access-key');
   const namesrvSecretKey =
@@ -303,7 +319,7 @@ export async function runBroker(args: string[]): Promise<void> {
           syncFlushTimeoutMs: replication.syncFlushTimeoutMs,
           onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
         });
-        ha.advertise(advertised());
+        ha.advertise(clientAddress());
         broker.becomeMaster(role, ha);
         await late.server!.changeBrokerId(0);
         console.log(
@@ -315,6 +331,7 @@ export async function runBroker(args: string[]): Promise<void> {
       brokerName: flags.get('broker-name'),
       transactionTimeoutMs,
       transactionCheckIntervalMs,
+      maxReconsumeTimes,
       observer: metrics,
     }).catch(async (error: unknown) => {
       await stopReplication();
@@ -325,6 +342,35 @@ export async function runBroker(args: string[]): Promise<void> {
     for (const { topic, queueCount, fifo } of topics) {
       if (!broker.getTopic(topic)) broker.createTopic({ topic, queueCount, fifo });
     }
+    // gRPC first: with name servers, its port goes into the broker's registration, so that the
+    // other brokers' gRPC routes list this broker's gRPC endpoint
+    const grpc =
+      grpcPort === undefined
+        ? undefined
+        : await GrpcServer.start({
+            broker,
+            host,
+            port: grpcPort,
+            tls,
+            acl,
+            clusterRoutes:
+              nameServers === undefined
+                ? undefined
+                : new NameServerGrpcRoutes(nameServers, systemClock, nameServerClient),
+          }).catch(async (error: unknown) => {
+            await broker.close();
+            await stopReplication();
+            await store.close();
+            await http?.close();
+            throw error;
+          });
+    const advertised = flags.get('advertised-address');
+    const advertisedHost =
+      advertised !== undefined
+        ? advertised.slice(0, advertised.lastIndexOf(':'))
+        : host === '0.0.0.0' || host === '::'
+          ? '127.0.0.1'
+          : host;
     const server = await BrokerServer.start({
       broker,
       host,
@@ -334,33 +380,24 @@ export async function runBroker(args: string[]): Promise<void> {
       nameServers,
       clusterName: flags.get('cluster'),
       brokerId: replication.brokerId,
-      advertisedAddress: flags.get('advertised-address'),
+      advertisedAddress: advertised,
+      grpcAddress: grpc ? `${advertisedHost}:${grpc.port}` : undefined,
       nameServerClient,
       onRegistrationError: (error, nameServer) =>
         console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
     }).catch(async (error: unknown) => {
       await broker.close();
+      await grpc?.close();
       await stopReplication();
       await store.close();
       await http?.close();
       throw error;
     });
-    const grpc =
-      grpcPort === undefined
-        ? undefined
-        : await GrpcServer.start({ broker, host, port: grpcPort, tls, acl }).catch(async (error: unknown) => {
-            await broker.close();
-            await server.close();
-            await stopReplication();
-            await store.close();
-            await http?.close();
-            throw error;
-          });
-    const advertised = (): string => {
+    const clientAddress = (): string => {
       const at = server.address();
       return flags.get('advertised-address') ?? `${at.host}:${at.port}`;
     };
-    ha?.advertise(advertised());
+    ha?.advertise(clientAddress());
     const slaveSync = slave
       ? new SlaveSync({
           broker,

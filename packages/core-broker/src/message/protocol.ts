@@ -76,6 +76,8 @@ export interface BrokerRegistration {
   brokerId: number;
   /** `host:port` clients connect to. */
   address: string;
+  /** `host:port` of the broker's RocketMQ 5 gRPC endpoint (`--grpc-port`), when it serves one. */
+  grpcAddress?: string;
   /** Every topic the broker serves, system topics (retry, dead letter) included. */
   topics: TopicConfig[];
 }
@@ -88,6 +90,8 @@ export interface ClusterInfo {
       brokerName: string;
       brokerId: number;
       address: string;
+      /** `host:port` of its RocketMQ 5 gRPC endpoint, when it serves one. */
+      grpcAddress?: string;
       topicCount: number;
       /** Epoch ms of the broker's latest registration. */
       lastUpdateMs: number;

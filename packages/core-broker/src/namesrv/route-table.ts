@@ -159,6 +159,7 @@ export class RouteTable {
         brokerName: r.brokerName,
         brokerId: r.brokerId,
         address: r.address,
+        ...(r.grpcAddress === undefined ? {} : { grpcAddress: r.grpcAddress }),
         topicCount: live.topics.size,
         lastUpdateMs: live.lastUpdateMs,
       });
@@ -208,6 +209,13 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
   if (typeof address !== 'string' || !/^[^\s:]{1,253}:\d{1,5}$/.test(address)) {
     bad('address', 'must be host:port');
   }
+  const grpcAddress = value.grpcAddress;
+  if (
+    grpcAddress !== undefined &&
+    (typeof grpcAddress !== 'string' || !/^[^\s:]{1,253}:\d{1,5}$/.test(grpcAddress))
+  ) {
+    bad('grpcAddress', 'must be host:port');
+  }
   const topics = value.topics;
   if (!Array.isArray(topics)) return bad('topics', 'must be an array');
   if (topics.length > MAX_TOPICS_PER_BROKER) bad('topics', `has more than ${MAX_TOPICS_PER_BROKER} entries`);
@@ -241,6 +249,7 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
     brokerName,
     brokerId: brokerId as number,
     address: address as string,
+    ...(grpcAddress === undefined ? {} : { grpcAddress: grpcAddress as string }),
     topics: configs,
   };
 }

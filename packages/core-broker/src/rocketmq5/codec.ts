@@ -265,6 +265,14 @@ export interface ChangeInvisibleDurationResponse {
   status: Status;
   receiptHandle: string;
 }
+export interface RecallMessageRequest {
+  topic: Resource | null;
+  recallHandle: string;
+}
+export interface RecallMessageResponse {
+  status: Status;
+  messageId: string;
+}
 
 /** How a method streams: `unary`, `server` (server streaming) or `bidi`. */
 export type MethodKind = 'unary' | 'server' | 'bidi';
@@ -349,6 +357,12 @@ export const METHODS = {
     'unary',
     'ChangeInvisibleDurationRequest',
     'ChangeInvisibleDurationResponse',
+  ),
+  RecallMessage: method<RecallMessageRequest, RecallMessageResponse>(
+    'RecallMessage',
+    'unary',
+    'RecallMessageRequest',
+    'RecallMessageResponse',
   ),
 } as const;
 

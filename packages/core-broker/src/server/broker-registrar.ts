@@ -27,6 +27,8 @@ export interface BrokerRegistrarOptions {
   nameServers: readonly string[];
   /** The address clients connect to (`host:port`). */
   address: string;
+  /** `host:port` of the broker's RocketMQ 5 gRPC endpoint, told to name servers for gRPC routes. */
+  grpcAddress?: string;
   /** Default {@link DEFAULT_CLUSTER_NAME}. (RocketMQ `brokerClusterName`) */
   clusterName?: string;
   /** 0 ({@link MASTER_BROKER_ID}) = master; at most {@link MAX_BROKER_ID}. (RocketMQ `brokerId`) */
@@ -59,6 +61,7 @@ export function resolveBrokerRegistrarOptions(
     );
   }
   for (const address of [...options.nameServers, options.address]) parseAddress(address);
+  if (options.grpcAddress !== undefined) parseAddress(options.grpcAddress);
   return Object.freeze({
     ...options,
     nameServers: Object.freeze([...options.nameServers]),
@@ -190,6 +193,7 @@ export class BrokerRegistrar {
       brokerName: broker.brokerName,
       brokerId: this.brokerId,
       address: this.options.address,
+      ...(this.options.grpcAddress === undefined ? {} : { grpcAddress: this.options.grpcAddress }),
       topics: broker.listTopics(),
     };
     const payload = WIRE_NAME_SERVER_OPERATIONS.registerBroker.request.encode(registration);

@@ -41,6 +41,11 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
   brokerId?: number;
   /** The `host:port` name servers hand to clients. Default: the listening address (`0.0.0.0` → `127.0.0.1`). (RocketMQ `brokerIP1`) */
   advertisedAddress?: string;
+  /**
+   * `host:port` of this broker's RocketMQ 5 gRPC endpoint (`GrpcServer`), registered with the name
+   * servers so that each broker's gRPC port appears in the others' gRPC routes. Default none.
+   */
+  grpcAddress?: string;
   /** Registration period, in ms. Default `DEFAULT_REGISTER_INTERVAL_MS` (`broker-registrar.ts`). (RocketMQ `registerNameServerPeriod`) */
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
@@ -75,6 +80,7 @@ export interface ResolvedBrokerServerOptions {
     | Readonly<{
         nameServers: readonly string[];
         advertisedAddress: string | undefined;
+        grpcAddress: string | undefined;
         clusterName: string | undefined;
         brokerId: number | undefined;
         registerIntervalMs: number | undefined;
@@ -100,6 +106,7 @@ export function resolveBrokerServerOptions(options: BrokerServerOptions): Resolv
     clusterName,
     brokerId,
     advertisedAddress,
+    grpcAddress,
     registerIntervalMs,
     onRegistrationError,
     nameServerClient,
@@ -115,6 +122,7 @@ export function resolveBrokerServerOptions(options: BrokerServerOptions): Resolv
       : Object.freeze({
           nameServers,
           advertisedAddress,
+          grpcAddress,
           clusterName,
           brokerId,
           registerIntervalMs,

@@ -21,8 +21,19 @@ const group = (r: Named, perm: 'PUB' | 'SUB'): AccessNeed => ({ kind: 'group', n
  * | EndTransaction                                                | PUB on the topic (a gRPC producer's group is its topic) |
  * | ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue | SUB on the topic and the group |
  * | Telemetry Settings                                            | producers PUB on each topic; consumers SUB on the group and each topic |
- * | QueryRoute, QueryAssignment, Heartbeat, NotifyClientTermination | any account                     |
+ * | RecallMessage                                                 | PUB on the topic                  |
+ * | QueryRoute                                                    | PUB or SUB on the topic (as Apache 5.3's ACL 2.0) |
+ * | QueryAssignment, Heartbeat, NotifyClientTermination           | any account                       |
  */
+export function grpcAccessAlternatives(method: MethodName, request: unknown): AccessNeed[][] {
+  if (method === 'QueryRoute') {
+    const t = (request as { topic?: Named }).topic;
+    return [[topic(t, 'PUB')], [topic(t, 'SUB')]];
+  }
+  return [grpcAccessNeeds(method, request)];
+}
+
+/** The needs of a call with one set of them (every method but QueryRoute; see the table above). */
 export function grpcAccessNeeds(method: MethodName, request: unknown): AccessNeed[] {
   const r = request as Record<string, Named> & {
     messages?: Array<{ topic: Named }>;
@@ -32,6 +43,7 @@ export function grpcAccessNeeds(method: MethodName, request: unknown): AccessNee
     case 'SendMessage':
       return (r.messages ?? []).map((m) => topic(m.topic, 'PUB'));
     case 'EndTransaction':
+    case 'RecallMessage':
       return [topic(r.topic, 'PUB')];
     case 'ReceiveMessage':
       return [topic(r.messageQueue?.topic, 'SUB'), group(r.group, 'SUB')];
@@ -73,19 +85,27 @@ export function callAuth(
 }
 
 /**
- * Refuses a call the ACL does not allow: UNAUTHORIZED (40100) when it is unsigned, signed by an
- * unknown account or with a bad signature; FORBIDDEN (40300) when the account lacks a permission.
+ * Refuses a call the ACL does not allow (none of `alternatives` is granted whole): UNAUTHORIZED
+ * (40100) when it is unsigned, signed by an unknown account or with a bad signature, and also when
+ * the account lacks a permission — Apache 5.3's ACL 2.0 answers both with 40100, never FORBIDDEN.
  */
 export function checkAccess(
   acl: AccessControl,
   remoteIp: string,
   auth: { accessKey: string; verified: boolean } | undefined,
-  needs: AccessNeed[],
+  alternatives: AccessNeed[][],
 ): void {
-  const decision = acl.authorize({ remoteIp, auth, needs });
+  let decision = acl.authorize({ remoteIp, auth, needs: alternatives[0] ?? [] });
+  for (let i = 1; !decision.allowed && i < alternatives.length; i++) {
+    const next = acl.authorize({ remoteIp, auth, needs: alternatives[i]! });
+    if (next.allowed) decision = next;
+  }
   if (decision.allowed) return;
   if (decision.reason === 'not-granted' || decision.reason === 'not-admin') {
-    throw new StatusFailure(Code.FORBIDDEN, 'access denied: the account lacks a permission this call needs');
+    throw new StatusFailure(
+      Code.UNAUTHORIZED,
+      'access denied: the account has no permission for this call (grant it in the ACL file)',
+    );
   }
   throw new StatusFailure(
     Code.UNAUTHORIZED,

@@ -305,3 +305,33 @@ export function statusOfError(
     message: error instanceof Error ? error.message : String(error),
   };
 }
+
+/** What a RocketNest recall handle names: a delayed message's place in the schedule queue. */
+export interface RecallHandle {
+  topic: string;
+  scheduleOffset: number;
+  /** The broker's id of the stored copy. */
+  storedId: string;
+  /** The producer's message id, answered by RecallMessage. */
+  messageId: string;
+}
+
+const RECALL_HANDLE_VERSION = 'rn1';
+
+/** Opaque to clients (Apache's are base64 text too): base64url of space-separated fields. */
+export function encodeRecallHandle(h: RecallHandle): string {
+  const text = [RECALL_HANDLE_VERSION, h.topic, h.scheduleOffset, h.storedId, h.messageId].join(' ');
+  return Buffer.from(text, 'utf8').toString('base64url');
+}
+
+/** The handle's fields, or undefined when it is not a handle {@link encodeRecallHandle} made. */
+export function decodeRecallHandle(text: string): RecallHandle | undefined {
+  if (text.length === 0 || text.length > 1024) return undefined;
+  const fields = Buffer.from(text, 'base64url').toString('utf8').split(' ');
+  if (fields.length !== 5 || fields[0] !== RECALL_HANDLE_VERSION) return undefined;
+  const [, topic, offset, storedId, messageId] = fields as [string, string, string, string, string];
+  const scheduleOffset = Number(offset);
+  if (!Number.isSafeInteger(scheduleOffset) || scheduleOffset < 0 || !topic || !storedId || !messageId)
+    return undefined;
+  return { topic, scheduleOffset, storedId, messageId };
+}

@@ -21,6 +21,8 @@ import {
   type QueryRouteResponse,
   type ReceiveMessageRequest,
   type ReceiveMessageResponse,
+  type RecallMessageRequest,
+  type RecallMessageResponse,
   type SendMessageRequest,
   type SendMessageResponse,
   type SendResultEntry,
@@ -38,12 +40,16 @@ import {
 import { Code, OK_STATUS, type Status, StatusFailure } from '../rocketmq5/status';
 import {
   acceptedTypes,
+  decodeRecallHandle,
+  encodeRecallHandle,
   groupOf,
   inboundMessage,
   outboundMessage,
   statusOfError,
   topicOf,
 } from './grpc-convert';
+import type { GrpcClusterRoutes } from './grpc-cluster-routes';
+import { HandleRenewal } from './grpc-renewal';
 import { ClientSessions, MAX_LONG_POLLING_MS, filterOf } from './grpc-sessions';
 
 /** Shortest invisible time a receive may ask for (RocketMQ proxy `minInvisibleTimeMillsForRecv`). */
@@ -52,8 +58,7 @@ export const MIN_INVISIBLE_TIME_MS = 10_000;
 export const MAX_INVISIBLE_TIME_MS = 12 * 3600_000;
 /**
  * Invisible time of a receive with `auto_renew` (push consumers; RocketMQ proxy
- * `defaultInvisibleTimeMills`). RocketNest does not renew it: a push consumer busy with one message
- * longer than this sees it again.
+ * `defaultInvisibleTimeMills`), renewed while the consumer handles the message (grpc-renewal.ts).
  */
 export const AUTO_RENEW_INVISIBLE_TIME_MS = 60_000;
 /** Most messages one receive hands out (RocketMQ `MAX_MSG_NUMS_FOR_POP_REQUEST`). */
@@ -76,31 +81,73 @@ export interface CallContext {
  * redelivers messages itself. Each method answers with a RocketMQ 5 `Status`, never by throwing.
  */
 export class Messaging {
+  private readonly renewal: HandleRenewal;
+
   constructor(
     private readonly broker: Broker,
     readonly sessions: ClientSessions,
     private readonly limits: { maxBodyBytes: number },
-  ) {}
+    /** In a cluster: the name servers' view, so routes list every broker with its own gRPC endpoint. */
+    private readonly clusterRoutes?: GrpcClusterRoutes,
+  ) {
+    // a client is there while its Telemetry stream is open (the official clients keep one open from
+    // start to shutdown): a crashed consumer's messages are no longer renewed
+    this.renewal = new HandleRenewal(broker, (clientId) => sessions.get(clientId)?.write !== undefined);
+  }
+
+  /** Stops renewing invisible times (the server is closing). */
+  close(): void {
+    this.renewal.close();
+  }
 
   private get now(): number {
     return this.broker.options.clock.now();
   }
 
-  queryRoute(request: QueryRouteRequest): QueryRouteResponse {
-    return answer(
-      () => {
-        const topic = topicOf(request.topic, true);
-        const config = this.broker.getTopic(topic);
-        if (!config)
-          throw new StatusFailure(Code.TOPIC_NOT_FOUND, `topic "${topic}" does not exist; create it first`);
-        const endpoints = accessPoint(request.endpoints);
-        const queues: MessageQueue[] = [];
-        const count = Math.max(config.readQueueCount, config.writeQueueCount);
-        for (let id = 0; id < count; id++) queues.push(this.queue(config, id, endpoints));
-        return { status: OK_STATUS, messageQueues: queues };
-      },
-      (status) => ({ status, messageQueues: [] }),
-    );
+  async queryRoute(request: QueryRouteRequest): Promise<QueryRouteResponse> {
+    try {
+      const topic = topicOf(request.topic, true);
+      const queues: MessageQueue[] = [];
+      for (const b of await this.routeBrokers(topic, accessPoint(request.endpoints))) {
+        const count = Math.max(b.config.readQueueCount, b.config.writeQueueCount);
+        for (let id = 0; id < count; id++) queues.push(this.queue(b.config, id, b.endpoints, b.brokerName));
+      }
+      return { status: OK_STATUS, messageQueues: queues };
+    } catch (error) {
+      return { status: statusOfError(error), messageQueues: [] };
+    }
+  }
+
+  /**
+   * The brokers serving `topic`, each with the gRPC endpoints clients reach it at. Standalone: this
+   * broker, at the endpoints the client dialled. In a cluster: every broker the name servers know
+   * with the topic and a gRPC endpoint (Apache's proxy lists every broker of the route too); this
+   * broker alone when the name servers cannot be reached or do not know the topic yet.
+   */
+  private async routeBrokers(
+    topic: string,
+    dialled: Endpoints,
+  ): Promise<Array<{ brokerName: string; config: TopicConfig; endpoints: Endpoints }>> {
+    const local = this.broker.getTopic(topic);
+    if (this.clusterRoutes) {
+      const brokers = await this.clusterRoutes.lookup(topic).catch(() => []);
+      if (brokers.length > 0) {
+        return brokers.map((b) => ({
+          brokerName: b.brokerName,
+          config: {
+            topic,
+            readQueueCount: b.readQueueCount,
+            writeQueueCount: b.writeQueueCount,
+            permission: b.permission,
+            fifo: b.fifo,
+          },
+          endpoints: endpointsOf(b.grpcAddress),
+        }));
+      }
+    }
+    if (!local)
+      throw new StatusFailure(Code.TOPIC_NOT_FOUND, `topic "${topic}" does not exist; create it first`);
+    return [{ brokerName: this.broker.brokerName, config: local, endpoints: dialled }];
   }
 
   heartbeat(context: CallContext, request: HeartbeatRequest): StatusResponse {
@@ -157,11 +204,24 @@ export class Messaging {
             transactional: inbound.transactional,
           });
           const stored = sent.messages[0]!;
+          const messageId = message.systemProperties!.messageId;
+          const delayed = (inbound.input.deliveryTimeMs ?? 0) > this.now && !inbound.transactional;
           return {
             status: OK_STATUS,
-            messageId: message.systemProperties!.messageId,
+            messageId,
             transactionId: stored.transactionId ?? '',
             offset: stored.queueOffset,
+            // a delayed message can be recalled until due (RecallMessage)
+            ...(delayed
+              ? {
+                  recallHandle: encodeRecallHandle({
+                    topic,
+                    scheduleOffset: stored.queueOffset,
+                    storedId: stored.msgId,
+                    messageId,
+                  }),
+                }
+              : {}),
           };
         } catch (error) {
           return failedEntry(statusOfError(error), message.systemProperties?.messageId ?? '');
@@ -171,25 +231,26 @@ export class Messaging {
     return { status: common(entries.map((e) => e.status)), entries };
   }
 
-  queryAssignment(request: QueryAssignmentRequest): QueryAssignmentResponse {
-    return answer(
-      () => {
-        const topic = topicOf(request.topic, true);
-        groupOf(request.group);
-        const config = this.broker.getTopic(topic);
-        if (!config) throw new StatusFailure(Code.TOPIC_NOT_FOUND, `topic "${topic}" does not exist`);
-        if ((config.permission & Permission.READ) === 0 || config.readQueueCount === 0) {
-          throw new StatusFailure(Code.FORBIDDEN, `topic "${topic}" has no readable queue`);
-        }
-        // one assignment per broker with queue -1, as Apache gives a non-FIFO group: the broker pops
-        // from all queues of the topic, and keeps FIFO order per queue itself
-        return {
-          status: OK_STATUS,
-          assignments: [{ messageQueue: this.queue(config, -1, accessPoint(request.endpoints)) }],
-        };
-      },
-      (status) => ({ status, assignments: [] }),
-    );
+  async queryAssignment(request: QueryAssignmentRequest): Promise<QueryAssignmentResponse> {
+    try {
+      const topic = topicOf(request.topic, true);
+      groupOf(request.group);
+      const readable = (await this.routeBrokers(topic, accessPoint(request.endpoints))).filter(
+        (b) => (b.config.permission & Permission.READ) !== 0 && b.config.readQueueCount > 0,
+      );
+      if (readable.length === 0)
+        throw new StatusFailure(Code.FORBIDDEN, `topic "${topic}" has no readable queue`);
+      // one assignment per broker with queue -1, as Apache gives a non-FIFO group: the broker pops
+      // from all queues of the topic, and keeps FIFO order per queue itself
+      return {
+        status: OK_STATUS,
+        assignments: readable.map((b) => ({
+          messageQueue: this.queue(b.config, -1, b.endpoints, b.brokerName),
+        })),
+      };
+    } catch (error) {
+      return { status: statusOfError(error), assignments: [] };
+    }
   }
 
   /**
@@ -231,13 +292,22 @@ export class Messaging {
         pollTimeoutMs,
       });
       status = popped.length > 0 ? OK_STATUS : { code: Code.MESSAGE_NOT_FOUND, message: 'no new message' };
+      const deadlineMs = this.now + invisibleTimeMs;
       for (const p of popped) {
-        frames.push({
-          message: outboundMessage(p.message, {
-            receiptHandle: p.receiptHandle,
-            deliveryAttempt: p.deliveryAttempt,
-          }),
+        const message = outboundMessage(p.message, {
+          receiptHandle: p.receiptHandle,
+          deliveryAttempt: p.deliveryAttempt,
         });
+        if (request.autoRenew) {
+          this.renewal.track(
+            context.clientId,
+            group,
+            topic,
+            message.systemProperties!.receiptHandle!,
+            deadlineMs,
+          );
+        }
+        frames.push({ message });
       }
     } catch (error) {
       status = statusOfError(error);
@@ -269,7 +339,7 @@ export class Messaging {
       request.entries.map(async (entry) => {
         let status: Status = OK_STATUS;
         try {
-          const handle = this.handle(entry.receiptHandle);
+          const handle = this.handle(this.renewal.resolve(entry.receiptHandle));
           await this.broker.ack({ consumerGroup: group, topic, receiptHandle: handle.brokerHandle });
         } catch (error) {
           status = statusOfError(error);
@@ -293,7 +363,7 @@ export class Messaging {
           `invisible_duration must be 0 to ${MAX_INVISIBLE_TIME_MS} ms`,
         );
       }
-      const handle = this.handle(request.receiptHandle);
+      const handle = this.handle(this.renewal.resolve(request.receiptHandle));
       const { receiptHandle } = await this.broker.changeInvisibleTime({
         consumerGroup: group,
         topic,
@@ -315,7 +385,7 @@ export class Messaging {
       const group = groupOf(request.group);
       const topic = topicOf(request.topic, true);
       // checks the handle first: a forged or stale one must not dead-letter anything
-      const handle = this.handle(request.receiptHandle);
+      const handle = this.handle(this.renewal.resolve(request.receiptHandle));
       const at = decodeReceiptHandle(handle.brokerHandle);
       const stored = this.broker.viewMessage(handle.storedId);
       if (
@@ -341,6 +411,25 @@ export class Messaging {
     } catch (error) {
       return { status: statusOfError(error, Code.MESSAGE_NOT_FOUND) };
     }
+  }
+
+  /** Recalls a delayed message before it is due, by the recall handle its send returned. */
+  recallMessage(request: RecallMessageRequest): RecallMessageResponse {
+    return answer(
+      () => {
+        const topic = topicOf(request.topic);
+        const handle = decodeRecallHandle(request.recallHandle);
+        if (!handle || handle.topic !== topic) {
+          throw new StatusFailure(
+            Code.BAD_REQUEST,
+            'the recall handle is not one this broker gave for a delayed message of this topic',
+          );
+        }
+        this.broker.recallDelayed({ topic, queueOffset: handle.scheduleOffset, msgId: handle.storedId });
+        return { status: OK_STATUS, messageId: handle.messageId };
+      },
+      (status) => ({ status, messageId: '' }),
+    );
   }
 
   async endTransaction(request: EndTransactionRequest): Promise<StatusResponse> {
@@ -374,6 +463,7 @@ export class Messaging {
       () => {
         if (request.group) groupOf(request.group);
         this.sessions.terminate(context.clientId);
+        this.renewal.forget(context.clientId);
         return { status: OK_STATUS };
       },
       (status) => ({ status }),
@@ -387,7 +477,12 @@ export class Messaging {
     return handle;
   }
 
-  private queue(config: TopicConfig, id: number, endpoints: Endpoints): MessageQueue {
+  private queue(
+    config: TopicConfig,
+    id: number,
+    endpoints: Endpoints,
+    brokerName = this.broker.brokerName,
+  ): MessageQueue {
     const readable = id < 0 || id < config.readQueueCount ? config.permission & Permission.READ : 0;
     const writable = id < 0 || id < config.writeQueueCount ? config.permission & Permission.WRITE : 0;
     return {
@@ -401,13 +496,23 @@ export class Messaging {
             : writable
               ? PermissionV2.WRITE
               : PermissionV2.NONE,
-      broker: { name: this.broker.brokerName, id: 0, endpoints },
+      broker: { name: brokerName, id: 0, endpoints },
       acceptMessageTypes: acceptedTypes(config),
     };
   }
 }
 
 /** The endpoints a client dialled, which the route hands back (Apache's `useEndpointPortFromRequest`). */
+/** A registered `host:port` as gRPC endpoints (IPv4 when the host is one, else a domain name). */
+function endpointsOf(address: string): Endpoints {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at);
+  return {
+    scheme: /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? AddressScheme.IPv4 : AddressScheme.DOMAIN_NAME,
+    addresses: [{ host, port: Number(address.slice(at + 1)) }],
+  };
+}
+
 function accessPoint(endpoints: Endpoints | null | undefined): Endpoints {
   if (!endpoints || endpoints.addresses.length === 0) {
     throw new StatusFailure(

@@ -7,8 +7,9 @@ import { type ServerTlsOptions, loadServerTls } from '../remoting/tls-options';
 import { honourLongCallTimeouts } from './grpc-deadline';
 import { METHODS, type MethodName, type MethodSpec, type TelemetryCommand } from '../rocketmq5/codec';
 import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
-import { callAuth, checkAccess, grpcAccessNeeds, settingsAccessNeeds } from './grpc-access';
+import { callAuth, checkAccess, grpcAccessAlternatives, settingsAccessNeeds } from './grpc-access';
 import { statusOfError } from './grpc-convert';
+import type { GrpcClusterRoutes } from './grpc-cluster-routes';
 import { type CallContext, Messaging } from './grpc-messaging';
 import { ClientSessions } from './grpc-sessions';
 
@@ -19,6 +20,11 @@ import { ClientSessions } from './grpc-sessions';
  * Apache proxy's `grpcMaxInboundMessageSize` is 130 MiB.)
  */
 export const DEFAULT_MAX_INBOUND_MESSAGE_BYTES = 2 * DEFAULT_MAX_BODY_BYTES + 64 * 1024;
+/**
+ * Idle time after which a connection is closed (gRPC `max_connection_idle`). The official clients
+ * keep a Telemetry stream open on each connection they use, so only abandoned ones reach it.
+ */
+export const DEFAULT_MAX_CONNECTION_IDLE_MS = 120_000;
 /** Shortest interval between client pings the server tolerates (the Java client pings every 5 min, idle or not). */
 const MIN_CLIENT_PING_INTERVAL_MS = 10_000;
 
@@ -40,6 +46,18 @@ export interface GrpcServerOptions {
    * against this ACL and check its permissions (grpc-access.ts), as the TCP port does. Default none.
    */
   acl?: AccessControl;
+  /**
+   * In a cluster: where routes come from (the name servers, `NameServerGrpcRoutes`), so QueryRoute
+   * and QueryAssignment list every broker of the topic with its own gRPC endpoint. The server
+   * closes it. Default none: routes name this broker only.
+   */
+  clusterRoutes?: GrpcClusterRoutes;
+  /**
+   * A connection with no call for this long is closed (GOAWAY, the client reconnects when it needs
+   * to). Also what ends a connection whose peer broke HTTP/2 and went silent, which the HTTP/2
+   * layer otherwise keeps. Default {@link DEFAULT_MAX_CONNECTION_IDLE_MS}.
+   */
+  maxConnectionIdleMs?: number;
 }
 
 interface Caller extends CallContext {
@@ -58,8 +76,8 @@ const isMalformed = (value: unknown): value is Malformed =>
  * Serves RocketMQ 5's `apache.rocketmq.v2.MessagingService` over HTTP/2 (gRPC) for a {@link Broker},
  * so the official RocketMQ 5 clients (Java, Go, Python, Node…) can use it. Each RPC is mapped onto
  * the broker's own operations by {@link Messaging}; Telemetry streams carry Settings one way and
- * transaction checks the other. PullMessage, UpdateOffset, GetOffset, QueryOffset and
- * RecallMessage answer gRPC UNIMPLEMENTED, as the Apache 5.3 proxy does for the first four.
+ * transaction checks the other. PullMessage, UpdateOffset, GetOffset and QueryOffset answer gRPC
+ * UNIMPLEMENTED, as the Apache 5.3 proxy does.
  */
 export class GrpcServer {
   private readonly server: grpc.Server;
@@ -70,6 +88,7 @@ export class GrpcServer {
   private closing: Promise<void> | undefined;
 
   private readonly acl: AccessControl | undefined;
+  private readonly clusterRoutes: GrpcClusterRoutes | undefined;
 
   private constructor(
     private readonly broker: Broker,
@@ -78,12 +97,14 @@ export class GrpcServer {
     this.acl = options.acl;
     const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.sessions = new ClientSessions(broker, maxBodyBytes);
-    this.messaging = new Messaging(broker, this.sessions, { maxBodyBytes });
+    this.clusterRoutes = options.clusterRoutes;
+    this.messaging = new Messaging(broker, this.sessions, { maxBodyBytes }, options.clusterRoutes);
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_MESSAGE_BYTES,
       'grpc.max_send_message_length': -1,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': MIN_CLIENT_PING_INTERVAL_MS,
+      'grpc.max_connection_idle_ms': options.maxConnectionIdleMs ?? DEFAULT_MAX_CONNECTION_IDLE_MS,
     });
     this.server.addService(this.definition(), this.implementation());
   }
@@ -133,7 +154,9 @@ export class GrpcServer {
       for (const stream of this.streams) stream.end();
       this.streams.clear();
       this.sessions.clear();
+      this.messaging.close();
       await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+      await this.clusterRoutes?.close();
     })();
     return this.closing;
   }
@@ -194,7 +217,7 @@ export class GrpcServer {
       );
     }
     if (this.acl)
-      checkAccess(this.acl, context.remoteIp, context.auth, grpcAccessNeeds(method, call.request));
+      checkAccess(this.acl, context.remoteIp, context.auth, grpcAccessAlternatives(method, call.request));
     return context;
   }
 
@@ -255,6 +278,11 @@ export class GrpcServer {
         status,
       ),
       EndTransaction: this.unary('EndTransaction', (_c, r: never) => m.endTransaction(r), status),
+      RecallMessage: this.unary(
+        'RecallMessage',
+        (_c, r: never) => m.recallMessage(r),
+        (s) => ({ status: s, messageId: '' }),
+      ),
       NotifyClientTermination: this.unary(
         'NotifyClientTermination',
         (c, r: never) => m.notifyClientTermination(c, r),
@@ -314,7 +342,7 @@ export class GrpcServer {
       if (!command.settings) return; // stack traces and verify results: nothing asked, nothing to do
       try {
         if (this.acl)
-          checkAccess(this.acl, context.remoteIp, context.auth, settingsAccessNeeds(command.settings));
+          checkAccess(this.acl, context.remoteIp, context.auth, [settingsAccessNeeds(command.settings)]);
         const settings = this.sessions.applySettings(context.clientId, command.settings);
         call.write({ status: OK_STATUS, settings } satisfies TelemetryCommand);
       } catch (error) {

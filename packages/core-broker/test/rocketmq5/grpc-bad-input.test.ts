@@ -333,3 +333,42 @@ test("Telemetry opened with the Java client's 60 × 365-day timeout stays open (
   expect(opened.replies[0]?.status?.code).toBe(Code.OK);
   opened.call.end();
 });
+
+test('RecallMessage: a delayed message recalled before it is due is never delivered; bad handles are refused', async () => {
+  const delayed = message('Plain', {
+    messageType: MessageType.DELAY,
+    deliveryTimestamp: { seconds: Math.floor(Date.now() / 1000) + 2 },
+  });
+  const sent = await client.unary('SendMessage', { messages: [delayed] });
+  expect(sent.status.code).toBe(Code.OK);
+  const handle = sent.entries[0]!.recallHandle!;
+  expect(handle).toMatch(/^[A-Za-z0-9_-]+$/);
+  // a plain message gets none
+  const plain = await client.unary('SendMessage', { messages: [message('Plain')] });
+  expect(plain.entries[0]!.recallHandle ?? '').toBe('');
+  const recall = (topic: string, recallHandle: string) =>
+    client.unary('RecallMessage', { topic: { name: topic }, recallHandle });
+  expect((await recall('Plain', 'forged')).status.code).toBe(Code.BAD_REQUEST);
+  expect((await recall('Plain', '')).status.code).toBe(Code.BAD_REQUEST);
+  expect((await recall('Ordered', handle)).status.code).toBe(Code.BAD_REQUEST);
+  const recalled = await recall('Plain', handle);
+  expect(recalled).toEqual({
+    status: expect.objectContaining({ code: Code.OK }),
+    messageId: delayed.systemProperties!.messageId,
+  });
+  // again before its time: accepted, as Apache accepts it
+  expect((await recall('Plain', handle)).status.code).toBe(Code.OK);
+  // past its delivery time (2 s), a group reading the topic from its start gets only the plain one
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  const got: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const frames = await client.receive(
+      receiveRequest('Plain', 'RecallReader', { longPollingTimeout: { seconds: 1 } }),
+    );
+    got.push(...frames.flatMap((f) => (f.message ? [f.message.systemProperties!.messageId] : [])));
+  }
+  expect(got).toContain(plain.entries[0]!.messageId);
+  expect(got).not.toContain(delayed.systemProperties!.messageId);
+  // past its time it is gone: NOT_FOUND
+  expect((await recall('Plain', handle)).status.code).toBe(Code.NOT_FOUND);
+});

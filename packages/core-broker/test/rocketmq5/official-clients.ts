@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
 /**
@@ -23,21 +23,36 @@ function run(
   command: string,
   args: string[],
   timeoutMs: number,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    const options = { timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, ...env } };
+    execFile(command, args, options, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
   });
 }
 
-/** Starts Apache RocketMQ in `workDir` with the topics (`topic[:queues[:fifo]]`); throws with its log on failure. */
-export async function startApacheRocketMq(workDir: string, topics: string[]): Promise<ApacheRocketMq> {
+/**
+ * Starts Apache RocketMQ in `workDir` with the topics (`topic[:queues[:fifo]]`); throws with its log
+ * on failure. With `auth`, ACL 2.0 is on and that account is its super user (the script's
+ * APACHE_ROCKETMQ_AUTH, passed explicitly: Jest's `process.env` is the test's copy, not what child
+ * processes inherit).
+ */
+export async function startApacheRocketMq(
+  workDir: string,
+  topics: string[],
+  options: { auth?: { accessKey: string; secretKey: string } } = {},
+): Promise<ApacheRocketMq> {
+  const env: Record<string, string> = options.auth
+    ? { APACHE_ROCKETMQ_AUTH: `${options.auth.accessKey}:${options.auth.secretKey}` }
+    : {};
   const { code, stdout, stderr } = await run(
     'bash',
     [APACHE_SCRIPT, 'start', workDir, ...topics],
     APACHE_START_TIMEOUT_MS,
+    env,
   );
   const last = stdout.trim().split('\n').pop() ?? '';
   const match = /^namesrv=(\S+) proxy=(\S+)$/.exec(last);
@@ -58,9 +73,14 @@ export async function apacheAdmin(workDir: string, args: string[]): Promise<stri
   return stdout + stderr;
 }
 
-/** Compiles Probe.java and fetches the official Java client (once per machine; Maven caches it). */
+/**
+ * Compiles Probe.java and fetches the official Java client (once per machine; Maven caches it), and
+ * again whenever Probe.java is newer than its class.
+ */
 export async function buildJavaProbe(): Promise<void> {
-  if (existsSync(path.join(PROBE_DIR, 'target/classes/dev/rocketnest/probe/Probe.class'))) return;
+  const classFile = path.join(PROBE_DIR, 'target/classes/dev/rocketnest/probe/Probe.class');
+  const source = path.join(PROBE_DIR, 'src/main/java/dev/rocketnest/probe/Probe.java');
+  if (existsSync(classFile) && statSync(classFile).mtimeMs >= statSync(source).mtimeMs) return;
   const { code, stdout, stderr } = await run(
     'mvn',
     ['-q', '-B', '-f', path.join(PROBE_DIR, 'pom.xml'), 'package'],

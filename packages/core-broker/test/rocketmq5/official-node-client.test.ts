@@ -22,6 +22,20 @@ const logger = {
   debug: () => undefined,
 };
 
+/**
+ * rocketmq-client-nodejs 1.0.8's push consume service (StandardConsumeService) ignores the `logger`
+ * option and makes its own egg-logger (`getDefaultLogger()`), whose 1 s flush interval nobody ever
+ * clears: after `PushConsumer.shutdown()` that timer was the one handle left, and Jest never exited
+ * (found with an async_hooks trace of live timers; the broker is another process, so no handle of
+ * RocketNest's can be in this one). The client looks the function up on its module at each call,
+ * so replacing it hands that service our logger as well.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- patching the client's own module object
+const clientLoggerModule = require('rocketmq-client-nodejs/dist/client/Logger') as {
+  getDefaultLogger: () => unknown;
+};
+clientLoggerModule.getDefaultLogger = () => logger;
+
 let broker: CliProcess;
 let endpoints: string;
 let dir: ReturnType<typeof tempDir>;
@@ -201,9 +215,7 @@ test('change invisible duration: the message comes back with delivery attempt 2 
   expect(await c.receive(16, 10_000)).toEqual([]);
 });
 
-// Passes (23 s), but rocketmq-client-nodejs 1.0.8's PushConsumer leaves a handle open after
-// shutdown() and Jest then never exits; skipped until that is isolated (see the branch report).
-test.skip('PushConsumer with a tag filter gets only its tag; a failed message is redelivered with the next attempt', async () => {
+test('PushConsumer with a tag filter gets only its tag; a failed message is redelivered with the next attempt', async () => {
   const p = await producer(['Push']);
   const seen: Array<{ tag: string | undefined; body: string; attempt: number }> = [];
   let failedOnce = false;

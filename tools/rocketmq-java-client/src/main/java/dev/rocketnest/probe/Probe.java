@@ -41,12 +41,19 @@ import org.apache.rocketmq.client.apis.producer.TransactionResolution;
  * java -cp "target/classes:target/lib/*" dev.rocketnest.probe.Probe send --endpoint 127.0.0.1:8081 --topic T --count 3
  * </pre>
  *
- * Scenarios: send (normal, --message-groups N for FIFO, --delay-ms for delayed), transaction
+ * Scenarios: send (normal, --message-groups N for FIFO, --delay-ms for delayed, --region R as a
+ * user property for SQL92 filters, --seq-from N to number messages from N, --recall-first N
+ * [--recall-times K] to recall the first N delayed messages K times each), transaction
  * (--checks UNKNOWN,COMMIT: the half message is left open and the checker answers in turn),
  * simple (SimpleConsumer: receive until --count messages or --timeout-ms; --mode ack | change
  * (first delivery's invisible time changed to --change-ms, acked on redelivery) | skip-first (first
- * delivery left unacked)), push (PushConsumer: --fail-first N fails each message's first N attempts).
- * Credentials: --access-key/--secret-key.
+ * delivery left unacked)), push (PushConsumer: --fail-first N fails each message's first N attempts;
+ * --received N stops after N deliveries, failed ones included; --handle-ms N spends N ms in the
+ * handler; --linger-ms N waits before closing). Filters: --filter EXPR --filter-type TAG | SQL92.
+ * bench-send (--count N, --concurrency C, --body-bytes B: async sends, C outstanding) and
+ * bench-receive (--count N: SimpleConsumer receives of 32, each acked) print one "bench" event
+ * with count, elapsedMs and the p50/p99 latency of a send or of a receive-and-ack round (ms), for
+ * bench/grpc.bench.js. Credentials: --access-key/--secret-key.
  */
 public final class Probe {
   private final Map<String, String> opts = new HashMap<>();
@@ -66,10 +73,24 @@ public final class Probe {
         case "transaction" -> probe.transaction();
         case "simple" -> probe.simple();
         case "push" -> probe.push();
+        case "bench-send" -> probe.benchSend();
+        case "bench-receive" -> probe.benchReceive();
         default -> usage("unknown scenario " + args[0]);
       }
-    } catch (ClientException e) {
-      emit("error", "class", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage()));
+    } catch (ClientException | IllegalStateException e) {
+      // A client that cannot start (e.g. refused credentials) throws from build(), sometimes with
+      // the server's ClientException as the cause: report the innermost ClientException.
+      Throwable cause = e;
+      Throwable root = e;
+      for (Throwable t = e; t != null; t = t.getCause()) {
+        if (t instanceof ClientException) cause = t;
+        root = t;
+      }
+      emit(
+          "error",
+          "class", cause.getClass().getSimpleName(),
+          "message", String.valueOf(cause.getMessage()),
+          "root", root.getClass().getSimpleName() + ": " + root.getMessage());
       code = 2;
     }
     emit("done", "exit", code);
@@ -130,13 +151,28 @@ public final class Probe {
     String topic = opt("topic", null);
     ProducerBuilder b = provider.newProducerBuilder().setClientConfiguration(config()).setTopics(topic);
     try (Producer producer = b.build()) {
+      long from = num("seq-from", 0);
       long count = num("count", 1);
-      for (int i = 0; i < count; i++) {
+      List<String> recallHandles = new ArrayList<>();
+      for (int i = (int) from; i < from + count; i++) {
         try {
           SendReceipt r = producer.send(message(topic, i));
           emit("sent", "seq", i, "id", r.getMessageId().toString());
+          recallHandles.add(r.getRecallHandle());
         } catch (ClientException e) {
           emit("send-failed", "seq", i, "class", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage()));
+        }
+      }
+      // --recall-first N: recall the first N (delayed) messages, each --recall-times times (default 1)
+      long recallFirst = num("recall-first", 0);
+      for (int i = 0; i < Math.min(recallFirst, recallHandles.size()); i++) {
+        for (int n = 0; n < num("recall-times", 1); n++) {
+          try {
+            producer.recallMessage(topic, recallHandles.get(i));
+            emit("recalled", "seq", from + i, "n", n + 1);
+          } catch (ClientException e) {
+            emit("recall-failed", "seq", from + i, "n", n + 1, "class", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage()));
+          }
         }
       }
     }
@@ -221,7 +257,10 @@ public final class Probe {
     String topic = opt("topic", null);
     long want = num("count", 1);
     long failFirst = num("fail-first", 0);
-    CountDownLatch all = new CountDownLatch((int) want);
+    long handleMs = num("handle-ms", 0);
+    // --received N: done after N deliveries (failed ones included) rather than N successes.
+    long receivedWanted = num("received", 0);
+    CountDownLatch all = new CountDownLatch((int) (receivedWanted > 0 ? receivedWanted : want));
     Map<String, Boolean> succeeded = new ConcurrentHashMap<>();
     List<String> order = Collections.synchronizedList(new ArrayList<>());
     try (PushConsumer consumer =
@@ -233,18 +272,96 @@ public final class Probe {
             .setMessageListener(
                 v -> {
                   emitView("received", v);
+                  if (receivedWanted > 0) all.countDown();
+                  if (handleMs > 0) {
+                    try {
+                      Thread.sleep(handleMs);
+                    } catch (InterruptedException e) {
+                      Thread.currentThread().interrupt();
+                    }
+                  }
                   if (v.getDeliveryAttempt() <= failFirst) {
-                    emit("failed", "id", v.getMessageId().toString());
+                    emit("failed", "id", v.getMessageId().toString(), "attempt", v.getDeliveryAttempt());
                     return ConsumeResult.FAILURE;
                   }
                   order.add(v.getMessageId().toString());
-                  if (succeeded.putIfAbsent(v.getMessageId().toString(), true) == null) all.countDown();
+                  boolean first = succeeded.putIfAbsent(v.getMessageId().toString(), true) == null;
+                  emit("consumed", "id", v.getMessageId().toString(), "attempt", v.getDeliveryAttempt());
+                  if (first && receivedWanted == 0) all.countDown();
                   return ConsumeResult.SUCCESS;
                 })
             .build()) {
       boolean ok = all.await(num("timeout-ms", 60000), TimeUnit.MILLISECONDS);
+      // Lets the client send what the last result needs (the nack of a failure) before closing.
+      Thread.sleep(num("linger-ms", 0));
       emit(ok ? "complete" : "incomplete", "consumed", succeeded.size());
     }
+  }
+
+  private void benchSend() throws Exception {
+    String topic = opt("topic", null);
+    int count = (int) num("count", 10000);
+    java.util.concurrent.Semaphore window = new java.util.concurrent.Semaphore((int) num("concurrency", 32));
+    byte[] body = new byte[(int) num("body-bytes", 1024)];
+    long[] latencies = new long[count];
+    AtomicInteger errors = new AtomicInteger();
+    CountDownLatch done = new CountDownLatch(count);
+    try (Producer producer = provider.newProducerBuilder().setClientConfiguration(config()).setTopics(topic).build()) {
+      long start = System.nanoTime();
+      for (int i = 0; i < count; i++) {
+        window.acquire();
+        final int at = i;
+        long sentAt = System.nanoTime();
+        producer
+            .sendAsync(provider.newMessageBuilder().setTopic(topic).setTag("bench").setBody(body).build())
+            .whenComplete(
+                (r, e) -> {
+                  latencies[at] = System.nanoTime() - sentAt;
+                  if (e != null) errors.incrementAndGet();
+                  window.release();
+                  done.countDown();
+                });
+      }
+      done.await();
+      emitBench(count, System.nanoTime() - start, latencies, count, errors.get());
+    }
+  }
+
+  private void benchReceive() throws Exception {
+    String topic = opt("topic", null);
+    int count = (int) num("count", 10000);
+    long deadline = System.currentTimeMillis() + num("timeout-ms", 120000);
+    List<Long> rounds = new ArrayList<>();
+    int got = 0;
+    try (SimpleConsumer consumer =
+        provider
+            .newSimpleConsumerBuilder()
+            .setClientConfiguration(config())
+            .setConsumerGroup(opt("group", null))
+            .setAwaitDuration(Duration.ofSeconds(10))
+            .setSubscriptionExpressions(Collections.singletonMap(topic, new FilterExpression("*", FilterExpressionType.TAG)))
+            .build()) {
+      long start = System.nanoTime();
+      while (got < count && System.currentTimeMillis() < deadline) {
+        long roundAt = System.nanoTime();
+        List<MessageView> views = consumer.receive(32, Duration.ofSeconds(30));
+        List<java.util.concurrent.CompletableFuture<Void>> acks = new ArrayList<>();
+        for (MessageView v : views) acks.add(consumer.ackAsync(v));
+        for (java.util.concurrent.CompletableFuture<Void> a : acks) a.join();
+        if (!views.isEmpty()) rounds.add(System.nanoTime() - roundAt);
+        got += views.size();
+      }
+      long[] latencies = rounds.stream().mapToLong(Long::longValue).toArray();
+      emitBench(got, System.nanoTime() - start, latencies, latencies.length, 0);
+    }
+  }
+
+  private static void emitBench(int count, long elapsedNs, long[] latencies, int n, int errors) {
+    long[] sorted = java.util.Arrays.copyOf(latencies, n);
+    java.util.Arrays.sort(sorted);
+    double p50 = n == 0 ? 0 : sorted[Math.min(n - 1, (int) Math.floor(n * 0.5))] / 1e6;
+    double p99 = n == 0 ? 0 : sorted[Math.min(n - 1, (int) Math.floor(n * 0.99))] / 1e6;
+    emit("bench", "count", count, "elapsedMs", elapsedNs / 1e6, "p50Ms", p50, "p99Ms", p99, "errors", errors);
   }
 
   private static void emitView(String event, MessageView v) {
@@ -260,6 +377,7 @@ public final class Probe {
         "group", v.getMessageGroup().orElse(null),
         "attempt", v.getDeliveryAttempt(),
         "seq", v.getProperties().get("seq"),
+        "region", v.getProperties().get("region"),
         "body", new String(bytes, StandardCharsets.UTF_8));
   }
 
