@@ -241,5 +241,36 @@ export class BrokerMetrics implements BrokerObserver {
       'Name servers the broker registers with (--namesrv)',
       (s) => s.registeredWith()?.of ?? 0,
     );
+    simple(
+      'rocketnest_replication_slaves',
+      'Slaves connected to this master (0 on a slave or a broker that does not replicate)',
+      (s) => {
+        const slaves = s.broker.stats().replicationSlaves;
+        return typeof slaves === 'number' ? slaves : undefined;
+      },
+    );
+    new Gauge({
+      name: 'rocketnest_replication_lag_bytes',
+      help: 'Commit-log bytes a slave has not yet confirmed: on a master one series per slave (its address), on a slave its own lag (slave="self")',
+      labelNames: ['slave'],
+      registers,
+      collect() {
+        this.reset();
+        const stats = read()?.broker.stats();
+        if (!stats) return;
+        if (stats.replicationSlaves === undefined) {
+          if (typeof stats.replicationLagBytes === 'number')
+            this.set({ slave: 'self' }, stats.replicationLagBytes);
+          return;
+        }
+        for (const [key, value] of Object.entries(stats)) {
+          if (key.startsWith(REPLICA_LAG_PREFIX) && typeof value === 'number')
+            this.set({ slave: key.slice(REPLICA_LAG_PREFIX.length) }, value);
+        }
+      },
+    });
   }
 }
+
+/** Broker stats key of one slave's lag on a master: `replicationLagBytes@<address>`. */
+const REPLICA_LAG_PREFIX = 'replicationLagBytes@';

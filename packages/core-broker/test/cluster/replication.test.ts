@@ -466,6 +466,53 @@ describe('master/slave replication of the commit log, as separate processes', ()
     expect(table.output).toMatch(/slaves\s+lag/);
   });
 
+  test('/metrics on both: the master counts its slave and its lag per slave, the lag rises while the link is stalled and returns to 0; the slave reports its own', async () => {
+    run = 50;
+    const master = startMaster(path.join(dirs.dir, 'metrics', 'master'), 'ASYNC_MASTER', [
+      '--http-port',
+      '0',
+    ]);
+    const masterHttp = (await master.waitFor(/HTTP \([^)]*\) on ([\d.]+:\d+)/))[1]!;
+    const proxy = await LinkProxy.start(await haPortOf(master));
+    closers.push(() => proxy.close());
+    const slave = startSlave(path.join(dirs.dir, 'metrics', 'slave'), proxy.address, [
+      '--topics',
+      `${TOPIC}:${QUEUES}`,
+      '--http-port',
+      '0',
+    ]);
+    const slaveHttp = (await slave.waitFor(/HTTP \([^)]*\) on ([\d.]+:\d+)/))[1]!;
+    await slave.waitFor(/replication: joined master/);
+    const scrape = async (address: string): Promise<string> =>
+      (await fetch(`http://${address}/metrics`)).text();
+    const lagSeries = (text: string): number[] =>
+      [...text.matchAll(/^rocketnest_replication_lag_bytes\{slave="([^"]+)"\} (\d+)$/gm)].map((m) =>
+        Number(m[2]),
+      );
+    await until('the master counting one slave', async () =>
+      /^rocketnest_replication_slaves 1$/m.test(await scrape(masterHttp)),
+    );
+
+    const producer = new Producer({ group: 'MetricsP', transport: transportTo(await master.address()) });
+    await producer.start();
+    closers.push(() => producer.shutdown());
+    proxy.stall();
+    for (let i = 0; i < 20; i++) await producer.send({ topic: TOPIC, body: `m${i}` });
+    // stalled: nothing reaches the slave, so the master's figure for it stays above 0
+    await until('the lag showing', async () => lagSeries(await scrape(masterHttp)).some((lag) => lag > 0));
+    proxy.restore();
+    await until('the lag back to 0 on the master', async () => {
+      const lags = lagSeries(await scrape(masterHttp));
+      return lags.length === 1 && lags[0] === 0;
+    });
+    await until('the slave reporting no lag of its own', async () =>
+      /^rocketnest_replication_lag_bytes\{slave="self"\} 0$/m.test(await scrape(slaveHttp)),
+    );
+    // a slave has no slaves: its one lag series is its own
+    expect(lagSeries(await scrape(slaveHttp))).toEqual([0]);
+    expect(await scrape(slaveHttp)).toMatch(/^rocketnest_replication_slaves 0$/m);
+  });
+
   test('admin broker promote: refused while the master answers; after its kill -9 the slave takes writes, and the old master returns as a slave', async () => {
     run = 40;
     const ns = new CliProcess('namesrv', ['namesrv', '--port', '0']);
