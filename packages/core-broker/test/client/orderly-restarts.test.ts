@@ -14,7 +14,11 @@
 //   a redelivery that RocketMQ's at-least-once delivery allows:
 //     1. it follows a fault (the kill of a member or of the broker) that happened after the group's
 //        previous start, or continues such a redelivered run in order (the next offset of the group
-//        after the previous start); and
+//        after the previous start) — or it follows a kill of the broker at any earlier time: the
+//        restarted broker has only the offsets its dead predecessor had persisted, and a member
+//        reads a queue's offset from the broker whenever it (re)takes the queue (reconnect,
+//        re-lock, rebalance), which may come a few messages after its first start since the
+//        restart (RocketMQ's RemoteBrokerOffsetStore does the same); and
 //     2. the message was not acknowledged at that fault: its queue offset is at or past the group's
 //        committed offset for the queue as the broker knew it then (after a member's kill: the
 //        broker's committed offset read over admin once the process is gone; after the broker's
@@ -73,6 +77,8 @@ interface Fault {
   t: bigint;
   /** The group's committed offset per queue id when the fault hit. */
   committed: Map<number, number>;
+  /** The broker died: offsets committed after its last persist are gone (see rule 1 above). */
+  offsetsLost?: boolean;
 }
 
 /** A member process; its events go to the shared log as its lines arrive. */
@@ -234,7 +240,9 @@ function check(
         highest = e.queueOffset;
         replaying = false;
       } else {
-        const fault = faults.filter((f) => previous !== undefined && f.t > previous.t && f.t <= e.t).at(-1);
+        const fault = faults
+          .filter((f) => f.t <= e.t && (f.offsetsLost || (previous !== undefined && f.t > previous.t)))
+          .at(-1);
         const continuing =
           replaying &&
           previous !== undefined &&
@@ -338,6 +346,16 @@ describe('the checks of this file', () => {
     );
     // no fault: any step back is a regression
     expect(check([...log, ...after], members, []).regressions[0]).toMatch(/g0#2@2 .*no fault since/);
+    // a member kill before A's last start does not excuse a later step back; a broker kill does,
+    // down to the offset the dead broker had persisted, and no further
+    const late = [...log, ...after];
+    expect(check(late, members, [fault(25, 2)]).regressions[0]).toMatch(/g0#2@2 .*no fault since/);
+    expect(check(late, members, [{ ...fault(25, 2), offsetsLost: true }])).toMatchObject({
+      regressions: [],
+    });
+    expect(check(late, members, [{ ...fault(25, 3), offsetsLost: true }]).regressions[0]).toMatch(
+      /g0#2@2 .*committed @3/,
+    );
     // a redelivered run must go on in order: 2 then 2 again is a regression
     const again = [
       event('S', 'B', 2, 120),
@@ -491,7 +509,12 @@ describe('orderly consumers as processes: kill -9 and restart', () => {
     const killedAt = now();
     first.broker.kill('SIGKILL');
     await first.broker.exited;
-    faults.push({ what: 'broker killed', t: killedAt, committed: committedOnDisk(storeDir) });
+    faults.push({
+      what: 'broker killed',
+      t: killedAt,
+      committed: committedOnDisk(storeDir),
+      offsetsLost: true,
+    });
     const finishedAtKill = a.finished + b.finished;
 
     const second = await startBroker(storeDir, port);
