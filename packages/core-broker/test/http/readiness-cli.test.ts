@@ -6,9 +6,7 @@
  * The disk-full part needs a small tmpfs of its own (root with CAP_SYS_ADMIN, as on the project's
  * machine); where mounting is not allowed it is skipped and says so.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
@@ -21,33 +19,13 @@ import {
   type ServerProcess,
 } from '../support/broker-process';
 import { runCli } from '../support/run-cli';
+import { canMountTmpfs, mountTmpfs } from '../support/tmpfs';
 import { tempDir } from '../support/temp-dir';
 
 const TMPFS_BYTES = 4 * 1024 * 1024;
 const BODY_BYTES = 32 * 1024;
 
-function mountTmpfs(bytes: number): { dir: string; unmount(): void } | undefined {
-  const dir = mkdtempSync(path.join(tmpdir(), 'rocketnest-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    rmdirSync(dir);
-    return undefined;
-  }
-  return {
-    dir,
-    unmount() {
-      execFileSync('umount', [dir], { stdio: 'ignore' });
-      rmdirSync(dir);
-    },
-  };
-}
-
-const canMount = ((): boolean => {
-  const probe = mountTmpfs(64 * 1024);
-  probe?.unmount();
-  return probe !== undefined;
-})();
+const canMount = canMountTmpfs();
 if (!canMount)
   console.warn('readiness-cli.test.ts: disk-full test skipped, this process may not mount a tmpfs');
 

@@ -9,44 +9,21 @@
  * machine) and always unmounts it. Where mounting is not allowed the test is skipped, and says
  * so; the same mechanics are covered in-process by `disk-full.test.ts` with injected ENOSPC.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
 import { FileStore } from '../../src/store/file-store';
 import { runCli } from '../support/run-cli';
+import { canMountTmpfs, mountTmpfs } from '../support/tmpfs';
 
 const REGISTER = path.join(__dirname, '../support/swc-register.js');
 const MAIN = path.join(__dirname, '../../src/cli/main.ts');
 const TMPFS_BYTES = 4 * 1024 * 1024;
 const BODY_BYTES = 32 * 1024;
 
-/** Mounts a tmpfs of `bytes` on a new directory; `undefined` when this process may not mount. */
-function mountTmpfs(bytes: number): { dir: string; unmount(): void } | undefined {
-  const dir = mkdtempSync(path.join(tmpdir(), 'rocketnest-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    rmdirSync(dir);
-    return undefined;
-  }
-  return {
-    dir,
-    unmount() {
-      execFileSync('umount', [dir], { stdio: 'ignore' });
-      rmdirSync(dir);
-    },
-  };
-}
-
-/** Whether mounting works here, found out by mounting and unmounting a probe right away. */
-const canMount = ((): boolean => {
-  const probe = mountTmpfs(64 * 1024);
-  probe?.unmount();
-  return probe !== undefined;
-})();
+const canMount = canMountTmpfs();
 if (!canMount) console.warn('disk-full-cli.test.ts: skipped, this process may not mount a tmpfs');
 
 function startBroker(storeDir: string): {
