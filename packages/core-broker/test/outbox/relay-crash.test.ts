@@ -14,6 +14,7 @@ import { MysqlOutbox } from '../../src/outbox/mysql-outbox';
 import { freshMysqlSchema, requireMysql } from './mysql-support';
 import { OUTBOX_ID_PROPERTY } from '../../src/outbox/outbox-message';
 import type { MessageView } from '../../src/message/message';
+import { systemClock } from '../../src/common/clock';
 import { readQueue } from '../support/client-harness';
 import { tempDir } from '../support/temp-dir';
 import { PG_URL, freshSchema, requirePostgres } from './pg-support';
@@ -80,14 +81,23 @@ test('SQLite: kill -9 between publish and mark re-sends the row once the lease e
       outbox.add(db, { topic: 'orders', tag: 'created', body: '{"order":7}' }),
     )();
 
-    await runCrashingRelay({ DIALECT: 'sqlite', DB: file, TABLE: 'rocketnest_outbox', LEASE_MS: '300' });
+    // A lease far longer than the test: "still leased" must not depend on how fast a loaded machine runs.
+    const leaseMs = 60_000;
+    await runCrashingRelay({
+      DIALECT: 'sqlite',
+      DB: file,
+      TABLE: 'rocketnest_outbox',
+      LEASE_MS: String(leaseMs),
+    });
     expect((await orders()).map((m) => m.properties[OUTBOX_ID_PROPERTY])).toEqual([id]);
     expect(outbox.counts()).toEqual({ pending: 1, published: 0, parked: 0 });
 
     const relay = new OutboxRelay({ outbox, producer });
     expect((await relay.runOnce()).claimed).toBe(0); // still leased to the dead relay
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    expect(await relay.runOnce()).toMatchObject({ claimed: 1, published: 1 });
+    // A relay whose clock has passed the dead relay's lease claims the row again.
+    const later = { ...systemClock, now: () => Date.now() + leaseMs + 1_000 };
+    const relayAfterLease = new OutboxRelay({ outbox, producer, clock: later });
+    expect(await relayAfterLease.runOnce()).toMatchObject({ claimed: 1, published: 1 });
     const delivered = await orders();
     expect(delivered.map((m) => m.properties[OUTBOX_ID_PROPERTY])).toEqual([id, id]);
 
