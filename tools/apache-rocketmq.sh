@@ -14,7 +14,9 @@
 # The proxy runs in local mode: the broker lives inside the proxy's JVM (as `mqbroker
 # --enable-proxy`), so two JVMs instead of three on a 2-core machine. Default ports (name server
 # 9876, broker 10911 with 10909 and 10912 beside it, proxy gRPC 8081 and remoting 8080) are used
-# when free, else free ones are picked. A FIFO topic is created with `+message.type=FIFO`.
+# when free, else free ones are picked. Picked ports are claimed under $TMPDIR/apache-rocketmq-port-claims
+# until bound, so starts running at once never race for one. A FIFO topic is created with
+# `+message.type=FIFO`.
 #
 # APACHE_ROCKETMQ_GRPC_PORT fixes the proxy's gRPC port (a restart in the same workdir, keeping
 # the address clients use); the other ports are picked as above.
@@ -61,14 +63,44 @@ ensure_jars() {
 
 port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-# The first port from $1 upwards (in steps of 10) for which every offset in $2… is free.
+# Ports picked by a start that has not bound them yet are claimed here, so two starts running at
+# once (parallel test files, two terminals) never pick the same free port. A claim is a directory
+# (mkdir is atomic) holding the claiming script's pid; a claim whose script is gone is stale.
+CLAIMS="${TMPDIR:-/tmp}/apache-rocketmq-port-claims"
+claim_port() {
+  local dir="$CLAIMS/$1"
+  mkdir -p "$CLAIMS"
+  if ! mkdir "$dir" 2>/dev/null; then
+    local owner
+    owner=$(cat "$dir/pid" 2>/dev/null || true)
+    if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then return 1; fi
+    rm -rf "$dir"
+    mkdir "$dir" 2>/dev/null || return 1
+  fi
+  echo $$ >"$dir/pid"
+}
+release_claims() {
+  local dir
+  for dir in "$CLAIMS"/*; do
+    [ "$(cat "$dir/pid" 2>/dev/null)" = $$ ] && rm -rf "$dir"
+  done
+  return 0
+}
+
+# The first port from $1 upwards (in steps of 10) for which every offset in $2… is free and
+# unclaimed; the ports are claimed until this start has bound them.
 pick_port() {
   local base=$1; shift
   local port
   for ((port = base; port < base + 2000; port += 10)); do
     local ok=1 off
     for off in "$@"; do port_free $((port + off)) || { ok=0; break; }; done
-    if [ $ok = 1 ]; then echo "$port"; return; fi
+    if [ $ok = 1 ] && claim_port "$port"; then
+      for off in "$@"; do
+        [ "$off" = 0 ] || claim_port $((port + off)) || ok=0
+      done
+      if [ $ok = 1 ]; then echo "$port"; return; fi
+    fi
   done
   die "no free port near $base"
 }
@@ -137,6 +169,8 @@ start() {
     die "already running in $WORK (stop it first)"
   fi
   local namesrv_port broker_port grpc_port remoting_port
+  # The claims last until every JVM has bound its ports (or the start failed).
+  trap release_claims EXIT
   namesrv_port=$(pick_port 9876 0)
   broker_port=$(pick_port 10911 -2 0 1)
   # a restart after a crash (fault tests) keeps the proxy's address: its clients reconnect there
