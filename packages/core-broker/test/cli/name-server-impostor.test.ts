@@ -12,6 +12,7 @@ import { CliProcess } from '../cluster/process-harness';
 import { runCli } from '../support/run-cli';
 import { tempDir } from '../support/temp-dir';
 
+// Each test starts four or five CLI processes: 90 s leaves room for a loaded machine.
 describe('name server registrations from broker processes', () => {
   const dirs = tempDir('rocketnest-impostor-');
   const processes: CliProcess[] = [];
@@ -106,7 +107,7 @@ describe('name server registrations from broker processes', () => {
     real.kill('SIGKILL');
     await real.exited;
     await namesrv.waitFor(/broker broker-a dropped \(connection-closed\)/);
-  });
+  }, 90_000);
 
   test('with --acl-file only registrations signed by a broker credential are taken', async () => {
     const acl = path.join(dirs.dir, 'ns-acl.json');
@@ -175,5 +176,5 @@ describe('name server registrations from broker processes', () => {
     const goodAddress = await good.address();
     await good.waitFor(/registered with 1 of 1 name servers/);
     expect(await routeAddress(ns)).toBe(goodAddress);
-  });
+  }, 90_000);
 });
