@@ -577,7 +577,17 @@ export class RemotingServer {
     const tls = options.tls === undefined ? undefined : loadServerTls('remoting server', options.tls);
     const server = new RemotingServer(resolved, options.secretKeyOf, tls);
     await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
+      const onError = (error: NodeJS.ErrnoException): void =>
+        reject(
+          new RocketError(
+            'INVALID_OPTION',
+            `cannot listen on ${resolved.host}:${resolved.port} (${error.code ?? error.message}): ` +
+              (error.code === 'EADDRINUSE'
+                ? 'another process holds the port; stop it, or choose another --port (0 picks a free one)'
+                : 'choose another --port or --host'),
+            { cause: error },
+          ),
+        );
       server.server.once('error', onError);
       server.server.listen(resolved.port, resolved.host, () => {
         server.server.off('error', onError);

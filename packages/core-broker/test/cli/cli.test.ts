@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { existsSync } from 'node:fs';
+import * as net from 'node:net';
 import { tempDir } from '../support/temp-dir';
 import { Producer } from '../../src/client/producer';
 import { TcpTransport } from '../../src/client/tcp-transport';
@@ -123,6 +124,33 @@ describe('rocketnest CLI', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/INVALID_OPTION: store option segmentSizeBytes must be an integer/);
   });
+
+  test('a taken port: broker and namesrv exit 1 with a typed error naming --port, no stack trace', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    try {
+      const broker = await run([
+        'broker',
+        '--store-dir',
+        path.join(tempDir().dir, 'taken'),
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+      ]);
+      const namesrv = await run(['namesrv', '--host', '127.0.0.1', '--port', String(port)]);
+      for (const result of [broker, namesrv]) {
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain(
+          `INVALID_OPTION: cannot listen on 127.0.0.1:${port} (EADDRINUSE): another process holds the port; stop it, or choose another --port`,
+        );
+        expect(result.stderr).not.toMatch(/^\s+at /m);
+      }
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  }, 60_000);
 
   test('a broker process serves a producer and pulls from another process over TCP', async () => {
     const t = tempDir();
