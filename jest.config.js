@@ -48,5 +48,7 @@ module.exports = {
     '^@rocketnest/express$': '<rootDir>/packages/express/src/index.ts',
   },
   transformIgnorePatterns: [`/node_modules/(?!(\\.pnpm/)?(${esmOnly.join('|')}))`],
-  testTimeout: 30000,
+  // A bound on a hung test, not a performance check: many tests start processes, and a loaded
+  // 2-core machine (CI shares it) can take tens of seconds to start a few of them.
+  testTimeout: 60000,
 };
