@@ -58,6 +58,8 @@ export class TopicFeed {
   private subscription: DriverSubscription | undefined;
   private idleTimer: Timer | undefined;
   private closed = false;
+  /** Messages born before the feed opened are history, not news (see {@link open}). */
+  private openedAtMs = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly topic: string,
@@ -71,6 +73,10 @@ export class TopicFeed {
    */
   async open(): Promise<void> {
     const s = this.settings;
+    // Apache starts a new group at the start of a queue whose first message is still in memory,
+    // so a new feed could begin with old messages: it keeps only those born from now on, which
+    // is where RocketNest's push reads start too (the queues' ends).
+    this.openedAtMs = s.clock.now();
     this.subscription = await s.driver.subscribe({
       group: `${s.groupPrefix}-${this.topic}`,
       topic: this.topic,
@@ -135,7 +141,7 @@ export class TopicFeed {
   }
 
   private append(message: DriverMessage): void {
-    if (this.closed) return;
+    if (this.closed || message.bornTimestampMs < this.openedAtMs) return;
     const view = toMessageView(message);
     const bytes = message.body.length;
     this.entries.push({ seq: this.next++, message: view, bytes });
