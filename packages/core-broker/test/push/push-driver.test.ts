@@ -159,3 +159,16 @@ describe.each(NAMES)('push on a driver: %s', (name) => {
     expect(errors[refusals]!.message).toMatch(/another push server process.*subscribe from "latest"/);
   }, 180_000);
 });
+
+test('a push server takes exactly one of transport and driver, and says so', async () => {
+  const driver = await targets.get(NAMES[0]!)!.open();
+  try {
+    const authorize = (): boolean => true;
+    expect(() => new PushServer({ authorize })).toThrow(/exactly one of the options transport .* and driver/);
+    const transport = {} as ConstructorParameters<typeof PushServer>[0]['transport'];
+    expect(() => new PushServer({ authorize, driver, transport })).toThrow(/exactly one/);
+    expect(() => new PushServer({ authorize, driver, feedMessages: 0 })).toThrow(/feedMessages/);
+  } finally {
+    await driver.close();
+  }
+});
