@@ -195,19 +195,24 @@ async function startStandalone(storeDir) {
 
 async function startApache(workDir) {
   const script = path.join(REPO, 'tools/apache-rocketmq.sh');
-  const started = await run(
-    'bash',
-    [script, 'start', workDir, `${TOPIC}:${QUEUES}`, `${REPLY_TOPIC}:4`],
-    300_000,
-  );
-  const last = started.stdout.trim().split('\n').pop() ?? '';
-  const match = /^namesrv=(\S+) proxy=(\S+)$/.exec(last);
   const stop = () => run('bash', [script, 'stop', workDir], 60_000);
-  if (started.code !== 0 || !match) {
+  // the script picks free ports, but another start on the machine can take one first: try again
+  for (let attempt = 1; ; attempt++) {
+    const started = await run(
+      'bash',
+      [script, 'start', workDir, `${TOPIC}:${QUEUES}`, `${REPLY_TOPIC}:4`],
+      300_000,
+    );
+    const last = started.stdout.trim().split('\n').pop() ?? '';
+    const match = /^namesrv=(\S+) proxy=(\S+)$/.exec(last);
+    if (started.code === 0 && match) return { proxy: match[2], stop };
     await stop();
-    throw new Error(`apache-rocketmq.sh start failed:\n${started.stdout}\n${started.stderr}`);
+    const output = `${started.stdout}\n${started.stderr}`;
+    if (attempt >= 3 || !/Address already in use/.test(output)) {
+      throw new Error(`apache-rocketmq.sh start failed:\n${output}`);
+    }
+    log(`Apache RocketMQ: a port was taken meanwhile, starting again (attempt ${attempt + 1})`);
   }
-  return { proxy: match[2], stop };
 }
 
 async function main() {
@@ -249,9 +254,14 @@ async function main() {
       ]);
     }
     for (const [name, connect] of targets) {
-      const connection = await connect();
       const before = loadavg()[0];
-      results.push(await benchTarget(name, connection));
+      try {
+        results.push(await benchTarget(name, await connect()));
+      } catch (error) {
+        log(`${name}: FAILED: ${error.stack ?? error}`);
+        results.push({ name, error: String(error.message ?? error).split('\n')[0] });
+        process.exitCode = 1;
+      }
       loads.push([before, loadavg()[0]]);
       const stop = stops.pop();
       if (stop) await stop();
@@ -275,6 +285,10 @@ async function main() {
   );
   console.log('| --- | --: | --: | --: | --- |');
   results.forEach((r, i) => {
+    if (r.error) {
+      console.log(`| ${r.name} | failed: ${r.error} | | | ${fmt(loads[i][0], 1)} → ${fmt(loads[i][1], 1)} |`);
+      return;
+    }
     console.log(
       `| ${r.name} | ${fmt(r.perSecond)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${fmt(loads[i][0], 1)} → ${fmt(loads[i][1], 1)} |`,
     );
