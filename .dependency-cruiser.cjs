@@ -19,7 +19,8 @@ const allowed = {
   // the driver contract and its targets: RocketNest's clients over any transport, Apache RocketMQ 5 over gRPC
   driver: ['common', 'message', 'client', 'rocketmq5'],
   outbox: ['common', 'message', 'client'],
-  push: ['common', 'message', 'client', 'filter'],
+  // the push server reads queues through a client transport, or topics through a driver (Apache)
+  push: ['common', 'message', 'client', 'filter', 'driver'],
   server: ['common', 'message', 'remoting', 'rocketmq5', 'broker', 'filter', 'store', 'namesrv'],
 };
 const src = '^packages/core-broker/src/';

@@ -34,6 +34,8 @@ export interface StartDemoOptions {
 /**
  * Starts the order service (HTTP and its message handlers) and the payment service in this
  * process, on SQLite files in `config.dataDir`, or on PostgreSQL when `config.databaseUrl` is set. With `config.nameServers` both connect to that cluster (the topics must exist there);
+ * with `config.apacheProxy` both run on that Apache RocketMQ 5 cluster (its topics typed as
+ * `APACHE_DEMO_TOPICS` says);
  * otherwise the order service starts an embedded broker on `<dataDir>/broker` and the payment
  * service joins it through the order service's in-process transport.
  */
@@ -46,9 +48,13 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
     config.databaseUrl && !mysqlUrl
       ? { url: config.databaseUrl, schema: config.postgresSchema ?? DEFAULT_PG_SCHEMA }
       : undefined;
-  const orderConnection: RocketConnectionOptions = config.nameServers
-    ? { nameServers: config.nameServers }
-    : { embedded: { dir: path.join(config.dataDir, 'broker'), topics: DEMO_TOPICS } };
+  // Apache RocketMQ: every connection is the same option; the services share nothing in process
+  const apache = config.apacheProxy ? { apache: { endpoints: config.apacheProxy } } : undefined;
+  const orderConnection: RocketConnectionOptions = apache
+    ? apache
+    : config.nameServers
+      ? { nameServers: config.nameServers }
+      : { embedded: { dir: path.join(config.dataDir, 'broker'), topics: DEMO_TOPICS } };
 
   @Module({
     imports: [
@@ -70,15 +76,15 @@ export async function startDemo(config: DemoConfig, options: StartDemoOptions = 
     const shared = orderApp.get(RocketConnection);
     orderApp.connectMicroservice({
       strategy: new RocketServer(
-        config.nameServers ? { nameServers: config.nameServers } : { transport: shared.transport },
+        apache ??
+          (config.nameServers ? { nameServers: config.nameServers } : { transport: shared.transport }),
       ),
     });
     await orderApp.startAllMicroservices();
     await orderApp.listen(config.port, config.host);
 
-    const paymentConnection: RocketConnectionOptions = config.nameServers
-      ? { nameServers: config.nameServers }
-      : { transport: shared.transport };
+    const paymentConnection: RocketConnectionOptions =
+      apache ?? (config.nameServers ? { nameServers: config.nameServers } : { transport: shared.transport });
 
     @Module({
       imports: [

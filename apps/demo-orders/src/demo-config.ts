@@ -50,6 +50,12 @@ export interface DemoConfig {
   postgresSchema?: string | undefined;
   /** Name servers of a standalone broker or cluster (env `ROCKETNEST_NAMESRV`, comma-separated); none: embedded broker. */
   nameServers: string[] | undefined;
+  /**
+   * Apache RocketMQ 5's proxy (env `ROCKETMQ_PROXY`, gRPC `host:port`): both services run on that
+   * cluster through the Apache driver. Its topics must exist with their types (`APACHE_DEMO_TOPICS` in apache-cluster.ts:
+   * `pnpm demo:apache` starts a local cluster with them). Not with `ROCKETNEST_NAMESRV`.
+   */
+  apacheProxy?: string | undefined;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -106,6 +112,19 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoCon
       throw new DemoConfigError('ROCKETNEST_NAMESRV', `expected host:port[,host:port…], got "${address}"`);
     }
   }
+  const apacheProxy = env.ROCKETMQ_PROXY?.trim() || undefined;
+  if (apacheProxy !== undefined && !/^[^:\s;]+:\d{1,5}(;[^:\s;]+:\d{1,5})*$/.test(apacheProxy)) {
+    throw new DemoConfigError(
+      'ROCKETMQ_PROXY',
+      `expected host:port (the proxy's gRPC port), got "${apacheProxy}"`,
+    );
+  }
+  if (apacheProxy !== undefined && nameServers !== undefined) {
+    throw new DemoConfigError(
+      'ROCKETMQ_PROXY',
+      'set ROCKETMQ_PROXY (Apache RocketMQ) or ROCKETNEST_NAMESRV (RocketNest brokers), not both',
+    );
+  }
   return {
     port: integer(env, 'PORT', DEFAULT_PORT, 0, 65_535),
     host: env.HOST || DEFAULT_HOST,
@@ -116,6 +135,7 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DemoCon
     databaseUrl: databaseUrl(env.DATABASE_URL),
     postgresSchema: postgresSchema(env.DEMO_PG_SCHEMA),
     nameServers,
+    apacheProxy,
   };
 }
 

@@ -17,7 +17,11 @@ export interface RocketPushMiddleware extends RequestHandler {
   close(): Promise<void>;
 }
 
-/** Builds the push server from its options (a `transport` and the required `authorize` hook). */
+/**
+ * Builds the push server from its options: a `transport` (RocketNest) or a `driver` (e.g.
+ * `new ApacheDriver({ endpoints })` for Apache RocketMQ 5, which `close()` leaves open), and the
+ * required `authorize` hook.
+ */
 export function rocketPush(options: PushServerOptions): RocketPushMiddleware {
   const push = new PushServer(options);
   const middleware: RequestHandler = (req, res, next) => {

@@ -16,7 +16,7 @@ import type * as http from 'node:http';
 import { RocketConnection } from './rocket-connection';
 
 /** `RocketPushModule.forRoot`: the push server's options; it reads the broker through the app's `RocketModule` connection. */
-export type RocketPushModuleOptions = Omit<PushServerOptions, 'transport' | 'clock'>;
+export type RocketPushModuleOptions = Omit<PushServerOptions, 'transport' | 'driver' | 'clock'>;
 
 /** `RocketPushModule.forRootAsync`: options from a factory (e.g. a JWT key from `ConfigService`). */
 export interface RocketPushModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
@@ -55,7 +55,9 @@ class RocketPushLifecycle implements OnApplicationBootstrap, BeforeApplicationSh
  * Pushes topic messages to browsers over WebSocket (docs/push.md) from a Nest HTTP app: a
  * `PushServer` on the app's `RocketModule` connection, attached to the app's HTTP server at
  * `path` (default `/push`, client module at `/push/client.js`), closed at shutdown. Inject
- * `PushServer` for its metrics and events. Import `RocketModule` too.
+ * `PushServer` for its metrics and events. Import `RocketModule` too. On Apache RocketMQ
+ * (`RocketModule.forRoot({ apache })`) it reads through the connection's driver: resuming is
+ * exact on the same server process only (docs/push.md, "On Apache RocketMQ").
  */
 @Module({})
 export class RocketPushModule {
@@ -87,8 +89,13 @@ export class RocketPushModule {
         ...optionProviders,
         {
           provide: PushServer,
+          // an Apache connection (`RocketModule.forRoot({ apache })`) reads through its driver
           useFactory: (options: RocketPushModuleOptions, connection: RocketConnection) =>
-            new PushServer({ ...options, transport: connection.transport, clock: connection.clock }),
+            new PushServer({
+              ...options,
+              ...(connection.driver ? { driver: connection.driver } : { transport: connection.transport }),
+              clock: connection.clock,
+            }),
           inject: [ROCKET_PUSH_OPTIONS, RocketConnection],
         },
         RocketPushLifecycle,

@@ -74,10 +74,11 @@ export class OrderService {
           body: JSON.stringify(created),
         },
         {
+          // no message group: RocketMQ 5 (Apache) refuses one on a delayed message; the timeout
+          // is applied idempotently, whatever arrived before it
           topic: ORDER_TIMEOUTS_TOPIC,
           tag: OrderTag.TIMEOUT,
           keys: [id],
-          messageGroup: id,
           delayMs: this.options.orderTimeoutMs,
           body: JSON.stringify(timeout),
         },

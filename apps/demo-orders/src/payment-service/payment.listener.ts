@@ -46,10 +46,11 @@ export class PaymentListener {
       ...(charge.outcome === 'declined' ? { reason: charge.reason } : {}),
     };
     // The half message is stored, PaymentTransactionsListener records the payment, and the broker
-    // delivers the message only if that local transaction committed.
+    // delivers the message only if that local transaction committed. No message group: RocketMQ 5
+    // (Apache) refuses one on a transactional message, and the order service applies payment
+    // outcomes idempotently in any order.
     const sent = await this.rocket.sendInTransaction(`${PAYMENTS_TOPIC}:${event.status}`, event, undefined, {
       producerGroup: PAYMENT_TX_GROUP,
-      messageGroup: order.orderId,
       keys: [order.orderId, event.paymentId],
     });
     this.logger.log(`order ${order.orderId}: payment ${event.status} (${sent.resolution}, ${sent.msgId})`);

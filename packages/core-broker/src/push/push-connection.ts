@@ -7,10 +7,12 @@ import type { MessageView } from '../message/message';
 import { validateUserTopic } from '../message/validation';
 import type { FrameCache } from './frame-cache';
 import type { SharedReads } from './shared-reads';
+import type { DriverFeeds } from './driver-feed';
+import { DriverPushSubscription } from './driver-push-subscription';
 import type { ResolvedPushOptions } from './push-options';
 import type { ClientFrame, PushErrorCode, SubscribeFrame, WelcomeFrame } from './push-protocol';
 import { PUSH_PROTOCOL_VERSION, PushCloseCode, errorFrame, parseClientFrame } from './push-protocol';
-import type { SubscriptionSink } from './push-subscription';
+import type { PushReader, SubscriptionSink } from './push-subscription';
 import { PushSubscription, wireCode } from './push-subscription';
 
 /** `ws.send` options of a message frame's two fragments (text, not compressed). */
@@ -24,7 +26,9 @@ const MAX_CLOSE_REASON_BYTES = 123;
 export interface ConnectionHost {
   readonly options: ResolvedPushOptions;
   readonly frames: FrameCache;
-  readonly reads: SharedReads;
+  /** Queue reads (transport), or topic feeds (driver): exactly one is set. */
+  readonly reads: SharedReads | undefined;
+  readonly feeds: DriverFeeds | undefined;
   pushed(bytes: number): void;
   buffered(delta: number, connectionBytes: number): void;
   subscriptionsChanged(delta: number): void;
@@ -59,7 +63,7 @@ export type ConnectionNotice =
  * `maxBufferedBytes` plus one frame.
  */
 export class PushConnection implements SubscriptionSink {
-  private readonly subscriptions = new Map<string, PushSubscription>();
+  private readonly subscriptions = new Map<string, PushReader>();
   private unflushedBytes = 0;
   private pausedSinceMs: number | undefined;
   private graceTimer: Timer | undefined;
@@ -141,7 +145,7 @@ export class PushConnection implements SubscriptionSink {
 
   // ---- SubscriptionSink ---------------------------------------------------------------------
 
-  deliver(subscription: PushSubscription, message: MessageView, position: string): boolean {
+  deliver(subscription: PushReader, message: MessageView, position: string): boolean {
     if (this.closing || this.paused || this.subscriptions.get(subscription.id) !== subscription) return false;
     const { head, tail } = this.host.frames.frame(subscription.id, position, message);
     const bytes = head.length + tail.length;
@@ -158,7 +162,7 @@ export class PushConnection implements SubscriptionSink {
     return true;
   }
 
-  fail(subscription: PushSubscription, code: PushErrorCode, reason: string): void {
+  fail(subscription: PushReader, code: PushErrorCode, reason: string): void {
     if (this.subscriptions.get(subscription.id) !== subscription) return;
     this.subscriptions.delete(subscription.id);
     if (subscription.wasStarted) this.host.subscriptionsChanged(-1);
@@ -166,7 +170,7 @@ export class PushConnection implements SubscriptionSink {
     if (!this.closing) this.send(errorFrame(code, reason, subscription.id));
   }
 
-  pullFailed(subscription: PushSubscription, brokerName: string, queueId: number, error: unknown): void {
+  pullFailed(subscription: PushReader, brokerName: string, queueId: number, error: unknown): void {
     this.host.emit({
       type: 'pull-error',
       connectionId: this.id,
@@ -225,26 +229,29 @@ export class PushConnection implements SubscriptionSink {
       this.close(PushCloseCode.TOO_MANY_SUBSCRIPTIONS, 'too_many_subscriptions');
       return;
     }
-    const subscription = new PushSubscription(
-      frame.id,
-      frame.topic,
-      frame.filter,
-      {
-        transport: o.transport,
-        reads: this.host.reads,
-        clock: o.clock,
-        consumerGroup: o.consumerGroup,
-        pullBatchSize: o.pullBatchSize,
-        pollTimeoutMs: o.pollTimeoutMs,
-        pullRetryDelayMs: o.pullRetryDelayMs,
-      },
-      this,
-    );
-    this.subscriptions.set(frame.id, subscription); // counts against the limit while it is set up
+    let subscription: PushReader | undefined;
     const current = (): boolean => !this.closing && this.subscriptions.get(frame.id) === subscription;
     try {
       validateUserTopic(frame.topic);
       compileFilter(frame.filter.kind, frame.filter.expression);
+      subscription = this.host.feeds
+        ? new DriverPushSubscription(frame.id, frame.topic, frame.filter, this.host.feeds, this)
+        : new PushSubscription(
+            frame.id,
+            frame.topic,
+            frame.filter,
+            {
+              transport: o.transport!,
+              reads: this.host.reads!,
+              clock: o.clock,
+              consumerGroup: o.consumerGroup,
+              pullBatchSize: o.pullBatchSize,
+              pollTimeoutMs: o.pollTimeoutMs,
+              pullRetryDelayMs: o.pullRetryDelayMs,
+            },
+            this,
+          );
+      this.subscriptions.set(frame.id, subscription); // counts against the limit while it is set up
       const decision = await o.authorize(this.request, { topic: frame.topic, filter: frame.filter });
       if (!current()) return;
       if (decision !== true) {
@@ -272,8 +279,8 @@ export class PushConnection implements SubscriptionSink {
       });
       subscription.start();
     } catch (error) {
-      subscription.stop();
-      if (!current()) return;
+      subscription?.stop();
+      if (subscription !== undefined && !current()) return;
       this.subscriptions.delete(frame.id);
       const code = wireCode(error);
       const reason = error instanceof Error ? error.message : String(error);

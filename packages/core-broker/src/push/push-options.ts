@@ -5,6 +5,12 @@ import { RocketError } from '../common/errors';
 import { intOption } from '../common/options';
 import { validateGroup } from '../message/validation';
 import type { Transport } from '../client/transport';
+import type { MessagingDriver } from '../driver/contract';
+import {
+  DEFAULT_PUSH_FEED_BYTES,
+  DEFAULT_PUSH_FEED_IDLE_MS,
+  DEFAULT_PUSH_FEED_MESSAGES,
+} from './driver-feed';
 import type { PushFilter } from './push-protocol';
 
 /** Path the push server answers WebSocket upgrades on; the client module is served at `<path>/client.js`. */
@@ -65,8 +71,24 @@ export type PushAuthenticate = (
   | Promise<PushDecision | (PushRefusal & { forbidden?: boolean })>;
 
 export interface PushServerOptions {
-  /** How the server reads the broker's queues: `InProcessTransport` (embedded) or `TcpTransport`. */
-  transport: Transport;
+  /**
+   * How the server reads the broker's queues: `InProcessTransport` (embedded) or `TcpTransport`.
+   * Exactly one of `transport` and `driver`.
+   */
+  transport?: Transport;
+  /**
+   * A message-level driver instead (`new ApacheDriver({ endpoints })` for Apache RocketMQ 5): the
+   * server reads each topic through a driver subscription of its own and keeps the last messages
+   * in memory for resuming (docs/push.md, "On Apache RocketMQ"). Closing the server leaves the
+   * driver open.
+   */
+  driver?: MessagingDriver;
+  /** Driver only: messages kept per topic. Default 1024 ({@link DEFAULT_PUSH_FEED_MESSAGES}). */
+  feedMessages?: number;
+  /** Driver only: body bytes kept per topic. Default 8 MiB ({@link DEFAULT_PUSH_FEED_BYTES}). */
+  feedBytes?: number;
+  /** Driver only: how long a topic nobody follows stays read. Default 60,000 ms ({@link DEFAULT_PUSH_FEED_IDLE_MS}). */
+  feedIdleMs?: number;
   /** Required: decides every subscription (see `jwtAuthorizer()` for bearer JWTs). */
   authorize: PushAuthorize;
   /** Optional upgrade-time check, run before the connection is accepted. */
@@ -105,7 +127,11 @@ export interface PushServerOptions {
 }
 
 export interface ResolvedPushOptions {
-  readonly transport: Transport;
+  readonly transport: Transport | undefined;
+  readonly driver: MessagingDriver | undefined;
+  readonly feedMessages: number;
+  readonly feedBytes: number;
+  readonly feedIdleMs: number;
   readonly authorize: PushAuthorize;
   readonly authenticate: PushAuthenticate | undefined;
   readonly path: string;
@@ -129,8 +155,13 @@ export interface ResolvedPushOptions {
 /** Validates and freezes the options; a bad one throws `INVALID_OPTION` naming it. */
 export function resolvePushOptions(options: PushServerOptions): ResolvedPushOptions {
   const c = 'push server';
-  if (!options || typeof options.transport !== 'object' || options.transport === null) {
-    throw new RocketError('INVALID_OPTION', `${c} option transport is required`);
+  const hasTransport = typeof options?.transport === 'object' && options.transport !== null;
+  const hasDriver = typeof options?.driver === 'object' && options.driver !== null;
+  if (hasTransport === hasDriver) {
+    throw new RocketError(
+      'INVALID_OPTION',
+      `${c} needs exactly one of the options transport (RocketNest) and driver (e.g. an ApacheDriver)`,
+    );
   }
   if (typeof options.authorize !== 'function') {
     throw new RocketError(
@@ -157,6 +188,24 @@ export function resolvePushOptions(options: PushServerOptions): ResolvedPushOpti
   const hour = 3_600_000;
   return Object.freeze({
     transport: options.transport,
+    driver: options.driver,
+    feedMessages: intOption(
+      c,
+      'feedMessages',
+      options.feedMessages,
+      DEFAULT_PUSH_FEED_MESSAGES,
+      1,
+      1_000_000,
+    ),
+    feedBytes: intOption(
+      c,
+      'feedBytes',
+      options.feedBytes,
+      DEFAULT_PUSH_FEED_BYTES,
+      1024,
+      1024 * 1024 * 1024,
+    ),
+    feedIdleMs: intOption(c, 'feedIdleMs', options.feedIdleMs, DEFAULT_PUSH_FEED_IDLE_MS, 0, 24 * hour),
     authorize: options.authorize,
     authenticate: options.authenticate,
     path,

@@ -9,6 +9,7 @@ import { RocketError } from '../common/errors';
 import { EventedClient } from '../client/client-support';
 import { FrameCache } from './frame-cache';
 import { SharedReads } from './shared-reads';
+import { DriverFeeds } from './driver-feed';
 import type { ConnectionNotice, ConnectionHost } from './push-connection';
 import { PushConnection } from './push-connection';
 import type { PushServerOptions, ResolvedPushOptions } from './push-options';
@@ -75,6 +76,8 @@ export interface PushServerEvents {
     queueId: number;
     error: unknown;
   };
+  /** Driver only: the driver subscription of a topic's feed failed to receive (it retries). */
+  'push.feed.error': { topic: string; error: unknown };
   'push.slow-client': { connectionId: string; bufferedBytes: number };
   'push.slow-client.disconnect': { connectionId: string; bufferedBytes: number };
   'push.ping.timeout': { connectionId: string };
@@ -119,6 +122,7 @@ export class PushServer extends EventedClient<PushServerEvents> {
   private clientSource: Buffer | undefined;
   private closing: Promise<void> | undefined;
   private readonly host: ConnectionHost;
+  private readonly feeds: DriverFeeds | undefined;
   private readonly onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (!this.handleUpgrade(request, socket, head) && this.attached?.server.listenerCount('upgrade') === 1) {
       socket.destroy(); // nobody else answers upgrades on this server
@@ -136,10 +140,24 @@ export class PushServer extends EventedClient<PushServerEvents> {
       handleProtocols: (protocols) => (protocols.has(PUSH_SUBPROTOCOL) ? PUSH_SUBPROTOCOL : false),
     });
     const counters = this.counters;
+    const o = this.options;
+    this.feeds = o.driver
+      ? new DriverFeeds({
+          driver: o.driver,
+          clock: o.clock,
+          // a group per server: each server sees every message (not a share of the group's)
+          groupPrefix: `${o.consumerGroup}-${randomBytes(4).toString('hex')}`,
+          maxMessages: o.feedMessages,
+          maxBytes: o.feedBytes,
+          idleMs: o.feedIdleMs,
+          onError: (topic, error) => this.events.emit('push.feed.error', { topic, error }),
+        })
+      : undefined;
     this.host = {
       options: this.options,
       frames: new FrameCache(),
-      reads: new SharedReads(this.options.transport, this.options.clock),
+      reads: o.transport ? new SharedReads(o.transport, o.clock) : undefined,
+      feeds: this.feeds,
       pushed: (bytes) => {
         counters.messagesPushed++;
         counters.bytesPushed += bytes;
@@ -265,12 +283,12 @@ export class PushServer extends EventedClient<PushServerEvents> {
 
   /** A snapshot of the counters. */
   metrics(): PushMetrics {
-    const reads = this.host.reads.counters;
+    const reads = this.host.reads?.counters;
     return {
       ...this.counters,
       connections: this.connections.size,
-      brokerReads: reads.issued,
-      sharedReads: reads.joined,
+      brokerReads: reads?.issued ?? 0,
+      sharedReads: reads?.joined ?? 0,
     };
   }
 
@@ -289,6 +307,7 @@ export class PushServer extends EventedClient<PushServerEvents> {
       await Promise.all(closed);
       this.closedWaiters.clear();
       await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+      await this.feeds?.close();
       if (this.attached) {
         const { server, requestListeners } = this.attached;
         server.off('upgrade', this.onUpgrade);

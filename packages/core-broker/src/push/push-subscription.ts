@@ -11,16 +11,35 @@ import type { BrokerPosition, Position } from './push-position';
 import { decodePosition, encodePosition, topicHash } from './push-position';
 import type { PushErrorCode, PushFilter, PushFrom } from './push-protocol';
 
+/**
+ * One subscription of one connection, as its connection drives it: queue reads on RocketNest
+ * ({@link PushSubscription}), or a topic feed on a message-level driver (`DriverPushSubscription`).
+ */
+export interface PushReader {
+  readonly id: string;
+  readonly topic: string;
+  /** True once `start()` ran (the `subscribed` frame went out), even after a stop. */
+  readonly wasStarted: boolean;
+  /** Finds where to start from `from`; resolves with the start position. */
+  prepare(from: PushFrom): Promise<string>;
+  /** Starts delivering (after the `subscribed` frame went out). */
+  start(): void;
+  /** Delivers again after the connection drained. */
+  resume(): void;
+  /** Stops for good. */
+  stop(): void;
+}
+
 /** What a subscription needs from its connection. */
 export interface SubscriptionSink {
   /** True while the connection is over its buffer: no pulls, no deliveries. */
   readonly paused: boolean;
   /** Sends a message frame. False when the connection cannot take it now (the message is read again later). */
-  deliver(subscription: PushSubscription, message: MessageView, position: string): boolean;
+  deliver(subscription: PushReader, message: MessageView, position: string): boolean;
   /** The subscription ended with an error: its `error` frame goes out and it is removed. */
-  fail(subscription: PushSubscription, code: PushErrorCode, reason: string): void;
+  fail(subscription: PushReader, code: PushErrorCode, reason: string): void;
   /** A pull failed and will be retried. */
-  pullFailed(subscription: PushSubscription, brokerName: string, queueId: number, error: unknown): void;
+  pullFailed(subscription: PushReader, brokerName: string, queueId: number, error: unknown): void;
 }
 
 export interface SubscriptionSettings {
@@ -48,7 +67,7 @@ interface Cursor {
  * buffered here: a message the connection cannot take is left in the broker and read again when
  * the connection drains.
  */
-export class PushSubscription {
+export class PushSubscription implements PushReader {
   private readonly cursors: Cursor[] = [];
   private readonly brokers: BrokerPosition[] = [];
   private readonly subscription: Subscription | undefined;
