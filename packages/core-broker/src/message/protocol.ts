@@ -59,8 +59,17 @@ export interface TopicRoute {
     writeQueueCount: number;
     permission: number;
     fifo: boolean;
-    /** `host:port` of the broker's master, when the route came from a name server. */
+    /**
+     * `host:port` of the broker's master, when the route came from a name server; absent while
+     * the name server lists only slaves of this broker name (its master is down).
+     */
     address?: string;
+    /**
+     * The live slaves of this broker name (RocketMQ's `brokerAddrs` entries with `brokerId` ≠ 0),
+     * lowest id first, when the route came from a name server. Consumers read from one of them
+     * while the master is down; producers never write to them.
+     */
+    slaves?: Array<{ brokerId: number; address: string }>;
   }>;
 }
 
