@@ -723,6 +723,88 @@ describe('master/slave replication of the commit log, as separate processes', ()
     );
   });
 
+  test('ASYNC_MASTER killed with -9 under load: the acknowledged messages missing on the slave are at most the lag it last reported (3 runs)', async () => {
+    const totals = {
+      acknowledged: 0,
+      missing: 0,
+      boundMessages: 0,
+      lagBytes: 0,
+      ackedAfterReport: 0,
+      reports: 0,
+    };
+    for (run = 60; run < 63; run++) {
+      const dir = path.join(dirs.dir, `async-${run}`);
+      const master = startMaster(path.join(dir, 'master'), 'ASYNC_MASTER');
+      const slave = startSlave(path.join(dir, 'slave'), `127.0.0.1:${await haPortOf(master)}`);
+      await slave.waitFor(/replication: joined master/);
+      const masterTransport = transportTo(await master.address());
+      const producer = new Producer({
+        group: 'PG',
+        transport: masterTransport,
+        retryTimesWhenSendFailed: 0,
+        sendTimeoutMs: 10_000,
+      });
+      await producer.start();
+      const acknowledged = new Map<string, string>();
+      let stop = false;
+      let next = 0;
+      let notOk = 0;
+      const sender = async (): Promise<void> => {
+        while (!stop && next < 1_000_000) {
+          // every body has the same length, so every record of the log has the same size
+          const body = `a${run}-${String(next++).padStart(9, '0')}`;
+          try {
+            const r = await producer.send({ topic: TOPIC, body });
+            if (r.status === 'SEND_OK') acknowledged.set(r.msgId, body);
+            else notOk++;
+          } catch {
+            if (stop) return;
+          }
+        }
+      };
+      const senders = Array.from({ length: 8 }, sender);
+      // poll the master's reported lag under load; after a random number of reports, kill it the
+      // moment a report arrives
+      const killAfter = 25 + Math.floor(Math.random() * 50);
+      let lastLagBytes = 0;
+      let ackedAtReport = 0;
+      for (let report = 0; report < killAfter; report++) {
+        const stats = await masterTransport.admin('broker-a', 'storeStats', {});
+        lastLagBytes = Number(stats.replicationLagBytes ?? 0);
+        ackedAtReport = acknowledged.size;
+        if (report === killAfter - 1) master.kill('SIGKILL');
+        else await new Promise((r) => setTimeout(r, 20));
+      }
+      stop = true;
+      expect(await master.exited).toBeNull();
+      await Promise.all(senders);
+      await producer.shutdown();
+      expect(notOk).toBe(0); // an async master never waits for its slave
+      const ackedAfterReport = acknowledged.size - ackedAtReport;
+      const slaveTransport = transportTo(await slave.address());
+      const onSlave = await readAll(slaveTransport, 'broker-a');
+      const slaveStats = await slaveTransport.admin('broker-a', 'storeStats', {});
+      // the slave's log holds only this run's messages, all of one size
+      const recordBytes = Number(slaveStats.replicationMaxOffset) / onSlave.size;
+      const lagMessages = Math.ceil(lastLagBytes / recordBytes);
+      const missing = [...acknowledged].filter(([id, body]) => onSlave.get(id) !== body).length;
+      expect(missing).toBeLessThanOrEqual(lagMessages + ackedAfterReport);
+      totals.acknowledged += acknowledged.size;
+      totals.missing += missing;
+      totals.boundMessages += lagMessages + ackedAfterReport;
+      totals.lagBytes += lastLagBytes;
+      totals.ackedAfterReport += ackedAfterReport;
+      totals.reports += killAfter;
+      slave.kill('SIGTERM');
+      expect(await slave.exited).toBe(0);
+    }
+    console.log(
+      `ASYNC_MASTER kill -9 test: 3 runs, ${totals.acknowledged} acknowledged, ${totals.missing} missing on the slave; ` +
+        `bound ${totals.boundMessages} messages = last reported lag (${totals.lagBytes} bytes in all) in messages ` +
+        `+ ${totals.ackedAfterReport} acknowledged after that report`,
+    );
+  });
+
   test('bad role options fail at bootstrap with the fix named', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--role', 'SLAVE', '--master-address', '127.0.0.1:1'], /a SLAVE needs --broker-id 1 or more/],
