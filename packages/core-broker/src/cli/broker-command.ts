@@ -409,7 +409,8 @@ export async function runBroker(args: string[]): Promise<void> {
             ),
           onSynced: (c) =>
             console.log(
-              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master`,
+              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master` +
+                (c.delayProgress ? ', and its delay progress' : ''),
             ),
         })
       : undefined;
