@@ -178,6 +178,7 @@ export class RouteTable {
         brokerId: r.brokerId,
         address: r.address,
         ...(r.grpcAddress === undefined ? {} : { grpcAddress: r.grpcAddress }),
+        ...(r.haAddress === undefined ? {} : { haAddress: r.haAddress }),
         topicCount: live.topics.size,
         lastUpdateMs: live.lastUpdateMs,
       });
@@ -234,6 +235,13 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
   ) {
     bad('grpcAddress', 'must be host:port');
   }
+  const haAddress = value.haAddress;
+  if (
+    haAddress !== undefined &&
+    (typeof haAddress !== 'string' || !/^[^\s:]{1,253}:\d{1,5}$/.test(haAddress))
+  ) {
+    bad('haAddress', 'must be host:port');
+  }
   const topics = value.topics;
   if (!Array.isArray(topics)) return bad('topics', 'must be an array');
   if (topics.length > MAX_TOPICS_PER_BROKER) bad('topics', `has more than ${MAX_TOPICS_PER_BROKER} entries`);
@@ -268,6 +276,7 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
     brokerId: brokerId as number,
     address: address as string,
     ...(grpcAddress === undefined ? {} : { grpcAddress: grpcAddress as string }),
+    ...(haAddress === undefined ? {} : { haAddress: haAddress as string }),
     topics: configs,
   };
 }

@@ -207,7 +207,7 @@ describe('master/slave replication of the commit log, as separate processes', ()
   };
   const startSlave = (
     dir: string,
-    masterHa: string,
+    masterHa: string | undefined,
     extra = ['--topics', `${TOPIC}:${QUEUES}`],
   ): CliProcess => {
     const p = new CliProcess(`slave-${run}`, [
@@ -218,8 +218,7 @@ describe('master/slave replication of the commit log, as separate processes', ()
       'SLAVE',
       '--broker-id',
       '1',
-      '--master-address',
-      masterHa,
+      ...(masterHa === undefined ? [] : ['--master-address', masterHa]),
       '--store-dir',
       dir,
       '--flush',
@@ -643,7 +642,8 @@ describe('master/slave replication of the commit log, as separate processes', ()
     const masterDir = path.join(dirs.dir, 'failover', 'master');
     const masterArgs = ['--namesrv', namesrv, '--ha-port', String(haPort)];
     let master = startMaster(masterDir, 'SYNC_MASTER', masterArgs);
-    const slave = startSlave(path.join(dirs.dir, 'failover', 'slave'), `127.0.0.1:${haPort}`, [
+    // no --master-address: the slave finds the master's HA port on the name server by broker name
+    const slave = startSlave(path.join(dirs.dir, 'failover', 'slave'), undefined, [
       '--topics',
       `${TOPIC}:${QUEUES}`,
       '--namesrv',
@@ -654,6 +654,11 @@ describe('master/slave replication of the commit log, as separate processes', ()
       '500',
     ]);
     await slave.waitFor(/replication: joined master/);
+    await slave.waitFor(
+      new RegExp(
+        `SLAVE \\(broker id 1\\) of 127\\.0\\.0\\.1:${haPort} \\(its HA address on the name servers\\)`,
+      ),
+    );
     await master.waitFor(/registered with 1 of 1 name servers/);
     await slave.waitFor(/registered with 1 of 1 name servers/);
 
@@ -880,10 +885,31 @@ describe('master/slave replication of the commit log, as separate processes', ()
     expect(await promoted.exited).toBe(0);
   });
 
+  test('a slave without --master-address whose master is on no name server fails at bootstrap, naming the fix', async () => {
+    run = 80;
+    const ns = new CliProcess('namesrv', ['namesrv', '--port', '0']);
+    processes.push(ns);
+    const namesrv = await ns.address();
+    const slave = startSlave(path.join(dirs.dir, 'lookup', 'slave'), undefined, [
+      '--namesrv',
+      namesrv,
+      '--master-lookup-timeout-ms',
+      '1500',
+    ]);
+    expect(await slave.exited).not.toBe(0);
+    expect(slave.output).toMatch(
+      /no master of broker "broker-a" \(cluster DefaultCluster\) with an HA address on the name servers.*no master registered.*give this slave --master-address/,
+    );
+  });
+
   test('bad role options fail at bootstrap with the fix named', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--role', 'SLAVE', '--master-address', '127.0.0.1:1'], /a SLAVE needs --broker-id 1 or more/],
-      [['--role', 'SLAVE', '--broker-id', '1'], /a SLAVE needs --master-address/],
+      [
+        ['--role', 'SLAVE', '--broker-id', '1'],
+        /a SLAVE needs --master-address .*, or --namesrv to look its master up/,
+      ],
+      [['--master-lookup-timeout-ms', '100'], /--master-lookup-timeout-ms is a SLAVE's option/],
       [['--role', 'SYNC_MASTER', '--broker-id', '2'], /has --broker-id 0/],
       [['--role', 'MASTER'], /--role must be one of ASYNC_MASTER, SYNC_MASTER, SLAVE/],
       [['--master-address', '127.0.0.1:1'], /--master-address is a SLAVE's option/],
