@@ -251,18 +251,23 @@ export class Broker implements BrokerApi {
     return { ...this.store.stats?.(), ...this.options.replicationStats?.() };
   }
 
-  /** Topic configs and consumer offsets, as this broker's slaves copy them. */
+  /** Topic configs, consumer offsets and delay progress, as this broker's slaves copy them. */
   replicaSyncState(): ReplicaSyncState {
     this.assertOpen();
-    return { topics: this.listTopics(), offsets: [...this.offsets.allOffsets()] };
+    return {
+      topics: this.listTopics(),
+      offsets: [...this.offsets.allOffsets()],
+      delayProgress: this.schedule.progress(),
+    };
   }
 
   /**
-   * A slave takes its master's topic configs and consumer offsets (RocketMQ's
-   * `SlaveSynchronize`): topics are created or updated to the master's, offsets overwritten.
-   * Returns how many topics and offsets changed.
+   * A slave takes its master's topic configs, consumer offsets and delay progress (RocketMQ's
+   * `SlaveSynchronize`): topics are created or updated to the master's, offsets and the delay
+   * progress overwritten. Returns how many topics and offsets changed, and whether the delay
+   * progress did.
    */
-  applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number } {
+  applyReplicaSync(state: ReplicaSyncState): { topics: number; offsets: number; delayProgress: boolean } {
     this.assertOpen();
     if (this.currentRole !== 'SLAVE')
       throw new RocketError(
@@ -295,7 +300,20 @@ export class Broker implements BrokerApi {
       this.offsets.commit(o.group, o.topic, o.queueId, o.offset);
       offsets++;
     }
-    return { topics, offsets };
+    const progress = state.delayProgress;
+    if (
+      progress !== undefined &&
+      (!isOffset(progress.watermark) ||
+        !Array.isArray(progress.delivered) ||
+        !progress.delivered.every(isOffset))
+    ) {
+      throw new RocketError(
+        'PROTOCOL_ERROR',
+        'the master sent a malformed delay progress (watermark and delivered must be non-negative integers); is it a rocketnest broker of the same version?',
+      );
+    }
+    const delayProgress = progress !== undefined && this.schedule.adoptProgress(progress);
+    return { topics, offsets, delayProgress };
   }
 
   /** Pop state and everything that writes live on the master only. */
@@ -933,4 +951,8 @@ function refusalReason(error: RocketError, request: SendRequest): FlowControlRea
   if (isRocketError(error.cause, 'DISK_FULL')) return 'disk-full';
   if (request.transactional) return 'pending-transactions';
   return 'scheduled-messages';
+}
+
+function isOffset(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }

@@ -64,6 +64,7 @@ export class ScheduleService {
   private timerDueMs = Infinity;
   private delivering: Promise<void> = Promise.resolve();
   private closed = false;
+  private started = false;
 
   private readonly store: MessageStore;
   private readonly clock: Clock;
@@ -80,6 +81,7 @@ export class ScheduleService {
 
   /** Loads what was stored but not yet delivered and arms the timer. */
   start(): void {
+    this.started = true;
     const progress = this.options.progressFile.load() ?? { watermark: 0, delivered: [] };
     this.watermark = Math.max(progress.watermark, this.store.minOffset(SCHEDULE_TOPIC, SCHEDULE_QUEUE_ID));
     for (const offset of progress.delivered) if (offset >= this.watermark) this.delivered.add(offset);
@@ -247,6 +249,35 @@ export class ScheduleService {
       this.persistTimer = undefined;
       this.persist();
     });
+  }
+
+  /** Which schedule entries were delivered, as persisted (a slave copies its master's: `replicaSync`). */
+  progress(): ScheduleProgress {
+    return { watermark: this.watermark, delivered: [...this.delivered].sort((a, b) => a - b) };
+  }
+
+  /**
+   * A slave takes its master's delivered-progress (RocketMQ's `SlaveSynchronize.syncDelayOffset`)
+   * and writes it, so that once promoted it delivers only what the master had not. Only before
+   * {@link start}: a running schedule owns its progress. True when it changed anything.
+   */
+  adoptProgress(progress: ScheduleProgress): boolean {
+    if (this.started) {
+      throw new RocketError('INVALID_ARGUMENT', 'a running delay schedule does not take another progress');
+    }
+    const delivered = progress.delivered.filter((o) => o >= progress.watermark);
+    if (
+      progress.watermark === this.watermark &&
+      delivered.length === this.delivered.size &&
+      delivered.every((o) => this.delivered.has(o))
+    ) {
+      return false;
+    }
+    this.watermark = progress.watermark;
+    this.delivered.clear();
+    for (const o of delivered) this.delivered.add(o);
+    this.persist();
+    return true;
   }
 
   persist(): void {

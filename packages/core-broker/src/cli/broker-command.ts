@@ -9,8 +9,10 @@ import { systemClock } from '../common/clock';
 import { NameServerGrpcRoutes } from '../server/grpc-cluster-routes';
 import { GrpcServer } from '../server/grpc-server';
 import { SlaveSync } from '../server/slave-sync';
+import { lookUpMasterHaAddress } from '../server/master-lookup';
 import { RocketError } from '../common/errors';
-import { BROKER_ROLES, type BrokerRole } from '../broker/broker-options';
+import { BROKER_ROLES, DEFAULT_BROKER_NAME, type BrokerRole } from '../broker/broker-options';
+import { DEFAULT_CLUSTER_NAME } from '../server/broker-registrar';
 import { FileStore } from '../store/file-store';
 import { HaMaster, type HaMasterEvent } from '../store/ha-master';
 import { HaSlave, type HaSlaveEvent } from '../store/ha-slave';
@@ -77,10 +79,14 @@ Options:
                            is given: a broker started with neither stays standalone. A SLAVE
                            opens it once promoted (admin broker promote)
   --master-address <host:port>
-                           A slave's master: the master's --ha-port address (RocketMQ haMasterAddress)
+                           A slave's master: the master's --ha-port address (RocketMQ haMasterAddress).
+                           Without it, a SLAVE with --namesrv looks up the HA address its master
+                           (same --broker-name and --cluster, broker id 0) registered there
+  --master-lookup-timeout-ms <n>
+                           How long that look-up waits for the master to register (default: 30000)
   --slave-sync-interval-ms <n>
-                           How often a SLAVE copies its master's topic configs and consumer
-                           offsets (default: 10000, RocketMQ's SlaveSynchronize period)
+                           How often a SLAVE copies its master's topic configs, consumer offsets
+                           and delay progress (default: 10000, RocketMQ's SlaveSynchronize period)
   --sync-flush-timeout-ms <n>
                            How long a SYNC_MASTER waits for a slave (default: 5000; RocketMQ
                            syncFlushTimeout)
@@ -183,6 +189,7 @@ export async function runBroker(args: string[]): Promise<void> {
     'broker-id',
     'ha-port',
     'master-address',
+    'master-lookup-timeout-ms',
     'sync-flush-timeout-ms',
     'slave-sync-interval-ms',
     'http-port',
@@ -232,6 +239,17 @@ export async function runBroker(args: string[]): Promise<void> {
       : { credentials: { accessKey: namesrvAccessKey, secretKey: namesrvSecretKey! } }),
   };
   const replication = parseReplication(flags, port);
+  // a slave without --master-address finds its master's HA port on the name servers, before anything opens
+  const masterAddress =
+    replication.role !== 'SLAVE' || replication.masterAddress !== undefined
+      ? replication.masterAddress
+      : await lookUpMasterHaAddress({
+          nameServers: nameServers!,
+          clusterName: flags.get('cluster') ?? DEFAULT_CLUSTER_NAME,
+          brokerName: flags.get('broker-name') ?? DEFAULT_BROKER_NAME,
+          timeoutMs: optionalMs(flags, 'master-lookup-timeout-ms'),
+          remoting: nameServerClient,
+        });
   // a bad ACL file stops the broker here, before anything is opened
   const aclFile = flags.get('acl-file');
   const acl = aclFile === undefined ? undefined : AccessControl.load(path.resolve(aclFile));
@@ -265,7 +283,7 @@ export async function runBroker(args: string[]): Promise<void> {
       if (replication.role === 'SLAVE') {
         slave = HaSlave.start({
           store,
-          masterAddress: replication.masterAddress!,
+          masterAddress: masterAddress!,
           onEvent: (e) => console.log(`  ${describeHaEvent(e)}`),
         });
       } else if (replication.listensForSlaves) {
@@ -297,8 +315,8 @@ export async function runBroker(args: string[]): Promise<void> {
         if (!request.force) {
           const alive = state.connected
             ? state.master
-            : (await answers(replication.masterAddress!))
-              ? replication.masterAddress!
+            : (await answers(masterAddress!))
+              ? masterAddress!
               : state.masterClientAddress && (await answers(state.masterClientAddress))
                 ? state.masterClientAddress
                 : undefined;
@@ -382,6 +400,8 @@ export async function runBroker(args: string[]): Promise<void> {
       brokerId: replication.brokerId,
       advertisedAddress: advertised,
       grpcAddress: grpc ? `${advertisedHost}:${grpc.port}` : undefined,
+      // read at each registration: a promoted slave opens its HA port at run time
+      haAddress: () => (ha === undefined ? undefined : `${advertisedHost}:${ha.port}`),
       nameServerClient,
       onRegistrationError: (error, nameServer) =>
         console.log(`  registration with name server ${nameServer} failed: ${(error as Error).message}`),
@@ -409,7 +429,8 @@ export async function runBroker(args: string[]): Promise<void> {
             ),
           onSynced: (c) =>
             console.log(
-              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master`,
+              `  replication: copied ${c.topics} topic config(s) and ${c.offsets} offset(s) from the master` +
+                (c.delayProgress ? ', and its delay progress' : ''),
             ),
         })
       : undefined;
@@ -436,7 +457,10 @@ export async function runBroker(args: string[]): Promise<void> {
         `  replication: ${replication.role} (broker id ${replication.brokerId}), slaves connect to ${host}:${ha.port}`,
       );
     if (slave)
-      console.log(`  replication: SLAVE (broker id ${replication.brokerId}) of ${replication.masterAddress}`);
+      console.log(
+        `  replication: SLAVE (broker id ${replication.brokerId}) of ${masterAddress}` +
+          (replication.masterAddress === undefined ? ' (its HA address on the name servers)' : ''),
+      );
     if (acl) console.log(`  ACL on: ${acl.accessKeys.length} accounts from ${path.resolve(aclFile!)}`);
     const registered = server.registeredWith;
     if (registered)
@@ -478,14 +502,20 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
   if (role === 'SLAVE') {
     if (brokerId < 1)
       throw new UsageError("a SLAVE needs --broker-id 1 or more (0 is the master's id): add --broker-id 1");
-    if (masterAddress === undefined)
-      throw new UsageError("a SLAVE needs --master-address <host:port>: its master's --ha-port address");
-    if (!/^[^\s:]{1,253}:\d{1,5}$/.test(masterAddress))
+    if (masterAddress === undefined && !flags.has('namesrv'))
+      throw new UsageError(
+        "a SLAVE needs --master-address <host:port> (its master's --ha-port address), or --namesrv to look its master up there by --broker-name",
+      );
+    if (masterAddress !== undefined && !/^[^\s:]{1,253}:\d{1,5}$/.test(masterAddress))
       throw new UsageError(
         `--master-address takes host:port (the master's --ha-port), not "${masterAddress}"`,
       );
     if (flags.has('sync-flush-timeout-ms'))
       throw new UsageError("--sync-flush-timeout-ms is a SYNC_MASTER's option: drop it on a SLAVE");
+    if (masterAddress !== undefined && flags.has('master-lookup-timeout-ms'))
+      throw new UsageError(
+        '--master-lookup-timeout-ms is for a SLAVE without --master-address: drop one of them',
+      );
   } else {
     if (brokerId !== 0)
       throw new UsageError(
@@ -497,6 +527,8 @@ export function parseReplication(flags: Map<string, string>, port: number): Repl
       );
     if (flags.has('slave-sync-interval-ms'))
       throw new UsageError("--slave-sync-interval-ms is a SLAVE's option: drop it on a master");
+    if (flags.has('master-lookup-timeout-ms'))
+      throw new UsageError("--master-lookup-timeout-ms is a SLAVE's option: drop it on a master");
     if (role === 'ASYNC_MASTER' && flags.has('sync-flush-timeout-ms'))
       throw new UsageError('--sync-flush-timeout-ms applies to --role SYNC_MASTER only');
   }

@@ -160,16 +160,24 @@ export function readQueues(route: TopicRoute): MessageQueue[] {
   return out;
 }
 
-/** The queues a route lets producers write, sorted by broker name then queue id. */
+/**
+ * The queues a route lets producers write, sorted by broker name then queue id. A broker name
+ * whose master is down (the name server lists only its slaves) has none: slaves take no writes.
+ */
 export function writeQueues(route: TopicRoute): MessageQueue[] {
   const out: MessageQueue[] = [];
   for (const b of sortedBrokers(route)) {
-    if ((b.permission & Permission.WRITE) === 0) continue;
+    if ((b.permission & Permission.WRITE) === 0 || masterIsDown(b)) continue;
     for (let queueId = 0; queueId < b.writeQueueCount; queueId++) {
       out.push({ brokerName: b.brokerName, topic: route.topic, queueId });
     }
   }
   return out;
+}
+
+/** A route entry from a name server that lists slaves of the broker name but no master. */
+export function masterIsDown(entry: TopicRoute['brokers'][number]): boolean {
+  return entry.address === undefined && (entry.slaves?.length ?? 0) > 0;
 }
 
 function sortedBrokers(route: TopicRoute): TopicRoute['brokers'] {

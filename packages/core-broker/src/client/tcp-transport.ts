@@ -8,7 +8,7 @@ import {
   type OperationResponse,
   type PerBrokerOperationName,
 } from '../message/operations';
-import type { ClientChannel, ClusterInfo, TopicRoute } from '../message/protocol';
+import type { ClientChannel, ClusterInfo, CommitOffsetRequest, TopicRoute } from '../message/protocol';
 import {
   WIRE_ADMIN_OPERATIONS,
   WIRE_CHANNEL_OPERATIONS,
@@ -25,6 +25,30 @@ import {
 } from '../remoting/remoting-client';
 import { RequestCode, requestCodeName } from '../remoting/request-codes';
 import { OperationTransport, type Transport } from './transport';
+
+/**
+ * The per-broker operations a slave may serve while its master is down: reads, offsets and group
+ * membership (RocketMQ's consumer finds these with `findBrokerAddressInSubscribe`, which falls back
+ * to a slave). Everything that writes, pops, or locks queues goes to the master only.
+ */
+export const SLAVE_READABLE_OPERATIONS: ReadonlySet<PerBrokerOperationName> = new Set<PerBrokerOperationName>(
+  [
+    'pull',
+    'queryOffset',
+    'commitOffset',
+    'minOffset',
+    'maxOffset',
+    'searchOffset',
+    'heartbeat',
+    'consumerIds',
+  ],
+);
+
+/**
+ * Most offset commits held per broker name while its master is down (one per queue, the latest
+ * wins). A commit dropped past it only makes the master's offset older: redelivery, never a skip.
+ */
+export const MAX_HELD_COMMITS_PER_BROKER = 65_536;
 
 export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServerRequest'> {
   /**
@@ -59,7 +83,20 @@ export interface TcpTransportOptions extends Omit<RemotingClientOptions, 'onServ
  * row's request code and codecs (`WIRE_OPERATIONS`, `remoting/operation-codecs.ts`).
  */
 export class TcpTransport extends OperationTransport implements Transport {
+  /** Master addresses by broker name. */
   private readonly addresses = new Map<string, string>();
+  /** Slave addresses by broker name, lowest broker id first (from the name servers' routes). */
+  private readonly slaveAddresses = new Map<string, readonly string[]>();
+  /**
+   * Broker names whose master is down: the latest route listed only slaves, or a read could not
+   * reach it. A route that lists the master again clears it.
+   */
+  private readonly mastersDown = new Set<string>();
+  /**
+   * Offset commits a slave took while the master was down, by broker name then queue: pushed to
+   * the master before anything else once it answers again (RocketMQ keeps offsets on the master).
+   */
+  private readonly heldCommits = new Map<string, Map<string, CommitOffsetRequest>>();
   /** Broker addresses given without a name: asked for it at first use. */
   private unnamed: string[] = [];
   private learning: Promise<void> | undefined;
@@ -154,19 +191,112 @@ export class TcpTransport extends OperationTransport implements Transport {
       return undefined as OperationResponse<N>;
     }
     const waitMs = (OPERATIONS[name].waitMs as ((r: OperationRequest<N>) => number) | undefined)?.(request);
-    return this.call(brokerName, wire, request, waitMs);
+    if (!SLAVE_READABLE_OPERATIONS.has(name) || !this.slaveAddresses.has(brokerName)) {
+      return this.call(brokerName, wire, request, waitMs);
+    }
+    return this.readWithFailover(brokerName, name, wire, request, waitMs);
+  }
+
+  /**
+   * A read-side operation on a broker name that has slaves: to the master while it is up (first
+   * pushing the commits a slave held meanwhile), else to its first reachable slave. A master that
+   * cannot be reached (`BROKER_UNAVAILABLE`: refused, closed) is marked down and the call goes to a
+   * slave at once. Heartbeats go to the master and every slave, as RocketMQ's consumers send them
+   * to every broker address, so a slave knows the group's members when the master dies.
+   */
+  private async readWithFailover<N extends PerBrokerOperationName>(
+    brokerName: string,
+    name: N,
+    wire: WireOperation<OperationRequest<N>, OperationResponse<N>>,
+    request: OperationRequest<N>,
+    waitMs: number | undefined,
+  ): Promise<OperationResponse<N>> {
+    const slaves = this.slaveAddresses.get(brokerName) ?? [];
+    if (name === 'heartbeat') {
+      const targets = [...(this.mastersDown.has(brokerName) ? [] : [undefined]), ...slaves];
+      const results = await Promise.allSettled(
+        targets.map((address) =>
+          address === undefined
+            ? this.onMaster(brokerName, wire, request, waitMs)
+            : this.callAt(address, wire, request, waitMs),
+        ),
+      );
+      const ok = results.find((r) => r.status === 'fulfilled');
+      if (ok) return ok.value;
+      throw (results[0] as PromiseRejectedResult).reason;
+    }
+    if (!this.mastersDown.has(brokerName)) {
+      try {
+        return await this.onMaster(brokerName, wire, request, waitMs);
+      } catch (error) {
+        if (!isRocketError(error, 'BROKER_UNAVAILABLE') || slaves.length === 0) throw error;
+        this.mastersDown.add(brokerName);
+      }
+    }
+    let failure: unknown;
+    for (const address of slaves) {
+      try {
+        const response = await this.callAt(address, wire, request, waitMs);
+        if (name === 'commitOffset') this.holdCommit(brokerName, request as CommitOffsetRequest);
+        return response;
+      } catch (error) {
+        if (!isRocketError(error, 'BROKER_UNAVAILABLE')) throw error;
+        failure = error;
+      }
+    }
+    throw new RocketError(
+      'BROKER_UNAVAILABLE',
+      `broker "${brokerName}": its master is down and no slave answered (${(failure as Error | undefined)?.message ?? 'none listed'})`,
+      { cause: failure },
+    );
+  }
+
+  /** A call to the master of `brokerName`, after the offset commits its slaves held for it. */
+  private async onMaster<Req, Res>(
+    brokerName: string,
+    wire: WireOperation<Req, Res>,
+    request: Req,
+    waitMs: number | undefined,
+  ): Promise<Res> {
+    const held = this.heldCommits.get(brokerName);
+    if (held !== undefined && held.size > 0) {
+      const commit = WIRE_OPERATIONS.commitOffset;
+      for (const [key, pending] of [...held]) {
+        await this.call(brokerName, commit, pending);
+        if (held.get(key) === pending) held.delete(key);
+      }
+      if (held.size === 0) this.heldCommits.delete(brokerName);
+    }
+    const response = await this.call(brokerName, wire, request, waitMs);
+    if (wire.code === WIRE_OPERATIONS.commitOffset.code) {
+      // a newer commit on the master supersedes the one held for the same queue
+      const c = request as unknown as CommitOffsetRequest;
+      this.heldCommits.get(brokerName)?.delete(commitKey(c));
+    }
+    return response;
+  }
+
+  private holdCommit(brokerName: string, request: CommitOffsetRequest): void {
+    let held = this.heldCommits.get(brokerName);
+    if (held === undefined) this.heldCommits.set(brokerName, (held = new Map()));
+    const key = commitKey(request);
+    held.delete(key);
+    if (held.size >= MAX_HELD_COMMITS_PER_BROKER) held.delete(held.keys().next().value!);
+    held.set(key, { ...request });
   }
 
   register(clientId: string, channel: ClientChannel): void {
     this.channels.set(clientId, channel);
   }
 
-  /** Leaves every known broker; unreachable brokers drop the client when its connection closes anyway. */
+  /** Leaves every known broker (slaves included); unreachable brokers drop the client when its connection closes anyway. */
   async unregister(clientId: string): Promise<void> {
     this.channels.delete(clientId);
-    const results = await Promise.allSettled(
-      this.brokerNames().map((name) => this.call(name, WIRE_OPERATIONS.unregisterClient, { clientId })),
-    );
+    const slaves = [...this.slaveAddresses.values()].flat();
+    const results = await Promise.allSettled([
+      ...this.brokerNames().map((name) => this.call(name, WIRE_OPERATIONS.unregisterClient, { clientId })),
+      ...slaves.map((address) => this.callAt(address, WIRE_OPERATIONS.unregisterClient, { clientId })),
+    ]);
     for (const r of results) {
       if (r.status === 'rejected' && !isRocketError(r.reason, 'BROKER_UNAVAILABLE')) throw r.reason;
     }
@@ -176,7 +306,22 @@ export class TcpTransport extends OperationTransport implements Transport {
     const route = await this.askNameServers(`topic "${topic}"`, WIRE_NAME_SERVER_OPERATIONS.topicRoute, {
       topic,
     });
-    for (const b of route.brokers) if (b.address !== undefined) this.addBroker(b.brokerName, b.address);
+    for (const b of route.brokers) {
+      if (b.address !== undefined) {
+        this.addBroker(b.brokerName, b.address);
+        this.mastersDown.delete(b.brokerName);
+      } else if (b.slaves !== undefined && b.slaves.length > 0) {
+        this.mastersDown.add(b.brokerName);
+      }
+      if (b.slaves !== undefined && b.slaves.length > 0) {
+        this.slaveAddresses.set(
+          b.brokerName,
+          b.slaves.map((slave) => slave.address),
+        );
+      } else {
+        this.slaveAddresses.delete(b.brokerName);
+      }
+    }
     return route;
   }
 
@@ -336,6 +481,15 @@ export class TcpTransport extends OperationTransport implements Transport {
     extraTimeoutMs = 0,
   ): Promise<Res> {
     const address = this.addresses.get(brokerName) ?? (await this.resolve(brokerName));
+    return this.callAt(address, op, request, extraTimeoutMs);
+  }
+
+  private async callAt<Req, Res>(
+    address: string,
+    op: WireOperation<Req, Res>,
+    request: Req,
+    extraTimeoutMs = 0,
+  ): Promise<Res> {
     const payload = this.encode(op.code, op.request, request);
     const response = await this.client.request(address, op.code, payload, {
       timeoutMs: this.requestTimeoutMs + extraTimeoutMs,
@@ -364,4 +518,8 @@ export class TcpTransport extends OperationTransport implements Transport {
         throw new RocketError('PROTOCOL_ERROR', `unexpected request ${requestCodeName(code)} from a broker`);
     }
   }
+}
+
+function commitKey(c: CommitOffsetRequest): string {
+  return `${c.group}\u0000${c.topic}\u0000${c.queueId}`;
 }

@@ -183,10 +183,16 @@ export interface AdminOperations {
   >;
 }
 
-/** A master's topic configs and consumer offsets, as its slaves fetch them. */
+/** A master's topic configs, consumer offsets and delay progress, as its slaves fetch them. */
 export interface ReplicaSyncState {
   topics: TopicConfig[];
   offsets: Array<{ group: string; topic: string; queueId: number; offset: number }>;
+  /**
+   * Which delayed messages (schedule-queue offsets) the master delivered: every one below
+   * `watermark`, and those in `delivered` (RocketMQ's `delayOffset.json`). Absent from a master
+   * that predates it.
+   */
+  delayProgress?: { watermark: number; delivered: number[] };
 }
 
 /** `admin broker promote`: refused while the old master answers, unless `force`. */

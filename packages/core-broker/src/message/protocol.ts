@@ -59,8 +59,17 @@ export interface TopicRoute {
     writeQueueCount: number;
     permission: number;
     fifo: boolean;
-    /** `host:port` of the broker's master, when the route came from a name server. */
+    /**
+     * `host:port` of the broker's master, when the route came from a name server; absent while
+     * the name server lists only slaves of this broker name (its master is down).
+     */
     address?: string;
+    /**
+     * The live slaves of this broker name (RocketMQ's `brokerAddrs` entries with `brokerId` ≠ 0),
+     * lowest id first, when the route came from a name server. Consumers read from one of them
+     * while the master is down; producers never write to them.
+     */
+    slaves?: Array<{ brokerId: number; address: string }>;
   }>;
 }
 
@@ -76,6 +85,11 @@ export interface BrokerRegistration {
   brokerId: number;
   /** `host:port` clients connect to. */
   address: string;
+  /**
+   * `host:port` of a master's HA port, where its slaves connect (RocketMQ's `haServerAddr`); a
+   * slave started without `--master-address` looks it up by broker name.
+   */
+  haAddress?: string;
   /** `host:port` of the broker's RocketMQ 5 gRPC endpoint (`--grpc-port`), when it serves one. */
   grpcAddress?: string;
   /** Every topic the broker serves, system topics (retry, dead letter) included. */
@@ -92,6 +106,8 @@ export interface ClusterInfo {
       address: string;
       /** `host:port` of its RocketMQ 5 gRPC endpoint, when it serves one. */
       grpcAddress?: string;
+      /** `host:port` of a master's HA port, for its slaves. */
+      haAddress?: string;
       topicCount: number;
       /** Epoch ms of the broker's latest registration. */
       lastUpdateMs: number;

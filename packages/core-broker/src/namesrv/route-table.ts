@@ -27,7 +27,7 @@ interface LiveBroker {
  * and from them every topic's route. Pure and clocked from outside: the server feeds it
  * registrations, unregistrations, closed connections and the time.
  *
- * Only masters (broker id 0) serve routes; a registration replaces the broker's previous one whole
+ * Routes list masters (broker id 0) and slaves by broker name; a registration replaces the broker's previous one whole
  * (its topic list included). A broker name belongs to one cluster: re-registering it under another
  * cluster moves it.
  */
@@ -116,26 +116,44 @@ export class RouteTable {
     return expired;
   }
 
-  /** The topic's route over every live master that serves it; `TOPIC_NOT_FOUND` when none does. */
+  /**
+   * The topic's route: one entry per broker name with a live broker serving the topic, carrying
+   * the master's address and its live slaves' (RocketMQ's `BrokerData.brokerAddrs`). The queue
+   * counts are the master's; while the master is down (no live id 0), the entry stays, without
+   * `address`, with the counts its lowest-id slave registered, so consumers read from a slave.
+   * `TOPIC_NOT_FOUND` when no live broker serves the topic.
+   */
   topicRoute(topic: string): TopicRoute {
-    const route: TopicRoute = { topic, brokers: [] };
+    const byName = new Map<string, LiveBroker[]>();
     for (const live of this.brokers.values()) {
-      if (live.registration.brokerId !== 0) continue;
-      const config = live.topics.get(topic);
-      if (!config) continue;
+      if (!live.topics.has(topic)) continue;
+      const name = live.registration.brokerName;
+      const group = byName.get(name);
+      if (group) group.push(live);
+      else byName.set(name, [live]);
+    }
+    const route: TopicRoute = { topic, brokers: [] };
+    for (const [brokerName, group] of byName) {
+      group.sort((a, b) => a.registration.brokerId - b.registration.brokerId);
+      const master = group[0]!.registration.brokerId === 0 ? group[0] : undefined;
+      const config = group[0]!.topics.get(topic)!;
+      const slaves = group
+        .filter((live) => live.registration.brokerId !== 0)
+        .map((live) => ({ brokerId: live.registration.brokerId, address: live.registration.address }));
       route.brokers.push({
-        brokerName: live.registration.brokerName,
+        brokerName,
         readQueueCount: config.readQueueCount,
         writeQueueCount: config.writeQueueCount,
         permission: config.permission,
         fifo: config.fifo,
-        address: live.registration.address,
+        ...(master === undefined ? {} : { address: master.registration.address }),
+        ...(slaves.length === 0 ? {} : { slaves }),
       });
     }
     if (route.brokers.length === 0) {
       throw new RocketError('TOPIC_NOT_FOUND', `no live broker serves topic "${topic}"`);
     }
-    route.brokers.sort((a, b) => (a.brokerName < b.brokerName ? -1 : a.brokerName > b.brokerName ? 1 : 0));
+    route.brokers.sort((a, b) => compare(a.brokerName, b.brokerName));
     return route;
   }
 
@@ -160,6 +178,7 @@ export class RouteTable {
         brokerId: r.brokerId,
         address: r.address,
         ...(r.grpcAddress === undefined ? {} : { grpcAddress: r.grpcAddress }),
+        ...(r.haAddress === undefined ? {} : { haAddress: r.haAddress }),
         topicCount: live.topics.size,
         lastUpdateMs: live.lastUpdateMs,
       });
@@ -216,6 +235,13 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
   ) {
     bad('grpcAddress', 'must be host:port');
   }
+  const haAddress = value.haAddress;
+  if (
+    haAddress !== undefined &&
+    (typeof haAddress !== 'string' || !/^[^\s:]{1,253}:\d{1,5}$/.test(haAddress))
+  ) {
+    bad('haAddress', 'must be host:port');
+  }
   const topics = value.topics;
   if (!Array.isArray(topics)) return bad('topics', 'must be an array');
   if (topics.length > MAX_TOPICS_PER_BROKER) bad('topics', `has more than ${MAX_TOPICS_PER_BROKER} entries`);
@@ -250,6 +276,7 @@ export function parseBrokerRegistration(value: unknown): BrokerRegistration {
     brokerId: brokerId as number,
     address: address as string,
     ...(grpcAddress === undefined ? {} : { grpcAddress: grpcAddress as string }),
+    ...(haAddress === undefined ? {} : { haAddress: haAddress as string }),
     topics: configs,
   };
 }

@@ -2,8 +2,11 @@ import type { BrokerRegistration, TopicRoute, TopicRouteRequest } from '../messa
 import { U8_BYTES, U16_BYTES, U32_BYTES } from './binary';
 import { type Codec, headerCodec, jsonCodec } from './codec';
 
-/** Fewest bytes one route entry takes: empty brokerName, two u32 counts, u8 permission, u8 fifo, empty address. */
-const MIN_ROUTE_BROKER_BYTES = U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES;
+/** Fewest bytes one route entry takes: empty brokerName, two u32 counts, u8 permission, u8 fifo, empty address, no slaves. */
+const MIN_ROUTE_BROKER_BYTES =
+  U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES + U8_BYTES + U16_BYTES + U16_BYTES;
+/** Fewest bytes one slave of a route entry takes: u16 broker id, empty address. */
+const MIN_ROUTE_SLAVE_BYTES = U16_BYTES + U16_BYTES;
 
 /**
  * Wire format of routing: `topicRoute` (GET_ROUTEINFO_BY_TOPIC, asked of a broker or a name
@@ -14,7 +17,7 @@ const MIN_ROUTE_BROKER_BYTES = U16_BYTES + U32_BYTES + U32_BYTES + U8_BYTES + U8
  * |----------------------|-------------|------|----------------------------------------------------------------|
  * | topicRouteRequest    | topic       | str  |                                                                |
  * | topicRoute           | topic       | str  |                                                                |
- * |                      | brokers     | u16  | count, then count × (str brokerName, u32 readQueueCount, u32 writeQueueCount, u8 permission, u8 fifo, str address — empty when unknown) |
+ * |                      | brokers     | u16  | count, then count × (str brokerName, u32 readQueueCount, u32 writeQueueCount, u8 permission, u8 fifo, str address — empty when unknown or the master is down, u16 slaves, then slaves × (u16 brokerId, str address)) |
  * | brokerRegistration   | (header)    | JSON | every 30 s per broker, never on the message path               |
  * | brokerUnregistration | brokerName  | str  |                                                                |
  * |                      | brokerId    | u16  |                                                                |
@@ -35,6 +38,9 @@ export const topicRouteCodec: Codec<TopicRoute> = headerCodec<TopicRoute>(
     for (const b of v.brokers) {
       w.str(b.brokerName).u32(b.readQueueCount).u32(b.writeQueueCount).u8(b.permission).bool(b.fifo);
       w.str(b.address ?? '');
+      const slaves = b.slaves ?? [];
+      w.u16(slaves.length);
+      for (const s of slaves) w.u16(s.brokerId).str(s.address);
     }
   },
   (r) => {
@@ -51,6 +57,13 @@ export const topicRouteCodec: Codec<TopicRoute> = headerCodec<TopicRoute>(
       };
       const address = r.str('address');
       if (address !== '') entry.address = address;
+      const slaveCount = r.count('slaves', 'u16', MIN_ROUTE_SLAVE_BYTES);
+      if (slaveCount > 0) {
+        entry.slaves = [];
+        for (let j = 0; j < slaveCount; j++) {
+          entry.slaves.push({ brokerId: r.u16('brokerId'), address: r.str('address') });
+        }
+      }
       brokers.push(entry);
     }
     return { topic, brokers };

@@ -29,6 +29,11 @@ export interface BrokerRegistrarOptions {
   address: string;
   /** `host:port` of the broker's RocketMQ 5 gRPC endpoint, told to name servers for gRPC routes. */
   grpcAddress?: string;
+  /**
+   * The master's HA address (`host:port`) to register, read at each registration (a promoted slave
+   * opens its HA port at run time); `undefined` registers none. (RocketMQ `haServerAddr`)
+   */
+  haAddress?: () => string | undefined;
   /** Default {@link DEFAULT_CLUSTER_NAME}. (RocketMQ `brokerClusterName`) */
   clusterName?: string;
   /** 0 ({@link MASTER_BROKER_ID}) = master; at most {@link MAX_BROKER_ID}. (RocketMQ `brokerId`) */
@@ -188,12 +193,14 @@ export class BrokerRegistrar {
 
   private async registerAll(): Promise<number> {
     const broker = this.options.broker;
+    const haAddress = this.options.haAddress?.();
     const registration: BrokerRegistration = {
       clusterName: this.clusterName,
       brokerName: broker.brokerName,
       brokerId: this.brokerId,
       address: this.options.address,
       ...(this.options.grpcAddress === undefined ? {} : { grpcAddress: this.options.grpcAddress }),
+      ...(haAddress === undefined ? {} : { haAddress }),
       topics: broker.listTopics(),
     };
     const payload = WIRE_NAME_SERVER_OPERATIONS.registerBroker.request.encode(registration);

@@ -46,6 +46,8 @@ export interface BrokerServerOptions extends Omit<RemotingServerOptions, 'handle
    * servers so that each broker's gRPC port appears in the others' gRPC routes. Default none.
    */
   grpcAddress?: string;
+  /** A master's HA address to register, read at each registration (see `BrokerRegistrarOptions.haAddress`). */
+  haAddress?: () => string | undefined;
   /** Registration period, in ms. Default `DEFAULT_REGISTER_INTERVAL_MS` (`broker-registrar.ts`). (RocketMQ `registerNameServerPeriod`) */
   registerIntervalMs?: number;
   /** A registration with a name server failed; it is retried at the next period. */
@@ -81,6 +83,7 @@ export interface ResolvedBrokerServerOptions {
         nameServers: readonly string[];
         advertisedAddress: string | undefined;
         grpcAddress: string | undefined;
+        haAddress: (() => string | undefined) | undefined;
         clusterName: string | undefined;
         brokerId: number | undefined;
         registerIntervalMs: number | undefined;
@@ -107,6 +110,7 @@ export function resolveBrokerServerOptions(options: BrokerServerOptions): Resolv
     brokerId,
     advertisedAddress,
     grpcAddress,
+    haAddress,
     registerIntervalMs,
     onRegistrationError,
     nameServerClient,
@@ -123,6 +127,7 @@ export function resolveBrokerServerOptions(options: BrokerServerOptions): Resolv
           nameServers,
           advertisedAddress,
           grpcAddress,
+          haAddress,
           clusterName,
           brokerId,
           registerIntervalMs,

@@ -4,7 +4,7 @@ import { intOption } from '../common/options';
 import { WIRE_ADMIN_OPERATIONS } from '../remoting/operation-codecs';
 import { RemotingClient, type RemotingClientOptions } from '../remoting/remoting-client';
 
-/** How often a slave copies its master's topic configs and consumer offsets: 10 s (RocketMQ's `SlaveSynchronize` period). */
+/** How often a slave copies its master's topic configs, consumer offsets and delay progress: 10 s (RocketMQ's `SlaveSynchronize` period). */
 export const DEFAULT_SLAVE_SYNC_INTERVAL_MS = 10_000;
 /** How long one fetch of the master's state may take. */
 export const SLAVE_SYNC_TIMEOUT_MS = 5_000;
@@ -19,15 +19,16 @@ export interface SlaveSyncOptions {
   /** A fetch that failed (tried again at the next period). */
   onError?: (error: unknown) => void;
   /** A fetch that changed something. */
-  onSynced?: (changed: { topics: number; offsets: number }) => void;
+  onSynced?: (changed: { topics: number; offsets: number; delayProgress: boolean }) => void;
   remoting?: Omit<RemotingClientOptions, 'onServerRequest' | 'clock'>;
 }
 
 /**
  * A slave's copy of its master's state besides the commit log (RocketMQ's `SlaveSynchronize`):
- * every `intervalMs` it fetches the master's topic configs and consumer offsets over the admin
- * operation `replicaSync` and applies them, so consumers reading from the slave see the master's
- * topics and resume from the master's offsets.
+ * every `intervalMs` it fetches the master's topic configs, consumer offsets and delay progress
+ * over the admin operation `replicaSync` and applies them, so consumers reading from the slave see
+ * the master's topics and resume from the master's offsets, and a promoted slave delivers only the
+ * delayed messages its master had not.
  */
 export class SlaveSync {
   private readonly client: RemotingClient;
@@ -74,7 +75,8 @@ export class SlaveSync {
       });
       if (this.closed) return;
       const changed = this.options.broker.applyReplicaSync(op.response.decode(response));
-      if (changed.topics > 0 || changed.offsets > 0) this.options.onSynced?.(changed);
+      if (changed.topics > 0 || changed.offsets > 0 || changed.delayProgress)
+        this.options.onSynced?.(changed);
     } catch (error) {
       if (!this.closed) this.options.onError?.(error);
     }

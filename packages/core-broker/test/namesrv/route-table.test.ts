@@ -74,11 +74,32 @@ describe('RouteTable', () => {
     expectCode(() => table.topicRoute('payments'), 'TOPIC_NOT_FOUND');
   });
 
-  test('slaves (broker id > 0) are tracked but serve no route', () => {
+  test('slaves (broker id > 0) are listed under their broker name; with the master down the entry stays, without an address', () => {
     const table = new RouteTable();
-    table.register(registration('broker-a', [topic('orders')], { brokerId: 1 }), 0);
-    expectCode(() => table.topicRoute('orders'), 'TOPIC_NOT_FOUND');
-    expect(table.clusterInfo().clusters[0]!.brokers[0]!.brokerId).toBe(1);
+    table.register(
+      registration('broker-a', [topic('orders')], { brokerId: 2, address: '10.0.0.3:10911' }),
+      0,
+    );
+    table.register(
+      registration('broker-a', [topic('orders')], { brokerId: 1, address: '10.0.0.2:10911' }),
+      0,
+    );
+    const slaves = [
+      { brokerId: 1, address: '10.0.0.2:10911' },
+      { brokerId: 2, address: '10.0.0.3:10911' },
+    ];
+    const onlySlaves = table.topicRoute('orders').brokers;
+    expect(onlySlaves).toHaveLength(1);
+    expect(onlySlaves[0]!.address).toBeUndefined();
+    expect(onlySlaves[0]!.slaves).toEqual(slaves);
+    table.register(
+      registration('broker-a', [topic('orders', 8)], { brokerId: 0, address: '10.0.0.1:10911' }),
+      0,
+    );
+    const withMaster = table.topicRoute('orders').brokers;
+    expect(withMaster).toHaveLength(1);
+    expect(withMaster[0]).toMatchObject({ address: '10.0.0.1:10911', readQueueCount: 8, slaves });
+    expect(table.clusterInfo().clusters[0]!.brokers.map((b) => b.brokerId)).toEqual([0, 1, 2]);
   });
 
   test('a broker silent for longer than the expiry leaves the routes; one that registered again stays', () => {

@@ -116,7 +116,14 @@ export const samples = {
     topic: 'T',
     brokers: [
       { brokerName: 'B', readQueueCount: 4, writeQueueCount: 2, permission: 6, fifo: true, address: 'a:1' },
-      { brokerName: 'C', readQueueCount: 1, writeQueueCount: 1, permission: 2, fifo: false },
+      {
+        brokerName: 'C',
+        readQueueCount: 1,
+        writeQueueCount: 1,
+        permission: 2,
+        fifo: false,
+        slaves: [{ brokerId: 1, address: 'c:2' }],
+      },
     ],
   },
   brokerUnregistration: { brokerName: 'B', brokerId: 1 },

@@ -18,7 +18,10 @@ describe('route-codec.ts golden bytes (its layout table)', () => {
 
   test('topicRoute', () => {
     expectGolden(topicRouteCodec, samples.topicRoute, {
-      header: '0100540200010042040000000200000006010300613a31010043010000000100000002000000',
+      // the slave list (u16 count, then u16 id + str address each) was added with replication
+      header:
+        '0100540200010042040000000200000006010300613a310000' +
+        '010043010000000100000002000000010001000300633a32',
       body: '',
     });
   });
