@@ -280,34 +280,67 @@ export function readRecordHeader(
   };
 }
 
+/** The last value of a repeating string field of decoded records, and its bytes (a copy). */
+interface TextMemo {
+  value: string;
+  bytes: Buffer | undefined;
+}
+const readTopic: TextMemo = { value: '', bytes: undefined };
+const readBornHost: TextMemo = { value: '', bytes: undefined };
+const readStoreHost: TextMemo = { value: '', bytes: undefined };
+
+/**
+ * `buf[at, at + length)` as UTF-8 text; the string of the previous call with the same `memo` when
+ * the bytes are the same (topic and hosts repeat record after record: no new string each time).
+ */
+function memoText(buf: Buffer, at: number, length: number, memo: TextMemo): string {
+  const last = memo.bytes;
+  if (last !== undefined && last.length === length) {
+    let i = 0;
+    while (i < length && last[i] === buf[at + i]) i++;
+    if (i === length) return memo.value;
+  }
+  memo.value = buf.toString('utf8', at, at + length);
+  memo.bytes = Buffer.from(buf.subarray(at, at + length));
+  return memo.value;
+}
+
 /**
  * Decodes a record that {@link checkRecord} accepted. The body is a view into `buf`, not a copy.
  */
 export function decodeRecord(buf: Buffer, at: number, storeId: string): MessageView {
   const size = buf.readUInt32LE(at + TOTAL_SIZE_AT);
   let p = at + VARIABLE_FIELDS_AT;
-  const str = (length: number): string => {
-    const value = buf.toString('utf8', p, p + length);
-    p += length;
-    return value;
-  };
-  const topic = str(buf.readUInt8(p++));
-  const tagLength = buf.readUInt16LE(p);
+  let length = buf[p++]!;
+  const topic = memoText(buf, p, length, readTopic);
+  p += length;
+  length = buf.readUInt16LE(p);
   p += 2;
-  const tag = tagLength === 0 ? undefined : str(tagLength);
-  const keysLength = buf.readUInt16LE(p);
+  const tag = length === 0 ? undefined : buf.toString('utf8', p, p + length);
+  p += length;
+  length = buf.readUInt16LE(p);
   p += 2;
-  const keys = keysLength === 0 ? [] : str(keysLength).split(' ');
-  const groupLength = buf.readUInt8(p++);
-  const messageGroup = groupLength === 0 ? undefined : str(groupLength);
-  const bornHost = str(buf.readUInt8(p++));
-  const storeHost = str(buf.readUInt8(p++));
+  const keys = length === 0 ? [] : buf.toString('utf8', p, p + length).split(' ');
+  p += length;
+  length = buf[p++]!;
+  const messageGroup = length === 0 ? undefined : buf.toString('utf8', p, p + length);
+  p += length;
+  length = buf[p++]!;
+  const bornHost = memoText(buf, p, length, readBornHost);
+  p += length;
+  length = buf[p++]!;
+  const storeHost = memoText(buf, p, length, readStoreHost);
+  p += length;
   const propertiesEnd = p + 4 + buf.readUInt32LE(p);
   p += 4;
   const properties: Record<string, string> = {};
   while (p < propertiesEnd) {
-    const key = str(buf.readUInt16LE((p += 2) - 2));
-    properties[key] = str(buf.readUInt16LE((p += 2) - 2));
+    length = buf.readUInt16LE(p);
+    const key = buf.toString('utf8', p + 2, p + 2 + length);
+    p += 2 + length;
+    length = buf.readUInt16LE(p);
+    properties[key] = buf.toString('utf8', p + 2, p + 2 + length);
+    p += 2 + length;
   }
   const bodyLength = buf.readUInt32LE(p);
   p += 4;

@@ -38,6 +38,15 @@ function tooLarge(what: string, value: number, max: number): RocketError {
 }
 
 /** A growable little-endian buffer writer. */
+/**
+ * The last value of one repeating string field and its UTF-8 bytes (see `BinaryWriter.memoStr`,
+ * `BinaryReader.memoStr`). Each side keeps its own; the bytes are never a view of a frame.
+ */
+export class StringMemo {
+  value = '';
+  bytes: Buffer | undefined = undefined;
+}
+
 export class BinaryWriter {
   private buf: Buffer;
   private at = 0;
@@ -114,6 +123,25 @@ export class BinaryWriter {
     return this.text(value, U16_BYTES, MAX_U16);
   }
 
+  /**
+   * `str`, for a field whose value repeats from one message to the next (topic, hosts): the UTF-8
+   * bytes of the value last written through `memo` are copied instead of encoded again.
+   */
+  memoStr(value: string, memo: StringMemo): this {
+    let bytes = memo.bytes;
+    if (bytes === undefined || memo.value !== value) {
+      bytes = Buffer.from(value, 'utf8');
+      if (bytes.length > MAX_U16) throw tooLarge('string of byte length', bytes.length, MAX_U16);
+      memo.value = value;
+      memo.bytes = bytes;
+    }
+    this.ensure(U16_BYTES + bytes.length);
+    this.buf.writeUInt16LE(bytes.length, this.at);
+    this.buf.set(bytes, this.at + U16_BYTES);
+    this.at += U16_BYTES + bytes.length;
+    return this;
+  }
+
   /** u32 byte length + UTF-8. */
   longStr(value: string): this {
     return this.text(value, U32_BYTES, MAX_U32);
@@ -188,6 +216,27 @@ export class BinaryReader {
     const length = this.u16(field);
     const at = this.take(length, field);
     return this.buf.toString('utf8', at, at + length);
+  }
+
+  /**
+   * `str`, for a field whose value repeats from one message to the next (topic, hosts): when the
+   * bytes equal those last read through `memo`, its string is returned instead of a new one.
+   */
+  memoStr(memo: StringMemo, field = 'string'): string {
+    const length = this.u16(field);
+    const at = this.take(length, field);
+    const buf = this.buf;
+    const last = memo.bytes;
+    if (last !== undefined && last.length === length) {
+      let i = 0;
+      while (i < length && last[i] === buf[at + i]) i++;
+      if (i === length) return memo.value;
+    }
+    const value = buf.toString('utf8', at, at + length);
+    // a copy: a view would keep the whole frame it came from alive
+    memo.bytes = Buffer.from(buf.subarray(at, at + length));
+    memo.value = value;
+    return value;
   }
 
   longStr(field = 'string'): string {

@@ -253,6 +253,21 @@ export class FrameDecoder {
     this.unauthenticatedMax = undefined;
   }
 
+  /**
+   * Hands over the buffered bytes of the frame being assembled (its fixed part already checked,
+   * see {@link partialFrameBytes}) and forgets them, so that the caller can read the rest of the
+   * frame straight into one buffer of its own and then {@link push} the whole frame, which is
+   * checked again and returned without a copy. Returns no bytes between frames.
+   */
+  takePartialFrame(): Buffer[] {
+    if (this.partial === 0) return [];
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    this.partial = 0;
+    return chunks;
+  }
+
   /** Drops every buffered byte (the connection closed); later pushes throw `CLOSED`. */
   release(): void {
     this.chunks = [];

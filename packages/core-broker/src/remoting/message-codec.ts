@@ -1,5 +1,5 @@
 import type { MessageInput, MessageView } from '../message/message';
-import { type BinaryReader, BinaryWriter, U16_BYTES, U32_BYTES, protocolError } from './binary';
+import { type BinaryReader, BinaryWriter, StringMemo, U16_BYTES, U32_BYTES, protocolError } from './binary';
 
 /**
  * Messages on the wire. Primitives (`str`, `bytes`, u64…) are those of `binary.ts`; bodies are
@@ -90,13 +90,21 @@ export function writeProperties(w: BinaryWriter, properties: Readonly<Record<str
 
 export function readProperties(r: BinaryReader): Record<string, string> {
   const count = r.count('properties', 'u16', 2 * U16_BYTES);
-  // A null-prototype object: a property named `__proto__` is data, not a prototype change.
-  const properties = Object.create(null) as Record<string, string>;
+  const properties: Record<string, string> = {};
   for (let i = 0; i < count; i++) {
     const name = r.str('property name');
-    properties[name] = r.str('property value');
+    const value = r.str('property value');
+    // a property named `__proto__` is data, not a prototype change
+    if (name === '__proto__') {
+      Object.defineProperty(properties, name, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else properties[name] = value;
   }
-  return { ...properties };
+  return properties;
 }
 
 export function writeMessageInput(w: BinaryWriter, m: MessageInput): void {
@@ -127,6 +135,17 @@ export function readMessageInput(r: BinaryReader): MessageInput {
   return message;
 }
 
+/**
+ * The strings that repeat from one delivered message to the next, remembered per field and per
+ * direction so that a pull of a hundred messages encodes and decodes each of them once.
+ */
+const writtenTopic = new StringMemo();
+const writtenBornHost = new StringMemo();
+const writtenStoreHost = new StringMemo();
+const readTopic = new StringMemo();
+const readBornHost = new StringMemo();
+const readStoreHost = new StringMemo();
+
 export function writeMessageView(w: BinaryWriter, m: MessageView): void {
   const bits =
     (m.tag !== undefined ? VIEW_HAS_TAG : 0) | (m.messageGroup !== undefined ? VIEW_HAS_MESSAGE_GROUP : 0);
@@ -142,11 +161,11 @@ export function writeMessageView(w: BinaryWriter, m: MessageView): void {
     .u64(m.deliveryTimeMs)
     .u64(m.preparedTransactionOffset)
     .str(m.msgId)
-    .str(m.topic);
+    .memoStr(m.topic, writtenTopic);
   if (m.tag !== undefined) w.str(m.tag);
   writeKeys(w, m.keys);
   if (m.messageGroup !== undefined) w.str(m.messageGroup);
-  w.str(m.bornHost).str(m.storeHost);
+  w.memoStr(m.bornHost, writtenBornHost).memoStr(m.storeHost, writtenStoreHost);
   writeProperties(w, m.properties);
   w.bytes(m.body);
 }
@@ -164,12 +183,12 @@ export function readMessageView(r: BinaryReader): MessageView {
   const deliveryTimeMs = r.u64('deliveryTimeMs');
   const preparedTransactionOffset = r.u64('preparedTransactionOffset');
   const msgId = r.str('msgId');
-  const topic = r.str('topic');
+  const topic = r.memoStr(readTopic, 'topic');
   const tag = bits & VIEW_HAS_TAG ? r.str('tag') : undefined;
   const keys = readKeys(r);
   const messageGroup = bits & VIEW_HAS_MESSAGE_GROUP ? r.str('messageGroup') : undefined;
-  const bornHost = r.str('bornHost');
-  const storeHost = r.str('storeHost');
+  const bornHost = r.memoStr(readBornHost, 'bornHost');
+  const storeHost = r.memoStr(readStoreHost, 'storeHost');
   const properties = readProperties(r);
   const body = r.bytes('body');
   return {

@@ -12,6 +12,7 @@ import {
   FrameFlag,
   encodeFrameParts,
 } from './frame-codec';
+import { FrameReader } from './frame-reader';
 import { type Payload, errorResponseCodec } from './protocol-codec';
 import { requestCodeName } from './request-codes';
 import { type Credentials, RequestSigner } from './request-signature';
@@ -219,7 +220,23 @@ class ClientConnection {
     const { host, port } = parseAddress(this.address);
     const attempt = new Promise<Socket>((resolve, reject) => {
       const tls = this.o.tls;
-      const socket = tls === undefined ? connect({ host, port }) : tlsConnect({ ...tls, host, port });
+      // plain TCP reads frames straight into their buffers (FrameReader); TLS gets 'data' chunks
+      const decoder = new FrameDecoder({ maxFrameBytes: this.o.maxFrameBytes });
+      let reader: FrameReader | undefined;
+      const socket: Socket =
+        tls === undefined
+          ? connect({
+              host,
+              port,
+              onread: {
+                buffer: () => (reader ??= this.frameReader(decoder)).nextBuffer(),
+                callback: (bytes: number): boolean => {
+                  this.readFrames(socket, () => reader!.read(bytes));
+                  return true; // keep reading
+                },
+              },
+            })
+          : tlsConnect({ ...tls, host, port });
       const timer = this.o.clock.setTimer(this.o.connectTimeoutMs, () => {
         socket.destroy(new Error(`connect timed out after ${this.o.connectTimeoutMs} ms`));
       });
@@ -242,7 +259,7 @@ class ClientConnection {
           reject(this.unavailable('the client is closed'));
           return;
         }
-        this.attach(socket);
+        this.attach(socket, decoder, tls === undefined);
         resolve(socket);
       });
     });
@@ -266,23 +283,34 @@ class ClientConnection {
     return this.connecting;
   }
 
-  private attach(socket: Socket): void {
+  private frameReader(decoder: FrameDecoder): FrameReader {
+    return new FrameReader(decoder, (frames) => {
+      for (const frame of frames) this.onFrame(frame);
+    });
+  }
+
+  /** Runs one read's decoding; a malformed stream closes the connection. */
+  private readFrames(socket: Socket, read: () => void): void {
+    try {
+      read();
+    } catch (error) {
+      this.o.onError(error, this.address);
+      socket.destroy();
+    }
+  }
+
+  private attach(socket: Socket, decoder: FrameDecoder, readsFrames: boolean): void {
     socket.setNoDelay(true);
     this.socket = socket;
     this.writer = new SocketWriter(socket);
-    const decoder = new FrameDecoder({ maxFrameBytes: this.o.maxFrameBytes });
     this.decoder = decoder;
-    socket.on('data', (chunk: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (error) {
-        this.o.onError(error, this.address);
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) this.onFrame(frame);
-    });
+    if (!readsFrames) {
+      socket.on('data', (chunk: Buffer) =>
+        this.readFrames(socket, () => {
+          for (const frame of decoder.push(chunk)) this.onFrame(frame);
+        }),
+      );
+    }
     socket.on('error', (error) => this.o.onError(error, this.address));
     socket.on('close', () => this.detach(socket));
   }

@@ -107,6 +107,36 @@ describe('commit-log record layout', () => {
     expect(view.body.buffer).toBe(record.buffer);
   });
 
+  test('topics and hosts that change from one record to the next decode as written (per-field memos)', () => {
+    const fields = [
+      ['T', 'b', 's'],
+      ['T', 'b', 's'],
+      ['U', 'b', 's2'],
+      ['ü', 'b2', 's'],
+      ['T', 'b', 's'],
+    ] as const;
+    for (const [topic, bornHost, storeHost] of [...fields, ...fields]) {
+      const record = prepareRecord({
+        topic,
+        queueId: 0,
+        body: Buffer.from('x'),
+        tag: undefined,
+        keys: [],
+        properties: {},
+        messageGroup: undefined,
+        deliveryTimeMs: 0,
+        bornTimestampMs: 1,
+        bornHost,
+        storeHost,
+        reconsumeTimes: 0,
+        flags: 0,
+        preparedTransactionOffset: 0,
+      });
+      const view = decodeRecord(record, 0, STORE_ID);
+      expect([view.topic, view.bornHost, view.storeHost]).toEqual([topic, bornHost, storeHost]);
+    }
+  });
+
   test('absent optional fields decode as absent', () => {
     const record = prepareRecord({
       topic: 'T',

@@ -57,3 +57,35 @@ describe('consume-codec.ts golden bytes (its layout table)', () => {
     });
   });
 });
+
+describe('pull responses of many messages', () => {
+  const view = samples.pullResponse.messages[0]!;
+  test('topics and hosts that change from one message to the next decode as sent (per-field memos)', () => {
+    const messages = [
+      { ...view, topic: 'a', bornHost: 'h1:1', storeHost: 's1:1' },
+      { ...view, topic: 'a', bornHost: 'h1:1', storeHost: 's1:1' },
+      { ...view, topic: 'b', bornHost: 'h1:2', storeHost: 's1:1' },
+      { ...view, topic: 'ä', bornHost: 'h1:1', storeHost: 's2:1' },
+      { ...view, topic: 'a', bornHost: 'h1:1', storeHost: 's1:1' },
+    ];
+    for (let round = 0; round < 2; round++) {
+      const decoded = pullResponseCodec.decode(
+        pullResponseCodec.encode({ ...samples.pullResponse, messages }),
+      );
+      expect(decoded.messages.map((m) => [m.topic, m.bornHost, m.storeHost])).toEqual(
+        messages.map((m) => [m.topic, m.bornHost, m.storeHost]),
+      );
+    }
+  });
+
+  test('a property named __proto__ is data, not a prototype change', () => {
+    const properties = JSON.parse('{"__proto__":"x","k":"v"}') as Record<string, string>;
+    const decoded = pullResponseCodec.decode(
+      pullResponseCodec.encode({ ...samples.pullResponse, messages: [{ ...view, properties }] }),
+    );
+    const got = decoded.messages[0]!.properties;
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    expect(Object.keys(got).sort()).toEqual(['__proto__', 'k']);
+    expect(Object.getOwnPropertyDescriptor(got, '__proto__')?.value).toBe('x');
+  });
+});
