@@ -179,7 +179,28 @@ class ApacheProducer implements DriverProducer {
   async send(message: ProducerMessage, options?: SendOptions): Promise<DriverSendResult> {
     this.assertRunning();
     const m = this.toMessage(message, options, false);
-    return this.track(this.sendWithRetries(m));
+    return this.track(this.sendWithRetries(m).catch((error: unknown) => this.explain(error, message.topic)));
+  }
+
+  /**
+   * Apache's proxy refuses a send to a topic that does not exist as a message-type conflict
+   * ("the expected type is UNSPECIFIED"), which reads like a wrong topic type. Asking the topic's
+   * route tells the two apart: a missing topic fails as TOPIC_NOT_FOUND, by name.
+   */
+  private async explain(error: unknown, topic: string): Promise<never> {
+    if (isRocketError(error, 'INVALID_ARGUMENT') && /\bUNSPECIFIED\b/.test(error.message)) {
+      const missing = await queryRoute(this.rpc, this.session.clientId, topic).then(
+        () => false,
+        (routeError: unknown) => isRocketError(routeError, 'TOPIC_NOT_FOUND'),
+      );
+      if (missing)
+        throw new RocketError(
+          'TOPIC_NOT_FOUND',
+          `topic "${topic}" does not exist on the cluster: create it first (mqadmin updateTopic -t ${topic} -a +message.type=…)`,
+          { cause: error },
+        );
+    }
+    throw error;
   }
 
   async sendInTransaction(
