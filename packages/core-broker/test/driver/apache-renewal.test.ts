@@ -136,7 +136,13 @@ test('namespace on Apache: the namespaced driver and the plain one each see only
       () => seenInNamespace.length >= 3 && seenPlain.length >= 3,
       'both sides to get their 3',
       90_000,
-    );
+    ).catch((error: Error) => {
+      const bodies = (list: DriverMessage[]): string =>
+        list.map((m) => `${m.topic}:${m.body.toString()}`).join(',');
+      throw new Error(
+        `${error.message}; namespace saw [${bodies(seenInNamespace)}], plain saw [${bodies(seenPlain)}]`,
+      );
+    });
     await new Promise((resolve) => setTimeout(resolve, 3000)); // a stray cross delivery would show by now
     expect(seenInNamespace.map((m) => m.body.toString()).sort()).toEqual([
       'tenant-0',
