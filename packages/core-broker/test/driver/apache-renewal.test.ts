@@ -111,8 +111,9 @@ describe.each(['rocketnest-grpc', 'apache'] as const)('%s', (name) => {
 
 test('namespace on Apache: the namespaced driver and the plain one each see only their own NsTopic', async () => {
   const proxy = target('apache').apache!.proxy;
-  const inNamespace = new ApacheDriver({ endpoints: proxy, namespace: NAMESPACE });
-  const plain = new ApacheDriver({ endpoints: proxy });
+  // a longer request timeout than the default 3 s: mqadmin and the JVMs load the 2 shared cores
+  const inNamespace = new ApacheDriver({ endpoints: proxy, namespace: NAMESPACE, requestTimeoutMs: 10_000 });
+  const plain = new ApacheDriver({ endpoints: proxy, requestTimeoutMs: 10_000 });
   const seenInNamespace: DriverMessage[] = [];
   const seenPlain: DriverMessage[] = [];
   const subs = [
@@ -153,7 +154,7 @@ test('namespace on Apache: the namespaced driver and the plain one each see only
     // the handler sees the topic as the application named it, without the namespace
     expect(new Set(seenInNamespace.map((m) => m.topic))).toEqual(new Set(['NsTopic']));
     // a namespace where the topic does not exist: the producer's start fails by name
-    const elsewhere = new ApacheDriver({ endpoints: proxy, namespace: 'tenantB' });
+    const elsewhere = new ApacheDriver({ endpoints: proxy, namespace: 'tenantB', requestTimeoutMs: 10_000 });
     await expect(
       elsewhere.createProducer({ group: 'NsProducer', topics: ['NsTopic'] }),
     ).rejects.toMatchObject({
