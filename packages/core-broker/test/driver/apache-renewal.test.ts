@@ -10,8 +10,7 @@ import { type Target, type TargetName, type TopicSpec, startTargets, waitUntil }
  * - invisible-time renewal: a handler that runs longer than the invisible duration keeps its
  *   message invisible (ChangeInvisibleDuration before it expires, acked with the renewed receipt
  *   handle), and the renewals stop when the handler ends;
- * - namespaces (Apache): a driver with `namespace` works on `<namespace>%<topic>` and never sees
- *   the topic of the same name outside the namespace, nor the other way round.
+ * - namespaces on Apache: what its proxy does with them (see the last test).
  */
 const TOPICS: TopicSpec[] = [
   { name: 'RenewTopic', queues: 2, type: 'normal' },
@@ -109,21 +108,24 @@ describe.each(['rocketnest-grpc', 'apache'] as const)('%s', (name) => {
   );
 });
 
-test('namespace on Apache: the namespaced driver and the plain one each see only their own NsTopic', async () => {
+/**
+ * Found while writing this test: Apache RocketMQ 5.3.3's proxy (local mode) does not apply the
+ * namespace. The driver sends it as the resources' `resource_namespace` and the `x-mq-namespace`
+ * header, the proxy echoes it in the route, and then stores and delivers the messages in the topic
+ * without the namespace (`NsTopic`, not `tenantA%NsTopic`). This test pins that down, so a proxy
+ * version that starts to isolate shows up here (docs/drivers.md, "Namespaces on Apache").
+ */
+test('namespace on Apache 5.3.3: the proxy ignores it (messages of a namespaced driver land in the plain topic)', async () => {
   const proxy = target('apache').apache!.proxy;
   // a longer request timeout than the default 3 s: mqadmin and the JVMs load the 2 shared cores
   const inNamespace = new ApacheDriver({ endpoints: proxy, namespace: NAMESPACE, requestTimeoutMs: 10_000 });
   const plain = new ApacheDriver({ endpoints: proxy, requestTimeoutMs: 10_000 });
-  const seenInNamespace: DriverMessage[] = [];
   const seenPlain: DriverMessage[] = [];
-  const subs = [
-    await inNamespace.subscribe({
-      group: 'NsGroup',
-      topic: 'NsTopic',
-      handler: (m) => void seenInNamespace.push(m),
-    }),
-    await plain.subscribe({ group: 'NsGroup', topic: 'NsTopic', handler: (m) => void seenPlain.push(m) }),
-  ];
+  const probe = await plain.subscribe({
+    group: 'NsProbeGroup',
+    topic: 'NsTopic',
+    handler: (m) => void seenPlain.push(m),
+  });
   const producers = [
     await inNamespace.createProducer({ group: 'NsProducer', topics: ['NsTopic'] }),
     await plain.createProducer({ group: 'NsProducer', topics: ['NsTopic'] }),
@@ -133,36 +135,17 @@ test('namespace on Apache: the namespaced driver and the plain one each see only
       await producers[0]!.send({ topic: 'NsTopic', body: `tenant-${i}` });
       await producers[1]!.send({ topic: 'NsTopic', body: `plain-${i}` });
     }
-    await waitUntil(
-      () => seenInNamespace.length >= 3 && seenPlain.length >= 3,
-      'both sides to get their 3',
-      90_000,
-    ).catch((error: Error) => {
-      const bodies = (list: DriverMessage[]): string =>
-        list.map((m) => `${m.topic}:${m.body.toString()}`).join(',');
-      throw new Error(
-        `${error.message}; namespace saw [${bodies(seenInNamespace)}], plain saw [${bodies(seenPlain)}]`,
-      );
-    });
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // a stray cross delivery would show by now
-    expect(seenInNamespace.map((m) => m.body.toString()).sort()).toEqual([
+    await waitUntil(() => seenPlain.length >= 6, 'all 6 messages on the plain topic', 90_000);
+    expect(seenPlain.map((m) => m.body.toString()).sort()).toEqual([
+      'plain-0',
+      'plain-1',
+      'plain-2',
       'tenant-0',
       'tenant-1',
       'tenant-2',
     ]);
-    expect(seenPlain.map((m) => m.body.toString()).sort()).toEqual(['plain-0', 'plain-1', 'plain-2']);
-    // the handler sees the topic as the application named it, without the namespace
-    expect(new Set(seenInNamespace.map((m) => m.topic))).toEqual(new Set(['NsTopic']));
-    // a namespace where the topic does not exist: the producer's start fails by name
-    const elsewhere = new ApacheDriver({ endpoints: proxy, namespace: 'tenantB', requestTimeoutMs: 10_000 });
-    await expect(
-      elsewhere.createProducer({ group: 'NsProducer', topics: ['NsTopic'] }),
-    ).rejects.toMatchObject({
-      code: 'TOPIC_NOT_FOUND',
-    });
-    await elsewhere.close();
   } finally {
-    await Promise.all(subs.map((s) => s.close()));
+    await probe.close();
     await Promise.all(producers.map((p) => p.close()));
     await inNamespace.close();
     await plain.close();
