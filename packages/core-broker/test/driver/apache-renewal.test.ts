@@ -23,7 +23,8 @@ let started: Awaited<ReturnType<typeof startTargets>>;
 
 beforeAll(async () => {
   started = await startTargets(TOPICS, ['rocketnest-grpc', 'apache']);
-  // the namespaced topic as Apache's proxy names it: `<namespace>%<topic>`
+  // the namespaced topic as RocketMQ names it (`<namespace>%<topic>`): it exists, and still the
+  // proxy uses the plain one
   const workDir = started.targets.get('apache')!.apache!.workDir;
   let out = '';
   for (let attempt = 1; attempt <= 5 && !/success/.test(out); attempt++) {
