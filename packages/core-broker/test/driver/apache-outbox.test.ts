@@ -286,5 +286,7 @@ pgTest(
       await driver.close();
     }
   },
-  600_000,
+  // above the sum of the bounded waits, so a stuck stage fails by its own name (a JVM restart
+  // alone took up to 5 minutes at a load average of 40)
+  1_500_000,
 );
