@@ -18,7 +18,8 @@ const allowed = {
   connection: ['common', 'message', 'client', 'broker', 'store', 'driver'],
   // the driver contract and its targets: RocketNest's clients over any transport, Apache RocketMQ 5 over gRPC
   driver: ['common', 'message', 'client', 'rocketmq5'],
-  outbox: ['common', 'message', 'client'],
+  // the relay publishes through a Producer, or opens an Apache driver producer (its `apache` option)
+  outbox: ['common', 'message', 'client', 'driver'],
   // the push server reads queues through a client transport, or topics through a driver (Apache)
   push: ['common', 'message', 'client', 'filter', 'driver'],
   server: ['common', 'message', 'remoting', 'rocketmq5', 'broker', 'filter', 'store', 'namesrv'],

@@ -6,33 +6,13 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ApacheDriver } from '@rocketnest/core-broker';
 import { createPushClient, PushServer, type PushMessage } from '@rocketnest/core-broker/push';
-import { RocketConnection } from '@rocketnest/nest-transport';
 import { startApacheCluster, type ApacheCluster } from '../src/apache-cluster';
 import { TEST_CARDS } from '../src/contracts';
 import { DemoConfigError, demoConfigFromEnv } from '../src/demo-config';
 import { startDemo, type RunningDemo } from '../src/demo-app';
 import { runSmokeChecks } from '../src/smoke-checks';
 import { testDemoConfig } from './support/demo-test-app';
-
-/**
- * The order service publishes through `RocketOutboxModule`, which runs on Apache only once it moves
- * onto the driver contract (docs/drivers.md, "Not done yet"). Until then the smoke test is skipped
- * with this reason; the Apache connection's own error says which integrations still need a transport.
- */
-function outboxBlocker(): string | undefined {
-  try {
-    void RocketConnection.forDriver({} as ApacheDriver).transport;
-  } catch (error) {
-    const message = (error as Error).message;
-    if (/RocketOutboxModule[^.]*do not run on Apache yet/.test(message)) return message;
-  }
-  return undefined;
-}
-const blocker = outboxBlocker();
-if (blocker) console.warn(`demo-apache.test.ts: the smoke test is skipped: ${blocker}`);
-const smoke = blocker ? test.skip : test;
 
 /** Apache's delayed messages have 1 s timer precision, and the machine is loaded: a generous wait. */
 const SMOKE_WAIT_MS = 60_000;
@@ -44,7 +24,7 @@ let demo: RunningDemo | undefined;
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-orders-apache-'));
-  if (!blocker) cluster = await startApacheCluster(path.join(dataDir, 'apache'));
+  cluster = await startApacheCluster(path.join(dataDir, 'apache'));
 }, 320_000);
 
 afterAll(async () => {
@@ -53,55 +33,51 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 }, 120_000);
 
-smoke(
-  'paid, failed and timed-out orders and an external note, on Apache RocketMQ; the live page follows them',
-  async () => {
-    demo = await startDemo(
-      testDemoConfig(dataDir, { apacheProxy: cluster!.proxy, orderTimeoutMs: ORDER_TIMEOUT_MS }),
-      { logger: ['error', 'warn'] },
-    );
-    // the live page's channel: the order service's push server reads Apache through its driver
-    const client = createPushClient(`${demo.url.replace('http', 'ws')}/push`);
-    const pushed: PushMessage[] = [];
-    try {
-      client.subscribe('orders', {}, (m) => pushed.push(m));
-      const push = demo.orderApp.get(PushServer);
-      const deadline = Date.now() + SMOKE_WAIT_MS;
-      while (push.metrics().subscriptions < 1 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(push.metrics().subscriptions).toBe(1);
+test('paid, failed and timed-out orders and an external note, on Apache RocketMQ; the live page follows them', async () => {
+  demo = await startDemo(
+    testDemoConfig(dataDir, { apacheProxy: cluster!.proxy, orderTimeoutMs: ORDER_TIMEOUT_MS }),
+    { logger: ['error', 'warn'] },
+  );
+  // the live page's channel: the order service's push server reads Apache through its driver
+  const client = createPushClient(`${demo.url.replace('http', 'ws')}/push`);
+  const pushed: PushMessage[] = [];
+  try {
+    client.subscribe('orders', {}, (m) => pushed.push(m));
+    const push = demo.orderApp.get(PushServer);
+    const deadline = Date.now() + SMOKE_WAIT_MS;
+    while (push.metrics().subscriptions < 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(push.metrics().subscriptions).toBe(1);
 
-      const passed: string[] = [];
-      await runSmokeChecks(demo.url, {
-        orderTimeoutMs: ORDER_TIMEOUT_MS,
-        waitMs: SMOKE_WAIT_MS,
-        externalEventsToken: 'test-token',
-        log: (line) => passed.push(line),
-      });
-      expect(passed).toHaveLength(6);
-      const orders = (await (await fetch(`${demo.url}/orders`)).json()) as Array<{
-        id: string;
-        status: string;
-      }>;
-      expect(orders.map((o) => o.status).sort()).toEqual(['cancelled', 'failed', 'paid']);
-      // every order's `created` and its outcome reached the page's subscription
-      const until = Date.now() + SMOKE_WAIT_MS;
-      const seen = (): Set<string> =>
-        new Set(pushed.map((m) => `${JSON.parse(m.body as string).orderId}/${m.tag}`));
-      const expected = orders.flatMap((o) => [`${o.id}/created`, `${o.id}/${o.status}`]);
-      while (!expected.every((e) => seen().has(e)) && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 100));
-      expect([...seen()].filter((e) => expected.includes(e)).sort()).toEqual([...expected].sort());
-      expect(pushed[0]!.position).toMatch(/^F1;/);
-    } finally {
-      client.close();
-    }
-    await demo.close();
-    demo = undefined;
-    expect(fs.existsSync(path.join(dataDir, 'broker'))).toBe(false); // no embedded broker was started
-  },
-  240_000,
-);
+    const passed: string[] = [];
+    await runSmokeChecks(demo.url, {
+      orderTimeoutMs: ORDER_TIMEOUT_MS,
+      waitMs: SMOKE_WAIT_MS,
+      externalEventsToken: 'test-token',
+      log: (line) => passed.push(line),
+    });
+    expect(passed).toHaveLength(6);
+    const orders = (await (await fetch(`${demo.url}/orders`)).json()) as Array<{
+      id: string;
+      status: string;
+    }>;
+    expect(orders.map((o) => o.status).sort()).toEqual(['cancelled', 'failed', 'paid']);
+    // every order's `created` and its outcome reached the page's subscription
+    const until = Date.now() + SMOKE_WAIT_MS;
+    const seen = (): Set<string> =>
+      new Set(pushed.map((m) => `${JSON.parse(m.body as string).orderId}/${m.tag}`));
+    const expected = orders.flatMap((o) => [`${o.id}/created`, `${o.id}/${o.status}`]);
+    while (!expected.every((e) => seen().has(e)) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
+    expect([...seen()].filter((e) => expected.includes(e)).sort()).toEqual([...expected].sort());
+    expect(pushed[0]!.position).toMatch(/^F1;/);
+  } finally {
+    client.close();
+  }
+  await demo.close();
+  demo = undefined;
+  expect(fs.existsSync(path.join(dataDir, 'broker'))).toBe(false); // no embedded broker was started
+}, 240_000);
 
 test('ROCKETMQ_PROXY is validated and excludes ROCKETNEST_NAMESRV', () => {
   expect(demoConfigFromEnv({ ROCKETMQ_PROXY: '127.0.0.1:8081' }).apacheProxy).toBe('127.0.0.1:8081');

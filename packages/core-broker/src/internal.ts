@@ -6,6 +6,7 @@ export { MemoryFileSystem, nodeFileSystem } from './store/file-system';
 export type { StoreFileSystem, StoreFile, DiskUsage } from './store/file-system';
 export { resolveStoreOptions } from './store/store-options';
 export { intOption } from './common/options';
+export { resolveApacheOptions } from './driver/apache/apache-options';
 
 // Messages and the store, below the client API.
 export type { MessageRecord } from './message/message';

@@ -11,7 +11,6 @@ import type {
   TransactionChecker,
   TransactionMessage,
   TransactionSendResult,
-  Transport,
 } from '@rocketnest/core-broker';
 import { LazyProducer, LazyTransactionProducer, ServerTracker } from './lazy-producer';
 import type { ProducerSource } from './lazy-producer';
@@ -22,7 +21,7 @@ export const DEFAULT_EXPRESS_TRANSACTION_GROUP = 'rocketnest-express-tx';
 export interface RocketPublisherOptions extends ProducerSource {
   /**
    * Answers the broker's check-backs of transactions begun with `req.rocket.sendInTransaction`
-   * (needs `transport`). Without it that method rejects with `INVALID_OPTION`.
+   * (needs a connection option, not `producer`). Without it that method rejects with `INVALID_OPTION`.
    */
   transactionChecker?: TransactionChecker;
   /** Producer group of the transaction producer. Default `rocketnest-express-tx`. */
@@ -132,22 +131,17 @@ export function withRocket<P = DefaultParams, ResBody = unknown, ReqBody = unkno
 export function rocketPublisher(options: RocketPublisherOptions): RocketPublisherMiddleware {
   const producer = new LazyProducer(options, 'rocketPublisher');
   const transactions = new LazyTransactionProducer(
-    {
-      group: options.transactionGroup ?? DEFAULT_EXPRESS_TRANSACTION_GROUP,
-      transport: options.transport as Transport,
-      ...(options.transactionChecker ? { checker: options.transactionChecker } : {}),
-    },
+    options,
+    options.transactionGroup ?? DEFAULT_EXPRESS_TRANSACTION_GROUP,
+    options.transactionChecker,
     'rocketPublisher',
   );
   const rocket: RocketRequestApi = {
     send: async (message) => (await producer.get()).send(message),
     sendDelayed: async (message, delayMs) => (await producer.get()).send(message, { delayMs }),
     sendOrderly: async (message, messageGroup) => (await producer.get()).send(message, { messageGroup }),
-    sendInTransaction: async (message, executeLocal) => {
-      if (!options.transport)
-        throw new RocketError('INVALID_OPTION', 'rocketPublisher: sendInTransaction needs option transport');
-      return (await transactions.get()).sendInTransaction(message, executeLocal);
-    },
+    sendInTransaction: async (message, executeLocal) =>
+      (await transactions.get()).sendInTransaction(message, executeLocal),
   };
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

@@ -52,7 +52,7 @@ export class RocketConnection {
     if (!this.connection) {
       throw new RocketError(
         'UNSUPPORTED',
-        'this RocketConnection is to Apache RocketMQ (the apache option), which has no queue-level transport: RocketServer and RocketClient take { apache } themselves; RocketPushModule reads through the driver; RocketOutboxModule and the Express middleware do not run on Apache yet (docs/drivers.md)',
+        'this RocketConnection is to Apache RocketMQ (the apache option), which has no queue-level transport: RocketServer and RocketClient take { apache } themselves, and RocketOutboxModule and RocketPushModule work through its driver (docs/drivers.md)',
       );
     }
     return this.connection.transport;

@@ -9,7 +9,7 @@ import {
   type OnApplicationBootstrap,
   type OptionalFactoryDependency,
 } from '@nestjs/common';
-import { Producer, RocketError } from '@rocketnest/core-broker';
+import { Producer, RocketError, type DriverProducer } from '@rocketnest/core-broker';
 import {
   MysqlOutbox,
   OutboxRelay,
@@ -18,6 +18,7 @@ import {
   type InboxMessage,
   type MysqlConnectionLike,
   type OutboxMessage,
+  type OutboxPublisher,
   type OutboxRelayOptions,
   type PgClientLike,
   type SqlTransaction,
@@ -42,7 +43,7 @@ export interface RocketOutboxModuleOptions {
   /** Producer group of the relay's producer. Default `RocketNestOutbox`. */
   producerGroup?: string;
   /** Relay tuning: batch size, poll interval, max attempts, backoff, retention… */
-  relayOptions?: Omit<OutboxRelayOptions, 'outbox' | 'producer' | 'clock'>;
+  relayOptions?: Omit<OutboxRelayOptions, 'outbox' | 'producer' | 'clock' | 'apache' | 'producerGroup'>;
 }
 
 /** `RocketOutboxModule.forRootAsync`: options from a factory (e.g. a pool from another provider). */
@@ -59,7 +60,8 @@ const ROCKET_OUTBOX_OPTIONS = Symbol('ROCKET_OUTBOX_OPTIONS');
  */
 @Injectable()
 export class RocketOutbox implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private producer: Producer | undefined;
+  /** The relay's producer: a `Producer` on the module's transport, or on Apache a driver producer. */
+  private producer: { shutdown(): Promise<void> } | undefined;
   private running: OutboxRelay | undefined;
 
   constructor(
@@ -109,13 +111,20 @@ export class RocketOutbox implements OnApplicationBootstrap, BeforeApplicationSh
   async onApplicationBootstrap(): Promise<void> {
     if (this.options.migrate) await this.options.outbox.migrate();
     if (this.options.relay === false) return;
-    const producer = new Producer({
-      group: this.options.producerGroup ?? DEFAULT_OUTBOX_PRODUCER_GROUP,
-      transport: this.connection.transport,
-      clock: this.connection.clock,
-    });
-    await producer.start();
-    this.producer = producer;
+    const group = this.options.producerGroup ?? DEFAULT_OUTBOX_PRODUCER_GROUP;
+    let producer: OutboxPublisher;
+    const driver = this.connection.driver;
+    if (driver) {
+      // RocketModule.forRoot({ apache }): the relay publishes through the Apache driver's producer
+      const onApache: DriverProducer = await driver.createProducer({ group });
+      this.producer = { shutdown: () => onApache.close() };
+      producer = onApache;
+    } else {
+      const own = new Producer({ group, transport: this.connection.transport, clock: this.connection.clock });
+      await own.start();
+      this.producer = own;
+      producer = own;
+    }
     const relay = new OutboxRelay({
       ...this.options.relayOptions,
       outbox: this.options.outbox,

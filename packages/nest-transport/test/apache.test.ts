@@ -6,12 +6,16 @@ import { BadRequestException, Controller, Injectable, type INestApplication } fr
 import { Test } from '@nestjs/testing';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { isRocketError, type DriverSendResult } from '@rocketnest/core-broker';
+import { OUTBOX_ID_PROPERTY, SqliteOutbox } from '@rocketnest/core-broker/outbox';
+import Database from 'better-sqlite3';
 import { firstValueFrom, lastValueFrom } from 'rxjs';
 import {
   RocketClient,
   RocketContext,
   RocketListener,
   RocketModule,
+  RocketOutbox,
+  RocketOutboxModule,
   RocketRecordBuilder,
   RocketTemplate,
   RocketTransactionListener,
@@ -40,8 +44,11 @@ beforeAll(async () => {
     'NestPoison:2',
     'RocketNestReply:4',
     'NestTx:2:transaction',
+    'NestOutbox:2',
+    'NestOutboxSteps:2:fifo',
   ]);
   await orderlyGroup(workDir, 'nest-orders');
+  await orderlyGroup(workDir, 'nest-outbox-steps');
 }, APACHE_START_TIMEOUT_MS + 60_000);
 
 afterAll(async () => {
@@ -60,6 +67,8 @@ const poison: number[] = [];
 const transactional: string[] = [];
 const checked: string[] = [];
 const pendingTx = new Set<string>();
+const outboxed: Array<{ id: string; outboxId: string | undefined }> = [];
+const outboxSteps: Record<string, number[]> = {};
 
 @Injectable()
 @RocketTransactionListener({ producerGroup: 'nest-tx-producer', topics: ['NestTx'] })
@@ -106,6 +115,16 @@ class ApacheController {
   @RocketListener('NestTx', '*', { group: 'nest-tx' })
   onTx(@Payload() payload: { id: string }) {
     transactional.push(payload.id);
+  }
+
+  @RocketListener('NestOutbox', '*', { group: 'nest-outbox' })
+  onOutboxed(@Payload() payload: { id: string }, @Ctx() ctx: RocketContext) {
+    outboxed.push({ id: payload.id, outboxId: ctx.getProperties()[OUTBOX_ID_PROPERTY] });
+  }
+
+  @RocketListener('NestOutboxSteps', '*', { group: 'nest-outbox-steps', consumeMode: 'ORDERLY' })
+  onOutboxStep(@Payload() payload: { order: string; step: number }) {
+    (outboxSteps[payload.order] ??= []).push(payload.step);
   }
 
   @RocketListener('NestRpc', 'sum', { group: 'nest-rpc', reply: true })
@@ -220,6 +239,56 @@ describe('RocketServer and RocketClient on Apache RocketMQ', () => {
       expect(checked).toContain('checked');
     } finally {
       await nest.close();
+    }
+  }, 150_000);
+
+  it('RocketOutboxModule on RocketModule.forRoot({ apache }): committed rows reach the listeners, message groups in order, rolled-back rows never', async () => {
+    const db = new Database(':memory:');
+    const table = new SqliteOutbox({ db });
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        RocketModule.forRoot({ apache: { endpoints: apache.proxy } }),
+        RocketOutboxModule.forRoot({
+          outbox: table,
+          migrate: true,
+          relayOptions: { pollIntervalMs: 50 },
+        }),
+      ],
+    }).compile();
+    const nest: INestApplication = moduleRef.createNestApplication({ logger: false });
+    await nest.init();
+    try {
+      const outbox = nest.get(RocketOutbox);
+      const id = db.transaction(() => {
+        for (let step = 0; step < 3; step++)
+          for (const order of ['x1', 'x2'])
+            outbox.add(db, {
+              topic: 'NestOutboxSteps',
+              body: JSON.stringify({ order, step }),
+              messageGroup: order,
+            });
+        return outbox.add(db, { topic: 'NestOutbox', body: JSON.stringify({ id: 'committed' }) });
+      })();
+      expect(() =>
+        db.transaction(() => {
+          outbox.add(db, { topic: 'NestOutbox', body: JSON.stringify({ id: 'rolled-back' }) });
+          throw new Error('rollback');
+        })(),
+      ).toThrow('rollback');
+      await waitFor(
+        () => outboxed.length >= 1 && Object.values(outboxSteps).flat().length >= 6,
+        'the outbox rows',
+        90_000,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // a stray row would show by now
+      expect(outboxed).toEqual([{ id: 'committed', outboxId: id }]);
+      expect(outboxSteps).toEqual({ x1: [0, 1, 2], x2: [0, 1, 2] });
+      // the relay marked what it published; the rolled-back row was never written
+      await waitFor(() => table.counts().published === 7, 'the rows marked published', 30_000);
+      expect(table.counts()).toEqual({ pending: 0, published: 7, parked: 0 });
+    } finally {
+      await nest.close();
+      db.close();
     }
   }, 150_000);
 

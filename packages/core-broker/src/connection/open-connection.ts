@@ -106,7 +106,7 @@ export async function openConnection(options: ConnectionOptions): Promise<Connec
   if (options.apache !== undefined) {
     throw new RocketError(
       'UNSUPPORTED',
-      "an apache connection has no queue-level Transport (Apache's gRPC API is message-level): open it with openDriver() or new ApacheDriver(); in Nest, RocketServer and RocketClient take the apache option (RocketModule, RocketTemplate, the Express middleware and the push channel do not run on Apache yet: docs/drivers.md)",
+      "an apache connection has no queue-level Transport (Apache's gRPC API is message-level): open it with openDriver() or new ApacheDriver(); RocketServer, RocketClient, RocketModule, RocketOutboxModule, OutboxRelay and the Express middleware take the apache option (docs/drivers.md)",
     );
   }
   const clock = options.clock ?? systemClock;

@@ -115,8 +115,14 @@ export interface DriverSubscriptionOptions {
    * Resolving with a {@link DriverDecision} settles the message otherwise without a throw.
    */
   handler: (message: DriverMessage) => void | DriverDecision | Promise<void | DriverDecision>;
-  /** Told of failures the subscription survives (receive, ack, handler errors). */
-  onError?: (error: unknown, stage: 'receive' | 'ack' | 'handler' | 'retry' | 'dead-letter') => void;
+  /**
+   * Told of failures the subscription survives (receive, ack, handler errors; on Apache also a
+   * failed renewal of a running handler's invisible time).
+   */
+  onError?: (
+    error: unknown,
+    stage: 'receive' | 'ack' | 'handler' | 'retry' | 'dead-letter' | 'renew',
+  ) => void;
   /** Broadcasting is not part of the contract's portable core: `UNSUPPORTED` on Apache. */
   messageModel?: 'CLUSTERING' | 'BROADCASTING';
 }

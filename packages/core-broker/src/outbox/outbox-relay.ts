@@ -9,6 +9,9 @@ import type { ProducerMessage, SendResult } from '../client/producer';
 import type { OutboxRow, RowOutcome } from './outbox-message';
 import { toProducerMessage } from './outbox-message';
 import type { RelaySource } from './relay-source';
+import { ApacheDriver } from '../driver/apache/apache-driver';
+import { type ApacheOptions, resolveApacheOptions } from '../driver/apache/apache-options';
+import type { DriverProducer, MessagingDriver } from '../driver/contract';
 
 /** Rows claimed per batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 100;
@@ -30,6 +33,8 @@ export const DEFAULT_RELAY_CLEANUP_INTERVAL_MS = 60_000;
 export const DEFAULT_RELAY_CLEANUP_BATCH_SIZE = 1_000;
 /** SQLite lease on claimed rows, in ms: another relay may claim them after it expires. */
 export const DEFAULT_RELAY_LEASE_MS = 60_000;
+/** Producer group of the producer a relay opens itself (the `apache` option). */
+export const DEFAULT_RELAY_PRODUCER_GROUP = 'RocketNestOutbox';
 /** Longest stored `last_error`, in characters. */
 const MAX_ERROR_CHARS = 1_000;
 
@@ -44,8 +49,17 @@ export interface OutboxPublisher {
 export interface OutboxRelayOptions {
   /** The outbox to drain: a `PostgresOutbox` or a `SqliteOutbox`. */
   outbox: RelaySource;
-  /** A started producer (not shut down by the relay). */
-  producer: OutboxPublisher;
+  /** A started producer (not shut down by the relay). Give this or `apache`. */
+  producer?: OutboxPublisher;
+  /**
+   * Publish to Apache RocketMQ 5 (or any RocketMQ 5 gRPC endpoint) instead: the relay opens its
+   * own Apache driver and producer at `start()` (a wrong endpoint or credentials fail there) and
+   * closes them at `close()`. A row with a message group is a FIFO message (an Apache FIFO topic);
+   * one without, a normal message. Give this or `producer`.
+   */
+  apache?: ApacheOptions;
+  /** Producer group of the relay's own producer (with `apache`). Default `RocketNestOutbox`. */
+  producerGroup?: string;
   /** Default: the system clock. Timestamps, backoff, polling and cleanup all run on it. */
   clock?: Clock;
   /** Rows claimed per batch. Default 100. */
@@ -119,7 +133,10 @@ export interface RelayBatchReport {
 export class OutboxRelay {
   readonly relayId: string;
   private readonly source: RelaySource;
-  private readonly producer: OutboxPublisher;
+  private producer: OutboxPublisher;
+  private readonly apache: ApacheOptions | undefined;
+  private readonly producerGroup: string;
+  private owned: { driver: MessagingDriver; producer?: DriverProducer } | undefined;
   private readonly clock: Clock;
   private readonly batchSize: number;
   private readonly maxConcurrentSends: number;
@@ -151,10 +168,25 @@ export class OutboxRelay {
         'INVALID_OPTION',
         `${name} option outbox (a PostgresOutbox or SqliteOutbox) is required`,
       );
-    if (!options.producer || typeof options.producer.send !== 'function')
-      throw new RocketError('INVALID_OPTION', `${name} option producer (a started Producer) is required`);
+    if (options.producer !== undefined && options.apache !== undefined)
+      throw new RocketError(
+        'INVALID_OPTION',
+        `${name}: give option producer (yours) or apache (the relay opens its own producer), not both`,
+      );
+    if (options.apache === undefined && (!options.producer || typeof options.producer.send !== 'function'))
+      throw new RocketError(
+        'INVALID_OPTION',
+        `${name} option producer (a started Producer or driver producer) or apache ({ endpoints }) is required`,
+      );
     this.source = options.outbox;
-    this.producer = options.producer;
+    // a bad endpoint or namespace fails here; an unreachable proxy at start()
+    if (options.apache !== undefined) resolveApacheOptions(options.apache);
+    this.apache = options.apache;
+    this.producerGroup = options.producerGroup ?? DEFAULT_RELAY_PRODUCER_GROUP;
+    // with `apache`, the producer is opened by start(); runOnce() refuses to run before that
+    this.producer = options.producer ?? {
+      send: () => Promise.reject(new RocketError('CLOSED', 'not started')),
+    };
     this.clock = options.clock ?? systemClock;
     this.batchSize = intOption(name, 'batchSize', options.batchSize, DEFAULT_RELAY_BATCH_SIZE, 1, 10_000);
     this.maxConcurrentSends = intOption(
@@ -232,6 +264,14 @@ export class OutboxRelay {
         `outbox relay ${this.relayId} was already started (state ${this.state})`,
       );
     this.state = 'RUNNING';
+    if (this.apache !== undefined) {
+      try {
+        await this.openApacheProducer(this.apache);
+      } catch (error) {
+        this.state = 'CLOSED';
+        throw error;
+      }
+    }
     await this.listen();
     this.loop = this.run();
     this.scheduleCleanup();
@@ -253,9 +293,30 @@ export class OutboxRelay {
         await stop().catch((error: unknown) =>
           this.events.emit('outbox.error', { operation: 'unlisten', error }),
         );
+      const owned = this.owned;
+      this.owned = undefined;
+      if (owned) {
+        await owned.producer?.close();
+        await owned.driver.close();
+      }
       this.state = 'CLOSED';
     })();
     return this.closing;
+  }
+
+  /** The Apache driver and producer of the `apache` option, owned by the relay. */
+  private async openApacheProducer(apache: ApacheOptions): Promise<void> {
+    const driver = new ApacheDriver(apache);
+    this.owned = { driver };
+    try {
+      const producer = await driver.createProducer({ group: this.producerGroup });
+      this.owned.producer = producer;
+      this.producer = producer;
+    } catch (error) {
+      this.owned = undefined;
+      await driver.close();
+      throw error;
+    }
   }
 
   /**
@@ -265,6 +326,14 @@ export class OutboxRelay {
   runOnce(): Promise<RelayBatchReport> {
     if (this.state === 'CLOSED' || this.state === 'CLOSING')
       return Promise.reject(new RocketError('CLOSED', `outbox relay ${this.relayId} is closed`));
+    if (this.apache !== undefined && !this.owned?.producer)
+      // no row is claimed (nor counted as a failed attempt) before the Apache producer is open
+      return Promise.reject(
+        new RocketError(
+          'CLOSED',
+          `outbox relay ${this.relayId} opens its Apache producer at start(): call start() first`,
+        ),
+      );
     const run = (this.batchRun ?? Promise.resolve()).catch(() => undefined).then(() => this.batch());
     this.batchRun = run;
     return run;

@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ApacheDriver } from '../../src/driver/apache/apache-driver';
@@ -10,6 +9,7 @@ import {
   startApacheRocketMq,
   stopApacheRocketMq,
 } from '../rocketmq5/official-clients';
+import { killApache, restartApache } from './apache-restart';
 import { apacheOrderlyGroup, waitUntil } from './driver-targets';
 
 /**
@@ -23,7 +23,6 @@ import { apacheOrderlyGroup, waitUntil } from './driver-targets';
 const workDir = mkdtempSync(path.join(tmpdir(), 'apache-fault-'));
 const apacheDir = path.join(workDir, 'apache');
 const TOPICS = ['FaultNormal:4', 'FaultFifo:4:fifo'];
-const SCRIPT = path.join(__dirname, '../../../../tools/apache-rocketmq.sh');
 let apache: ApacheRocketMq;
 
 beforeAll(async () => {
@@ -35,32 +34,6 @@ afterAll(async () => {
   await stopApacheRocketMq(apacheDir);
   rmSync(workDir, { recursive: true, force: true });
 }, 90_000);
-
-function pidOf(name: 'proxy' | 'namesrv'): number {
-  return Number(readFileSync(path.join(apacheDir, `${name}.pid`), 'utf8').trim());
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts Apache again in its directory with the proxy on the port the driver knows. */
-function restartApache(grpcPort: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(
-      'bash',
-      [SCRIPT, 'start', apacheDir, ...TOPICS],
-      { env: { ...process.env, APACHE_ROCKETMQ_GRPC_PORT: grpcPort }, timeout: APACHE_START_TIMEOUT_MS },
-      (error, stdout, stderr) =>
-        error ? reject(new Error(`restart failed: ${error.message}\n${stdout}\n${stderr}`)) : resolve(),
-    ),
-  );
-}
 
 test('kill -9 of the Apache JVMs mid-stream: the driver reconnects, nothing acknowledged is lost, FIFO order holds', async () => {
   const driver = new ApacheDriver({ endpoints: apache.proxy, invisibleDurationMs: 10_000 });
@@ -131,11 +104,9 @@ test('kill -9 of the Apache JVMs mid-stream: the driver reconnects, nothing ackn
 
   await waitUntil(() => acknowledged.length >= 20, '20 acknowledged sends before the crash', 60_000);
   const grpcPort = apache.proxy.split(':')[1]!;
-  const pids = [pidOf('proxy'), pidOf('namesrv')];
-  for (const pid of pids) process.kill(pid, 'SIGKILL');
-  await waitUntil(() => pids.every((pid) => !alive(pid)), 'the JVMs to die', 30_000);
+  await killApache(apacheDir);
   const beforeRestart = acknowledged.length;
-  await restartApache(grpcPort);
+  await restartApache(apacheDir, TOPICS, grpcPort);
   await waitUntil(
     () => acknowledged.length >= beforeRestart + 20,
     '20 acknowledged sends after the restart (the driver reconnected)',

@@ -34,6 +34,8 @@ export interface Target {
   open(): Promise<MessagingDriver>;
   /** Makes `group` consume in order (Apache: `updateSubGroup -o true`; RocketNest: nothing to do). */
   orderlyGroup(group: string): Promise<void>;
+  /** The RocketMQ 5 gRPC targets (`rocketnest-grpc`, `apache`): the endpoint their Apache driver uses. */
+  endpoints?: string;
   /** Apache only: the cluster's work dir, JVM pids and script, for fault tests. */
   apache?: ApacheRocketMq;
 }
@@ -106,6 +108,7 @@ export async function startTargets(
       const [, grpcPort] = (await cli.waitFor(/gRPC \(RocketMQ 5 MessagingService\) on [\d.]+:(\d+)/))!;
       targets.set('rocketnest-grpc', {
         name: 'rocketnest-grpc',
+        endpoints: `127.0.0.1:${grpcPort}`,
         open: async () => new ApacheDriver({ endpoints: `127.0.0.1:${grpcPort}` }),
         orderlyGroup: async () => undefined,
       });
@@ -118,6 +121,7 @@ export async function startTargets(
       const cluster = apache;
       targets.set('apache', {
         name: 'apache',
+        endpoints: cluster.proxy,
         apache: cluster,
         open: async () => new ApacheDriver({ endpoints: cluster.proxy }),
         orderlyGroup: (group) => apacheOrderlyGroup(cluster.workDir, group),

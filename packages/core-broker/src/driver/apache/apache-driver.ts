@@ -52,6 +52,12 @@ import { ApacheSession } from './apache-session';
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Most messages one ReceiveMessage asks for. (proxy `MAX_MSG_NUMS_FOR_POP_REQUEST`) */
 const MAX_RECEIVE_BATCH = 32;
+/**
+ * A running handler's message is made invisible again after this fraction of the invisible
+ * duration (rocketmq-clients' PushConsumer renews a receipt handle well before it expires; half
+ * leaves a loaded proxy half the duration to answer).
+ */
+export const APACHE_RENEW_FRACTION = 0.5;
 /** Attempts of an ack, a nack or a dead-letter forward that fails retriably. */
 const SETTLE_ATTEMPTS = 3;
 
@@ -179,7 +185,28 @@ class ApacheProducer implements DriverProducer {
   async send(message: ProducerMessage, options?: SendOptions): Promise<DriverSendResult> {
     this.assertRunning();
     const m = this.toMessage(message, options, false);
-    return this.track(this.sendWithRetries(m));
+    return this.track(this.sendWithRetries(m).catch((error: unknown) => this.explain(error, message.topic)));
+  }
+
+  /**
+   * Apache's proxy refuses a send to a topic that does not exist as a message-type conflict
+   * ("the expected type is UNSPECIFIED"), which reads like a wrong topic type. Asking the topic's
+   * route tells the two apart: a missing topic fails as TOPIC_NOT_FOUND, by name.
+   */
+  private async explain(error: unknown, topic: string): Promise<never> {
+    if (isRocketError(error, 'INVALID_ARGUMENT') && /\bUNSPECIFIED\b/.test(error.message)) {
+      const missing = await queryRoute(this.rpc, this.session.clientId, topic).then(
+        () => false,
+        (routeError: unknown) => isRocketError(routeError, 'TOPIC_NOT_FOUND'),
+      );
+      if (missing)
+        throw new RocketError(
+          'TOPIC_NOT_FOUND',
+          `topic "${topic}" does not exist on the cluster: create it first (mqadmin updateTopic -t ${topic} -a +message.type=…)`,
+          { cause: error },
+        );
+    }
+    throw error;
   }
 
   async sendInTransaction(
@@ -555,6 +582,7 @@ class ApacheSubscription implements DriverSubscription {
 
   private async handle(message: MessageV2): Promise<void> {
     const view = toDriverMessage(this.rpc, message);
+    const lease = this.keepInvisible(message, view.msgId);
     let decision: DriverDecision | undefined;
     try {
       decision = (await this.options.handler(view)) ?? undefined;
@@ -562,7 +590,8 @@ class ApacheSubscription implements DriverSubscription {
       this.options.onError?.(error, 'handler');
       decision = { retry: true };
     }
-    const receiptHandle = message.systemProperties!.receiptHandle ?? '';
+    // settle with the latest receipt handle: a renewal replaced the one the message came with
+    const receiptHandle = await lease.stop();
     if (decision && ('deadLetter' in decision || view.deliveryAttempt >= this.maxAttempts)) {
       await this.settle('dead-letter', () =>
         this.rpc.unary('ForwardMessageToDeadLetterQueue', this.session.clientId, {
@@ -599,6 +628,49 @@ class ApacheSubscription implements DriverSubscription {
         if (entry?.status && entry.status.code !== Code.OK) throw statusError('AckMessage', entry.status);
       });
     }
+  }
+
+  /**
+   * Keeps a message invisible while its handler runs, as the official PushConsumer does: every
+   * `invisibleDurationMs / 2` (see {@link APACHE_RENEW_FRACTION}) a ChangeInvisibleDuration makes
+   * it invisible for `invisibleDurationMs` again, and its answer's receipt handle replaces the
+   * old one. `stop()` ends the renewals (waiting for one in flight) and resolves with the latest
+   * handle, which the ack or nack must use. A failed renewal is reported (`onError`, stage
+   * `renew`) and retried at the next period; if none gets through, the message comes back after
+   * its invisible time, at least once as always.
+   */
+  private keepInvisible(message: MessageV2, messageId: string): { stop(): Promise<string> } {
+    let receiptHandle = message.systemProperties?.receiptHandle ?? '';
+    const { invisibleDurationMs } = this.rpc.options;
+    const periodMs = Math.max(1, Math.floor(invisibleDurationMs * APACHE_RENEW_FRACTION));
+    let stopped = false;
+    let renewing: Promise<void> | undefined;
+    const renew = async (): Promise<void> => {
+      try {
+        const response = await this.rpc.unary('ChangeInvisibleDuration', this.session.clientId, {
+          group: this.rpc.resource(this.options.group),
+          topic: message.topic!,
+          receiptHandle,
+          invisibleDuration: msDuration(invisibleDurationMs),
+          messageId,
+        });
+        if (response.receiptHandle) receiptHandle = response.receiptHandle;
+      } catch (error) {
+        this.options.onError?.(error, 'renew');
+      }
+    };
+    const timer = setInterval(() => {
+      if (stopped || renewing) return;
+      renewing = renew().finally(() => (renewing = undefined));
+    }, periodMs);
+    return {
+      stop: async () => {
+        stopped = true;
+        clearInterval(timer);
+        await renewing;
+        return receiptHandle;
+      },
+    };
   }
 
   /**
