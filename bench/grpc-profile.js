@@ -118,11 +118,9 @@ async function receive(consumer, count) {
   if (got < count) throw new Error(`received ${got} of ${count}`);
 }
 
-let dumps = 0;
 function dump(pid, label) {
   if (MODE !== 'callgrind') return;
   execFileSync('callgrind_control', [`--dump=${label}`, String(pid)], { stdio: 'ignore' });
-  dumps++;
 }
 
 function dumpTotals(pid) {
