@@ -24,6 +24,12 @@ export function segmentName(baseOffset: number): string {
 const SEGMENT_NAME = /^\d{20}$/;
 /** Recovery reads segments through a window this large (at least one whole record). */
 const SCAN_WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * Spans of records read for consumers larger than this, of which less than half is wanted, are
+ * read into a reused buffer and their records copied out (readRecordsOrProblems). Below it a fresh
+ * buffer is cheap: Node serves small ones from its pool without new pages.
+ */
+const SPARSE_SPAN_MIN_BYTES = 64 * 1024;
 
 interface Segment {
   base: number;
@@ -92,6 +98,8 @@ function isNoSpace(cause: unknown): boolean {
  */
 export class CommitLog {
   private readonly segments: Segment[] = [];
+  /** Where sparse spans are read (at most the largest span asked for, 1 MiB from the file store). */
+  private scratch: Buffer | undefined;
   /** Next offset to hand out. */
   private reservedOffset = 0;
   /** Bytes handed to the OS. */
@@ -584,14 +592,23 @@ export class CommitLog {
     return bytes ? { length: n, crc: crc32(bytes) } : undefined;
   }
 
-  /** Reads `size` bytes at `offset` into a new buffer; `undefined` when not readable. */
-  readBytes(offset: number, size: number): Buffer | undefined {
+  /**
+   * Reads `size` bytes at `offset` into a new buffer (or into the start of `target`, which must
+   * hold them); `undefined` when not readable.
+   */
+  readBytes(offset: number, size: number, target?: Buffer): Buffer | undefined {
     if (offset < this.minOffset || offset + size > this.readableOffset) return undefined;
     const segment = this.segmentFor(offset);
     if (!segment) return undefined;
-    const buf = Buffer.allocUnsafe(size);
+    const buf = target ?? Buffer.allocUnsafe(size);
     const n = segment.file.read(buf, 0, size, offset - segment.base);
     return n === size ? buf : undefined;
+  }
+
+  /** A buffer of at least `size` bytes, reused from read to read (see {@link readRecordsOrProblems}). */
+  private scratchOf(size: number): Buffer {
+    if (!this.scratch || this.scratch.length < size) this.scratch = Buffer.allocUnsafe(size);
+    return this.scratch;
   }
 
   /** Reads the record at `offset`, verifying its checksum; `undefined` when none is there. */
@@ -683,15 +700,23 @@ export class CommitLog {
       const segmentBase = first.offset - (first.offset % segmentSize);
       let j = i + 1;
       let spanEnd = first.offset + first.size;
+      let wanted = first.size;
       while (j < locations.length) {
         const next = locations[j]!;
         const nextEnd = Math.max(spanEnd, next.offset + next.size);
         if (next.offset < first.offset || next.offset - (next.offset % segmentSize) !== segmentBase) break;
         if (nextEnd - first.offset > maxSpanBytes) break;
         spanEnd = nextEnd;
+        wanted += next.size;
         j++;
       }
-      const span = this.readBytes(first.offset, spanEnd - first.offset);
+      const spanBytes = spanEnd - first.offset;
+      // A queue's records lie among other queues' (eight queues written in turn: 1/8 of a span is
+      // wanted). Such a span goes into a buffer kept from read to read, and each record is copied
+      // out of it: a fresh large buffer per read costs page faults on every page the read fills,
+      // and each record's body would keep the whole span alive. A dense span is returned as read.
+      const sparse = spanBytes > SPARSE_SPAN_MIN_BYTES && wanted * 2 < spanBytes;
+      const span = this.readBytes(first.offset, spanBytes, sparse ? this.scratchOf(spanBytes) : undefined);
       for (let k = i; k < j; k++) {
         const loc = locations[k]!;
         if (!span) {
@@ -702,10 +727,16 @@ export class CommitLog {
           );
           continue;
         }
-        const at = loc.offset - first.offset;
-        const check = checkRecord(span, at, at + loc.size, loc.offset);
+        let at = loc.offset - first.offset;
+        let source = span;
+        if (sparse) {
+          source = Buffer.allocUnsafe(loc.size);
+          span.copy(source, 0, at, at + loc.size);
+          at = 0;
+        }
+        const check = checkRecord(source, at, at + loc.size, loc.offset);
         if (check.kind === 'record' && check.size === loc.size)
-          out.push(decodeRecord(span, at, this.config.storeId));
+          out.push(decodeRecord(source, at, this.config.storeId));
         else if (check.kind === 'corrupt') out.push(check.reason);
         else out.push(`no record of ${loc.size} bytes there (${check.kind})`);
       }
