@@ -12,8 +12,7 @@ export function assert(condition: unknown, message: string): asserts condition {
 
 /** Offsets and sizes are plain numbers; they must stay integers exactly representable in a double. */
 export function assertSafeOffset(value: number, what: string): void {
-  assert(
-    Number.isSafeInteger(value) && value >= 0,
-    `${what} must be a non-negative safe integer, got ${value}`,
-  );
+  // the message is built only on failure: this runs per record on the read path
+  if (!(Number.isSafeInteger(value) && value >= 0))
+    throw new AssertionFailure(`${what} must be a non-negative safe integer, got ${value}`);
 }

@@ -38,6 +38,11 @@ interface Segment {
 
 /** Records are encoded straight into arenas of this size, written with one writev per drain. */
 const ARENA_BYTES = 4 * 1024 * 1024;
+/**
+ * Written arenas kept for reuse. A fresh arena costs a page fault per 4 KiB on first touch (the
+ * kernel zeroes the page), more than encoding the records into it; a reused one is already mapped.
+ */
+const SPARE_ARENAS = 2;
 
 /** Bytes of one arena that go to the log back to back, starting at `offset`. */
 interface Run {
@@ -110,8 +115,10 @@ export class CommitLog {
   private readableOffset = 0;
   private queue: Ticket[] = [];
   private runs: Run[] = [];
-  private arena = Buffer.allocUnsafe(0);
+  private arena: Buffer = Buffer.allocUnsafe(0);
   private arenaUsed = 0;
+  /** Arenas whose bytes are all written (copied out by the file system): free to encode into again. */
+  private readonly spareArenas: Buffer[] = [];
   private queuedBytes = 0;
   private claimedBytes = 0;
   private draining = false;
@@ -319,8 +326,10 @@ export class CommitLog {
   /** Arena space for bytes at `offset`, extending the last run when both are contiguous. */
   private take(offset: number, size: number): Claim {
     if (this.arenaUsed + size > this.arena.length) {
-      // the old arena stays referenced by its runs until they are written
-      this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
+      // the old arena stays referenced by its runs until they are written (then it may be reused)
+      this.arena =
+        (size <= ARENA_BYTES ? this.spareArenas.pop() : undefined) ??
+        Buffer.allocUnsafe(Math.max(ARENA_BYTES, size));
       this.arenaUsed = 0;
     }
     const at = this.arenaUsed;
@@ -372,6 +381,7 @@ export class CommitLog {
         if (!(isNoSpace(cause) && this.discardForNoSpace(cause, tickets))) this.fail(cause, tickets, true);
         break;
       }
+      this.recycleArenas(runs);
       try {
         this.writtenOffset = end;
         if (this.config.flushMode === 'sync') {
@@ -392,6 +402,30 @@ export class CommitLog {
       for (const t of tickets) t.resolve();
     }
     this.draining = false;
+  }
+
+  /**
+   * Keeps the arenas of `runs` (all written now) for reuse, unless one is still being encoded into
+   * or holds runs queued for a later drain. The file system has copied their bytes: the store's
+   * files are written with write/writev (no mapping of these buffers), and the memory file system
+   * copies into its own pages.
+   */
+  private recycleArenas(runs: readonly Run[]): void {
+    let previous: Buffer | undefined;
+    for (const run of runs) {
+      const arena = run.arena;
+      if (arena === previous) continue;
+      previous = arena;
+      if (
+        this.spareArenas.length >= SPARE_ARENAS ||
+        arena === this.arena ||
+        arena.length !== ARENA_BYTES ||
+        this.spareArenas.includes(arena) ||
+        this.runs.some((r) => r.arena === arena)
+      )
+        continue;
+      this.spareArenas.push(arena);
+    }
   }
 
   /** Writes runs in offset order: one writev per stretch of contiguous bytes in one segment. */

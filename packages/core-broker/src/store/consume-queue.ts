@@ -112,10 +112,12 @@ export class ConsumeQueue {
   }
 
   append(queueOffset: number, entry: QueueEntry): void {
-    assert(
-      queueOffset === this.maxOffset,
-      `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`,
-    );
+    // checked before the message is built: this runs per dispatched record
+    if (queueOffset !== this.maxOffset)
+      assert(
+        false,
+        `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`,
+      );
     const at = (this.maxOffset - this.writtenOffset) * ENTRY_BYTES;
     if (at + ENTRY_BYTES > this.tail.length) {
       const grown = Buffer.alloc(this.tail.length * 2);

@@ -440,18 +440,37 @@ export class FileStore implements MessageStore {
   }
 
   append(request: AppendRequest): Promise<AppendResult> {
-    return this.appendBatch([request]).then((results) => results[0]!);
-  }
-
-  appendBatch(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    // one request, one promise: no batch array and no second promise to unwrap it
     try {
-      return this.appendNow(requests);
+      const results = this.appendNow([request]);
+      return this.settled(this.commitLog.submit(), results[0]!, 1);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  private appendNow(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+  appendBatch(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    try {
+      const results = this.appendNow(requests);
+      return this.settled(this.commitLog.submit(), results, requests.length);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** `value` once the claimed records are written as the flush mode requires; counts a full disk. */
+  private settled<T>(written: Promise<void>, value: T, count: number): Promise<T> {
+    return written.then(
+      () => value,
+      (error: unknown) => {
+        if (isRocketError(error, 'DISK_FULL')) this.counters.diskFullRejections += count;
+        throw error;
+      },
+    );
+  }
+
+  /** Validates, claims and encodes the records; the caller submits them. */
+  private appendNow(requests: readonly AppendRequest[]): AppendResult[] {
     this.assertOpen();
     // While refusing, usage is sampled on every append (a statfs), so appends resume as soon as
     // space is freed or the file system grows, without waiting for a retention run.
@@ -511,13 +530,7 @@ export class FileStore implements MessageStore {
       results[i] = result;
       this.undispatched.push({ state, result, tagCode: tagHash(request.tag), keys: request.keys ?? NO_KEYS });
     }
-    return this.commitLog.submit().then(
-      () => results,
-      (error: unknown) => {
-        if (isRocketError(error, 'DISK_FULL')) this.counters.diskFullRejections += requests.length;
-        throw error;
-      },
-    );
+    return results;
   }
 
   /**

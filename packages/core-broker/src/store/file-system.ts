@@ -9,7 +9,11 @@ export interface StoreFile {
   size(): number;
   /** Reads up to `length` bytes at `position` into `target[targetOffset…]`; returns bytes read. */
   read(target: Buffer, targetOffset: number, length: number, position: number): number;
-  /** Writes all `buffers` back to back at `position`. */
+  /**
+   * Writes all `buffers` back to back at `position`. The file keeps no reference to them: once the
+   * write settles (or `writeSync` returns) the caller may fill them again (the commit log reuses its
+   * arenas).
+   */
   write(buffers: readonly Buffer[], position: number): Promise<void>;
   /**
    * Optional: the same write, done before returning (a copy into the OS page cache, as RocketMQ's
@@ -224,8 +228,12 @@ function lockError(file: string, cause: unknown): RocketError {
   });
 }
 
+/** Storage unit of a memory file: files grow a page at a time, never by copying what they hold. */
+const MEMORY_PAGE_BYTES = 1024 * 1024;
+
 class MemoryFile implements StoreFile {
-  data = Buffer.alloc(0);
+  /** Zero-filled pages of {@link MEMORY_PAGE_BYTES} (the first may be smaller while it is the only one); byte `i` is `pages[i / PAGE][i % PAGE]`. */
+  private pages: Buffer[] = [];
   length = 0;
   constructor(readonly path: string) {}
   size(): number {
@@ -233,35 +241,65 @@ class MemoryFile implements StoreFile {
   }
   read(target: Buffer, targetOffset: number, length: number, position: number): number {
     const n = Math.max(0, Math.min(length, this.length - position));
-    this.data.copy(target, targetOffset, position, position + n);
+    let done = 0;
+    while (done < n) {
+      const at = position + done;
+      const page = this.pages[Math.floor(at / MEMORY_PAGE_BYTES)]!;
+      const from = at % MEMORY_PAGE_BYTES;
+      done += page.copy(target, targetOffset + done, from, Math.min(MEMORY_PAGE_BYTES, from + n - done));
+    }
     return n;
   }
   write(buffers: readonly Buffer[], position: number): Promise<void> {
+    this.writeSync(buffers, position);
+    return Promise.resolve();
+  }
+  /** A copy into the pages, as a write into the page cache: the commit log skips an await per drain. */
+  writeSync(buffers: readonly Buffer[], position: number): void {
     let at = position;
     for (const b of buffers) {
       this.ensure(at + b.length);
-      b.copy(this.data, at);
+      let done = 0;
+      while (done < b.length) {
+        const page = this.pages[Math.floor((at + done) / MEMORY_PAGE_BYTES)]!;
+        done += b.copy(page, (at + done) % MEMORY_PAGE_BYTES, done);
+      }
       at += b.length;
-      // per buffer: ensure() copies only [0, length) when it grows, so the buffers already
-      // copied by this call must count before the next one can grow the storage
       this.length = Math.max(this.length, at);
     }
-    return Promise.resolve();
+  }
+  /** The whole content, copied. */
+  contents(): Buffer {
+    const out = Buffer.allocUnsafe(this.length);
+    this.read(out, 0, this.length, 0);
+    return out;
   }
   datasync(): Promise<void> {
     return Promise.resolve();
   }
   truncate(length: number): void {
+    if (length < this.length) {
+      // pages past the new end go; the rest of the last one is zeroed, as a file reads after truncate
+      this.pages.length = Math.ceil(length / MEMORY_PAGE_BYTES);
+      if (length % MEMORY_PAGE_BYTES !== 0)
+        this.pages[this.pages.length - 1]!.fill(0, length % MEMORY_PAGE_BYTES);
+    }
     this.ensure(length);
-    if (length < this.length) this.data.fill(0, length, this.length);
     this.length = length;
   }
   close(): void {}
   private ensure(capacity: number): void {
-    if (capacity <= this.data.length) return;
-    const grown = Buffer.alloc(Math.max(capacity, this.data.length * 2, 4096));
-    this.data.copy(grown, 0, 0, this.length);
-    this.data = grown;
+    // a small file (checkpoint, queue table, a young consume queue) has one page that doubles up
+    // to the full page size; past it the file grows by whole pages
+    const first = this.pages[0];
+    if (this.pages.length <= 1 && (first?.length ?? 0) < Math.min(capacity, MEMORY_PAGE_BYTES)) {
+      const grown = Buffer.alloc(
+        Math.min(MEMORY_PAGE_BYTES, Math.max(capacity, (first?.length ?? 0) * 2, 4096)),
+      );
+      first?.copy(grown, 0, 0, this.length);
+      this.pages[0] = grown;
+    }
+    while (this.pages.length * MEMORY_PAGE_BYTES < capacity) this.pages.push(Buffer.alloc(MEMORY_PAGE_BYTES));
   }
 }
 
@@ -303,11 +341,11 @@ export class MemoryFileSystem implements StoreFileSystem {
   }
   readFile(file: string): Buffer | undefined {
     const f = this.files.get(path.normalize(file));
-    return f ? Buffer.from(f.data.subarray(0, f.length)) : undefined;
+    return f?.contents();
   }
   writeFileAtomic(file: string, data: Buffer): void {
     const f = new MemoryFile(path.normalize(file));
-    void f.write([data], 0);
+    f.writeSync([data], 0);
     this.files.set(f.path, f);
   }
   remove(file: string): void {
