@@ -7,6 +7,7 @@ export type { StoreFileSystem, StoreFile, DiskUsage } from './store/file-system'
 export { resolveStoreOptions } from './store/store-options';
 export { intOption } from './common/options';
 export { resolveApacheOptions } from './driver/apache/apache-options';
+export { messageViewOfDriverMessage, sendResultOfDriverSend } from './driver/driver-views';
 
 // Messages and the store, below the client API.
 export type { MessageRecord } from './message/message';

@@ -3,11 +3,9 @@ import type { Request } from 'express';
 import { Producer, RocketError, TransactionProducer } from '@rocketnest/core-broker';
 import type {
   ApacheOptions,
-  DriverMessage,
   DriverProducer,
   LocalTransactionExecutor,
   MessagingDriver,
-  MessageView,
   ProducerMessage,
   ProducerOptions,
   SendOptions,
@@ -18,7 +16,11 @@ import type {
   Transport,
 } from '@rocketnest/core-broker';
 import { openDriver, type ConnectionOptions } from '@rocketnest/core-broker/broker';
-import { resolveApacheOptions } from '@rocketnest/core-broker/internal';
+import {
+  messageViewOfDriverMessage as messageViewOf,
+  resolveApacheOptions,
+  sendResultOfDriverSend as sendResultOf,
+} from '@rocketnest/core-broker/internal';
 
 /** Default producer group of the Express integration's own producers. */
 export const DEFAULT_EXPRESS_PRODUCER_GROUP = 'rocketnest-express';
@@ -89,43 +91,6 @@ function driverConnection(source: ProducerSource, owner: string): ConnectionOpti
   return {
     ...(way === 'brokers' ? { brokers: source.brokers! } : { nameServers: source.nameServers! }),
     ...(source.tcp !== undefined ? { tcp: source.tcp } : {}),
-  };
-}
-
-/** A driver producer as a `Producer`'s send: the proxy of a driver may not say which queue. */
-function sendResultOf(sent: { msgId: string; topic: string }): SendResult {
-  return {
-    msgId: sent.msgId,
-    topic: sent.topic,
-    brokerName: '',
-    queueId: -1,
-    queueOffset: -1,
-    status: 'SEND_OK',
-  };
-}
-
-/** A driver's message as a checker's `MessageView`: the queue fields a driver does not expose are -1. */
-function messageViewOf(message: DriverMessage): MessageView {
-  return {
-    msgId: message.msgId,
-    topic: message.topic,
-    queueId: -1,
-    queueOffset: -1,
-    commitLogOffset: -1,
-    body: message.body,
-    tag: message.tag,
-    keys: message.keys,
-    properties: message.properties,
-    messageGroup: message.messageGroup,
-    deliveryTimeMs: 0,
-    bornTimestampMs: message.bornTimestampMs,
-    bornHost: '',
-    storeTimestampMs: 0,
-    storeHost: '',
-    reconsumeTimes: message.deliveryAttempt - 1,
-    flags: 0,
-    preparedTransactionOffset: 0,
-    storeSize: message.body.length,
   };
 }
 

@@ -16,6 +16,7 @@ import {
   type TransactionCheckRequest,
   type TransactionSent,
 } from '@rocketnest/core-broker';
+import { sendResultOfDriverSend } from '@rocketnest/core-broker/internal';
 import { registerModuleBroker } from './embedded-registry';
 import { RocketConnection, type RocketConnectionOptions } from './rocket-connection';
 import type {
@@ -221,16 +222,8 @@ export class RocketRuntime implements OnApplicationShutdown {
  */
 function templateProducer(producer: DriverProducer): TemplateProducer {
   const send = async (message: ProducerMessage, options?: SendOptions): Promise<SendResult> => {
-    const sent = await producer.send(message, options);
     // Apache's proxy answers a send OK only once its flush and replication policy is met
-    return {
-      msgId: sent.msgId,
-      topic: sent.topic,
-      brokerName: '',
-      queueId: -1,
-      queueOffset: -1,
-      status: 'SEND_OK',
-    };
+    return sendResultOfDriverSend(await producer.send(message, options));
   };
   return {
     send,

@@ -20,7 +20,11 @@ import {
   type SimpleListener,
 } from '@rocketnest/core-broker';
 import { InProcessTransport } from '@rocketnest/core-broker/broker';
-import { DEFAULT_INVISIBLE_DURATION_MS, traceProcess } from '@rocketnest/core-broker/internal';
+import {
+  DEFAULT_INVISIBLE_DURATION_MS,
+  messageViewOfDriverMessage as messageViewOf,
+  traceProcess,
+} from '@rocketnest/core-broker/internal';
 import { lastValueFrom } from 'rxjs';
 import { openConnection } from './embedded-registry';
 import type { RocketConnection, RocketConnectionOptions } from './rocket-connection';
@@ -654,29 +658,4 @@ export class RocketServer
     await this.connection?.close();
     await this.driver?.close();
   }
-}
-
-/** A driver's message as the listeners' `MessageView`: the queue fields Apache does not expose are -1. */
-function messageViewOf(message: DriverMessage): MessageView {
-  return {
-    msgId: message.msgId,
-    topic: message.topic,
-    queueId: -1,
-    queueOffset: -1,
-    commitLogOffset: -1,
-    body: message.body,
-    tag: message.tag,
-    keys: message.keys,
-    properties: message.properties,
-    messageGroup: message.messageGroup,
-    deliveryTimeMs: 0,
-    bornTimestampMs: message.bornTimestampMs,
-    bornHost: '',
-    storeTimestampMs: 0,
-    storeHost: '',
-    reconsumeTimes: message.deliveryAttempt - 1,
-    flags: 0,
-    preparedTransactionOffset: 0,
-    storeSize: message.body.length,
-  };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../common/clock';
 import { RocketError } from '../common/errors';
 import type { DriverMessage, DriverSubscription, MessagingDriver } from '../driver/contract';
+import { messageViewOfDriverMessage } from '../driver/driver-views';
 import type { MessageView } from '../message/message';
 
 /**
@@ -224,26 +225,6 @@ export class DriverFeeds {
 
 /** What a push frame needs of a driver message. Queue fields are unknown on a message-level API. */
 function toMessageView(m: DriverMessage): MessageView {
-  return {
-    msgId: m.msgId,
-    topic: m.topic,
-    queueId: -1,
-    queueOffset: -1,
-    commitLogOffset: -1,
-    body: m.body,
-    tag: m.tag,
-    keys: m.keys,
-    properties: m.properties,
-    messageGroup: m.messageGroup,
-    deliveryTimeMs: 0,
-    bornTimestampMs: m.bornTimestampMs,
-    bornHost: '',
-    // the driver contract carries no store time: frames on a driver carry the born time in both fields
-    storeTimestampMs: m.bornTimestampMs,
-    storeHost: '',
-    reconsumeTimes: m.deliveryAttempt - 1,
-    flags: 0,
-    preparedTransactionOffset: 0,
-    storeSize: m.body.length,
-  };
+  // the driver contract carries no store time: frames on a driver carry the born time in both fields
+  return { ...messageViewOfDriverMessage(m), storeTimestampMs: m.bornTimestampMs };
 }
