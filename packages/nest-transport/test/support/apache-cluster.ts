@@ -29,7 +29,7 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number; out: st
 /** Starts the cluster in `workDir` with `topics` (`name[:queues[:fifo|delay|transaction]]`); its proxy's address. */
 export async function startApache(workDir: string, topics: string[]): Promise<{ proxy: string }> {
   const { code, out } = await run(['start', workDir, ...topics], APACHE_START_TIMEOUT_MS);
-  const match = /namesrv=\S+ proxy=(\S+)\s*$/.exec(out.trim());
+  const match = /^namesrv=\S+ proxy=(\S+)$/m.exec(out); // the script's last stdout line; Maven's first fetch writes to stderr after it
   if (code !== 0 || !match) {
     await stopApache(workDir);
     throw new Error(`apache-rocketmq.sh start failed (exit ${code}):\n${out}`);
