@@ -1,3 +1,4 @@
+import { StringMemo, memoUtf8 } from '../common/string-memo';
 import { crc32 } from 'node:zlib';
 import { assert, assertSafeOffset } from '../common/assert';
 import type { MessageRecord, MessageView } from './message';
@@ -280,30 +281,9 @@ export function readRecordHeader(
   };
 }
 
-/** The last value of a repeating string field of decoded records, and its bytes (a copy). */
-interface TextMemo {
-  value: string;
-  bytes: Buffer | undefined;
-}
-const readTopic: TextMemo = { value: '', bytes: undefined };
-const readBornHost: TextMemo = { value: '', bytes: undefined };
-const readStoreHost: TextMemo = { value: '', bytes: undefined };
-
-/**
- * `buf[at, at + length)` as UTF-8 text; the string of the previous call with the same `memo` when
- * the bytes are the same (topic and hosts repeat record after record: no new string each time).
- */
-function memoText(buf: Buffer, at: number, length: number, memo: TextMemo): string {
-  const last = memo.bytes;
-  if (last !== undefined && last.length === length) {
-    let i = 0;
-    while (i < length && last[i] === buf[at + i]) i++;
-    if (i === length) return memo.value;
-  }
-  memo.value = buf.toString('utf8', at, at + length);
-  memo.bytes = Buffer.from(buf.subarray(at, at + length));
-  return memo.value;
-}
+const readTopic = new StringMemo();
+const readBornHost = new StringMemo();
+const readStoreHost = new StringMemo();
 
 /**
  * Decodes a record that {@link checkRecord} accepted. The body is a view into `buf`, not a copy.
@@ -312,7 +292,7 @@ export function decodeRecord(buf: Buffer, at: number, storeId: string): MessageV
   const size = buf.readUInt32LE(at + TOTAL_SIZE_AT);
   let p = at + VARIABLE_FIELDS_AT;
   let length = buf[p++]!;
-  const topic = memoText(buf, p, length, readTopic);
+  const topic = memoUtf8(buf, p, length, readTopic);
   p += length;
   length = buf.readUInt16LE(p);
   p += 2;
@@ -326,10 +306,10 @@ export function decodeRecord(buf: Buffer, at: number, storeId: string): MessageV
   const messageGroup = length === 0 ? undefined : buf.toString('utf8', p, p + length);
   p += length;
   length = buf[p++]!;
-  const bornHost = memoText(buf, p, length, readBornHost);
+  const bornHost = memoUtf8(buf, p, length, readBornHost);
   p += length;
   length = buf[p++]!;
-  const storeHost = memoText(buf, p, length, readStoreHost);
+  const storeHost = memoUtf8(buf, p, length, readStoreHost);
   p += length;
   const propertiesEnd = p + 4 + buf.readUInt32LE(p);
   p += 4;

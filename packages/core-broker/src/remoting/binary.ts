@@ -1,3 +1,4 @@
+import { type StringMemo, memoUtf8 } from '../common/string-memo';
 import { RocketError } from '../common/errors';
 
 /**
@@ -38,15 +39,6 @@ function tooLarge(what: string, value: number, max: number): RocketError {
 }
 
 /** A growable little-endian buffer writer. */
-/**
- * The last value of one repeating string field and its UTF-8 bytes (see `BinaryWriter.memoStr`,
- * `BinaryReader.memoStr`). Each side keeps its own; the bytes are never a view of a frame.
- */
-export class StringMemo {
-  value = '';
-  bytes: Buffer | undefined = undefined;
-}
-
 export class BinaryWriter {
   private buf: Buffer;
   private at = 0;
@@ -225,18 +217,7 @@ export class BinaryReader {
   memoStr(memo: StringMemo, field = 'string'): string {
     const length = this.u16(field);
     const at = this.take(length, field);
-    const buf = this.buf;
-    const last = memo.bytes;
-    if (last !== undefined && last.length === length) {
-      let i = 0;
-      while (i < length && last[i] === buf[at + i]) i++;
-      if (i === length) return memo.value;
-    }
-    const value = buf.toString('utf8', at, at + length);
-    // a copy: a view would keep the whole frame it came from alive
-    memo.bytes = Buffer.from(buf.subarray(at, at + length));
-    memo.value = value;
-    return value;
+    return memoUtf8(this.buf, at, length, memo);
   }
 
   longStr(field = 'string'): string {

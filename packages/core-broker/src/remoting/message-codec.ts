@@ -1,5 +1,6 @@
 import type { MessageInput, MessageView } from '../message/message';
-import { type BinaryReader, BinaryWriter, StringMemo, U16_BYTES, U32_BYTES, protocolError } from './binary';
+import { StringMemo } from '../common/string-memo';
+import { type BinaryReader, BinaryWriter, U16_BYTES, U32_BYTES, protocolError } from './binary';
 
 /**
  * Messages on the wire. Primitives (`str`, `bytes`, u64…) are those of `binary.ts`; bodies are
