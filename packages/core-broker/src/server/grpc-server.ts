@@ -4,7 +4,7 @@ import type { Broker } from '../broker/broker';
 import { RocketError } from '../common/errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import { type ServerTlsOptions, loadServerTls } from '../remoting/tls-options';
-import { honourLongCallTimeouts } from './grpc-deadline';
+import { prepareCallTimeouts } from './grpc-deadline';
 import { METHODS, type MethodName, type MethodSpec, type TelemetryCommand } from '../rocketmq5/codec';
 import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
 import { callAuth, checkAccess, grpcAccessAlternatives, settingsAccessNeeds } from './grpc-access';
@@ -72,6 +72,26 @@ interface Malformed {
 /** The encoder's bytes as a Buffer without copying them (protobufjs already writes Buffers on Node). */
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+const ignore = (): void => undefined;
+
+/**
+ * The grpc-js call under a server-streaming call object, to write a ReceiveMessage's frames in one
+ * turn of the event loop. Through the call object (a Writable in object mode) each frame waits
+ * for the previous one's http2 write to complete — 34 event-loop turns and socket writes for a
+ * batch of 32 — while the underlying call's `sendMessage` hands every frame to the http2 stream at
+ * once (which writes the first and then the rest in one writev), and `sendStatus` queues the
+ * trailers after them. The field is grpc-js's own (1.14, `ServerWritableStreamImpl.call`), so its
+ * shape is checked, and without it the frames go the slow way; grpc-receive-writes.test.ts fails
+ * if that happens.
+ */
+function underlyingCall(call: grpc.ServerWritableStream<unknown, unknown>): UnderlyingCall | undefined {
+  const inner = (call as unknown as { call?: Partial<UnderlyingCall> }).call;
+  return inner && typeof inner.sendMessage === 'function' && typeof inner.sendStatus === 'function'
+    ? (inner as UnderlyingCall)
+    : undefined;
+}
+type UnderlyingCall = Pick<grpc.ServerInterceptingCallInterface, 'sendMessage' | 'sendStatus'>;
 
 const isMalformed = (value: unknown): value is Malformed =>
   typeof value === 'object' && value !== null && 'malformed' in value;
@@ -143,7 +163,14 @@ export class GrpcServer {
             : resolve(port),
       ),
     );
-    honourLongCallTimeouts(self.server);
+    prepareCallTimeouts(
+      self.server,
+      new Set(
+        Object.values(METHODS as Record<string, MethodSpec>).flatMap((m) =>
+          m.kind === 'unary' ? [m.path] : [],
+        ),
+      ),
+    );
     return self;
   }
 
@@ -311,6 +338,12 @@ export class GrpcServer {
     void frames.then((list) => {
       // a client that went away while the poll was parked: its messages come back after their invisible time
       if (call.cancelled) return;
+      const inner = underlyingCall(call);
+      if (inner) {
+        for (const frame of list) inner.sendMessage(frame, ignore);
+        inner.sendStatus({ code: grpc.status.OK, details: 'OK', metadata: null });
+        return;
+      }
       for (const frame of list) call.write(frame);
       call.end();
     });
