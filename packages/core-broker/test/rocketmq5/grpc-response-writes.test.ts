@@ -5,15 +5,58 @@ import { GrpcServer } from '../../src/server/grpc-server';
 import { MemoryStore } from '../../src/store/memory-store';
 import { RawClient } from './grpc-raw-client';
 
-// ReceiveMessage hands its frames to grpc-js's call directly (grpc-server.ts, `underlyingCall`),
-// all in one turn, instead of through the object-mode Writable that waits for each frame's http2
-// write before the next. The field it relies on is grpc-js's own: this fails if an upgrade
-// renames it and the server falls back to the slow path.
+// Responses go to grpc-js's call directly (grpc-server.ts, `underlyingCall`), frames and trailers
+// in one turn: a ReceiveMessage's frames not through the object-mode Writable that waits for each
+// frame's http2 write before the next, a unary answer's trailers not after its message's write.
+// The field this relies on is grpc-js's own: these fail if an upgrade renames it and the server
+// falls back to the slow path.
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- the grpc-js class the fast path bypasses
 const { ServerWritableStreamImpl } = require('@grpc/grpc-js/build/src/server-call') as {
   ServerWritableStreamImpl: { prototype: { write: (...args: unknown[]) => boolean } };
 };
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the grpc-js call both paths end in
+const { BaseServerInterceptingCall } = require('@grpc/grpc-js/build/src/server-interceptors') as {
+  BaseServerInterceptingCall: {
+    prototype: {
+      sendMessage: (message: unknown, callback: () => void) => void;
+      sendStatus: (status: unknown) => void;
+    };
+  };
+};
+
+/** What the server's calls do, in order: 'message', 'written' (a message's write completed), 'status'. */
+async function eventsOf(run: () => Promise<unknown>): Promise<string[]> {
+  const events: string[] = [];
+  const proto = BaseServerInterceptingCall.prototype;
+  const { sendMessage, sendStatus } = proto;
+  const messageSpy = jest.spyOn(proto, 'sendMessage').mockImplementation(function (
+    this: unknown,
+    message: unknown,
+    callback: () => void,
+  ) {
+    events.push('message');
+    sendMessage.call(this, message, () => {
+      events.push('written');
+      callback();
+    });
+  });
+  const statusSpy = jest.spyOn(proto, 'sendStatus').mockImplementation(function (
+    this: unknown,
+    status: unknown,
+  ) {
+    events.push('status');
+    sendStatus.call(this, status);
+  });
+  try {
+    await run();
+  } finally {
+    messageSpy.mockRestore();
+    statusSpy.mockRestore();
+  }
+  return events;
+}
 
 let store: MemoryStore;
 let broker: Broker;
@@ -93,4 +136,28 @@ test('a batch of 32 arrives as status, 32 messages in queue order, delivery time
   } finally {
     write.mockRestore();
   }
+});
+
+test('a unary answer: its trailers are queued before its message has been written, not after', async () => {
+  const events = await eventsOf(() =>
+    client.unary('QueryRoute', { topic: { name: 'Batch' }, endpoints: null }),
+  );
+  expect(events).toEqual(['message', 'status', 'written']);
+});
+
+test('a ReceiveMessage batch: every frame and the trailers are queued before the first write completes', async () => {
+  const events = await eventsOf(() =>
+    client.receive({
+      group: { name: 'events-group' },
+      messageQueue: { topic: { name: 'Batch' }, id: -1, permission: 4, broker: null, acceptMessageTypes: [] },
+      filterExpression: { type: FilterType.TAG, expression: '*' },
+      batchSize: 32,
+      invisibleDuration: { seconds: 30 },
+      autoRenew: false,
+      longPollingTimeout: { seconds: 0 },
+    }),
+  );
+  // the first test left all 40 messages invisible to batch-group; this group sees 32 of them
+  expect(events.slice(0, 35)).toEqual([...Array<string>(34).fill('message'), 'status']);
+  expect(events.slice(35)).toEqual(Array<string>(34).fill('written'));
 });
