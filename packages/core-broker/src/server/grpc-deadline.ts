@@ -25,7 +25,7 @@ const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
  *   {@link CLAMPED_GRPC_TIMEOUT}.
  * - **Calls of `unaryPaths` get no server-side deadline.** grpc-js arms a `setTimeout` for every
  *   call that carries a timeout (the official clients send one on every call) and clears it when
- *   the call ends: a timer inserted and removed per SendMessage and per AckMessage, ~1.6 % of the
+ *   the call ends: a timer inserted and removed per SendMessage and per AckMessage, ~1 % of the
  *   broker's busy time in a profile (docs/benchmarks.md). For a unary call it buys nothing: the
  *   handler runs to its end either way (none of them watches for cancellation), and a client that
  *   gives up at its deadline resets the stream itself, which grpc-js reports as a cancellation
