@@ -78,9 +78,9 @@ const ignore = (): void => undefined;
 /**
  * The grpc-js call under a call object, to write a response and its trailers in one turn of the
  * event loop. Through the call object each frame waits for the previous one's http2 write to
- * complete: a ReceiveMessage's frames go through a Writable in object mode, one at a time — 34
- * event-loop turns and socket writes for a batch of 32 — and a unary answer's trailers wait for
- * its message's write (grpc-js's `handleUnary`), a second turn and socket write per SendMessage
+ * complete: a ReceiveMessage's frames go through a Writable in object mode, one at a time (34
+ * event-loop turns, and up to as many socket writes, for a batch of 32), and a unary answer's
+ * trailers wait for its message's write (grpc-js's `handleUnary`), a second turn per SendMessage
  * and AckMessage. The underlying call's `sendMessage` hands each frame to the http2 stream at once
  * (which writes the first and then the rest in one writev), and `sendStatus` queues the trailers
  * after them. The field is grpc-js's own (1.14: `ServerWritableStreamImpl.call`, which unary
