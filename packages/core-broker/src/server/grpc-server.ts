@@ -4,7 +4,7 @@ import type { Broker } from '../broker/broker';
 import { RocketError } from '../common/errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../message/validation';
 import { type ServerTlsOptions, loadServerTls } from '../remoting/tls-options';
-import { honourLongCallTimeouts } from './grpc-deadline';
+import { prepareCallTimeouts } from './grpc-deadline';
 import { METHODS, type MethodName, type MethodSpec, type TelemetryCommand } from '../rocketmq5/codec';
 import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
 import { callAuth, checkAccess, grpcAccessAlternatives, settingsAccessNeeds } from './grpc-access';
@@ -72,6 +72,41 @@ interface Malformed {
 /** The encoder's bytes as a Buffer without copying them (protobufjs already writes Buffers on Node). */
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+const ignore = (): void => undefined;
+
+/**
+ * The grpc-js call under a call object, to write a response and its trailers in one turn of the
+ * event loop. Through the call object each frame waits for the previous one's http2 write to
+ * complete: a ReceiveMessage's frames go through a Writable in object mode, one at a time (34
+ * event-loop turns, and up to as many socket writes, for a batch of 32), and a unary answer's
+ * trailers wait for its message's write (grpc-js's `handleUnary`), a second turn per SendMessage
+ * and AckMessage. The underlying call's `sendMessage` hands each frame to the http2 stream at once
+ * (which writes the first and then the rest in one writev), and `sendStatus` queues the trailers
+ * after them. The field is grpc-js's own (1.14: `ServerWritableStreamImpl.call`, which unary
+ * handlers get too), so its shape is checked, and without it responses go the slow way;
+ * grpc-response-writes.test.ts fails if that happens.
+ */
+function underlyingCall(call: { readonly cancelled: boolean }): UnderlyingCall | undefined {
+  const inner = (call as unknown as { call?: Partial<UnderlyingCall> }).call;
+  return inner && typeof inner.sendMessage === 'function' && typeof inner.sendStatus === 'function'
+    ? (inner as UnderlyingCall)
+    : undefined;
+}
+type UnderlyingCall = Pick<grpc.ServerInterceptingCallInterface, 'sendMessage' | 'sendStatus'>;
+/** The trailers of a call that succeeded at the gRPC level (RocketMQ's own status is in the response). */
+const OK_TRAILERS = { code: grpc.status.OK, details: 'OK', metadata: null };
+
+/** Writes `frames` and the OK trailers on `inner`, all in this turn. */
+function sendAll(inner: UnderlyingCall, frames: readonly unknown[]): void {
+  for (const frame of frames) inner.sendMessage(frame, ignore);
+  try {
+    inner.sendStatus(OK_TRAILERS);
+  } catch {
+    // a frame failed to serialize and grpc-js already ended the call with INTERNAL (as it does on
+    // its own path), so there are no OK trailers to send; a cancelled call returns before this
+  }
+}
 
 const isMalformed = (value: unknown): value is Malformed =>
   typeof value === 'object' && value !== null && 'malformed' in value;
@@ -143,7 +178,14 @@ export class GrpcServer {
             : resolve(port),
       ),
     );
-    honourLongCallTimeouts(self.server);
+    prepareCallTimeouts(
+      self.server,
+      new Set(
+        Object.values(METHODS as Record<string, MethodSpec>).flatMap((m) =>
+          m.kind === 'unary' ? [m.path] : [],
+        ),
+      ),
+    );
     return self;
   }
 
@@ -242,10 +284,12 @@ export class GrpcServer {
       } catch (error) {
         result = Promise.resolve(failed(statusOfError(error)));
       }
-      result.then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(null, failed(statusOfError(error))),
-      );
+      const respond = (response: Res): void => {
+        const inner = underlyingCall(call);
+        if (inner) sendAll(inner, [response]);
+        else callback(null, response);
+      };
+      result.then(respond, (error: unknown) => respond(failed(statusOfError(error))));
     };
   }
 
@@ -311,6 +355,11 @@ export class GrpcServer {
     void frames.then((list) => {
       // a client that went away while the poll was parked: its messages come back after their invisible time
       if (call.cancelled) return;
+      const inner = underlyingCall(call);
+      if (inner) {
+        sendAll(inner, list);
+        return;
+      }
       for (const frame of list) call.write(frame);
       call.end();
     });

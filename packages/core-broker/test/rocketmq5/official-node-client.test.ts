@@ -75,11 +75,15 @@ afterAll(async () => {
   expect(code).toBe(0);
 });
 
+/**
+ * A started producer that names one topic at start-up; others are routed at their first send.
+ * Two or more can hang `startup()` (rocketmq-client-nodejs 1.0.8: see the refusal test below).
+ */
 async function producer(
-  topics: string[],
+  topic: string,
   checker?: ConstructorParameters<typeof Producer>[0]['checker'],
 ): Promise<Producer> {
-  const p = new Producer({ endpoints, namespace: '', topics, logger, checker });
+  const p = new Producer({ endpoints, namespace: '', topics: [topic], logger, checker });
   await p.startup();
   open.push(p);
   return p;
@@ -116,7 +120,7 @@ async function receiveAll(c: SimpleConsumer, count: number, invisibleMs = 15_000
 }
 
 test('Producer sends normal messages; SimpleConsumer receives them with their tag, keys and properties, and acks', async () => {
-  const p = await producer(['Normal']);
+  const p = await producer('Normal');
   const sent = [];
   for (let i = 0; i < 5; i++) {
     sent.push(
@@ -147,7 +151,7 @@ test('Producer sends normal messages; SimpleConsumer receives them with their ta
 });
 
 test('FIFO: messages of one message group arrive in the order they were sent', async () => {
-  const p = await producer(['Fifo']);
+  const p = await producer('Fifo');
   for (let i = 0; i < 6; i++) {
     for (const group of ['g1', 'g2', 'g3']) {
       await p.send({ topic: 'Fifo', messageGroup: group, body: Buffer.from(`${group}:${i}`) });
@@ -172,17 +176,30 @@ test('FIFO: messages of one message group arrive in the order they were sent', a
 });
 
 test('a FIFO message to a normal topic and a plain message to a FIFO topic are refused', async () => {
-  const p = await producer(['Normal', 'Fifo']);
+  // One topic at start-up (it was ['Normal', 'Fifo']): rocketmq-client-nodejs 1.0.8 sends its
+  // Settings on Telemetry after the first topic's route and only then queries the second; when the
+  // broker's Settings reply overtakes that second route reply, `startup()` waits for a reply that
+  // already came and never settles (docs/rocketmq5-clients.md, "Known client quirks"). Fifo's
+  // route is fetched at its first send instead, which is the same route lookup.
+  const p = await producer('Normal');
+  // The client refuses these itself, from the message types the broker's route gives each topic
+  // (NORMAL = 1, FIFO = 2, DELAY = 3, TRANSACTION = 4); the broker's own refusal of such sends
+  // (MESSAGE_PROPERTY_CONFLICT_WITH_TYPE) is asserted in grpc-bad-input.test.ts.
   await expect(p.send({ topic: 'Normal', messageGroup: 'g', body: Buffer.from('x') })).rejects.toThrow(
-    /(not match|MESSAGE_PROPERTY_CONFLICT_WITH_TYPE|40014|accept)/i,
+    /message type not match .*topic=Normal, actualMessageType=2, acceptMessageTypes=\[1,3,4\]/,
   );
   await expect(p.send({ topic: 'Fifo', body: Buffer.from('x') })).rejects.toThrow(
-    /(not match|MESSAGE_PROPERTY_CONFLICT_WITH_TYPE|40014|accept)/i,
+    /message type not match .*topic=Fifo, actualMessageType=1, acceptMessageTypes=\[2\]/,
+  );
+  // and the topics take messages of their own type from the same producer
+  await expect(p.send({ topic: 'Normal', body: Buffer.from('y') })).resolves.toHaveProperty('messageId');
+  await expect(p.send({ topic: 'Fifo', messageGroup: 'g', body: Buffer.from('y') })).resolves.toHaveProperty(
+    'messageId',
   );
 });
 
 test('a delayed message is delivered at its delivery timestamp, not before', async () => {
-  const p = await producer(['Delayed']);
+  const p = await producer('Delayed');
   const deliveryTimestamp = new Date(Date.now() + 1_500);
   const receipt = await p.send({ topic: 'Delayed', deliveryTimestamp, body: Buffer.from('later') });
   const c = await simpleConsumer('delayed-group', 'Delayed');
@@ -197,7 +214,7 @@ test('a delayed message is delivered at its delivery timestamp, not before', asy
 });
 
 test('change invisible duration: the message comes back with delivery attempt 2 and acks with its new handle', async () => {
-  const p = await producer(['Redeliver']);
+  const p = await producer('Redeliver');
   const receipt = await p.send({ topic: 'Redeliver', tag: 't', body: Buffer.from('again') });
   const c = await simpleConsumer('redeliver-group', 'Redeliver');
   const [first] = await receiveAll(c, 1, 10_000);
@@ -216,7 +233,7 @@ test('change invisible duration: the message comes back with delivery attempt 2 
 });
 
 test('PushConsumer with a tag filter gets only its tag; a failed message is redelivered with the next attempt', async () => {
-  const p = await producer(['Push']);
+  const p = await producer('Push');
   const seen: Array<{ tag: string | undefined; body: string; attempt: number }> = [];
   let failedOnce = false;
   let resolveDone: () => void;
@@ -257,7 +274,7 @@ test('PushConsumer with a tag filter gets only its tag; a failed message is rede
 }, 90_000);
 
 test('transactions: a committed half message is delivered, a rolled-back one never is', async () => {
-  const p = await producer(['Tx'], { check: async () => 1 as never /* COMMIT */ });
+  const p = await producer('Tx', { check: async () => 1 as never /* COMMIT */ });
   const commit = p.beginTransaction();
   const committed = await p.send({ topic: 'Tx', tag: 'tx', body: Buffer.from('committed') }, commit);
   expect(committed.transactionId).not.toBe('');
@@ -274,7 +291,7 @@ test('transactions: a committed half message is delivered, a rolled-back one nev
 
 test('an orphaned transaction is checked over Telemetry: the checker answers UNKNOWN, then COMMIT, and the message is delivered', async () => {
   const answers: string[] = [];
-  const p = await producer(['TxCheck'], {
+  const p = await producer('TxCheck', {
     check: async (view: MessageView) => {
       // 1 = COMMIT, 0 = UNSPECIFIED (the client's UNKNOWN: nothing is sent, the broker asks again)
       answers.push(view.body.toString());
