@@ -299,7 +299,11 @@ export class GrpcServer {
     return {
       QueryRoute: this.unary(
         'QueryRoute',
-        (_c, r: never) => m.queryRoute(r),
+        async (c, r: never) => {
+          const response = await m.queryRoute(r);
+          this.sessions.routeAnswered(c.clientId);
+          return response;
+        },
         (s) => ({ status: s, messageQueues: [] }),
       ),
       Heartbeat: this.unary('Heartbeat', (c, r: never) => m.heartbeat(c, r), status),

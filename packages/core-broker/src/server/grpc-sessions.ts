@@ -8,7 +8,7 @@ import {
   type TelemetryCommand,
   msDuration,
 } from '../rocketmq5/codec';
-import { Code, StatusFailure } from '../rocketmq5/status';
+import { Code, OK_STATUS, StatusFailure } from '../rocketmq5/status';
 import { groupOf, outboundMessage, topicOf } from './grpc-convert';
 
 /** Producers' send retries, as the Apache proxy hands them out (`GrpcClientSettingsManager`): 3 attempts. */
@@ -20,6 +20,18 @@ export const PRODUCER_BACKOFF = { initialMs: 10, maxMs: 1_000, multiplier: 2 } a
  * default is its customized 1 s…2 h table; the Node client 1.0.8 honours only exponential policies.)
  */
 export const CONSUMER_BACKOFF = { initialMs: 5_000, maxMs: 2 * 3600_000, multiplier: 2 } as const;
+/**
+ * How long after a client's first Settings reply a QueryRoute from it is followed by the same reply
+ * again (see {@link ClientSessions.routeAnswered}). Start-up only; the clients query each topic's
+ * route once at start, then every 30 s.
+ */
+export const SETTINGS_ECHO_WINDOW_MS = 30_000;
+/** The pause between the last start-up QueryRoute answer and the repeated Settings reply. */
+export const SETTINGS_ECHO_DELAY_MS = 50;
+/** At most this many repeated Settings replies per client session. */
+export const MAX_SETTINGS_ECHOES = 16;
+/** At most this many clients' repeated Settings replies wait at once; route answers past it get none. */
+export const MAX_PENDING_SETTINGS_ECHOES = 4_096;
 /** Messages per ReceiveMessage a push consumer asks for (RocketMQ proxy `receive_batch_size`). */
 export const CONSUMER_RECEIVE_BATCH_SIZE = 32;
 /** Long polling a push consumer asks for (RocketMQ proxy `grpcClientConsumerMaxLongPollingTimeoutMillis`). */
@@ -37,6 +49,8 @@ export interface ClientSession {
   subscriptions: Subscription[];
   /** Writes a command down the client's latest Telemetry stream; undefined while none is open. */
   write: ((command: TelemetryCommand) => void) | undefined;
+  /** The last Settings reply the client got, and when it got its first one (start-up echo). */
+  answered: { settings: Settings; firstAtMs: number; echoes: number } | undefined;
 }
 
 /**
@@ -47,6 +61,8 @@ export interface ClientSession {
  */
 export class ClientSessions {
   private readonly sessions = new Map<string, ClientSession>();
+  /** Repeated Settings replies waiting for their pause to end, by client id (see `routeAnswered`). */
+  private readonly echoes = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly broker: Broker,
@@ -81,7 +97,49 @@ export class ClientSessions {
       session.subscriptions = subscription.subscriptions.map(subscriptionOf);
     }
     this.heartbeat(session);
-    return this.merged(session, settings);
+    const merged = this.merged(session, settings);
+    if (session.answered) session.answered.settings = merged;
+    else session.answered = { settings: merged, firstAtMs: Date.now(), echoes: 0 };
+    return merged;
+  }
+
+  /**
+   * Called when a QueryRoute from `clientId` is answered. {@link SETTINGS_ECHO_DELAY_MS} after the
+   * client's last such answer (each one restarts the pause), a client that has its Settings reply by
+   * then gets the same reply again: within {@link SETTINGS_ECHO_WINDOW_MS} of its first reply, at
+   * most {@link MAX_SETTINGS_ECHOES} times, with at most {@link MAX_PENDING_SETTINGS_ECHOES} pauses
+   * running at once.
+   *
+   * Why: rocketmq-client-nodejs 1.0.8 queries its topics' routes one after another at start-up,
+   * sends Settings after the first, and only after the last creates the promise the Settings reply
+   * resolves. A reply that arrives between the two is dropped and `startup()` hangs until the
+   * client's 5-minute settings sync (docs/rocketmq5-clients.md: 12 of 30 start-ups with two
+   * topics). The repeated reply arrives after the last route answer, so the promise exists. The
+   * pause is checked when it ends, not when it starts, because a route answer and the Settings
+   * exchange race each other on the server as well. A Settings reply carries nothing new to a
+   * client that has it: the Java and Node clients apply it again (Apache's proxy also pushes
+   * Settings on Telemetry at any time).
+   */
+  routeAnswered(clientId: string): void {
+    const session = this.sessions.get(clientId);
+    const answered = session?.answered;
+    if (
+      answered &&
+      (answered.echoes >= MAX_SETTINGS_ECHOES || Date.now() - answered.firstAtMs > SETTINGS_ECHO_WINDOW_MS)
+    )
+      return;
+    const pending = this.echoes.get(clientId);
+    if (pending === undefined && this.echoes.size >= MAX_PENDING_SETTINGS_ECHOES) return;
+    clearTimeout(pending);
+    const timer = setTimeout(() => {
+      this.echoes.delete(clientId);
+      const now = this.sessions.get(clientId);
+      const reply = now?.answered;
+      if (!now?.write || !reply || reply.echoes >= MAX_SETTINGS_ECHOES) return;
+      reply.echoes++;
+      now.write({ status: OK_STATUS, settings: reply.settings });
+    }, SETTINGS_ECHO_DELAY_MS).unref();
+    this.echoes.set(clientId, timer);
   }
 
   /** A Heartbeat: refreshes the client's membership, from its Settings or, without them, from the request. */
@@ -131,12 +189,16 @@ export class ClientSessions {
 
   /** NotifyClientTermination: the client leaves its groups; its Settings are forgotten. */
   terminate(clientId: string): void {
+    clearTimeout(this.echoes.get(clientId));
+    this.echoes.delete(clientId);
     this.sessions.delete(clientId);
     this.broker.unregisterClient({ clientId });
   }
 
   /** Every client's Telemetry writer, for closing their streams at shutdown. */
   clear(): void {
+    for (const timer of this.echoes.values()) clearTimeout(timer);
+    this.echoes.clear();
     for (const clientId of this.sessions.keys()) this.broker.unregisterClient({ clientId });
     this.sessions.clear();
   }
@@ -152,6 +214,7 @@ export class ClientSessions {
         topics: [],
         subscriptions: [],
         write: undefined,
+        answered: undefined,
       };
       this.sessions.set(clientId, session);
     }
