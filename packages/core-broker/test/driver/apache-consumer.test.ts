@@ -46,7 +46,7 @@ interface AckSpy {
   /** While set, every AckMessage waits for `release()` before it is sent. */
   hold: boolean;
   release(): void;
-  /** Message ids whose next AckMessage carries a corrupted receipt handle. */
+  /** Message ids whose AckMessages carry a corrupted receipt handle (retries too). */
   corrupt: Set<string>;
   /** Called when an AckMessage is about to be sent (after any hold). */
   onSend?: (messageId: string) => void;
@@ -83,7 +83,7 @@ function spyAcks(driver: ApacheDriver): AckSpy {
       if (spy.hold) await new Promise<void>((resolve) => held.push(resolve));
       let sent = ack;
       spy.onSend?.(messageId);
-      if (spy.corrupt.delete(messageId)) {
+      if (spy.corrupt.has(messageId)) {
         sent = { ...ack, entries: [{ messageId, receiptHandle: 'not-a-receipt-handle' }] };
       }
       const response = await unary(method, clientId, sent, ...rest);
@@ -217,7 +217,10 @@ describe.each(selected)('%s', (name) => {
           concurrency: 2,
           onError: (error, stage) => void (stage === 'ack' && ackErrors.push(error)),
           handler: (m) => {
-            if (m.deliveryAttempt === 1 && m.body.toString() === 'bad-ack') acks.corrupt.add(m.msgId);
+            if (m.body.toString() === 'bad-ack') {
+              if (m.deliveryAttempt === 1) acks.corrupt.add(m.msgId);
+              else acks.corrupt.delete(m.msgId);
+            }
             handled.push(m);
           },
         });
@@ -229,7 +232,9 @@ describe.each(selected)('%s', (name) => {
             () => handled.filter((m) => m.body.toString() === 'bad-ack').length >= 2,
             'bad-ack delivered again after its failed ack',
             90_000,
-          );
+          ).catch((error: Error) => {
+            throw new Error(`${error.message}; ack errors: ${ackErrors.map(String).join('; ') || 'none'}`);
+          });
           expect(ackErrors.length).toBeGreaterThanOrEqual(1);
           expect(ackErrors[0]).toBeInstanceOf(RocketError);
           expect(
