@@ -1,5 +1,9 @@
 import { RocketError } from '../../src/common/errors';
-import { ApacheDriver, MAX_APACHE_SETTLES_IN_FLIGHT } from '../../src/driver/apache/apache-driver';
+import {
+  APACHE_CLOSE_DRAIN_MS,
+  ApacheDriver,
+  MAX_APACHE_SETTLES_IN_FLIGHT,
+} from '../../src/driver/apache/apache-driver';
 import type { DriverMessage } from '../../src/driver/contract';
 import { APACHE_START_TIMEOUT_MS } from '../rocketmq5/official-clients';
 import { type Target, type TargetName, type TopicSpec, startTargets, waitUntil } from './driver-targets';
@@ -19,6 +23,7 @@ const TOPICS: TopicSpec[] = [
   { name: 'PipeBound', queues: 4, type: 'normal' },
   { name: 'PipeAckFail', queues: 2, type: 'normal' },
   { name: 'PipeClose', queues: 2, type: 'normal' },
+  { name: 'PipeStuck', queues: 2, type: 'normal' },
   { name: 'PipeFifo', queues: 4, type: 'fifo' },
 ];
 const selected = (process.env.DRIVER_TARGETS?.split(',') ?? ['rocketnest-grpc', 'apache']).filter(
@@ -287,6 +292,55 @@ describe.each(selected)('%s', (name) => {
       30_000,
     );
   }, 120_000);
+
+  // the bound is 30 s: once, on RocketNest's endpoint
+  (name === 'rocketnest-grpc' ? test : test.skip)(
+    'close stops waiting for a handler that does not end after its bound, reports it, and that handler settles nothing',
+    async () => {
+      const before = openResources();
+      let release: () => void = () => undefined;
+      const stuck = new Promise<void>((resolve) => (release = resolve));
+      let acksStarted = 0;
+      const errors: Array<{ error: unknown; stage: string }> = [];
+      await withDriver(async (driver) => {
+        const acks = spyAcks(driver);
+        const handled: DriverMessage[] = [];
+        const sub = await driver.subscribe({
+          group: group('Stuck'),
+          topic: 'PipeStuck',
+          onError: (error, stage) => errors.push({ error, stage }),
+          handler: async (m) => {
+            handled.push(m);
+            await stuck;
+          },
+        });
+        const producer = await driver.createProducer({ group: 'PipeProducer', topics: ['PipeStuck'] });
+        await producer.send({ topic: 'PipeStuck', body: 'stuck' });
+        await producer.close();
+        await waitUntil(() => handled.length >= 1, 'the stuck handler to start');
+        await sub.close();
+        release();
+        await new Promise((resolve) => setImmediate(resolve));
+        acksStarted = acks.started;
+      });
+      expect(acksStarted).toBe(0);
+      expect(errors).toEqual([
+        {
+          error: expect.objectContaining({
+            code: 'TIMEOUT',
+            message: expect.stringMatching(new RegExp(`after ${APACHE_CLOSE_DRAIN_MS} ms for 1 handler`)),
+          }),
+          stage: 'handler',
+        },
+      ]);
+      await waitUntil(
+        () => openResources() <= before,
+        `open handles back to ${before} (now ${openResources()})`,
+        30_000,
+      );
+    },
+    APACHE_CLOSE_DRAIN_MS + 90_000,
+  );
 
   test('FIFO with several receives: each group in send order, each message’s ack sent before its group’s next is handled', async () => {
     await target.orderlyGroup(group('Fifo'));

@@ -590,7 +590,6 @@ class ApacheSubscription implements DriverSubscription {
       for (const cancel of this.cancels) cancel();
       this.receiveWaiters.wakeAll();
       this.wakeSleeps();
-      await Promise.allSettled(this.loops);
       await this.drain();
       this.wakeSleeps();
       await this.session.close();
@@ -599,8 +598,9 @@ class ApacheSubscription implements DriverSubscription {
   }
 
   /**
-   * Waits for running handlers, the received messages waiting for a slot (they are handled: they
-   * were delivered to this consumer), and the settles, up to {@link APACHE_CLOSE_DRAIN_MS}.
+   * Waits for the receive loops to end (a FIFO loop ends after its handler and settle), running
+   * handlers, the received messages waiting for a slot (they are handled: they were delivered to
+   * this consumer), and the settles, up to {@link APACHE_CLOSE_DRAIN_MS}.
    * Past that it stops their renewals and reports it: those messages come back after their
    * invisible time (at least once), and a handler that still ends later settles nothing.
    */
@@ -609,9 +609,11 @@ class ApacheSubscription implements DriverSubscription {
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), APACHE_CLOSE_DRAIN_MS);
     });
+    let loopsEnded = false;
+    const loops = Promise.allSettled(this.loops).then(() => (loopsEnded = true));
     try {
-      while (this.handlers.size > 0 || this.settles.size > 0 || this.waiting.length > 0) {
-        const all = Promise.allSettled([...this.handlers, ...this.settles]);
+      while (!loopsEnded || this.handlers.size > 0 || this.settles.size > 0 || this.waiting.length > 0) {
+        const all = Promise.allSettled([loops, ...this.handlers, ...this.settles]);
         if ((await Promise.race([all, deadline])) === 'timeout') {
           this.abandoned = true;
           const unhandled = this.waiting.splice(0).length;
