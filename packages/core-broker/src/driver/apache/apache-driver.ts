@@ -63,10 +63,10 @@ const SETTLE_ATTEMPTS = 3;
 /**
  * ReceiveMessage calls a non-FIFO subscription keeps outstanding at once (at most its
  * `concurrency`). One receive at a time leaves the handlers idle for a proxy round trip after
- * every batch; a few overlap that. Each asks only for the handler slots free when it is sent.
- * (rocketmq-clients' PushConsumer instead keeps a receive running per queue and caches up to
- * `maxCacheMessageCount` messages under proxy auto-renewal; without auto-renewal a cached message's
- * invisible time would run while it waited, so this driver receives no more than it can handle.)
+ * every batch; a few overlap that. Each asks only for what the subscription's in-hand bound
+ * leaves: free handler slots plus {@link MAX_APACHE_PREFETCH}. (rocketmq-clients' PushConsumer
+ * keeps a receive running per queue and caches up to `maxCacheMessageCount` messages under the
+ * proxy's auto-renewal; this driver renews itself, so it holds only what it handles soon.)
  */
 export const MAX_APACHE_RECEIVES_IN_FLIGHT = 4;
 /**
@@ -126,9 +126,11 @@ const sleep = (ms: number, timers: Set<NodeJS.Timeout>): Promise<void> =>
  * the filter expression, the handler, then AckMessage; a failure changes the message's invisible
  * duration to the retry delay (ChangeInvisibleDuration), and the delivery that fails its
  * `maxAttempts`-th time is forwarded to the group's dead-letter queue
- * (ForwardMessageToDeadLetterQueue). FIFO subscriptions receive one message per call and handle
- * it before the next: the broker keeps a message group's queue locked while a message of it is
- * invisible, so a group's order holds, retries included.
+ * (ForwardMessageToDeadLetterQueue). Non-FIFO subscriptions keep several receives outstanding
+ * and settle asynchronously, both bounded (see {@link MAX_APACHE_RECEIVES_IN_FLIGHT},
+ * {@link MAX_APACHE_PREFETCH}, {@link MAX_APACHE_SETTLES_IN_FLIGHT}). FIFO subscriptions receive
+ * one message per call and settle it before the next: the broker keeps a message group's queue
+ * locked while a message of it is invisible, so a group's order holds, retries included.
  */
 export class ApacheDriver implements MessagingDriver {
   readonly target = 'apache' as const;
@@ -454,9 +456,6 @@ class ApacheProducer implements DriverProducer {
 class Waiters {
   private readonly list: Array<(handedOver: boolean) => void> = [];
   constructor(private readonly limit: number) {}
-  get size(): number {
-    return this.list.length;
-  }
   /** Resolves `true` when {@link wakeOne} handed something over, `false` when {@link wakeAll} ended the wait. */
   wait(): Promise<boolean> {
     assert(this.list.length < this.limit, 'more waiters than callers that can block');
