@@ -10,6 +10,7 @@
 // Run with `pnpm bench:targets` (builds first) or, after a build, `node bench/nest-targets.bench.js`:
 //   --quick       a smoke run: few messages (proves the bench works; its figures mean nothing)
 //   --no-apache   embedded and standalone only
+//   --apache-only the Apache target only (to compare driver changes without the other two)
 // Every process it starts is stopped at the end, on failure too. Loopback only; each phase is
 // bounded by a timeout.
 
@@ -26,7 +27,9 @@ const { performance } = require('node:perf_hooks');
 
 const REPO = path.join(__dirname, '..');
 const QUICK = process.argv.includes('--quick');
+const APACHE_ONLY = process.argv.includes('--apache-only');
 const WITH_APACHE = !process.argv.includes('--no-apache');
+if (APACHE_ONLY && !WITH_APACHE) throw new Error('--apache-only and --no-apache exclude each other');
 const MESSAGES = QUICK ? 300 : 10_000;
 /** Warm-up messages per target, not measured (JIT, connections, Apache's first pops). */
 const WARMUP = QUICK ? 50 : 500;
@@ -221,7 +224,7 @@ async function main() {
   const results = [];
   const loads = [];
   try {
-    const targets = [
+    const rocketnestTargets = [
       [
         'embedded',
         async () => {
@@ -242,6 +245,7 @@ async function main() {
         },
       ],
     ];
+    const targets = APACHE_ONLY ? [] : rocketnestTargets;
     if (WITH_APACHE) {
       targets.push([
         'Apache RocketMQ 5.3.3 (gRPC proxy, Apache driver)',

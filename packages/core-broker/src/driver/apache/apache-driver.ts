@@ -60,6 +60,36 @@ const MAX_RECEIVE_BATCH = 32;
 export const APACHE_RENEW_FRACTION = 0.5;
 /** Attempts of an ack, a nack or a dead-letter forward that fails retriably. */
 const SETTLE_ATTEMPTS = 3;
+/**
+ * ReceiveMessage calls a non-FIFO subscription keeps outstanding at once (at most its
+ * `concurrency`). One receive at a time leaves the handlers idle for a proxy round trip after
+ * every batch; a few overlap that. Each asks only for what the subscription's in-hand bound
+ * leaves: free handler slots plus {@link MAX_APACHE_PREFETCH}. (rocketmq-clients' PushConsumer
+ * keeps a receive running per queue and caches up to `maxCacheMessageCount` messages under the
+ * proxy's auto-renewal; this driver renews itself, so it holds only what it handles soon.)
+ */
+export const MAX_APACHE_RECEIVES_IN_FLIGHT = 4;
+/**
+ * Acks, nacks and dead-letter forwards a subscription has in flight at once. A handler's slot is
+ * freed as soon as its settle starts; at this bound the next finished handler keeps its slot (its
+ * message still renewed) until a settle ends, which slows receiving instead of queueing acks.
+ * (The official PushConsumer acks without a bound; 64 is 8 default slots' worth of 8 round trips.)
+ */
+export const MAX_APACHE_SETTLES_IN_FLIGHT = 64;
+/**
+ * Messages a non-FIFO subscription receives ahead of its free handler slots (at most its
+ * `concurrency`), so a receive's round trip overlaps handling and one receive brings a full
+ * batch. They wait for a slot kept invisible by the same renewals as a running handler's
+ * message. (rocketmq-clients' PushConsumer caches up to 1024 messages per queue ahead; this keeps
+ * at most one handler round's worth, so another consumer of the group is not starved.)
+ */
+export const MAX_APACHE_PREFETCH = 32;
+/**
+ * How long a subscription's close waits for running handlers and settles in flight. Past it the
+ * remaining messages are left to come back after their invisible time (30 s by default, the
+ * SimpleConsumer's `invisibleDuration`), so waiting longer would not save a redelivery.
+ */
+export const APACHE_CLOSE_DRAIN_MS = 30_000;
 
 let clientSequence = 0;
 function newClientId(): string {
@@ -96,9 +126,11 @@ const sleep = (ms: number, timers: Set<NodeJS.Timeout>): Promise<void> =>
  * the filter expression, the handler, then AckMessage; a failure changes the message's invisible
  * duration to the retry delay (ChangeInvisibleDuration), and the delivery that fails its
  * `maxAttempts`-th time is forwarded to the group's dead-letter queue
- * (ForwardMessageToDeadLetterQueue). FIFO subscriptions receive one message per call and handle
- * it before the next: the broker keeps a message group's queue locked while a message of it is
- * invisible, so a group's order holds, retries included.
+ * (ForwardMessageToDeadLetterQueue). Non-FIFO subscriptions keep several receives outstanding
+ * and settle asynchronously, both bounded (see {@link MAX_APACHE_RECEIVES_IN_FLIGHT},
+ * {@link MAX_APACHE_PREFETCH}, {@link MAX_APACHE_SETTLES_IN_FLIGHT}). FIFO subscriptions receive
+ * one message per call and settle it before the next: the broker keeps a message group's queue
+ * locked while a message of it is invisible, so a group's order holds, retries included.
  */
 export class ApacheDriver implements MessagingDriver {
   readonly target = 'apache' as const;
@@ -417,19 +449,70 @@ class ApacheProducer implements DriverProducer {
 
 // ---- subscription ---------------------------------------------------------------------------
 
+/**
+ * One waiter per blocked caller, woken in order. Its length is bounded by the callers that can
+ * block on it (receive loops, or handlers holding a slot), so it is not an unbounded queue.
+ */
+class Waiters {
+  private readonly list: Array<(handedOver: boolean) => void> = [];
+  constructor(private readonly limit: number) {}
+  /** Resolves `true` when {@link wakeOne} handed something over, `false` when {@link wakeAll} ended the wait. */
+  wait(): Promise<boolean> {
+    assert(this.list.length < this.limit, 'more waiters than callers that can block');
+    return new Promise((resolve) => this.list.push(resolve));
+  }
+  wakeOne(): boolean {
+    const next = this.list.shift();
+    next?.(true);
+    return next !== undefined;
+  }
+  wakeAll(): void {
+    for (const next of this.list.splice(0)) next(false);
+  }
+}
+
+/** A message's invisible-time renewals; `stop()` ends them and gives the latest receipt handle. */
+interface Lease {
+  stop(): Promise<string>;
+}
+
 class ApacheSubscription implements DriverSubscription {
   private readonly session: ApacheSession;
   private readonly maxAttempts: number;
   private readonly concurrency: number;
   private readonly filter: { type: number; expression: string };
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sleeps = new Map<NodeJS.Timeout, () => void>();
   private readonly cancels = new Set<() => void>();
+  /** Handlers running (a message from receive to the start of its settle). */
   private readonly handlers = new Set<Promise<void>>();
+  /** Acks, nacks and dead-letter forwards in flight, for close to wait for. */
+  private readonly settles = new Set<Promise<void>>();
+  /** Running handlers' invisible-time renewals, stopped by close when it stops waiting. */
+  private readonly leases = new Set<() => void>();
   private loops: Array<Promise<void>> = [];
   private queues: MessageQueue[] = [];
   private nextQueue = 0;
-  private slotWaiter: (() => void) | undefined;
+  /** Handlers running (non-FIFO): at most `concurrency`. */
+  private busy = 0;
+  /**
+   * Received messages waiting for a handler slot (non-FIFO), each already kept invisible by its
+   * lease. Bounded: see {@link inHandLimit}.
+   */
+  private readonly waiting: Array<{ message: MessageV2; lease: Lease }> = [];
+  /** Messages outstanding receives asked for. */
+  private asked = 0;
+  /**
+   * Most messages a non-FIFO subscription holds: running + waiting + asked for. `concurrency`
+   * slots plus {@link MAX_APACHE_PREFETCH} (at most `concurrency`) received ahead.
+   */
+  private readonly inHandLimit: number;
+  private readonly receiveWaiters = new Waiters(MAX_APACHE_RECEIVES_IN_FLIGHT);
+  /** Settles in flight; at most {@link MAX_APACHE_SETTLES_IN_FLIGHT}. */
+  private settling = 0;
+  private readonly settleWaiters: Waiters;
   private running = false;
+  /** Set when close stopped waiting: handlers still running then settle nothing. */
+  private abandoned = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -454,6 +537,9 @@ class ApacheSubscription implements DriverSubscription {
     };
     this.maxAttempts = intIn('maxAttempts', options.maxAttempts, DEFAULT_DRIVER_MAX_ATTEMPTS, 1, 1000);
     this.concurrency = intIn('concurrency', options.concurrency, DEFAULT_DRIVER_CONCURRENCY, 1, 1024);
+    this.inHandLimit = this.concurrency + Math.min(MAX_APACHE_PREFETCH, this.concurrency);
+    // who waits for a settle place holds a handler slot (or is a FIFO loop): at most `concurrency`
+    this.settleWaiters = new Waiters(this.concurrency);
     if (options.retryDelayMs !== undefined) intIn('retryDelayMs', options.retryDelayMs, 0, 0, 12 * 3600_000);
     this.session = new ApacheSession(rpc, {
       clientId: newClientId(),
@@ -488,101 +574,208 @@ class ApacheSubscription implements DriverSubscription {
       );
     }
     this.running = true;
-    const fifo = this.options.fifo === true || serverFifo;
-    // FIFO: `concurrency` loops, each one message at a time (each holds one queue's lock); else one loop fills the slots
-    const loops = fifo ? this.concurrency : 1;
-    for (let i = 0; i < loops; i++) this.loops.push(this.loop(fifo));
+    if (this.options.fifo === true || serverFifo) {
+      // FIFO: `concurrency` loops, each one message at a time, settled before its next receive
+      for (let i = 0; i < this.concurrency; i++) this.loops.push(this.fifoLoop());
+    } else {
+      const loops = Math.min(MAX_APACHE_RECEIVES_IN_FLIGHT, this.concurrency);
+      for (let i = 0; i < loops; i++) this.loops.push(this.loop());
+    }
   }
 
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       this.running = false;
       for (const cancel of this.cancels) cancel();
-      this.slotWaiter?.();
-      for (const timer of this.timers) clearTimeout(timer);
-      await Promise.allSettled(this.loops);
-      await Promise.allSettled([...this.handlers]);
-      for (const timer of this.timers) clearTimeout(timer);
+      this.receiveWaiters.wakeAll();
+      this.wakeSleeps();
+      await this.drain();
+      this.wakeSleeps();
       await this.session.close();
       this.onClosed();
     })());
   }
 
-  private async loop(fifo: boolean): Promise<void> {
+  /**
+   * Waits for the receive loops to end (a FIFO loop ends after its handler and settle), running
+   * handlers, the received messages waiting for a slot (they are handled: they were delivered to
+   * this consumer), and the settles, up to {@link APACHE_CLOSE_DRAIN_MS}.
+   * Past that it stops their renewals and reports it: those messages come back after their
+   * invisible time (at least once), and a handler that still ends later settles nothing.
+   */
+  private async drain(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), APACHE_CLOSE_DRAIN_MS);
+    });
+    let loopsEnded = false;
+    const loops = Promise.allSettled(this.loops).then(() => (loopsEnded = true));
+    try {
+      while (!loopsEnded || this.handlers.size > 0 || this.settles.size > 0 || this.waiting.length > 0) {
+        const all = Promise.allSettled([loops, ...this.handlers, ...this.settles]);
+        if ((await Promise.race([all, deadline])) === 'timeout') {
+          this.abandoned = true;
+          const unhandled = this.waiting.splice(0).length;
+          for (const stop of this.leases) stop();
+          this.settleWaiters.wakeAll();
+          this.options.onError?.(
+            new RocketError(
+              'TIMEOUT',
+              `close stopped waiting after ${APACHE_CLOSE_DRAIN_MS} ms for ${this.handlers.size} handler(s), ${unhandled} received message(s) and ${this.settles.size} ack(s): their messages are delivered again after their invisible time`,
+            ),
+            'handler',
+          );
+          return;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The non-FIFO receive loop; {@link MAX_APACHE_RECEIVES_IN_FLIGHT} of them run, so a receive is
+   * outstanding while earlier messages are handled. Each asks for what the in-hand bound leaves
+   * (free slots plus the prefetch), at most a proxy batch. A received message is kept invisible
+   * from its arrival ({@link keepInvisible}), so waiting for a slot is covered by the renewals.
+   */
+  private async loop(): Promise<void> {
     let backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
-    const { longPollingMs, requestTimeoutMs, invisibleDurationMs } = this.rpc.options;
     while (this.running) {
-      if (!fifo) await this.freeSlot();
+      while (this.running && this.inHand() >= this.inHandLimit) await this.receiveWaiters.wait();
       if (!this.running) break;
-      const batch = fifo ? 1 : Math.min(MAX_RECEIVE_BATCH, this.concurrency - this.handlers.size);
-      assert(batch >= 1, 'a receive asks for at least one message');
-      const queue = this.queues[this.nextQueue++ % this.queues.length]!;
+      const ask = Math.min(MAX_RECEIVE_BATCH, this.inHandLimit - this.inHand());
+      assert(ask >= 1, 'a receive asks for at least one message');
+      this.asked += ask;
+      // room left (a limit above one batch): another loop asks for it
+      if (this.inHand() < this.inHandLimit) this.receiveWaiters.wakeOne();
       let messages: MessageV2[];
       try {
-        const frames = await this.rpc.receive(
-          this.session.clientId,
-          {
-            group: this.rpc.resource(this.options.group),
-            messageQueue: queue,
-            filterExpression: this.filter,
-            batchSize: batch,
-            invisibleDuration: msDuration(invisibleDurationMs),
-            autoRenew: false,
-            longPollingTimeout: msDuration(longPollingMs),
-          },
-          longPollingMs + requestTimeoutMs,
-          (cancel) => {
-            this.cancels.add(cancel);
-            return () => this.cancels.delete(cancel);
-          },
-        );
-        let status: { code: number; message: string } | undefined;
-        messages = [];
-        for (const frame of frames) {
-          if (frame.status) status = frame.status;
-          if (frame.message) messages.push(frame.message);
-        }
-        if (
-          messages.length === 0 &&
-          status &&
-          status.code !== Code.OK &&
-          status.code !== Code.MESSAGE_NOT_FOUND
-        ) {
-          throw statusError('ReceiveMessage', status);
-        }
+        messages = await this.receive(ask);
+        backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
+      } catch (error) {
+        this.asked -= ask;
+        this.receiveWaiters.wakeOne();
+        if (!this.running) break;
+        this.options.onError?.(error, 'receive');
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_APACHE_RECONNECT_BACKOFF_MS);
+        continue;
+      }
+      this.asked -= ask;
+      // the proxies answer at most batch_size; more would exceed the bound, so any extra is left
+      // to come back after its invisible time (at least once) rather than held over the bound
+      if (messages.length > ask) messages = messages.slice(0, ask);
+      for (const message of messages) {
+        const lease = this.keepInvisible(message, message.systemProperties?.messageId ?? '');
+        this.waiting.push({ message, lease });
+      }
+      assert(this.inHand() <= this.inHandLimit, 'messages in hand within their bound');
+      this.dispatch();
+      if (messages.length < ask) this.receiveWaiters.wakeOne();
+    }
+  }
+
+  private inHand(): number {
+    return this.busy + this.waiting.length + this.asked;
+  }
+
+  /** Starts handlers for waiting messages while slots are free (also while closing: they were received). */
+  private dispatch(): void {
+    while (this.busy < this.concurrency && this.waiting.length > 0) {
+      const { message, lease } = this.waiting.shift()!;
+      this.busy++;
+      const handling = this.handle(message, lease, false);
+      this.handlers.add(handling);
+      void handling.then(() => {
+        this.handlers.delete(handling);
+        this.busy--;
+        this.dispatch();
+        this.receiveWaiters.wakeOne();
+      });
+    }
+  }
+
+  /**
+   * A FIFO loop: one message per receive, handled and settled before the next receive, as the
+   * official PushConsumer acks a FIFO message before it consumes the next one. The broker keeps
+   * the message's queue locked until then, so its group's next message cannot overtake it, and a
+   * failed ack leaves the lock until the invisible time ends and the same message comes again.
+   */
+  private async fifoLoop(): Promise<void> {
+    let backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
+    while (this.running) {
+      let messages: MessageV2[];
+      try {
+        messages = await this.receive(1);
         backoff = DEFAULT_APACHE_RECONNECT_BACKOFF_MS;
       } catch (error) {
         if (!this.running) break;
         this.options.onError?.(error, 'receive');
-        await sleep(backoff, this.timers);
+        await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_APACHE_RECONNECT_BACKOFF_MS);
         continue;
       }
       for (const message of messages) {
-        const handling = this.handle(message);
-        if (fifo) {
-          await handling;
-        } else {
-          this.handlers.add(handling);
-          void handling.finally(() => {
-            this.handlers.delete(handling);
-            const waiter = this.slotWaiter;
-            this.slotWaiter = undefined;
-            waiter?.();
-          });
-        }
+        const handling = this.handle(
+          message,
+          this.keepInvisible(message, message.systemProperties?.messageId ?? ''),
+          true,
+        );
+        this.handlers.add(handling);
+        await handling;
+        this.handlers.delete(handling);
       }
     }
   }
 
-  private freeSlot(): Promise<void> {
-    if (this.handlers.size < this.concurrency) return Promise.resolve();
-    return new Promise((resolve) => (this.slotWaiter = resolve));
+  /** One ReceiveMessage (long polling) for at most `batch` messages; [] when none came. */
+  private async receive(batch: number): Promise<MessageV2[]> {
+    const { longPollingMs, requestTimeoutMs, invisibleDurationMs } = this.rpc.options;
+    const queue = this.queues[this.nextQueue++ % this.queues.length]!;
+    const frames = await this.rpc.receive(
+      this.session.clientId,
+      {
+        group: this.rpc.resource(this.options.group),
+        messageQueue: queue,
+        filterExpression: this.filter,
+        batchSize: batch,
+        invisibleDuration: msDuration(invisibleDurationMs),
+        autoRenew: false,
+        longPollingTimeout: msDuration(longPollingMs),
+      },
+      longPollingMs + requestTimeoutMs,
+      (cancel) => {
+        this.cancels.add(cancel);
+        return () => this.cancels.delete(cancel);
+      },
+    );
+    let status: { code: number; message: string } | undefined;
+    const messages: MessageV2[] = [];
+    for (const frame of frames) {
+      if (frame.status) status = frame.status;
+      if (frame.message) messages.push(frame.message);
+    }
+    if (
+      messages.length === 0 &&
+      status &&
+      status.code !== Code.OK &&
+      status.code !== Code.MESSAGE_NOT_FOUND
+    ) {
+      throw statusError('ReceiveMessage', status);
+    }
+    return messages;
   }
 
-  private async handle(message: MessageV2): Promise<void> {
+  /**
+   * Runs the handler, then settles the message. Non-FIFO (`awaitSettle` false): resolves as soon
+   * as the settle has started, which frees the handler's slot; the settle runs on, counted in
+   * `settles`. When {@link MAX_APACHE_SETTLES_IN_FLIGHT} are in flight the handler keeps its
+   * slot (and its message's invisible time keeps being renewed) until one ends: backpressure on
+   * receiving, no queue of pending acks. FIFO: resolves when the settle has ended.
+   */
+  private async handle(message: MessageV2, lease: Lease, awaitSettle: boolean): Promise<void> {
     const view = toDriverMessage(this.rpc, message);
-    const lease = this.keepInvisible(message, view.msgId);
     let decision: DriverDecision | undefined;
     try {
       decision = (await this.options.handler(view)) ?? undefined;
@@ -590,10 +783,45 @@ class ApacheSubscription implements DriverSubscription {
       this.options.onError?.(error, 'handler');
       decision = { retry: true };
     }
+    let placed: boolean;
+    if (this.settling < MAX_APACHE_SETTLES_IN_FLIGHT) {
+      this.settling++;
+      placed = true;
+    } else {
+      // a finished settle hands its place over (not freed and taken again): no overtaking
+      placed = this.abandoned ? false : await this.settleWaiters.wait();
+    }
     // settle with the latest receipt handle: a renewal replaced the one the message came with
     const receiptHandle = await lease.stop();
+    if (this.abandoned) {
+      if (placed) this.releaseSettle();
+      return;
+    }
+    assert(placed, 'a settle starts only with a place among those in flight');
+    assert(this.settling <= MAX_APACHE_SETTLES_IN_FLIGHT, 'settles in flight within their bound');
+    const settle = this.settle(message, view, decision, receiptHandle).finally(() => {
+      this.settles.delete(settle);
+      this.releaseSettle();
+    });
+    this.settles.add(settle);
+    if (awaitSettle) await settle;
+  }
+
+  /** Hands a finished settle's place to a waiting handler, or frees it. */
+  private releaseSettle(): void {
+    if (!this.settleWaiters.wakeOne()) this.settling--;
+    assert(this.settling >= 0, 'settle places released that were not taken');
+  }
+
+  /** Ack, nack (retry later) or dead-letter forward, by the handler's decision; never rejects. */
+  private async settle(
+    message: MessageV2,
+    view: DriverMessage,
+    decision: DriverDecision | undefined,
+    receiptHandle: string,
+  ): Promise<void> {
     if (decision && ('deadLetter' in decision || view.deliveryAttempt >= this.maxAttempts)) {
-      await this.settle('dead-letter', () =>
+      await this.retrying('dead-letter', () =>
         this.rpc.unary('ForwardMessageToDeadLetterQueue', this.session.clientId, {
           group: this.rpc.resource(this.options.group),
           topic: message.topic!,
@@ -608,7 +836,7 @@ class ApacheSubscription implements DriverSubscription {
         decision.afterMs ??
         this.options.retryDelayMs ??
         retryDelay(this.session.serverSettings?.backoffPolicy, view.deliveryAttempt, 1000);
-      await this.settle('retry', () =>
+      await this.retrying('retry', () =>
         this.rpc.unary('ChangeInvisibleDuration', this.session.clientId, {
           group: this.rpc.resource(this.options.group),
           topic: message.topic!,
@@ -618,7 +846,7 @@ class ApacheSubscription implements DriverSubscription {
         }),
       );
     } else {
-      await this.settle('ack', async () => {
+      await this.retrying('ack', async () => {
         const response = await this.rpc.unary('AckMessage', this.session.clientId, {
           group: this.rpc.resource(this.options.group),
           topic: message.topic!,
@@ -639,7 +867,7 @@ class ApacheSubscription implements DriverSubscription {
    * `renew`) and retried at the next period; if none gets through, the message comes back after
    * its invisible time, at least once as always.
    */
-  private keepInvisible(message: MessageV2, messageId: string): { stop(): Promise<string> } {
+  private keepInvisible(message: MessageV2, messageId: string): Lease {
     let receiptHandle = message.systemProperties?.receiptHandle ?? '';
     const { invisibleDurationMs } = this.rpc.options;
     const periodMs = Math.max(1, Math.floor(invisibleDurationMs * APACHE_RENEW_FRACTION));
@@ -663,10 +891,15 @@ class ApacheSubscription implements DriverSubscription {
       if (stopped || renewing) return;
       renewing = renew().finally(() => (renewing = undefined));
     }, periodMs);
+    const halt = (): void => {
+      stopped = true;
+      clearInterval(timer);
+      this.leases.delete(halt);
+    };
+    this.leases.add(halt);
     return {
       stop: async () => {
-        stopped = true;
-        clearInterval(timer);
+        halt();
         await renewing;
         return receiptHandle;
       },
@@ -674,20 +907,43 @@ class ApacheSubscription implements DriverSubscription {
   }
 
   /**
-   * Runs an ack, nack or dead-letter forward, retrying retriable failures. When it gives up, the
-   * message comes back after its invisible time: at least once, never lost.
+   * Runs an ack, nack or dead-letter forward, retrying retriable failures, each reported
+   * (`onError`). When it gives up, or the subscription is closing, the message comes back after
+   * its invisible time: at least once, never lost.
    */
-  private async settle(stage: 'ack' | 'retry' | 'dead-letter', call: () => Promise<unknown>): Promise<void> {
+  private async retrying(
+    stage: 'ack' | 'retry' | 'dead-letter',
+    call: () => Promise<unknown>,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await call();
         return;
       } catch (error) {
         this.options.onError?.(error, stage);
-        if (attempt >= SETTLE_ATTEMPTS || !isRocketError(error) || !error.retriable) return;
-        await sleep(DEFAULT_APACHE_RECONNECT_BACKOFF_MS * attempt, this.timers);
+        if (attempt >= SETTLE_ATTEMPTS || !isRocketError(error) || !error.retriable || !this.running) return;
+        await this.sleep(DEFAULT_APACHE_RECONNECT_BACKOFF_MS * attempt);
       }
     }
+  }
+
+  /** A pause that close ends early (a loop or a settle then sees `running` false). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeps.delete(timer);
+        resolve();
+      }, ms);
+      this.sleeps.set(timer, resolve);
+    });
+  }
+
+  private wakeSleeps(): void {
+    for (const [timer, resolve] of this.sleeps) {
+      clearTimeout(timer);
+      resolve();
+    }
+    this.sleeps.clear();
   }
 }
 
