@@ -121,7 +121,12 @@ class IndexFile {
       return index;
     }
     const slots = index.slots!;
-    file.read(Buffer.from(slots.buffer, slots.byteOffset, slots.byteLength), 0, slots.byteLength, HEADER_BYTES);
+    file.read(
+      Buffer.from(slots.buffer, slots.byteOffset, slots.byteLength),
+      0,
+      slots.byteLength,
+      HEADER_BYTES,
+    );
     // Slots written before a crash may name entries past the header's count. Zeroing such a slot
     // would also cut off the older entries chained behind it, so rebuild every slot from the
     // entries the header vouches for (recovery re-indexes the rest from indexedEndOffset).
@@ -217,7 +222,8 @@ class IndexFile {
     if (this.file.read(buf, 0, SLOT_BYTES, HEADER_BYTES + slot * SLOT_BYTES) < SLOT_BYTES)
       throw corrupt(this.file, `slot ${slot} cut short`);
     const value = buf.readUInt32LE(0);
-    if (value > this.entryCount) throw corrupt(this.file, `slot ${slot} names an entry past ${this.entryCount}`);
+    if (value > this.entryCount)
+      throw corrupt(this.file, `slot ${slot} names an entry past ${this.entryCount}`);
     return value;
   }
 
@@ -328,38 +334,43 @@ export class KeyIndex {
    * every later one, and {@link resumeOffset} moves back to its first record so recovery re-indexes
    * them from the commit log: the index is derived data, and files must stay in log order. (RocketMQ
    * likewise deletes index files newer than its checkpoint after a crash and re-dispatches.)
-   * Returns the names of dropped files that held data; a last file without a header (created just
-   * before a crash) is dropped quietly.
+   * Returns the names of the dropped files when they were damaged. Files without a header at the
+   * end are the normal state after a crash (a file gets its header in the first flush after it is
+   * created, and only after every older file is flushed): they are dropped quietly.
    */
   load(): string[] {
     this.fs.mkdirp(this.dir);
-    const firsts = this.fs
+    const names = this.fs
       .list(this.dir)
       .filter((n) => FILE_NAME.test(n))
-      .map(Number)
-      .sort((a, b) => a - b);
-    const damaged: string[] = [];
-    for (let i = 0; i < firsts.length; i++) {
-      const first = firsts[i]!;
-      const file = this.fs.open(path.join(this.dir, String(first).padStart(20, '0')));
+      .sort();
+    for (let i = 0; i < names.length; i++) {
+      const file = this.fs.open(path.join(this.dir, names[i]!));
       try {
-        this.files.push(IndexFile.load(first, file));
+        this.files.push(IndexFile.load(Number(names[i]), file));
         continue;
       } catch (error) {
-        if (!(error instanceof RocketError)) {
-          file.close();
-          throw error;
-        }
-        const last = i === firsts.length - 1;
-        if (!last || file.size() >= HEADER_BYTES) damaged.push(path.basename(file.path));
-        file.close();
+        if (!(error instanceof RocketError)) throw error;
+      } finally {
+        if (this.files[this.files.length - 1]?.file !== file) file.close();
       }
-      this.rebuildFrom = first;
-      for (const later of firsts.slice(i)) this.fs.remove(path.join(this.dir, String(later).padStart(20, '0')));
-      if (firsts.length - i > 1) damaged.push(...firsts.slice(i + 1).map((f) => String(f).padStart(20, '0')));
-      break;
+      const dropped = names.slice(i);
+      const crashTail = dropped.every((name) => !this.hasHeader(name));
+      this.rebuildFrom = Number(names[i]);
+      for (const name of dropped) this.fs.remove(path.join(this.dir, name));
+      return crashTail ? [] : dropped;
     }
-    return damaged;
+    return [];
+  }
+
+  private hasHeader(name: string): boolean {
+    const file = this.fs.open(path.join(this.dir, name));
+    try {
+      const magic = Buffer.alloc(4);
+      return file.read(magic, 0, 4, 0) === 4 && magic.readUInt32LE(0) === INDEX_MAGIC;
+    } finally {
+      file.close();
+    }
   }
 
   /** First commit-log offset of the files {@link load} dropped, if it dropped any. */
