@@ -171,6 +171,10 @@ class IndexFile {
     return (this.slots?.byteLength ?? 0) + this.pending.length;
   }
 
+  get hasDirtySlots(): boolean {
+    return this.dirtyPages.size > 0;
+  }
+
   /** Whether the slot table is in the heap (the active file, or a sealed one not yet flushed). */
   get slotsResident(): boolean {
     return this.slots !== undefined;
@@ -334,6 +338,7 @@ export class KeyIndex {
    * every later one, and {@link resumeOffset} moves back to its first record so recovery re-indexes
    * them from the commit log: the index is derived data, and files must stay in log order. (RocketMQ
    * likewise deletes index files newer than its checkpoint after a crash and re-dispatches.)
+   * Files after one that is not full are dropped the same way (only the newest file takes entries).
    * Returns the names of the dropped files when they were damaged. Files without a header at the
    * end are the normal state after a crash (a file gets its header in the first flush after it is
    * created, and only after every older file is flushed): they are dropped quietly.
@@ -346,17 +351,20 @@ export class KeyIndex {
       .sort();
     for (let i = 0; i < names.length; i++) {
       const file = this.fs.open(path.join(this.dir, names[i]!));
+      let loaded: IndexFile | undefined;
       try {
-        this.files.push(IndexFile.load(Number(names[i]), file));
-        continue;
+        loaded = IndexFile.load(Number(names[i]), file);
       } catch (error) {
         if (!(error instanceof RocketError)) throw error;
       } finally {
-        if (this.files[this.files.length - 1]?.file !== file) file.close();
+        if (loaded === undefined) file.close();
       }
-      const dropped = names.slice(i);
+      if (loaded) this.files.push(loaded);
+      // a file not full yet is the newest; newer ones are re-indexed after it takes its entries
+      if (loaded && (loaded.full || i === names.length - 1)) continue;
+      const dropped = names.slice(loaded ? i + 1 : i);
       const crashTail = dropped.every((name) => !this.hasHeader(name));
-      this.rebuildFrom = Number(names[i]);
+      this.rebuildFrom = Number(dropped[0]);
       for (const name of dropped) this.fs.remove(path.join(this.dir, name));
       return crashTail ? [] : dropped;
     }
@@ -444,20 +452,35 @@ export class KeyIndex {
     return out.reverse();
   }
 
+  /**
+   * Flushes the files in order. A file that is followed by a newer one is flushed until its header
+   * says it is full (it filled up during its own flush otherwise) before the newer one's header is
+   * written: recovery resumes from the newest header, so an older file must never lag behind it.
+   */
   async flush(): Promise<void> {
     for (const f of this.files) {
-      if (f.writtenCount === f.entryCount && f.flushedIndexedEnd === f.indexedEndOffset) {
-        f.releaseIfSealed();
-        continue;
+      for (;;) {
+        if (
+          f.writtenCount === f.entryCount &&
+          f.flushedIndexedEnd === f.indexedEndOffset &&
+          !f.hasDirtySlots
+        ) {
+          f.releaseIfSealed();
+          break;
+        }
+        f.flushedIndexedEnd = f.indexedEndOffset;
+        try {
+          await f.flush();
+        } catch (error) {
+          f.flushedIndexedEnd = -1; // the header may not be on disk: the next flush writes it again
+          throw error;
+        }
+        // the newest file takes entries while it flushes: the next flush writes those
+        if (f === this.files[this.files.length - 1]) {
+          f.releaseIfSealed();
+          break;
+        }
       }
-      f.flushedIndexedEnd = f.indexedEndOffset;
-      try {
-        await f.flush();
-      } catch (error) {
-        f.flushedIndexedEnd = -1; // the header may not be on disk: the next flush writes it again
-        throw error;
-      }
-      f.releaseIfSealed();
     }
   }
 

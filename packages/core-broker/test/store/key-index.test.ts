@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { isRocketError } from '../../src/common/errors';
 import { FileStore } from '../../src/store/file-store';
 import { MemoryFileSystem } from '../../src/store/file-system';
-import { HEADER_BYTES, SLOT_BYTES } from '../../src/store/key-index';
+import { HEADER_BYTES, KeyIndex, SLOT_BYTES } from '../../src/store/key-index';
 import type { StoreEvent } from '../../src/store/store-events';
 import type { FileStoreOptions } from '../../src/store/store-options';
 import { ManualClock } from '../support/manual-clock';
@@ -320,5 +320,34 @@ describe('key index: damaged sealed files', () => {
     expect(s.events.map((e) => e.type)).toEqual(['store.recovery.index-rebuilt']);
     expect(answers(reopened, 390, t0)).toEqual(before);
     await reopened.close();
+  });
+});
+
+describe('key index: flush order', () => {
+  test('a file that fills up during its own flush is flushed full before the newer file’s header is written', async () => {
+    const fs = new MemoryFileSystem();
+    const index = new KeyIndex(INDEX_DIR, SLOTS, ENTRIES, fs);
+    index.load();
+    // record i: commit-log offset 100 i, one key
+    const add = (i: number) => index.add(TOPIC, [`k${i}`], 100 * i, 100 * i + 100, 1_000 + i);
+    for (let i = 0; i < 20; i++) add(i);
+    const flushing = index.flush(); // takes the 20 entries, then awaits its writes
+    for (let i = 20; i < 40; i++) add(i); // fills the first file (32) and starts a second
+    await flushing;
+    expect(index.memory().files).toBe(2);
+
+    // a crash now: recovery re-indexes from where the files on disk say, and every key is found
+    const recovered = new KeyIndex(INDEX_DIR, SLOTS, ENTRIES, fs);
+    expect(recovered.load()).toEqual([]);
+    const resume = recovered.resumeOffset(0);
+    for (let i = 0; i < 40; i++)
+      if (100 * i >= resume) recovered.add(TOPIC, [`k${i}`], 100 * i, 100 * i + 100, 1_000 + i);
+    const missing = [];
+    for (let i = 0; i < 40; i++)
+      if (!recovered.lookup(TOPIC, `k${i}`, 0, Number.MAX_SAFE_INTEGER, 64).includes(100 * i))
+        missing.push(i);
+    expect(missing).toEqual([]);
+    index.close();
+    recovered.close();
   });
 });
