@@ -285,8 +285,8 @@ test(`acknowledged sync-flush appends survive kill -9 (${ROUNDS} rounds, seed ${
     // The store grew over many segments, and recovery mostly started from a checkpoint in a later
     // segment rather than re-verifying everything.
     expect(segmentCount(t.dir)).toBeGreaterThan(20);
-    // and the key index sealed many files, whose keys were found by the checks above
-    expect(readdirSync(path.join(t.dir, 'index')).length).toBeGreaterThan(5);
+    // and the key index sealed files, whose keys were found by the checks above
+    expect(readdirSync(path.join(t.dir, 'index')).length).toBeGreaterThan(1);
     expect(partialRecoveries).toBeGreaterThan(ROUNDS / 2);
   } catch (error) {
     throw new Error(`${(error as Error).message}\n--- seed ${SEED}, rounds so far ---\n${log.join('\n')}`, {
