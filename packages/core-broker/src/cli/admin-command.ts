@@ -106,6 +106,8 @@ const COMMANDS: Record<string, Command> = {
         'forced messages': s.forcedMessagesDeleted ?? '-',
         'skipped entries': s.skippedEntries ?? '-',
         'rebuilt entries': s.rebuiltEntries ?? '-',
+        'key-index files': s.keyIndexFiles ?? '-',
+        'key-index heap bytes': s.keyIndexHeapBytes ?? '-',
       })),
   },
   'group progress': {

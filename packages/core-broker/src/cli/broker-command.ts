@@ -33,6 +33,10 @@ Options:
   --flush <async|sync>     Flush mode: async flushes every 500 ms, sync acknowledges after
                            fdatasync with group commit (default: async)
   --segment-size <bytes>   Commit-log segment size (default: 1073741824)
+  --index-slots-per-file <n>
+                           Hash slots per key-index file (default: 500000; RocketMQ maxHashSlotNum)
+  --index-entries-per-file <n>
+                           Keys per key-index file (default: 2000000; RocketMQ maxIndexNum)
   --disk-pressure-policy <delete-oldest|refuse-writes>
                            Over 85% disk use with nothing expired left to delete: delete the
                            oldest messages, consumed or not (RocketMQ's behaviour), or refuse
@@ -119,6 +123,8 @@ function describeStoreEvent(e: StoreEvent): string {
       return `WARN store: skipped ${e.topic}/${e.queueId} offset ${e.queueOffset} (commit-log offset ${e.commitLogOffset}): ${e.reason}`;
     case 'store.recovery.rebuilt':
       return `WARN store: rebuilt lost consume-queue entries from the commit log: ${ranges(e.queues)}; ${e.holes} unreadable`;
+    case 'store.recovery.index-rebuilt':
+      return `WARN store: key-index file(s) ${e.files.join(', ')} were damaged; re-indexed the commit log from offset ${e.fromOffset}`;
   }
 }
 
@@ -167,6 +173,8 @@ export async function runBroker(args: string[]): Promise<void> {
     'store-dir',
     'flush',
     'segment-size',
+    'index-slots-per-file',
+    'index-entries-per-file',
     'disk-pressure-policy',
     'host',
     'port',
@@ -268,6 +276,8 @@ export async function runBroker(args: string[]): Promise<void> {
       dir,
       flushMode: flush as FlushMode,
       segmentSizeBytes: segment === undefined ? undefined : Number(segment),
+      indexSlotsPerFile: optionalMs(flags, 'index-slots-per-file'),
+      indexEntriesPerFile: optionalMs(flags, 'index-entries-per-file'),
       diskPressurePolicy: policy,
       onEvent: (e) => console.log(`  ${describeStoreEvent(e)}`),
       ...(metrics ? { onFlush: (seconds: number) => metrics.flushed(seconds) } : {}),

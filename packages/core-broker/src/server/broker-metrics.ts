@@ -211,6 +211,11 @@ export class BrokerMetrics implements BrokerObserver {
       'Used fraction (0..1) of the disk holding the store, as last sampled',
       (s) => s.broker.store.stats?.().diskUsedRatio,
     );
+    simple(
+      'rocketnest_key_index_heap_bytes',
+      'Bytes the key index holds in the heap (resident slot tables and unflushed entries)',
+      (s) => s.broker.store.stats?.().keyIndexHeapBytes,
+    );
     simple('rocketnest_disk_full', '1 while the store refuses appends because its disk is full', (s) => {
       const stats = s.broker.store.stats?.();
       return stats === undefined ? undefined : stats.diskFull ? 1 : 0;

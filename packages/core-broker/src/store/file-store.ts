@@ -218,11 +218,11 @@ export class FileStore implements MessageStore {
     const fs = this.options.fileSystem;
     const checkpoint = readCheckpoint(fs, this.checkpointFile());
     this.loadConsumeQueues();
-    this.index.load();
+    const damagedIndexFiles = this.index.load();
     const dispatchFrom = checkpoint?.dispatchFlushedOffset ?? 0;
     // No index file means no record with keys since the dispatch point (index files are flushed
     // before the checkpoint): starting at 0 would re-verify the whole commit log on every open.
-    const indexFrom = this.index.hasFiles ? this.index.indexedEndOffset : dispatchFrom;
+    const indexFrom = this.index.resumeOffset(dispatchFrom);
     const segmentSize = this.options.segmentSizeBytes;
     const clFlushed = checkpoint?.commitLogFlushedOffset ?? 0;
     const verifyFrom = Math.min(clFlushed - (clFlushed % segmentSize), dispatchFrom, indexFrom);
@@ -266,6 +266,8 @@ export class FileStore implements MessageStore {
       }
     }
     this.rebuildDamagedQueues(damaged, end);
+    if (damagedIndexFiles.length > 0)
+      this.emit({ type: 'store.recovery.index-rebuilt', files: damagedIndexFiles, fromOffset: indexFrom });
     for (const state of this.allQueues()) {
       state.cq.dropBelow(this.commitLog.minOffset);
       state.nextOffset = state.cq.maxOffset;
@@ -574,7 +576,13 @@ export class FileStore implements MessageStore {
       diskPressure: this.diskPressure,
       diskFull: this.diskFull,
       ...this.counters,
+      ...this.keyIndexMemory(),
     };
+  }
+
+  private keyIndexMemory(): Pick<StoreStats, 'keyIndexFiles' | 'keyIndexHeapBytes'> {
+    const { files, heapBytes } = this.index.memory();
+    return { keyIndexFiles: files, keyIndexHeapBytes: heapBytes };
   }
 
   /** Validates a request and encodes its strings, reusing the bytes of recent topics, tags and hosts. */

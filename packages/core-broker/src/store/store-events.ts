@@ -37,7 +37,12 @@ export type StoreEvent =
       reason: string;
     }
   /** Recovery found consume-queue entries missing and re-dispatched them from the commit log. */
-  | { type: 'store.recovery.rebuilt'; queues: QueueRange[]; holes: number };
+  | { type: 'store.recovery.rebuilt'; queues: QueueRange[]; holes: number }
+  /**
+   * Recovery found key-index files damaged (bad header, cut short, a slot past the entry count),
+   * dropped them and every later one, and re-indexed the commit log from `fromOffset`. A warning.
+   */
+  | { type: 'store.recovery.index-rebuilt'; files: string[]; fromOffset: number };
 
 /** Counters since the store was opened, and the disk state (`FileStore.stats()`). */
 export interface StoreStats {
@@ -59,4 +64,12 @@ export interface StoreStats {
   skippedEntries: number;
   /** Consume-queue entries recovery re-dispatched from the commit log after they went missing. */
   rebuiltEntries: number;
+  /** Key-index files held (each indexes up to `indexEntriesPerFile` keys). */
+  keyIndexFiles: number;
+  /**
+   * Bytes the key index holds in the heap: the slot table of the file taking entries (and of any
+   * file sealed since the last flush) plus entries not yet flushed. Does not grow with the number
+   * of files: sealed files' slots are read from disk.
+   */
+  keyIndexHeapBytes: number;
 }

@@ -16,6 +16,13 @@ export const CRASH_QUEUES = 4;
 /** Small segments, so segments roll (and padding is written) many times per round. */
 export const CRASH_SEGMENT_SIZE_BYTES = 64 * 1024;
 export const CRASH_CHILD_MAX_RUN_MS = 15_000;
+/**
+ * Small key-index files, so they seal (and their slots leave the heap) during the run and kills land
+ * while sealed files are being flushed. (Every acknowledged key is queried after each round, and a
+ * query consults every file: much smaller files make the test slow.)
+ */
+export const CRASH_INDEX_ENTRIES_PER_FILE = 2048;
+export const CRASH_INDEX_SLOTS_PER_FILE = 512;
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
@@ -52,6 +59,8 @@ async function main(): Promise<void> {
     flushMode: 'sync',
     retentionIntervalMs: 0,
     derivedFlushIntervalMs: Number(derivedFlushArg),
+    indexEntriesPerFile: CRASH_INDEX_ENTRIES_PER_FILE,
+    indexSlotsPerFile: CRASH_INDEX_SLOTS_PER_FILE,
   });
   const deadline = Date.now() + CRASH_CHILD_MAX_RUN_MS;
   let seq = Number(firstSeqArg);
