@@ -569,7 +569,11 @@ export class Broker implements BrokerApi {
         case 'FOUND':
           if ('records' in got) {
             if (this.options.observer)
-              this.options.observer.delivered(request.topic, got.records.length, recordBodyBytes(got.records));
+              this.options.observer.delivered(
+                request.topic,
+                got.records.length,
+                recordBodyBytes(got.records),
+              );
             return {
               status: 'FOUND',
               messages: [],

@@ -78,7 +78,8 @@ const optionalOffsetCodec: Codec<number | undefined> = mapCodec(
  */
 const pullRequestWithRecordsCodec: Codec<PullRequest> = mapCodec(
   pullRequestCodec,
-  (request: PullRequest) => (request.acceptsRecords === true ? request : { ...request, acceptsRecords: true }),
+  (request: PullRequest) =>
+    request.acceptsRecords === true ? request : { ...request, acceptsRecords: true },
   (request) => request,
 );
 
