@@ -1,4 +1,5 @@
 import type { MessageView } from '../message/message';
+import { isStoreId } from '../message/message-id';
 import type {
   PullRequest,
   PullResponse,
@@ -150,6 +151,9 @@ function recordsWriter(v: StoredRecords): BinaryWriter {
  */
 function readRecords(r: BinaryReader): MessageView[] {
   const storeId = r.str('storeId');
+  // every message id of the response is built from it
+  if (!isStoreId(storeId))
+    throw protocolError(`pullResponse body: storeId "${storeId}" is not 16 hex digits`);
   const count = r.count('records', 'u32', MIN_WIRE_RECORD_BYTES);
   const messages: MessageView[] = new Array<MessageView>(count);
   for (let i = 0; i < count; i++) {

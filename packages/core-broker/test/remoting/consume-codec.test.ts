@@ -12,9 +12,9 @@ import { expectGolden } from './golden';
 
 /** The records-form body of the sample below: layout in consume-codec.ts, record in record-codec.ts. */
 const RECORDS_BODY_GOLDEN =
-  '08003041304230433044010000006500000065000000314d4e52155cccdd00000000010000000000' +
-  '00000200000000000000001000000000000005000000000000000600000000000000000000000000' +
-  '00000000000000000000015401006101006b000168017306000000010070010076020000006869';
+  '100030413042304330443045304631303131010000006500000065000000314d4e52155cccdd0000' +
+  '00000100000000000000020000000000000000100000000000000500000000000000060000000000' +
+  '000000000000000000000000000000000000015401006101006b000168017306000000010070010076020000006869';
 import { samples } from './golden-samples';
 
 // Bytes captured from the single protocol codec before it was split by domain: the wire must not change.
@@ -99,7 +99,7 @@ describe('pull responses of many messages', () => {
 });
 
 describe('the records form of pull responses (stored records sent as they are)', () => {
-  const storeId = '0A0B0C0D';
+  const storeId = '0A0B0C0D0E0F1011';
   const record = prepareRecord({
     topic: 'T',
     queueId: 1,
@@ -164,6 +164,17 @@ describe('the records form of pull responses (stored records sent as they are)',
     expect(
       pullRequestCodec.decode(pullRequestCodec.encode(samples.pullRequest)).acceptsRecords,
     ).toBeUndefined();
+  });
+
+  test('a storeId that is not a store id is a PROTOCOL_ERROR (message ids are built from it)', () => {
+    const payload = pullResponseCodec.encode({
+      ...base,
+      messages: [],
+      records: { storeId: 'not-hex', records: [record] },
+    });
+    expect(() => pullResponseCodec.decode(payload)).toThrow(
+      expect.objectContaining({ code: 'PROTOCOL_ERROR' }),
+    );
   });
 
   test.each([
