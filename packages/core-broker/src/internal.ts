@@ -19,6 +19,7 @@ export type {
   AppendRequest,
   AppendResult,
   GetStatus,
+  GetRecordsResult,
   GetResult,
   GetOptions,
   KeyQuery,

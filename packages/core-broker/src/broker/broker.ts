@@ -37,6 +37,7 @@ import {
   type TopicRouteRequest,
 } from '../message/protocol';
 import { SYSTEM_PROPERTY_PREFIX, SystemProperty, userProperties } from '../message/system-properties';
+import { recordBodyLength } from '../message/record-codec';
 import { deadLetterTopicOf, queueForGroup, retryTopicOf } from '../message/topic-names';
 import { validateGroup } from '../message/validation';
 import { nodeFileSystem } from '../store/file-system';
@@ -557,11 +558,29 @@ export class Broker implements BrokerApi {
     const options = this.readOptions(request.subscription, request.maxCount);
     const deadline =
       this.options.clock.now() + Math.min(Math.max(0, request.suspendTimeoutMs), this.options.maxSuspendMs);
+    // a requester that decodes stored records gets them as read, without decoding and re-encoding
+    const raw = request.acceptsRecords === true && this.store.getRecords !== undefined;
     for (;;) {
-      const got = this.store.getMessages(request.topic, request.queueId, request.queueOffset, options);
+      const got = raw
+        ? this.store.getRecords!(request.topic, request.queueId, request.queueOffset, options)
+        : this.store.getMessages(request.topic, request.queueId, request.queueOffset, options);
       const base = { nextOffset: got.nextOffset, minOffset: got.minOffset, maxOffset: got.maxOffset };
       switch (got.status) {
         case 'FOUND':
+          if ('records' in got) {
+            if (this.options.observer)
+              this.options.observer.delivered(
+                request.topic,
+                got.records.length,
+                recordBodyBytes(got.records),
+              );
+            return {
+              status: 'FOUND',
+              messages: [],
+              records: { storeId: this.store.storeId, records: got.records },
+              ...base,
+            };
+          }
           if (this.options.observer)
             this.options.observer.delivered(request.topic, got.messages.length, bodyBytes(got.messages));
           return { status: 'FOUND', messages: got.messages, ...base };
@@ -943,6 +962,12 @@ export class Broker implements BrokerApi {
 function bodyBytes(messages: ReadonlyArray<{ body: Buffer }>): number {
   let bytes = 0;
   for (const m of messages) bytes += m.body.length;
+  return bytes;
+}
+
+function recordBodyBytes(records: readonly Buffer[]): number {
+  let bytes = 0;
+  for (const r of records) bytes += recordBodyLength(r, 0);
   return bytes;
 }
 

@@ -181,13 +181,31 @@ export interface PullRequest {
   suspendTimeoutMs: number;
   /** Offset the consumer has processed up to, committed with the pull (RocketMQ's commitOffset flag). */
   commitOffset?: number;
+  /**
+   * The requester takes the messages as stored records (`PullResponse.records`): set by the TCP
+   * codec of a client that decodes that form, never by hand. Absent: `messages` only.
+   */
+  acceptsRecords?: boolean;
 }
 
 export type PullStatus = 'FOUND' | 'NO_NEW_MESSAGE' | 'NO_MATCHED_MESSAGE' | 'OFFSET_ILLEGAL';
 
+/** Messages as their commit-log records' bytes (`message/record-codec.ts`), from one store. */
+export interface StoredRecords {
+  /** The store's id: a message's id is this and its record's commit-log offset. */
+  storeId: string;
+  records: Buffer[];
+}
+
 export interface PullResponse {
   status: PullStatus;
+  /** The messages; empty when the broker answered with `records` instead. */
   messages: MessageView[];
+  /**
+   * Broker side only, for a request with `acceptsRecords`: the messages as stored, sent on as
+   * they are; the receiving codec turns them into `messages`.
+   */
+  records?: StoredRecords;
   /** Where the next pull of this queue starts. */
   nextOffset: number;
   minOffset: number;

@@ -249,7 +249,13 @@ export type RecordCheck =
  * Classifies the bytes at `at` without decoding them: a whole record whose checksum holds, segment
  * padding, the end of data, or corruption. `limit` is where readable bytes stop in `buf`.
  */
-export function checkRecord(buf: Buffer, at: number, limit: number, expectedOffset?: number): RecordCheck {
+export function checkRecord(
+  buf: Buffer,
+  at: number,
+  limit: number,
+  expectedOffset?: number,
+  verifyCrc = true,
+): RecordCheck {
   if (limit - at < BLANK_HEADER_BYTES) return { kind: 'end' };
   const size = buf.readUInt32LE(at + TOTAL_SIZE_AT);
   const magic = buf.readUInt32LE(at + MAGIC_AT);
@@ -258,13 +264,85 @@ export function checkRecord(buf: Buffer, at: number, limit: number, expectedOffs
   if (magic !== RECORD_MAGIC) return { kind: 'corrupt', reason: `bad magic 0x${magic.toString(16)}` };
   if (size < MIN_RECORD_BYTES) return { kind: 'corrupt', reason: `impossible record size ${size}` };
   if (limit - at < size) return { kind: 'end' };
-  const stored = buf.readUInt32LE(at + CRC_AT);
-  if (crc32(buf.subarray(at + CRC_START, at + size)) !== stored)
-    return { kind: 'corrupt', reason: 'checksum mismatch' };
+  if (verifyCrc) {
+    const stored = buf.readUInt32LE(at + CRC_AT);
+    if (crc32(buf.subarray(at + CRC_START, at + size)) !== stored)
+      return { kind: 'corrupt', reason: 'checksum mismatch' };
+  } else if (!recordShapeFits(buf, at, size)) {
+    // without the checksum's word, the length fields must at least tile the record exactly, so
+    // that decoding never reads past it
+    return { kind: 'corrupt', reason: 'field lengths do not fit the record' };
+  }
   if (expectedOffset !== undefined && readU64(buf, at + COMMIT_LOG_OFFSET_AT) !== expectedOffset) {
     return { kind: 'corrupt', reason: 'record does not hold its own offset' };
   }
   return { kind: 'record', size };
+}
+
+/**
+ * Whether the length prefixes of the record at `buf[at, at + size)` (size ≥ MIN_RECORD_BYTES,
+ * all of it in `buf`) tile it exactly, properties included: then {@link decodeRecord} stays inside
+ * the record whatever the bytes are. A structural check, not an integrity check (that is the CRC).
+ */
+export function recordShapeFits(buf: Buffer, at: number, size: number): boolean {
+  const end = at + size;
+  let p = at + VARIABLE_FIELDS_AT;
+  p += 1 + buf[p]!; // topic
+  if (p + 2 > end) return false;
+  p += 2 + buf.readUInt16LE(p); // tag
+  if (p + 2 > end) return false;
+  p += 2 + buf.readUInt16LE(p); // keys
+  for (let i = 0; i < 3; i++) {
+    // messageGroup, bornHost, storeHost
+    if (p + 1 > end) return false;
+    p += 1 + buf[p]!;
+  }
+  if (p + 4 > end) return false;
+  const propertiesEnd = p + 4 + buf.readUInt32LE(p);
+  if (propertiesEnd + 4 > end) return false;
+  p += 4;
+  while (p < propertiesEnd) {
+    if (p + 2 > propertiesEnd) return false;
+    p += 2 + buf.readUInt16LE(p);
+    if (p + 2 > propertiesEnd) return false;
+    p += 2 + buf.readUInt16LE(p);
+  }
+  if (p !== propertiesEnd) return false;
+  return p + 4 + buf.readUInt32LE(p) === end;
+}
+
+/** Bytes of the body of a record that {@link checkRecord} accepted (the last field). */
+export function recordBodyLength(buf: Buffer, at: number): number {
+  let p = at + VARIABLE_FIELDS_AT;
+  p += 1 + buf[p]!;
+  p += 2 + buf.readUInt16LE(p);
+  p += 2 + buf.readUInt16LE(p);
+  p += 1 + buf[p]!;
+  p += 1 + buf[p]!;
+  p += 1 + buf[p]!;
+  p += 4 + buf.readUInt32LE(p);
+  return buf.readUInt32LE(p);
+}
+
+/**
+ * Whether the record at `at` belongs to queue `queueId` of the topic whose UTF-8 bytes are
+ * `topicBytes`, at `queueOffset`: what a consume-queue entry says of it, checked without decoding.
+ */
+export function recordIsAt(
+  buf: Buffer,
+  at: number,
+  topicBytes: Buffer,
+  queueId: number,
+  queueOffset: number,
+): boolean {
+  const topicLength = buf[at + VARIABLE_FIELDS_AT]!;
+  const topicAt = at + VARIABLE_FIELDS_AT + 1;
+  return (
+    buf.readUInt32LE(at + QUEUE_ID_AT) === queueId &&
+    u64(buf, at + QUEUE_OFFSET_AT) === queueOffset &&
+    topicLength === topicBytes.length &&
+    buf.compare(topicBytes, 0, topicLength, topicAt, topicAt + topicLength) === 0
+  );
 }
 
 /** Reads the queue position fields of a checked record without decoding the rest. */

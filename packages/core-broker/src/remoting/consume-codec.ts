@@ -1,15 +1,25 @@
+import type { MessageView } from '../message/message';
+import { isStoreId } from '../message/message-id';
 import type {
   PullRequest,
   PullResponse,
   QueueLockRequest,
   QueueRef,
   SendBackRequest,
+  StoredRecords,
 } from '../message/protocol';
-import { type BinaryReader, type BinaryWriter, U16_BYTES, U32_BYTES } from './binary';
+import {
+  MAGIC_AT,
+  MIN_RECORD_BYTES,
+  RECORD_MAGIC,
+  TOTAL_SIZE_AT,
+  decodeRecord,
+  recordShapeFits,
+} from '../message/record-codec';
+import { type BinaryReader, BinaryWriter, U16_BYTES, U32_BYTES, protocolError } from './binary';
 import {
   type Codec,
   headerCodec,
-  readEnum,
   readPresence,
   readSubscription,
   splitCodec,
@@ -25,7 +35,8 @@ import { readMessageViews, writeMessageViews, writerFor } from './message-codec'
  *
  * | codec              | field             | size | notes                                       |
  * |--------------------|-------------------|------|---------------------------------------------|
- * | pullRequest        | present           | u8   | 1 subscription, 2 commitOffset              |
+ * | pullRequest        | present           | u8   | 1 subscription, 2 commitOffset,             |
+ * |                    |                   |      | 4 acceptsRecords (takes the records form)   |
  * |                    | queueId           | u32  |                                             |
  * |                    | maxCount          | u32  |                                             |
  * |                    | suspendTimeoutMs  | u32  |                                             |
@@ -34,11 +45,15 @@ import { readMessageViews, writeMessageViews, writerFor } from './message-codec'
  * |                    | consumerGroup     | str  |                                             |
  * |                    | topic             | str  |                                             |
  * |                    | [subscription]    | sub  |                                             |
- * | pullResponse       | status            | u8   | index of PULL_STATUSES                      |
+ * | pullResponse       | status            | u8   | index of PULL_STATUSES; bit 0x80: the body  |
+ * |                    |                   |      | is in the records form                      |
  * |                    | nextOffset        | u64  |                                             |
  * |                    | minOffset         | u64  |                                             |
  * |                    | maxOffset         | u64  |                                             |
- * |                    | body              |      | u32 count, count × MessageView              |
+ * |                    | body              |      | views form: u32 count, count × MessageView  |
+ * |                    |                   |      | records form: str storeId, u32 count,       |
+ * |                    |                   |      | count × bytes (a commit-log record as       |
+ * |                    |                   |      | stored, message/record-codec.ts)            |
  * | sendBackRequest    | present           | u8   | 1 delayMs, 2 maxReconsumeTimes              |
  * |                    | [delayMs]         | u64  |                                             |
  * |                    | [maxReconsumeTimes] | u32 |                                            |
@@ -51,6 +66,15 @@ import { readMessageViews, writeMessageViews, writerFor } from './message-codec'
  * | lockedQueues       | queues            | u16  | count, then count × (str topic, u32 queueId)|
  *
  * Only pullResponse has a body; the other bodies are empty.
+ *
+ * The records form spares the broker decoding each record and re-encoding it as a MessageView: it
+ * sends the bytes it read, and the client decodes them once. A broker uses it only for a request
+ * with the acceptsRecords bit, so a client that never sets the bit (an older one) gets the views
+ * form as before. A client that sets it needs a broker that knows the bit: an older broker
+ * answers `PROTOCOL_ERROR` (unknown presence bits), so brokers are upgraded first. The message id
+ * of a record is the storeId and the record's commit-log offset, the same id as the views form's.
+ * The client checks each record's magic, size and field lengths (a `PROTOCOL_ERROR` otherwise),
+ * not its CRC: the broker's store checks CRCs (at recovery, see `checkCrcOnRead`).
  */
 
 export const PULL_STATUSES = ['FOUND', 'NO_NEW_MESSAGE', 'NO_MATCHED_MESSAGE', 'OFFSET_ILLEGAL'] as const;
@@ -58,6 +82,11 @@ export const PULL_STATUSES = ['FOUND', 'NO_NEW_MESSAGE', 'NO_MATCHED_MESSAGE', '
 /** pullRequest presence bits. */
 const PULL_HAS_SUBSCRIPTION = 1;
 const PULL_HAS_COMMIT_OFFSET = 2;
+const PULL_ACCEPTS_RECORDS = 4;
+/** pullResponse status bit: the body is in the records form. */
+const PULL_BODY_RECORDS = 0x80;
+/** Fewest bytes one record of the records form takes: u32 length and the smallest record. */
+const MIN_WIRE_RECORD_BYTES = U32_BYTES + MIN_RECORD_BYTES;
 /** Initial body capacity per pulled message (grown as needed). */
 const PULL_BODY_BYTES_PER_MESSAGE = 256;
 
@@ -66,7 +95,8 @@ export const pullRequestCodec: Codec<PullRequest> = headerCodec<PullRequest>(
   (w, v) => {
     w.u8(
       (v.subscription !== undefined ? PULL_HAS_SUBSCRIPTION : 0) |
-        (v.commitOffset !== undefined ? PULL_HAS_COMMIT_OFFSET : 0),
+        (v.commitOffset !== undefined ? PULL_HAS_COMMIT_OFFSET : 0) |
+        (v.acceptsRecords === true ? PULL_ACCEPTS_RECORDS : 0),
     )
       .u32(v.queueId)
       .u32(v.maxCount)
@@ -77,7 +107,11 @@ export const pullRequestCodec: Codec<PullRequest> = headerCodec<PullRequest>(
     if (v.subscription !== undefined) writeSubscription(w, v.subscription);
   },
   (r) => {
-    const bits = readPresence(r, PULL_HAS_SUBSCRIPTION | PULL_HAS_COMMIT_OFFSET, 'pullRequest');
+    const bits = readPresence(
+      r,
+      PULL_HAS_SUBSCRIPTION | PULL_HAS_COMMIT_OFFSET | PULL_ACCEPTS_RECORDS,
+      'pullRequest',
+    );
     const queueId = r.u32('queueId');
     const maxCount = r.u32('maxCount');
     const suspendTimeoutMs = r.u32('suspendTimeoutMs');
@@ -93,25 +127,74 @@ export const pullRequestCodec: Codec<PullRequest> = headerCodec<PullRequest>(
     };
     if (commitOffset !== undefined) request.commitOffset = commitOffset;
     if (bits & PULL_HAS_SUBSCRIPTION) request.subscription = readSubscription(r);
+    if (bits & PULL_ACCEPTS_RECORDS) request.acceptsRecords = true;
     return request;
   },
 );
 
+/** The records form of a pull response's body. */
+function writeRecords(w: BinaryWriter, v: StoredRecords): void {
+  w.str(v.storeId).u32(v.records.length);
+  for (const record of v.records) w.bytes(record);
+}
+
+function recordsWriter(v: StoredRecords): BinaryWriter {
+  let size = 64 + v.storeId.length * 3;
+  for (const record of v.records) size += U32_BYTES + record.length;
+  return new BinaryWriter(size);
+}
+
+/**
+ * Decodes the records form: each record is checked for its magic, its size and field lengths that
+ * tile it (so decoding stays inside it), then decoded once into a MessageView whose body is a view
+ * of the frame.
+ */
+function readRecords(r: BinaryReader): MessageView[] {
+  const storeId = r.str('storeId');
+  // every message id of the response is built from it
+  if (!isStoreId(storeId))
+    throw protocolError(`pullResponse body: storeId "${storeId}" is not 16 hex digits`);
+  const count = r.count('records', 'u32', MIN_WIRE_RECORD_BYTES);
+  const messages: MessageView[] = new Array<MessageView>(count);
+  for (let i = 0; i < count; i++) {
+    const record = r.bytes('record');
+    if (
+      record.length < MIN_RECORD_BYTES ||
+      record.readUInt32LE(TOTAL_SIZE_AT) !== record.length ||
+      record.readUInt32LE(MAGIC_AT) !== RECORD_MAGIC ||
+      !recordShapeFits(record, 0, record.length)
+    ) {
+      throw protocolError(`pullResponse body: record ${i} of ${count} is not a whole commit-log record`);
+    }
+    messages[i] = decodeRecord(record, 0, storeId);
+  }
+  return messages;
+}
+
 export const pullResponseCodec: Codec<PullResponse> = splitCodec<PullResponse, PullResponse>(
   'pullResponse',
   (w, v) => {
-    writeEnum(w, PULL_STATUSES, v.status, 'pull status');
+    const index = PULL_STATUSES.indexOf(v.status);
+    if (index < 0) writeEnum(w, PULL_STATUSES, v.status, 'pull status'); // throws INVALID_ARGUMENT
+    w.u8(v.records !== undefined ? index | PULL_BODY_RECORDS : index);
     w.u64(v.nextOffset).u64(v.minOffset).u64(v.maxOffset);
   },
-  (w, v) => writeMessageViews(w, v.messages),
-  (v) => writerFor(v.messages, PULL_BODY_BYTES_PER_MESSAGE),
-  (h, b) => ({
-    status: readEnum(h, PULL_STATUSES, 'pull status'),
-    nextOffset: h.u64('nextOffset'),
-    minOffset: h.u64('minOffset'),
-    maxOffset: h.u64('maxOffset'),
-    messages: readMessageViews(b),
-  }),
+  (w, v) => (v.records !== undefined ? writeRecords(w, v.records) : writeMessageViews(w, v.messages)),
+  (v) =>
+    v.records !== undefined ? recordsWriter(v.records) : writerFor(v.messages, PULL_BODY_BYTES_PER_MESSAGE),
+  (h, b) => {
+    const statusByte = h.u8('pull status');
+    const status = PULL_STATUSES[statusByte & ~PULL_BODY_RECORDS];
+    if (status === undefined)
+      throw protocolError(`pull status ${statusByte} is not one of 0..${PULL_STATUSES.length - 1}`);
+    return {
+      status,
+      nextOffset: h.u64('nextOffset'),
+      minOffset: h.u64('minOffset'),
+      maxOffset: h.u64('maxOffset'),
+      messages: statusByte & PULL_BODY_RECORDS ? readRecords(b) : readMessageViews(b),
+    };
+  },
 );
 
 /** sendBackRequest presence bits. */

@@ -6,7 +6,7 @@ import type {
   OperationRequest,
   OperationResponse,
 } from '../message/operations';
-import type { ClusterInfo } from '../message/protocol';
+import type { ClusterInfo, PullRequest } from '../message/protocol';
 import { type Codec, emptyCodec, jsonCodec, mapCodec } from './codec';
 import {
   pullRequestCodec,
@@ -73,6 +73,17 @@ const optionalOffsetCodec: Codec<number | undefined> = mapCodec(
 );
 
 /**
+ * Pull requests from this client say it takes the records form of the response (`consume-codec.ts`):
+ * its response codec decodes both forms. The bit decodes as it came.
+ */
+const pullRequestWithRecordsCodec: Codec<PullRequest> = mapCodec(
+  pullRequestCodec,
+  (request: PullRequest) =>
+    request.acceptsRecords === true ? request : { ...request, acceptsRecords: true },
+  (request) => request,
+);
+
+/**
  * The TCP (remoting) column of the operation table (`message/operations.ts`): per row, its request
  * code and codecs. The server derives its handlers from it and the TCP transport its calls; a
  * wire format lives in the codec file of its domain (`produce-codec.ts`, `offsets-codec.ts`, …).
@@ -84,7 +95,7 @@ export const WIRE_OPERATIONS: WireTable = Object.freeze({
     response: topicRouteCodec,
   },
   send: { code: RequestCode.SEND_MESSAGE, request: sendRequestCodec, response: sendResponseCodec },
-  pull: { code: RequestCode.PULL_MESSAGE, request: pullRequestCodec, response: pullResponseCodec },
+  pull: { code: RequestCode.PULL_MESSAGE, request: pullRequestWithRecordsCodec, response: pullResponseCodec },
   queryOffset: {
     code: RequestCode.QUERY_CONSUMER_OFFSET,
     request: groupQueueRequestCodec,

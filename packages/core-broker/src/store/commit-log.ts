@@ -74,6 +74,11 @@ export interface CommitLogConfig {
   maxPendingAppendBytes: number;
   storeId: string;
   fileSystem: StoreFileSystem;
+  /**
+   * Verify every record's CRC on every read (`FileStoreOptions.checkCrcOnRead`). When false, only
+   * records below the range this log verified at recovery or wrote itself are checked on read.
+   */
+  checkCrcOnRead: boolean;
   /** Called in commit-log order once records up to `endOffset` satisfy the flush policy. */
   onReadable(endOffset: number): void;
   /**
@@ -105,6 +110,12 @@ export class CommitLog {
   private readonly segments: Segment[] = [];
   /** Where sparse spans are read (at most the largest span asked for, 1 MiB from the file store). */
   private scratch: Buffer | undefined;
+  /**
+   * Records from this offset on had their CRC verified by this process's recovery scan, or were
+   * written (or, replicated, verified on arrival) by it: a read need not check their CRC again
+   * unless `checkCrcOnRead`. Records below it were verified by an earlier process only.
+   */
+  private trustedFrom = Number.POSITIVE_INFINITY;
   /** Next offset to hand out. */
   private reservedOffset = 0;
   /** Bytes handed to the OS. */
@@ -167,8 +178,13 @@ export class CommitLog {
       }
       this.segments.push({ base, file: fs.open(path.join(dir, segmentName(base))) });
     }
-    if (this.segments.length === 0) return { truncatedBytes: 0 };
+    if (this.segments.length === 0) {
+      this.trustedFrom = 0;
+      return { truncatedBytes: 0 };
+    }
     const startBase = Math.max(this.segments[0]!.base, verifiedOffset - (verifiedOffset % size));
+    // the scan below checks every record's CRC from startBase on (and truncates at the first bad one)
+    this.trustedFrom = startBase;
     let truncatedBytes = 0;
     let end = startBase;
     for (let i = 0; i < this.segments.length; i++) {
@@ -661,7 +677,7 @@ export class CommitLog {
 
   /** Decodes a record from a buffer read from the log, or reports corruption. */
   decodeChecked(buf: Buffer, at: number, offset: number, limit = buf.length): MessageView | undefined {
-    const check = checkRecord(buf, at, limit, offset);
+    const check = checkRecord(buf, at, limit, offset, this.mustVerifyCrc(offset));
     if (check.kind === 'record') return decodeRecord(buf, at, this.config.storeId);
     if (check.kind === 'corrupt') {
       throw new RocketError(
@@ -718,6 +734,16 @@ export class CommitLog {
   }
 
   /**
+   * Whether a read of the record at `offset` checks its CRC: always with `checkCrcOnRead`, else only
+   * below the range this process verified at recovery or wrote (RocketMQ checks CRCs at recovery
+   * only, `checkCRCOnRecover`). Inside that range the structural checks still run: magic, size,
+   * the record's own offset, field lengths that tile the record, and (by the caller) its queue.
+   */
+  private mustVerifyCrc(offset: number): boolean {
+    return this.config.checkCrcOnRead || offset < this.trustedFrom;
+  }
+
+  /**
    * {@link readRecords} for a reader that steps past damage: one result per location, in order,
    * each the record or why it cannot be served (missing segment, bad magic, failed checksum, a
    * size that does not match). Never returns a record that fails its checks.
@@ -726,7 +752,24 @@ export class CommitLog {
     locations: ReadonlyArray<{ offset: number; size: number }>,
     maxSpanBytes: number,
   ): Array<MessageView | string> {
-    const out: Array<MessageView | string> = [];
+    const read = this.readRecordBytesOrProblems(locations, maxSpanBytes);
+    const out: Array<MessageView | string> = new Array<MessageView | string>(read.length);
+    for (let k = 0; k < read.length; k++) {
+      const r = read[k]!;
+      out[k] = typeof r === 'string' ? r : decodeRecord(r, 0, this.config.storeId);
+    }
+    return out;
+  }
+
+  /**
+   * {@link readRecordsOrProblems} without decoding: each record's bytes as stored (exactly the
+   * record, checked as there), for a reader that sends them on as they are (pull responses).
+   */
+  readRecordBytesOrProblems(
+    locations: ReadonlyArray<{ offset: number; size: number }>,
+    maxSpanBytes: number,
+  ): Array<Buffer | string> {
+    const out: Array<Buffer | string> = [];
     const segmentSize = this.config.segmentSizeBytes;
     let i = 0;
     while (i < locations.length) {
@@ -761,16 +804,13 @@ export class CommitLog {
           );
           continue;
         }
-        let at = loc.offset - first.offset;
-        let source = span;
-        if (sparse) {
-          source = Buffer.allocUnsafe(loc.size);
-          span.copy(source, 0, at, at + loc.size);
-          at = 0;
-        }
-        const check = checkRecord(source, at, at + loc.size, loc.offset);
-        if (check.kind === 'record' && check.size === loc.size)
-          out.push(decodeRecord(source, at, this.config.storeId));
+        const at = loc.offset - first.offset;
+        // a record of a sparse span is copied out (the span is reused); of a dense one, a view
+        const source = sparse
+          ? Buffer.from(span.subarray(at, at + loc.size))
+          : span.subarray(at, at + loc.size);
+        const check = checkRecord(source, 0, loc.size, loc.offset, this.mustVerifyCrc(loc.offset));
+        if (check.kind === 'record' && check.size === loc.size) out.push(source);
         else if (check.kind === 'corrupt') out.push(check.reason);
         else out.push(`no record of ${loc.size} bytes there (${check.kind})`);
       }

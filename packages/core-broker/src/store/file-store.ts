@@ -13,6 +13,7 @@ import {
   encodeProperties,
   encodeRecord,
   MIN_RECORD_BYTES,
+  recordIsAt,
   recordSize,
   STORE_TIMESTAMP_AT,
 } from '../message/record-codec';
@@ -26,6 +27,7 @@ import type {
   AppendRequest,
   AppendResult,
   GetOptions,
+  GetRecordsResult,
   GetResult,
   KeyQuery,
   MessageStore,
@@ -141,6 +143,7 @@ export class FileStore implements MessageStore {
       maxPendingAppendBytes: options.maxPendingAppendBytes,
       storeId,
       fileSystem: options.fileSystem,
+      checkCrcOnRead: options.checkCrcOnRead,
       onReadable: (end) => this.dispatchUpTo(end),
       onDiskFull: (end) => this.discardUndispatched(end),
       onFlush: (seconds) => {
@@ -813,20 +816,41 @@ export class FileStore implements MessageStore {
   }
 
   getMessages(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetResult {
+    const got = this.readQueue(topic, queueId, queueOffset, options, false);
+    return { ...got, messages: got.items as MessageView[] };
+  }
+
+  /**
+   * {@link getMessages} returning each record's bytes as stored instead of decoding it (a pull
+   * response carries them as they are). The same entries are read, checked, filtered and skipped;
+   * only a `messageFilter` decodes (a copy of) the record it tests.
+   */
+  getRecords(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetRecordsResult {
+    const got = this.readQueue(topic, queueId, queueOffset, options, true);
+    return { ...got, records: got.items as Buffer[] };
+  }
+
+  private readQueue(
+    topic: string,
+    queueId: number,
+    queueOffset: number,
+    options: GetOptions,
+    raw: boolean,
+  ): Omit<GetResult, 'messages'> & { items: Array<MessageView | Buffer> } {
     this.assertOpen();
     const state = this.topics.get(topic)?.get(queueId);
     if (!state)
-      return { status: 'NO_MESSAGE_IN_QUEUE', messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
+      return { status: 'NO_MESSAGE_IN_QUEUE', items: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
     const { cq } = state;
     const minOffset = cq.minOffset;
     const maxOffset = cq.maxOffset;
     const result = (
       status: GetResult['status'],
       nextOffset: number,
-      messages: MessageView[] = [],
-    ): GetResult => ({
+      items: Array<MessageView | Buffer> = [],
+    ): Omit<GetResult, 'messages'> & { items: Array<MessageView | Buffer> } => ({
       status,
-      messages,
+      items,
       nextOffset,
       minOffset,
       maxOffset,
@@ -838,7 +862,9 @@ export class FileStore implements MessageStore {
     if (queueOffset > maxOffset) return result('OFFSET_OVERFLOW', maxOffset);
 
     const maxCount = Math.min(Math.max(1, options.maxCount), MAX_GET_COUNT);
-    const messages: MessageView[] = [];
+    const out: Array<MessageView | Buffer> = [];
+    // the raw path checks a record's queue on its bytes, against the topic's bytes
+    const topicBytes = raw ? Buffer.from(topic, 'utf8') : undefined;
     let next = queueOffset;
     let bytes = 0;
     let scanned = 0;
@@ -849,12 +875,12 @@ export class FileStore implements MessageStore {
       minRecordBytes: MIN_RECORD_BYTES,
     };
     while (
-      messages.length < maxCount &&
+      out.length < maxCount &&
       next < maxOffset &&
       scanned < MAX_SCAN_ENTRIES &&
       bytes < this.options.maxReadBytes
     ) {
-      const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - messages.length);
+      const want = Math.min(maxOffset - next, options.tagHashFilter ? 256 : maxCount - out.length);
       const { buf, count } = cq.readEntries(next, want);
       if (count === 0) break;
       // in queue order: entries to read, and damaged entries to step past (reported only once
@@ -876,11 +902,15 @@ export class FileStore implements MessageStore {
         locations.push(item);
       }
       let consumed = count;
-      const views =
-        locations.length > 0 ? this.commitLog.readRecordsOrProblems(locations, MAX_READ_SPAN_BYTES) : [];
+      const read: Array<MessageView | Buffer | string> =
+        locations.length === 0
+          ? []
+          : raw
+            ? this.commitLog.readRecordBytesOrProblems(locations, MAX_READ_SPAN_BYTES)
+            : this.commitLog.readRecordsOrProblems(locations, MAX_READ_SPAN_BYTES);
       let v = 0;
       for (const item of items) {
-        if (messages.length >= maxCount || bytes >= this.options.maxReadBytes) {
+        if (out.length >= maxCount || bytes >= this.options.maxReadBytes) {
           consumed = item.queueOffset - next;
           break;
         }
@@ -888,14 +918,19 @@ export class FileStore implements MessageStore {
           this.skip(topic, queueId, item.queueOffset, item.offset, item.problem);
           continue;
         }
-        const view = views[v++]!;
-        if (typeof view === 'string') {
-          this.skip(topic, queueId, item.queueOffset, item.offset, view);
-        } else if (
-          view.topic !== topic ||
-          view.queueId !== queueId ||
-          view.queueOffset !== item.queueOffset
-        ) {
+        const got = read[v++]!;
+        if (typeof got === 'string') {
+          this.skip(topic, queueId, item.queueOffset, item.offset, got);
+          continue;
+        }
+        const record = got instanceof Buffer ? got : undefined;
+        const placed = record
+          ? recordIsAt(record, 0, topicBytes!, queueId, item.queueOffset)
+          : (got as MessageView).topic === topic &&
+            (got as MessageView).queueId === queueId &&
+            (got as MessageView).queueOffset === item.queueOffset;
+        if (!placed) {
+          const view = record ? decodeRecord(record, 0, this.storeId) : (got as MessageView);
           this.skip(
             topic,
             queueId,
@@ -903,15 +938,18 @@ export class FileStore implements MessageStore {
             item.offset,
             `the record there is ${view.topic}/${view.queueId} offset ${view.queueOffset}`,
           );
-        } else if (!options.messageFilter || options.messageFilter(view)) {
-          messages.push(view);
-          bytes += view.storeSize;
+        } else if (
+          !options.messageFilter ||
+          options.messageFilter(record ? decodeRecord(record, 0, this.storeId) : (got as MessageView))
+        ) {
+          out.push(got);
+          bytes += record ? record.length : (got as MessageView).storeSize;
         }
       }
       next += consumed;
       scanned += consumed;
     }
-    return result(messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', next, messages);
+    return result(out.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', next, out);
   }
 
   /** Counts and reports a consume-queue entry a read stepped past. */

@@ -51,6 +51,15 @@ export interface GetResult {
   maxOffset: number;
 }
 
+/**
+ * {@link GetResult} with each message as its commit-log record's bytes, exactly as stored
+ * (`message/record-codec.ts`, self-describing): what a pull response sends on without re-encoding.
+ * A message's id is the store's id and the record's commit-log offset.
+ */
+export interface GetRecordsResult extends Omit<GetResult, 'messages'> {
+  records: Buffer[];
+}
+
 /** Decides, from a consume-queue entry's tag hash alone, whether the message may match. */
 export type TagHashFilter = (tagHash: number) => boolean;
 /** Decides on the decoded message; applied after the tag-hash filter. */
@@ -95,8 +104,10 @@ export interface QueueId {
  *   commit-log offset (bytes, increasing). It resolves once the flush policy is met: only then is
  *   the record visible to reads. It rejects with a `RocketError` (`INVALID_ARGUMENT`, `DISK_FULL`,
  *   `BROKER_BUSY`, `STORE_IO_ERROR`, `CLOSED`); a rejected append is never visible.
- * - Reads are synchronous, never return a record that fails its checksum, and see every record
- *   whose append resolved.
+ * - Reads are synchronous and see every record whose append resolved. They never return a record
+ *   that fails its checksum where they check it: `FileStore` checks on recovery and on reads of
+ *   records below the range it recovered, always with `checkCrcOnRead` (RocketMQ checks at
+ *   recovery only, `checkCRCOnRecover`); every read checks a record's structure and place.
  */
 export interface MessageStore {
   /** Random id of this store's data, fixed at creation; part of every message id. */
@@ -106,6 +117,11 @@ export interface MessageStore {
   appendBatch(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
   /** Reads up to `maxCount` matching messages from a queue, starting at `queueOffset`. */
   getMessages(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetResult;
+  /**
+   * {@link getMessages} with the records' bytes as stored, undecoded (same checks, filters and
+   * skips). Optional: a store without it is read with `getMessages`.
+   */
+  getRecords?(topic: string, queueId: number, queueOffset: number, options: GetOptions): GetRecordsResult;
   /** The record at a commit-log offset, or `undefined` when there is none there. */
   getByCommitLogOffset(commitLogOffset: number): MessageView | undefined;
   /** The record a message id points to, or `undefined` (including ids of another store). */

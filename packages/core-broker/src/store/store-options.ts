@@ -39,6 +39,13 @@ export const DEFAULT_RETENTION_INTERVAL_MS = 10_000;
 export const DEFAULT_DELETE_SEGMENTS_PER_RUN = 10;
 export const DEFAULT_MAX_PENDING_APPEND_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
+/**
+ * Whether reads verify each record's CRC-32 even where this process already verified it (recovery
+ * scan) or wrote it. Off, as RocketMQ: it checks CRCs when it recovers the commit log
+ * (`checkCRCOnRecover`, default true) and never on a read. Records below the recovered range are
+ * checked on read either way.
+ */
+export const DEFAULT_CHECK_CRC_ON_READ = false;
 
 export interface FileStoreOptions {
   /** Directory holding the store; created when absent. Required. (RocketMQ `storePathRootDir`) */
@@ -91,6 +98,14 @@ export interface FileStoreOptions {
   maxBodyBytes?: number;
   /** Most bytes one `getMessages` call returns. Default 4 MiB. */
   maxReadBytes?: number;
+  /**
+   * Verify every record's CRC-32 on every read, not only at recovery and below the range recovery
+   * verified. Default `false` ({@link DEFAULT_CHECK_CRC_ON_READ}; RocketMQ checks at recovery,
+   * `checkCRCOnRecover`). Without it, a read still checks each record's magic, size, own offset,
+   * queue and field lengths, and skips (reports) a record that fails them; bytes changed on disk
+   * after this process verified or wrote them are served as they are.
+   */
+  checkCrcOnRead?: boolean;
   /** Host written into each record as its store host. Default `''`. */
   storeHost?: string;
   clock?: Clock;
@@ -127,6 +142,11 @@ function ratio(name: string, value: number): number {
     'must be a ratio in [0.1, 0.95]',
     value,
   );
+  return value;
+}
+
+function flag(name: string, value: boolean): boolean {
+  check(typeof value === 'boolean', name, 'must be a boolean', value);
   return value;
 }
 
@@ -212,6 +232,7 @@ export function resolveStoreOptions(options: FileStoreOptions): ResolvedStoreOpt
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, 1, 64 * 1024 * 1024),
     maxReadBytes: int('maxReadBytes', options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES, 1024),
     storeHost: options.storeHost ?? '',
+    checkCrcOnRead: flag('checkCrcOnRead', options.checkCrcOnRead ?? DEFAULT_CHECK_CRC_ON_READ),
     clock: options.clock ?? systemClock,
     fileSystem: options.fileSystem ?? nodeFileSystem,
     onEvent: options.onEvent ?? noEvents,

@@ -61,7 +61,14 @@ describe('sparse commit-log reads (one queue of eight written in turn)', () => {
   it('steps past a damaged record in a sparse span and serves the rest intact', async () => {
     const { dir, cleanup } = tempDir('sparse-read-damaged-');
     const events: StoreEvent[] = [];
-    const store = await FileStore.open({ dir, retentionIntervalMs: 0, onEvent: (e) => events.push(e) });
+    // the damage is a body byte of a record this store wrote: only a read that checks every CRC
+    // sees it (by default CRCs are checked at recovery, test/store/crc-on-read.test.ts)
+    const store = await FileStore.open({
+      dir,
+      retentionIntervalMs: 0,
+      checkCrcOnRead: true,
+      onEvent: (e) => events.push(e),
+    });
     try {
       const results = await populate(store);
       // record 5 of queue 3: flip a byte inside its body on disk
