@@ -17,6 +17,7 @@ import {
   type WireOperation,
 } from '../remoting/operation-codecs';
 import type { Codec, Payload } from '../remoting/codec';
+import { pullRequestCodec } from '../remoting/consume-codec';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   RemotingClient,
@@ -101,6 +102,8 @@ export class TcpTransport extends OperationTransport implements Transport {
   private unnamed: string[] = [];
   private learning: Promise<void> | undefined;
   private readonly channels = new Map<string, ClientChannel>();
+  /** Broker addresses that refused the records form of pull responses (older brokers). */
+  private readonly viewsOnlyBrokers = new Set<string>();
   private readonly client: RemotingClient;
   private readonly requestTimeoutMs: number;
   private readonly nameServers: readonly string[];
@@ -490,11 +493,23 @@ export class TcpTransport extends OperationTransport implements Transport {
     request: Req,
     extraTimeoutMs = 0,
   ): Promise<Res> {
-    const payload = this.encode(op.code, op.request, request);
-    const response = await this.client.request(address, op.code, payload, {
-      timeoutMs: this.requestTimeoutMs + extraTimeoutMs,
-    });
-    return op.response.decode(response);
+    const timeoutMs = this.requestTimeoutMs + extraTimeoutMs;
+    if (op.code !== RequestCode.PULL_MESSAGE) {
+      const payload = this.encode(op.code, op.request, request);
+      return op.response.decode(await this.client.request(address, op.code, payload, { timeoutMs }));
+    }
+    // Pulls ask for the records form; a broker older than it refuses the bit, and is asked for the
+    // views form from then on (`consume-codec.ts`), so clients need not wait for brokers to upgrade.
+    const viewsOnly = this.viewsOnlyBrokers.has(address);
+    const codec = viewsOnly ? (pullRequestCodec as unknown as Codec<Req>) : op.request;
+    try {
+      const payload = this.encode(op.code, codec, request);
+      return op.response.decode(await this.client.request(address, op.code, payload, { timeoutMs }));
+    } catch (error) {
+      if (viewsOnly || !refusesRecordsForm(error)) throw error;
+      this.viewsOnlyBrokers.add(address);
+      return this.callAt(address, op, request, extraTimeoutMs);
+    }
   }
 
   private onServerRequest(code: number, payload: Payload): void {
@@ -518,6 +533,14 @@ export class TcpTransport extends OperationTransport implements Transport {
         throw new RocketError('PROTOCOL_ERROR', `unexpected request ${requestCodeName(code)} from a broker`);
     }
   }
+}
+
+/**
+ * A broker from before the records form answers a pull request with its bit as a `PROTOCOL_ERROR`
+ * naming the unknown presence bits of the pull request (`headerCodec`'s check).
+ */
+function refusesRecordsForm(error: unknown): boolean {
+  return isRocketError(error, 'PROTOCOL_ERROR') && /pullRequest: unknown presence bits/.test(error.message);
 }
 
 function commitKey(c: CommitOffsetRequest): string {

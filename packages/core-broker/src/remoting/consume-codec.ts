@@ -70,8 +70,9 @@ import { readMessageViews, writeMessageViews, writerFor } from './message-codec'
  * The records form spares the broker decoding each record and re-encoding it as a MessageView: it
  * sends the bytes it read, and the client decodes them once. A broker uses it only for a request
  * with the acceptsRecords bit, so a client that never sets the bit (an older one) gets the views
- * form as before. A client that sets it needs a broker that knows the bit: an older broker
- * answers `PROTOCOL_ERROR` (unknown presence bits), so brokers are upgraded first. The message id
+ * form as before. An older broker answers a request with the bit with `PROTOCOL_ERROR` (unknown
+ * presence bits); the TCP transport then asks that broker address again without it, and keeps to
+ * the views form there (`TcpTransport.callAt`), so clients and brokers upgrade in either order. The message id
  * of a record is the storeId and the record's commit-log offset, the same id as the views form's.
  * The client checks each record's magic, size and field lengths (a `PROTOCOL_ERROR` otherwise),
  * not its CRC: the broker's store checks CRCs (at recovery, see `checkCrcOnRead`).

@@ -5,7 +5,10 @@
  * included, and broker-side filters apply to both.
  */
 import { PULL_STATUSES, pullRequestCodec, pullResponseCodec } from '../../src/remoting/consume-codec';
+import { TcpTransport } from '../../src/client/tcp-transport';
+import { protocolError } from '../../src/remoting/binary';
 import { RemotingClient } from '../../src/remoting/remoting-client';
+import { RemotingServer } from '../../src/remoting/remoting-server';
 import { RequestCode } from '../../src/remoting/request-codes';
 import type { PullRequest } from '../../src/message/protocol';
 import { startTcpCluster, type TcpCluster } from './tcp-harness';
@@ -96,5 +99,76 @@ describe('pull responses over TCP: records form for new clients, views form for 
     expect(viaNew).toEqual(viaOld);
     expect(viaNew.messages.length).toBeGreaterThan(0);
     expect(viaNew.messages.length).toBeLessThan(6);
+  });
+});
+
+describe('a new client and a broker from before the records form', () => {
+  test('the pull refused for its unknown bit is asked again in the views form, and stays so', async () => {
+    const t = await startTcpCluster({ topics: [{ topic: 'T', queueCount: 1 }] });
+    const upstream = new RemotingClient({ requestTimeoutMs: 5_000 });
+    const pulls: string[] = [];
+    // An older broker in front of a current one: it forwards every request, and refuses a pull with
+    // the records bit exactly as the older pullRequest decoder did (a PROTOCOL_ERROR naming the bit).
+    const older = await RemotingServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      handler: async (code, header, body) => {
+        if (code === RequestCode.PULL_MESSAGE) {
+          const asked = pullRequestCodec.decode({ header, body });
+          pulls.push(asked.acceptsRecords === true ? 'records' : 'views');
+          if (asked.acceptsRecords === true) throw protocolError('pullRequest: unknown presence bits 0x4');
+        }
+        return upstream.request(t.address('broker-a'), code, { header, body });
+      },
+    });
+    const transport = new TcpTransport({ brokers: { 'broker-a': `127.0.0.1:${older.address().port}` } });
+    try {
+      await t.transport.send('broker-a', {
+        producerGroup: 'P',
+        topic: 'T',
+        queueId: 0,
+        bornTimestampMs: 1,
+        messages: [{ topic: 'T', body: Buffer.from('hello') }],
+      });
+      const first = await transport.pull('broker-a', request);
+      const second = await transport.pull('broker-a', { ...request, queueOffset: 1 });
+      expect(first.status).toBe('FOUND');
+      expect(first.messages.map((m) => m.body.toString())).toEqual(['hello']);
+      expect(second.status).toBe('NO_NEW_MESSAGE');
+      // one refusal, then the views form for this broker from then on
+      expect(pulls).toEqual(['records', 'views', 'views']);
+    } finally {
+      await transport.close();
+      older.close();
+      await upstream.close();
+      await t.close();
+    }
+  });
+
+  test('any other PROTOCOL_ERROR of a pull is not retried', async () => {
+    const t = await startTcpCluster({ topics: [{ topic: 'T', queueCount: 1 }] });
+    const upstream = new RemotingClient({ requestTimeoutMs: 5_000 });
+    let pulls = 0;
+    const broken = await RemotingServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      handler: async (code, header, body) => {
+        if (code === RequestCode.PULL_MESSAGE) {
+          pulls++;
+          throw protocolError('pullRequest: queueId is out of range');
+        }
+        return upstream.request(t.address('broker-a'), code, { header, body });
+      },
+    });
+    const transport = new TcpTransport({ brokers: { 'broker-a': `127.0.0.1:${broken.address().port}` } });
+    try {
+      await expect(transport.pull('broker-a', request)).rejects.toMatchObject({ code: 'PROTOCOL_ERROR' });
+      expect(pulls).toBe(1);
+    } finally {
+      await transport.close();
+      broken.close();
+      await upstream.close();
+      await t.close();
+    }
   });
 });
