@@ -13,8 +13,8 @@
 // Every process it starts (the RocketNest broker, Apache's JVMs, the Java probes) is stopped at the
 // end, on failure too. Loopback only; bounded by message counts and per-phase timeouts.
 
-const { execFile, spawn } = require('node:child_process');
-const { mkdtempSync, rmSync, existsSync, statSync } = require('node:fs');
+const { execFile, execFileSync, spawn } = require('node:child_process');
+const { mkdtempSync, rmSync, existsSync, statSync, readFileSync, readdirSync } = require('node:fs');
 const { tmpdir, cpus, totalmem } = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
@@ -29,6 +29,33 @@ const BODY_BYTES = 1024;
 const QUEUES = 8;
 const PHASE_TIMEOUT_MS = QUICK ? 60_000 : 300_000;
 const log = (...parts) => process.stderr.write(parts.join(' ') + '\n');
+
+// ---- CPU accounting (Linux /proc) ---------------------------------------------------------------
+// Each phase also reports the CPU time (user + system, all threads) the server processes and the
+// client spent on it, per message: on a machine where client and server share the cores, the
+// client's own cost bounds what any server can reach, and the server's cost is what it adds.
+const CLOCK_TICKS_PER_S = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+/** CPU milliseconds a process has used so far (its utime + stime), or undefined once it is gone. */
+function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+const cpuOf = (pids) => pids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? 0), 0);
+const ownCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 
 const nodeClient = require(
   require.resolve('rocketmq-client-nodejs', { paths: [path.join(REPO, 'packages/core-broker')] }),
@@ -127,15 +154,25 @@ async function nodeReceive(endpoint, topic, group) {
 
 const PROBE_DIR = path.join(REPO, 'tools/rocketmq-java-client');
 
+/** Runs a command; `cpuMs` is its CPU time, sampled every 100 ms while it runs (the last ≤ 100 ms are missed). */
 function run(command, args, timeoutMs, env = {}) {
   return new Promise((resolve) => {
-    execFile(
+    let cpuMs = 0;
+    const child = execFile(
       command,
       args,
       { timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, ...env } },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+      (error, stdout, stderr) => {
+        clearInterval(sampler);
+        resolve({
+          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+          stdout,
+          stderr,
+          cpuMs,
+        });
+      },
     );
+    const sampler = setInterval(() => (cpuMs = processCpuMs(child.pid) ?? cpuMs), 100);
   });
 }
 
@@ -176,6 +213,7 @@ async function javaPhase(scenario, options, logDir) {
     p50Ms: bench.p50Ms,
     p99Ms: bench.p99Ms,
     errors: bench.errors,
+    clientCpuMs: result.cpuMs,
   };
 }
 
@@ -206,7 +244,7 @@ function startRocketNest(dir, topics) {
       const match = /MessagingService\) on ([\d.]+:\d+)/.exec(out);
       if (match) {
         clearTimeout(timer);
-        resolve({ endpoint: match[1], stop: () => stopChild(child) });
+        resolve({ endpoint: match[1], pids: () => [child.pid], stop: () => stopChild(child) });
       }
     });
     child.stderr.on('data', (chunk) => (out += chunk));
@@ -244,7 +282,13 @@ async function startApache(dir, topics) {
     await stop();
     throw new Error(`apache-rocketmq.sh start failed:\n${started.stdout}\n${started.stderr}`);
   }
-  return { endpoint: match[2], stop };
+  // every JVM the script started (local mode: the name server, and the proxy with its broker)
+  const pids = () =>
+    readdirSync(workDir)
+      .filter((f) => f.endsWith('.pid'))
+      .map((f) => Number(readFileSync(path.join(workDir, f), 'utf8').trim()))
+      .filter((pid) => pid > 0);
+  return { endpoint: match[2], pids, stop };
 }
 
 // ---- the run --------------------------------------------------------------------------------------
@@ -268,6 +312,7 @@ async function main() {
         const topic = topics[i];
         const group = `BenchGroup${client}`;
         log(`${target.name} / ${client}: send ${MESSAGES}…`);
+        let mark = cpuMark(target);
         const send =
           client === 'node'
             ? await nodeSend(target.endpoint, topic)
@@ -282,8 +327,9 @@ async function main() {
                 },
                 path.join(dir, 'java-logs'),
               );
-        rows.push({ target: target.name, client, phase: 'send', ...send });
+        rows.push({ target: target.name, client, phase: 'send', ...send, ...cpuSince(mark, send) });
         log(`${target.name} / ${client}: receive…`);
+        mark = cpuMark(target);
         const receive =
           client === 'node'
             ? await nodeReceive(target.endpoint, topic, group)
@@ -298,7 +344,7 @@ async function main() {
                 },
                 path.join(dir, 'java-logs'),
               );
-        rows.push({ target: target.name, client, phase: 'receive', ...receive });
+        rows.push({ target: target.name, client, phase: 'receive', ...receive, ...cpuSince(mark, receive) });
       }
     }
   } finally {
@@ -306,6 +352,17 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   report(rows, clients);
+}
+
+function cpuMark(target) {
+  return { target, serverMs: cpuOf(target.pids()), ownMs: ownCpuMs() };
+}
+/** CPU per message of the phase since `mark`: the server's, and the client's (this process, or the Java probe's JVM). */
+function cpuSince(mark, phase) {
+  const count = Math.max(1, phase.count);
+  const serverMs = cpuOf(mark.target.pids()) - mark.serverMs;
+  const clientMs = phase.clientCpuMs ?? ownCpuMs() - mark.ownMs;
+  return { serverUsPerMsg: (serverMs * 1000) / count, clientUsPerMsg: (clientMs * 1000) / count };
 }
 
 function report(rows, clients) {
@@ -319,16 +376,26 @@ function report(rows, clients) {
       `receives of up to 32, each acked. ${cpus().length} CPUs, ${f(totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}.`,
   );
   out.push('');
-  out.push('| target | client | phase | messages | msg/s | p50 ms | p99 ms | errors |');
-  out.push('|---|---|---|---:|---:|---:|---:|---:|');
+  out.push(
+    '| target | client | phase | messages | msg/s | p50 ms | p99 ms | errors | server CPU µs/msg | client CPU µs/msg |',
+  );
+  out.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows)
     out.push(
-      `| ${r.target} | ${r.client} | ${r.phase} | ${r.count} | ${f(r.perSecond)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${r.errors} |`,
+      `| ${r.target} | ${r.client} | ${r.phase} | ${r.count} | ${f(r.perSecond)} | ${f(r.p50Ms, 1)} | ${f(r.p99Ms, 1)} | ${r.errors} | ${f(r.serverUsPerMsg)} | ${f(r.clientUsPerMsg)} |`,
     );
+  out.push('');
+  out.push(
+    'CPU: user + system time of all threads over the phase, per message. Server: the `rocketnest broker` process, or ' +
+      "Apache's name server and proxy JVMs (local mode: the proxy runs the broker). Client: this process (Node), or " +
+      "the probe's JVM including its start-up (Java).",
+  );
   if (WITH_APACHE) {
     out.push('');
-    out.push('| client | phase | throughput RocketNest / Apache | p99 RocketNest / Apache |');
-    out.push('|---|---|---:|---:|');
+    out.push(
+      '| client | phase | throughput RocketNest / Apache | p99 RocketNest / Apache | server CPU per message RocketNest / Apache |',
+    );
+    out.push('|---|---|---:|---:|---:|');
     for (const client of clients)
       for (const phase of ['send', 'receive']) {
         const rn = rows.find((r) => r.target === 'RocketNest' && r.client === client && r.phase === phase);
@@ -337,7 +404,7 @@ function report(rows, clients) {
         );
         if (!rn || !ap) continue;
         out.push(
-          `| ${client} | ${phase} | ${ap.perSecond > 0 ? f(rn.perSecond / ap.perSecond, 2) : '–'}× | ${ap.p99Ms > 0 ? f(rn.p99Ms / ap.p99Ms, 2) : '–'}× |`,
+          `| ${client} | ${phase} | ${ap.perSecond > 0 ? f(rn.perSecond / ap.perSecond, 2) : '–'}× | ${ap.p99Ms > 0 ? f(rn.p99Ms / ap.p99Ms, 2) : '–'}× | ${ap.serverUsPerMsg > 0 ? f(rn.serverUsPerMsg / ap.serverUsPerMsg, 2) : '–'}× |`,
         );
       }
   }
