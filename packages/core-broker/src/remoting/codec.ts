@@ -27,11 +27,21 @@ import { BinaryReader, BinaryWriter, U8_BYTES, U16_BYTES, U32_BYTES, protocolErr
 export interface Payload {
   header: Buffer;
   body: Buffer;
+  /**
+   * Only on a payload being sent: more body bytes, written after `body` in order and uncopied (the
+   * frame's body is `body` then these). A received payload's body is always one buffer.
+   */
+  bodyParts?: readonly Buffer[];
 }
 
 export interface Codec<T> {
   readonly name: string;
   encode(value: T): Payload;
+  /**
+   * The same bytes as `encode`, possibly as `body` plus `bodyParts` to spare a copy; a sender
+   * uses it when present. `encode` stays one buffer (golden tests, signatures, gRPC).
+   */
+  encodeParts?(value: T): Payload;
   decode(payload: Payload): T;
 }
 

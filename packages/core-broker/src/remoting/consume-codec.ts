@@ -146,6 +146,36 @@ function recordsWriter(v: StoredRecords): BinaryWriter {
 }
 
 /**
+ * The records form as parts: `str storeId, u32 count` copied, then the records uncopied where they
+ * already lie after their u32 length in the buffer they were read into (the store copies a sparse
+ * span's records that way, `CommitLog.readRecordBytesOrProblems`): each run of such adjacent
+ * records is one part, their length prefixes included. The bytes are those of `writeRecords` by
+ * construction (a prefix is used only where it holds the record's length); undefined when any
+ * record is not so placed (the caller copies, as `encode` does).
+ */
+function recordsParts(v: StoredRecords): Buffer[] | undefined {
+  const parts: Buffer[] = [];
+  let whole: Uint8Array | undefined; // the current run's underlying memory
+  let runStart = 0;
+  let runEnd = 0;
+  for (const record of v.records) {
+    const start = record.byteOffset - U32_BYTES;
+    if (whole === undefined || record.buffer !== whole.buffer || start !== runEnd) {
+      if (whole !== undefined) parts.push(Buffer.from(whole.buffer, runStart, runEnd - runStart));
+      if (start < 0) return undefined;
+      whole = new Uint8Array(record.buffer);
+      runStart = start;
+    }
+    const length =
+      whole[start]! | (whole[start + 1]! << 8) | (whole[start + 2]! << 16) | (whole[start + 3]! << 24);
+    if (length >>> 0 !== record.length) return undefined;
+    runEnd = record.byteOffset + record.length;
+  }
+  if (whole !== undefined) parts.push(Buffer.from(whole.buffer, runStart, runEnd - runStart));
+  return parts;
+}
+
+/**
  * Decodes the records form: each record is checked for its magic, its size and field lengths that
  * tile it (so decoding stays inside it), then decoded once into a MessageView whose body is a view
  * of the frame.
@@ -172,14 +202,16 @@ function readRecords(r: BinaryReader): MessageView[] {
   return messages;
 }
 
-export const pullResponseCodec: Codec<PullResponse> = splitCodec<PullResponse, PullResponse>(
+function writePullResponseHeader(w: BinaryWriter, v: PullResponse): void {
+  const index = PULL_STATUSES.indexOf(v.status);
+  if (index < 0) writeEnum(w, PULL_STATUSES, v.status, 'pull status'); // throws INVALID_ARGUMENT
+  w.u8(v.records !== undefined ? index | PULL_BODY_RECORDS : index);
+  w.u64(v.nextOffset).u64(v.minOffset).u64(v.maxOffset);
+}
+
+const pullResponseSplit: Codec<PullResponse> = splitCodec<PullResponse, PullResponse>(
   'pullResponse',
-  (w, v) => {
-    const index = PULL_STATUSES.indexOf(v.status);
-    if (index < 0) writeEnum(w, PULL_STATUSES, v.status, 'pull status'); // throws INVALID_ARGUMENT
-    w.u8(v.records !== undefined ? index | PULL_BODY_RECORDS : index);
-    w.u64(v.nextOffset).u64(v.minOffset).u64(v.maxOffset);
-  },
+  writePullResponseHeader,
   (w, v) => (v.records !== undefined ? writeRecords(w, v.records) : writeMessageViews(w, v.messages)),
   (v) =>
     v.records !== undefined ? recordsWriter(v.records) : writerFor(v.messages, PULL_BODY_BYTES_PER_MESSAGE),
@@ -197,6 +229,25 @@ export const pullResponseCodec: Codec<PullResponse> = splitCodec<PullResponse, P
     };
   },
 );
+
+export const pullResponseCodec: Codec<PullResponse> = {
+  name: pullResponseSplit.name,
+  encode: (value) => pullResponseSplit.encode(value),
+  decode: (payload) => pullResponseSplit.decode(payload),
+  /** The records form with its records uncopied where `recordsParts` can; otherwise `encode`. */
+  encodeParts(value) {
+    const records = value.records;
+    const parts = records !== undefined ? recordsParts(records) : undefined;
+    if (records === undefined || parts === undefined) return pullResponseSplit.encode(value);
+    const header = new BinaryWriter();
+    writePullResponseHeader(header, value);
+    const body = new BinaryWriter(64 + records.storeId.length * 3)
+      .str(records.storeId)
+      .u32(records.records.length)
+      .finish();
+    return { header: header.finish(), body, bodyParts: parts };
+  },
+};
 
 /** sendBackRequest presence bits. */
 const SEND_BACK_HAS_DELAY = 1;

@@ -1,4 +1,5 @@
 import { RocketError } from '../common/errors';
+import { assert } from '../common/assert';
 import { protocolError } from './binary';
 
 /**
@@ -92,6 +93,8 @@ export interface FrameInput {
   flags: number;
   header: Uint8Array;
   body: Uint8Array;
+  /** More body bytes after `body` (unsigned frames only), written uncopied. */
+  bodyParts?: readonly Buffer[];
 }
 
 function checkField(what: string, value: number, max: number): void {
@@ -109,7 +112,9 @@ export function encodeFrameParts(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_
   checkField('code', frame.code, 0xffff);
   checkField('opaque', frame.opaque, 0xffff_ffff);
   checkField('flags', frame.flags, UNSIGNED_FLAGS_MASK);
-  const frameLength = FRAME_HEADER_BYTES + frame.header.length + frame.body.length;
+  let bodyLength = frame.body.length;
+  if (frame.bodyParts !== undefined) for (const part of frame.bodyParts) bodyLength += part.length;
+  const frameLength = FRAME_HEADER_BYTES + frame.header.length + bodyLength;
   if (frameLength > maxFrameBytes) {
     throw new RocketError(
       'INVALID_ARGUMENT',
@@ -128,6 +133,8 @@ export function encodeFrameParts(frame: FrameInput, maxFrameBytes = DEFAULT_MAX_
     Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   if (frame.header.length > 0) parts.push(view(frame.header));
   if (frame.body.length > 0) parts.push(view(frame.body));
+  if (frame.bodyParts !== undefined)
+    for (const part of frame.bodyParts) if (part.length > 0) parts.push(part);
   return parts;
 }
 
@@ -147,6 +154,8 @@ export function encodeSignedFrameParts(
   checkField('opaque', frame.opaque, 0xffff_ffff);
   checkField('flags', frame.flags, UNSIGNED_FLAGS_MASK);
   checkField('access key length', accessKey.length, MAX_ACCESS_KEY_BYTES);
+  // the signature covers `body` only
+  assert(frame.bodyParts === undefined, 'a signed frame has its body in one buffer');
   if (accessKey.length === 0 || signature.length !== SIGNATURE_BYTES) {
     throw new RocketError(
       'INVALID_ARGUMENT',

@@ -501,7 +501,14 @@ class ServerConnection implements RemotingConnection {
   ): boolean {
     let parts: Buffer[];
     try {
-      parts = encodeFrameParts({ code, opaque, flags, header: payload.header, body: payload.body });
+      parts = encodeFrameParts({
+        code,
+        opaque,
+        flags,
+        header: payload.header,
+        body: payload.body,
+        bodyParts: payload.bodyParts,
+      });
     } catch (error) {
       if (!response) throw error;
       // a response too large to frame: tell the client instead of leaving it to time out

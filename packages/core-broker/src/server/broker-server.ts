@@ -290,7 +290,9 @@ export class BrokerServer {
     this.handlers.set(code, async (header, body, connection, auth) => {
       const request = codecs.request.decode({ header, body });
       if (this.acl !== undefined) this.authorize(this.acl, code, request, connection, auth);
-      return codecs.response.encode(await run(request, connection));
+      const response = await run(request, connection);
+      const { response: codec } = codecs;
+      return codec.encodeParts !== undefined ? codec.encodeParts(response) : codec.encode(response);
     });
   }
 

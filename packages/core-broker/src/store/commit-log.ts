@@ -30,6 +30,8 @@ const SCAN_WINDOW_BYTES = 8 * 1024 * 1024;
  * buffer is cheap: Node serves small ones from its pool without new pages.
  */
 const SPARSE_SPAN_MIN_BYTES = 64 * 1024;
+/** The u32 length before each record copied out of a sparse span (the records form's `bytes`). */
+const RECORD_LENGTH_PREFIX_BYTES = 4;
 
 interface Segment {
   base: number;
@@ -752,7 +754,7 @@ export class CommitLog {
     locations: ReadonlyArray<{ offset: number; size: number }>,
     maxSpanBytes: number,
   ): Array<MessageView | string> {
-    const read = this.readRecordBytesOrProblems(locations, maxSpanBytes);
+    const read = this.readRecordBytesOrProblems(locations, maxSpanBytes, false);
     const out: Array<MessageView | string> = new Array<MessageView | string>(read.length);
     for (let k = 0; k < read.length; k++) {
       const r = read[k]!;
@@ -764,10 +766,13 @@ export class CommitLog {
   /**
    * {@link readRecordsOrProblems} without decoding: each record's bytes as stored (exactly the
    * record, checked as there), for a reader that sends them on as they are (pull responses).
+   * With `framed`, the records of a sparse span share one buffer, each after its u32 length: fit
+   * for bytes sent and dropped, not for bodies kept (one kept body keeps them all alive).
    */
   readRecordBytesOrProblems(
     locations: ReadonlyArray<{ offset: number; size: number }>,
     maxSpanBytes: number,
+    framed = true,
   ): Array<Buffer | string> {
     const out: Array<Buffer | string> = [];
     const segmentSize = this.config.segmentSizeBytes;
@@ -794,6 +799,14 @@ export class CommitLog {
       // and each record's body would keep the whole span alive. A dense span is returned as read.
       const sparse = spanBytes > SPARSE_SPAN_MIN_BYTES && wanted * 2 < spanBytes;
       const span = this.readBytes(first.offset, spanBytes, sparse ? this.scratchOf(spanBytes) : undefined);
+      // A sparse span's records are copied into one buffer, each after its u32 length (LE): the
+      // layout of a pull response's records form, so the response can send runs of it uncopied
+      // (`pullResponseCodec.encodeParts`), and one allocation serves the span's records.
+      const arena =
+        framed && sparse && span
+          ? Buffer.allocUnsafe(wanted + RECORD_LENGTH_PREFIX_BYTES * (j - i))
+          : undefined;
+      let arenaAt = 0;
       for (let k = i; k < j; k++) {
         const loc = locations[k]!;
         if (!span) {
@@ -806,9 +819,18 @@ export class CommitLog {
         }
         const at = loc.offset - first.offset;
         // a record of a sparse span is copied out (the span is reused); of a dense one, a view
-        const source = sparse
-          ? Buffer.from(span.subarray(at, at + loc.size))
-          : span.subarray(at, at + loc.size);
+        let source: Buffer;
+        if (arena !== undefined) {
+          arena.writeUInt32LE(loc.size, arenaAt);
+          arenaAt += RECORD_LENGTH_PREFIX_BYTES;
+          span.copy(arena, arenaAt, at, at + loc.size);
+          source = arena.subarray(arenaAt, arenaAt + loc.size);
+          arenaAt += loc.size;
+        } else if (sparse) {
+          source = Buffer.from(span.subarray(at, at + loc.size));
+        } else {
+          source = span.subarray(at, at + loc.size);
+        }
         const check = checkRecord(source, 0, loc.size, loc.offset, this.mustVerifyCrc(loc.offset));
         if (check.kind === 'record' && check.size === loc.size) out.push(source);
         else if (check.kind === 'corrupt') out.push(check.reason);

@@ -7,6 +7,8 @@
  */
 import { openSync, writeSync, closeSync, readSync } from 'node:fs';
 import * as path from 'node:path';
+import { pullResponseCodec } from '../../src/remoting/consume-codec';
+import { decodeRecord } from '../../src/message/record-codec';
 import { FileStore } from '../../src/store/file-store';
 import type { AppendResult } from '../../src/store/message-store';
 import type { StoreEvent } from '../../src/store/store-events';
@@ -92,6 +94,41 @@ describe('sparse commit-log reads (one queue of eight written in turn)', () => {
       );
       for (const m of page.messages) expect(m.body).toEqual(body(m.queueOffset * QUEUES + 3));
       expect(events.some((e) => e.type === 'store.read.skipped')).toBe(true);
+    } finally {
+      await store.close();
+      cleanup();
+    }
+  });
+  it("getRecords copies a sparse span's records after their lengths: a pull response sends them uncopied", async () => {
+    const { dir, cleanup } = tempDir('sparse-read-records-');
+    const store = await FileStore.open({ dir, retentionIntervalMs: 0 });
+    try {
+      await populate(store);
+      const got = store.getRecords(TOPIC, 2, 0, { maxCount: 32 });
+      expect(got.status).toBe('FOUND');
+      expect(got.records).toHaveLength(32);
+      const value = {
+        status: 'FOUND' as const,
+        nextOffset: got.nextOffset,
+        minOffset: got.minOffset,
+        maxOffset: got.maxOffset,
+        messages: [],
+        records: { storeId: store.storeId, records: got.records },
+      };
+      const parts = pullResponseCodec.encodeParts!(value);
+      // one span, one buffer: the records travel as one part, byte for byte what encode writes
+      expect(parts.bodyParts).toHaveLength(1);
+      expect(
+        Buffer.concat([parts.body, ...parts.bodyParts!]).equals(pullResponseCodec.encode(value).body),
+      ).toBe(true);
+      got.records.forEach((r, k) => {
+        const view = decodeRecord(r, 0, store.storeId);
+        expect(view.queueOffset).toBe(k);
+        expect(view.body.equals(body(k * QUEUES + 2))).toBe(true);
+      });
+      // getMessages still gives each body a buffer of its own (a kept body keeps no span alive)
+      for (const m of store.getMessages(TOPIC, 2, 0, { maxCount: 32 }).messages)
+        expect(m.body.buffer.byteLength).toBeLessThan(64 * 1024);
     } finally {
       await store.close();
       cleanup();
