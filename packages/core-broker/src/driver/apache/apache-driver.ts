@@ -82,10 +82,11 @@ export const MAX_APACHE_SETTLES_IN_FLIGHT = 64;
 /**
  * Most entries in one AckMessage. Acks that finish in the same event-loop turn go out as one
  * request (flushed at the end of the turn, or at once when this many are pending). RocketMQ 5's
- * AckMessageRequest takes a repeated `entries` and the proxy answers a status per entry; neither
- * the protocol nor the Apache proxy (`AckMessageActivity`) sets a limit, and the official clients
- * send one entry per request, so there is no RocketMQ parameter to mirror: 32 (the proxy's
- * receive batch size) keeps a request small while cutting the calls by that factor.
+ * AckMessageRequest takes a repeated `entries` and the proxy answers a status per entry, handling
+ * each on its own (`AckMessageActivity`); the protocol sets no entry limit and none is known for
+ * the proxy. The official clients send one entry per request, so there is no RocketMQ parameter
+ * to mirror: 32, a full receive batch, keeps a request small while cutting the calls by up to
+ * that factor.
  */
 export const MAX_APACHE_ACK_BATCH = 32;
 /**
