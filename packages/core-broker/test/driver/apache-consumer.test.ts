@@ -2,6 +2,7 @@ import { RocketError } from '../../src/common/errors';
 import {
   APACHE_CLOSE_DRAIN_MS,
   ApacheDriver,
+  MAX_APACHE_ACK_BATCH,
   MAX_APACHE_SETTLES_IN_FLIGHT,
 } from '../../src/driver/apache/apache-driver';
 import type { DriverMessage } from '../../src/driver/contract';
@@ -13,7 +14,8 @@ import { type Target, type TargetName, type TopicSpec, startTargets, waitUntil }
  * RocketMQ 5 (one cluster for the file): a handler's slot is freed when the handler returns while
  * its ack is still in flight; acks in flight are bounded (backpressure, no queue); a failed ack is
  * reported and the message comes back; FIFO keeps each group's order with several receives and
- * acks each message before its group's next; close waits for acks in flight.
+ * acks each message before its group's next; close waits for acks in flight. Acks that finish in
+ * the same turn go out as one AckMessage; each entry is settled by its own status.
  *
  * Faults are injected around the driver's real gRPC client (`rpc.unary`): an AckMessage is held
  * back before it is sent, or sent with a corrupted receipt handle, so the endpoint answers for real.
@@ -25,6 +27,9 @@ const TOPICS: TopicSpec[] = [
   { name: 'PipeClose', queues: 2, type: 'normal' },
   { name: 'PipeStuck', queues: 2, type: 'normal' },
   { name: 'PipeFifo', queues: 4, type: 'fifo' },
+  { name: 'PipeBatch', queues: 2, type: 'normal' },
+  { name: 'PipeBatchFail', queues: 2, type: 'normal' },
+  { name: 'PipeBatchClose', queues: 2, type: 'normal' },
 ];
 const selected = (process.env.DRIVER_TARGETS?.split(',') ?? ['rocketnest-grpc', 'apache']).filter(
   (t) => t === 'rocketnest-grpc' || t === 'apache',
@@ -42,20 +47,22 @@ afterAll(async () => {
 type Unary = (method: string, clientId: string, request: unknown, ...rest: unknown[]) => Promise<unknown>;
 
 interface AckSpy {
-  /** AckMessage calls made (held ones included). */
+  /** Ack entries sent or held (each AckMessage carries one or more). */
   started: number;
-  /** AckMessage calls whose answer came back without error, by message id, in order. */
+  /** Entries of each AckMessage call, in order. */
+  calls: string[][];
+  /** Entries answered OK, by message id, in order. */
   done: string[];
-  /** Most AckMessage calls in flight at one moment. */
+  /** Most ack entries in flight at one moment. */
   maxInFlight: number;
   /** While set, every AckMessage waits for `release()` before it is sent. */
   hold: boolean;
   release(): void;
-  /** Message ids whose AckMessages carry a corrupted receipt handle (retries too). */
+  /** Message ids whose ack entries carry a corrupted receipt handle (retries too). */
   corrupt: Set<string>;
-  /** Called when an AckMessage is about to be sent (after any hold). */
+  /** Called for each entry when its AckMessage is about to be sent (after any hold). */
   onSend?: (messageId: string) => void;
-  /** Called when an ack comes back OK (before the driver sees the answer). */
+  /** Called when an entry is answered OK (before the driver sees the answer). */
   onDone?: (messageId: string) => void;
 }
 
@@ -67,6 +74,7 @@ function spyAcks(driver: ApacheDriver): AckSpy {
   let held: Array<() => void> = [];
   const spy: AckSpy = {
     started: 0,
+    calls: [],
     done: [],
     maxInFlight: 0,
     hold: false,
@@ -80,26 +88,41 @@ function spyAcks(driver: ApacheDriver): AckSpy {
   rpc.unary = async (method, clientId, request, ...rest) => {
     if (method !== 'AckMessage') return unary(method, clientId, request, ...rest);
     const ack = request as { entries: Array<{ messageId: string; receiptHandle: string }> };
-    const messageId = ack.entries[0]!.messageId;
-    spy.started++;
-    inFlight++;
+    const ids = ack.entries.map((e) => e.messageId);
+    spy.calls.push(ids);
+    spy.started += ids.length;
+    inFlight += ids.length;
     spy.maxInFlight = Math.max(spy.maxInFlight, inFlight);
     try {
       if (spy.hold) await new Promise<void>((resolve) => held.push(resolve));
-      let sent = ack;
-      spy.onSend?.(messageId);
-      if (spy.corrupt.has(messageId)) {
-        sent = { ...ack, entries: [{ messageId, receiptHandle: 'not-a-receipt-handle' }] };
-      }
-      const response = await unary(method, clientId, sent, ...rest);
-      const entry = (response as { entries: Array<{ status?: { code: number } }> }).entries[0];
-      if (!entry?.status || entry.status.code === 20000) {
-        spy.done.push(messageId);
-        spy.onDone?.(messageId);
+      for (const id of ids) spy.onSend?.(id);
+      const sent = {
+        ...ack,
+        entries: ack.entries.map((e) =>
+          spy.corrupt.has(e.messageId) ? { ...e, receiptHandle: 'not-a-receipt-handle' } : e,
+        ),
+      };
+      const response = (await unary(method, clientId, sent, ...rest)) as {
+        status?: { code: number };
+        entries: Array<{ status?: { code: number } }>;
+      };
+      // the answer's entries follow the request's on both endpoints; the driver does not rely on it
+      response.entries.forEach((entry, i) => {
+        if (!entry.status || entry.status.code === 20000) {
+          spy.done.push(ids[i]!);
+          spy.onDone?.(ids[i]!);
+        }
+      });
+      // a top-level OK without entries acks them all
+      if (response.entries.length === 0 && (!response.status || response.status.code === 20000)) {
+        for (const id of ids) {
+          spy.done.push(id);
+          spy.onDone?.(id);
+        }
       }
       return response;
     } finally {
-      inFlight--;
+      inFlight -= ids.length;
     }
   };
   return spy;
@@ -395,6 +418,162 @@ describe.each(selected)('%s', (name) => {
       }
     });
   }, 240_000);
+
+  /** Sends `bodies` while the subscription's handlers are held, then lets them all finish at once. */
+  async function heldBatch(
+    driver: ApacheDriver,
+    topic: string,
+    what: string,
+    count: number,
+    onHandled: (m: DriverMessage) => void,
+    onError: (error: unknown, stage: string) => void,
+  ): Promise<{ go: () => void; sub: { close(): Promise<void> }; handled: DriverMessage[] }> {
+    let go: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (go = resolve));
+    const handled: DriverMessage[] = [];
+    const sub = await driver.subscribe({
+      group: group(what),
+      topic,
+      concurrency: count,
+      onError,
+      handler: async (m) => {
+        handled.push(m);
+        onHandled(m);
+        await gate;
+      },
+    });
+    const producer = await driver.createProducer({ group: 'PipeProducer', topics: [topic] });
+    try {
+      await Promise.all(
+        Array.from({ length: count }, (_, i) => producer.send({ topic, body: `${what}-${i}` })),
+      );
+    } finally {
+      await producer.close();
+    }
+    return { go, sub, handled };
+  }
+
+  test('acks that finish in the same turn go out as one AckMessage with several entries', async () => {
+    await withDriver(async (driver) => {
+      const acks = spyAcks(driver);
+      const errors: unknown[] = [];
+      const count = 6;
+      const { go, sub, handled } = await heldBatch(
+        driver,
+        'PipeBatch',
+        'Batch',
+        count,
+        () => undefined,
+        (error) => errors.push(error),
+      );
+      try {
+        await waitUntil(() => handled.length >= count, `${count} handlers running`);
+        expect(acks.started).toBe(0);
+        go();
+        await waitUntil(() => acks.done.length >= count, `${count} acks answered`);
+        // the handlers all returned in one turn: their acks share one request
+        expect(acks.calls.length).toBe(1);
+        expect([...acks.calls[0]!].sort()).toEqual(handled.map((m) => m.msgId).sort());
+        expect(acks.calls[0]!.length).toBeLessThanOrEqual(MAX_APACHE_ACK_BATCH);
+        expect(errors).toEqual([]);
+      } finally {
+        go();
+        await sub.close();
+      }
+    });
+  }, 120_000);
+
+  test('a batch with one corrupted receipt handle acks the others, reports that one, and only it comes back', async () => {
+    await withDriver(
+      async (driver) => {
+        const acks = spyAcks(driver);
+        const ackErrors: unknown[] = [];
+        const count = 4;
+        let first = true;
+        let badId = '';
+        const { go, sub, handled } = await heldBatch(
+          driver,
+          'PipeBatchFail',
+          'BatchFail',
+          count,
+          (m) => {
+            // the first message's first delivery is acked with a corrupted handle; its redelivery is not
+            if (first) {
+              first = false;
+              badId = m.msgId;
+              acks.corrupt.add(m.msgId);
+            } else if (m.msgId === badId) {
+              acks.corrupt.delete(m.msgId);
+            }
+          },
+          (error, stage) => void (stage === 'ack' && ackErrors.push(error)),
+        );
+        try {
+          await waitUntil(() => handled.length >= count, `${count} handlers running`);
+          go();
+          await waitUntil(
+            () => handled.filter((m) => m.msgId === badId).length >= 2,
+            'the corrupted one delivered again',
+            90_000,
+          );
+          await waitUntil(() => acks.done.length >= count, `${count} acks answered OK`);
+          // one request carried all four; the three good entries were acked by it
+          expect(acks.calls[0]!.length).toBe(count);
+          expect(acks.done.slice(0, count - 1).sort()).toEqual(
+            handled
+              .slice(0, count)
+              .map((m) => m.msgId)
+              .filter((id) => id !== badId)
+              .sort(),
+          );
+          expect(acks.done).toHaveLength(count);
+          expect(ackErrors.length).toBeGreaterThanOrEqual(1);
+          expect(ackErrors[0]).toBeInstanceOf(RocketError);
+          // only the corrupted one came back (the others were acked and stay acked)
+          const attempts = handled.map((m) => [m.body.toString(), m.deliveryAttempt]);
+          expect(attempts.filter(([, a]) => a !== 1)).toEqual([
+            [handled.find((m) => m.msgId === badId)!.body.toString(), 2],
+          ]);
+          expect(handled).toHaveLength(count + 1);
+        } finally {
+          go();
+          await sub.close();
+        }
+      },
+      { invisibleDurationMs: 10_000 },
+    );
+  }, 180_000);
+
+  test('close sends a pending ack batch and waits for its answer', async () => {
+    await withDriver(async (driver) => {
+      const acks = spyAcks(driver);
+      const count = 3;
+      const { go, sub, handled } = await heldBatch(
+        driver,
+        'PipeBatchClose',
+        'BatchClose',
+        count,
+        () => undefined,
+        () => undefined,
+      );
+      await waitUntil(() => handled.length >= count, `${count} handlers running`);
+      // the handlers return and their acks join a batch within this turn (microtasks only: the
+      // end-of-turn flush cannot run yet); close, called in the same turn, sends the batch itself
+      acks.hold = true;
+      go();
+      for (let i = 0; i < 100; i++) await Promise.resolve();
+      expect(acks.started).toBe(0);
+      let closed = false;
+      const closing = sub.close().then(() => (closed = true));
+      expect(acks.calls.map((c) => c.length)).toEqual([count]);
+      // and waits for its answer
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(closed).toBe(false);
+      acks.release();
+      await closing;
+      expect([...acks.done].sort()).toEqual(handled.map((m) => m.msgId).sort());
+    });
+  }, 120_000);
 });
 
 /** Sockets, timers and other handles this process holds (Node's own list). */

@@ -8,6 +8,7 @@ import { parseSubscription } from '../../client/subscription';
 import type { TransactionResolution } from '../../message/protocol';
 import { validateGroup, validateUserTopic } from '../../message/validation';
 import {
+  type AckMessageResponse,
   ClientType,
   DigestType,
   Encoding,
@@ -15,6 +16,7 @@ import {
   type MessageQueue,
   MessageType,
   type MessageV2,
+  type Resource,
   type RetryPolicy,
   TransactionResolution as ResolutionV2,
   TransactionSource,
@@ -76,6 +78,17 @@ export const MAX_APACHE_RECEIVES_IN_FLIGHT = 4;
  * (The official PushConsumer acks without a bound; 64 is 8 default slots' worth of 8 round trips.)
  */
 export const MAX_APACHE_SETTLES_IN_FLIGHT = 64;
+
+/**
+ * Most entries in one AckMessage. Acks that finish in the same event-loop turn go out as one
+ * request (flushed at the end of the turn, or at once when this many are pending). RocketMQ 5's
+ * AckMessageRequest takes a repeated `entries` and the proxy answers a status per entry, handling
+ * each on its own (`AckMessageActivity`); the protocol sets no entry limit and none is known for
+ * the proxy. The official clients send one entry per request, so there is no RocketMQ parameter
+ * to mirror: 32, a full receive batch, keeps a request small while cutting the calls by up to
+ * that factor.
+ */
+export const MAX_APACHE_ACK_BATCH = 32;
 /**
  * Messages a non-FIFO subscription receives ahead of its free handler slots (at most its
  * `concurrency`), so a receive's round trip overlaps handling and one receive brings a full
@@ -471,6 +484,19 @@ class Waiters {
   }
 }
 
+/** An ack waiting in its topic's next AckMessage. */
+interface PendingAck {
+  messageId: string;
+  receiptHandle: string;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+interface PendingAcks {
+  topic: Resource;
+  entries: PendingAck[];
+}
+
 /** A message's invisible-time renewals; `stop()` ends them and gives the latest receipt handle. */
 interface Lease {
   stop(): Promise<string>;
@@ -510,6 +536,9 @@ class ApacheSubscription implements DriverSubscription {
   /** Settles in flight; at most {@link MAX_APACHE_SETTLES_IN_FLIGHT}. */
   private settling = 0;
   private readonly settleWaiters: Waiters;
+  /** Acks waiting for the end of this event-loop turn, by topic: at most {@link MAX_APACHE_ACK_BATCH} each. */
+  private readonly pendingAcks = new Map<string, PendingAcks>();
+  private ackFlush: NodeJS.Immediate | undefined;
   private running = false;
   /** Set when close stopped waiting: handlers still running then settle nothing. */
   private abandoned = false;
@@ -589,6 +618,8 @@ class ApacheSubscription implements DriverSubscription {
       for (const cancel of this.cancels) cancel();
       this.receiveWaiters.wakeAll();
       this.wakeSleeps();
+      // acks of this turn go out now; drain waits for them with the other settles
+      this.flushAcks();
       await this.drain();
       this.wakeSleeps();
       await this.session.close();
@@ -846,15 +877,95 @@ class ApacheSubscription implements DriverSubscription {
         }),
       );
     } else {
-      await this.retrying('ack', async () => {
-        const response = await this.rpc.unary('AckMessage', this.session.clientId, {
+      // only this message's entry is retried, batched again with whatever else acks then
+      await this.retrying('ack', () => this.ack(message.topic!, view.msgId, receiptHandle));
+    }
+  }
+
+  /**
+   * Adds an entry to its topic's pending AckMessage and resolves (or rejects with the entry's own
+   * status) when the answer comes. The batch is sent at the end of this event-loop turn
+   * (`setImmediate`: after the I/O callbacks of this turn, so no timer delay is added), or at once
+   * at {@link MAX_APACHE_ACK_BATCH} entries. A FIFO ack therefore waits at most one turn.
+   */
+  private ack(topic: Resource, messageId: string, receiptHandle: string): Promise<void> {
+    const key = `${topic.resourceNamespace ?? ''}%${topic.name}`;
+    let batch = this.pendingAcks.get(key);
+    if (!batch) {
+      batch = { topic, entries: [] };
+      this.pendingAcks.set(key, batch);
+    }
+    const done = new Promise<void>((resolve, reject) =>
+      batch.entries.push({ messageId, receiptHandle, resolve, reject }),
+    );
+    assert(batch.entries.length <= MAX_APACHE_ACK_BATCH, 'an AckMessage within its entry bound');
+    if (batch.entries.length === MAX_APACHE_ACK_BATCH) {
+      this.pendingAcks.delete(key);
+      void this.sendAcks(batch);
+    } else {
+      this.ackFlush ??= setImmediate(() => this.flushAcks());
+    }
+    return done;
+  }
+
+  /** Sends every pending AckMessage. */
+  private flushAcks(): void {
+    if (this.ackFlush) clearImmediate(this.ackFlush);
+    this.ackFlush = undefined;
+    const batches = [...this.pendingAcks.values()];
+    this.pendingAcks.clear();
+    for (const batch of batches) void this.sendAcks(batch);
+  }
+
+  /**
+   * One AckMessage for a batch; each entry settles by its own status in the answer (matched by
+   * receipt handle, else message id: the proxy need not keep the order). A failed call or a
+   * non-OK top-level status without entries fails every entry alike; never rejects.
+   */
+  private async sendAcks(batch: PendingAcks): Promise<void> {
+    const { entries } = batch;
+    let response: AckMessageResponse;
+    try {
+      response = await this.rpc.unary(
+        'AckMessage',
+        this.session.clientId,
+        {
           group: this.rpc.resource(this.options.group),
-          topic: message.topic!,
-          entries: [{ messageId: view.msgId, receiptHandle }],
-        });
-        const entry = response.entries[0];
-        if (entry?.status && entry.status.code !== Code.OK) throw statusError('AckMessage', entry.status);
-      });
+          topic: batch.topic,
+          entries: entries.map(({ messageId, receiptHandle }) => ({ messageId, receiptHandle })),
+        },
+        undefined,
+        [Code.MULTIPLE_RESULTS],
+      );
+    } catch (error) {
+      for (const entry of entries) entry.reject(error);
+      return;
+    }
+    const open = new Set(entries);
+    for (const result of response.entries) {
+      let entry: PendingAck | undefined;
+      for (const e of open) if (e.receiptHandle === result.receiptHandle) entry ??= e;
+      if (!entry) for (const e of open) if (e.messageId === result.messageId) entry ??= e;
+      if (!entry) continue;
+      open.delete(entry);
+      if (result.status && result.status.code !== Code.OK) {
+        entry.reject(statusError('AckMessage', result.status));
+      } else {
+        entry.resolve();
+      }
+    }
+    for (const entry of open) {
+      if (response.status?.code === Code.MULTIPLE_RESULTS) {
+        // mixed results, and none for this entry: whether it was acked is unknown, so ask again
+        entry.reject(
+          new RocketError(
+            'BROKER_UNAVAILABLE',
+            `AckMessage: the proxy answered no status for message ${entry.messageId}; the ack is retried, else the message comes back after its invisible time`,
+          ),
+        );
+      } else {
+        entry.resolve();
+      }
     }
   }
 
