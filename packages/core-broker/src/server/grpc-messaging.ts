@@ -336,7 +336,8 @@ export class Messaging {
       return { status: statusOfError(error), entries: [] };
     }
     // one after the other: the broker's ack does no I/O, so running them side by side only costs a
-    // closure and a promise per entry (the official clients send one entry per AckMessage)
+    // closure and a promise per entry (the official clients send one entry per AckMessage; RocketNest's
+    // Apache driver batches up to 32)
     const entries: AckMessageResponse['entries'] = [];
     for (const entry of request.entries) {
       let status: Status = OK_STATUS;

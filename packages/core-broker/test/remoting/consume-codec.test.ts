@@ -7,7 +7,8 @@ import {
   sendBackResponseCodec,
 } from '../../src/remoting/consume-codec';
 import { formatMessageId } from '../../src/message/message-id';
-import { decodeRecord, prepareRecord, sealRecord } from '../../src/message/record-codec';
+import { decodeRecord } from '../../src/message/record-codec';
+import { testRecord } from '../support/test-record';
 import { expectGolden } from './golden';
 
 /** The records-form body of the sample below: layout in consume-codec.ts, record in record-codec.ts. */
@@ -100,23 +101,7 @@ describe('pull responses of many messages', () => {
 
 describe('the records form of pull responses (stored records sent as they are)', () => {
   const storeId = '0A0B0C0D0E0F1011';
-  const record = prepareRecord({
-    topic: 'T',
-    queueId: 1,
-    body: Buffer.from('hi'),
-    tag: 'a',
-    keys: ['k'],
-    properties: { p: 'v' },
-    messageGroup: undefined,
-    deliveryTimeMs: 0,
-    bornTimestampMs: 5,
-    bornHost: 'h',
-    storeHost: 's',
-    reconsumeTimes: 0,
-    flags: 0,
-    preparedTransactionOffset: 0,
-  });
-  sealRecord(record, 2, 4096, 6);
+  const record = testRecord('hi', 2, 4096);
   const view = decodeRecord(record, 0, storeId);
   const base = { status: 'FOUND' as const, nextOffset: 3, minOffset: 0, maxOffset: 3 };
 

@@ -1,7 +1,8 @@
 import { pullResponseCodec } from '../../src/remoting/consume-codec';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, encodeFrameParts } from '../../src/remoting/frame-codec';
-import { decodeRecord, prepareRecord, sealRecord } from '../../src/message/record-codec';
+import { decodeRecord } from '../../src/message/record-codec';
 import type { Payload } from '../../src/remoting/codec';
+import { testRecord } from '../support/test-record';
 
 /**
  * `pullResponseCodec.encodeParts`: the records form with records sent uncopied where they lie after
@@ -11,26 +12,8 @@ import type { Payload } from '../../src/remoting/codec';
 describe('pull responses written as parts (records uncopied)', () => {
   const storeId = '0A0B0C0D0E0F1011';
   const base = { status: 'FOUND' as const, nextOffset: 3, minOffset: 0, maxOffset: 3 };
-  const makeRecord = (queueOffset: number, body: string): Buffer => {
-    const record = prepareRecord({
-      topic: 'T',
-      queueId: 1,
-      body: Buffer.from(body),
-      tag: 'a',
-      keys: ['k'],
-      properties: { p: 'v' },
-      messageGroup: undefined,
-      deliveryTimeMs: 0,
-      bornTimestampMs: 5,
-      bornHost: 'h',
-      storeHost: 's',
-      reconsumeTimes: 0,
-      flags: 0,
-      preparedTransactionOffset: 0,
-    });
-    sealRecord(record, queueOffset, 4096 + queueOffset * 256, 6);
-    return record;
-  };
+  const makeRecord = (queueOffset: number, body: string): Buffer =>
+    testRecord(body, queueOffset, 4096 + queueOffset * 256);
   const records = [makeRecord(0, 'hi'), makeRecord(1, 'there'), makeRecord(2, 'a longer body')];
 
   /** Records laid out as the store's framed copy: [u32 length][record]…, views into one buffer. */
